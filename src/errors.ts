@@ -1,0 +1,121 @@
+/**
+ * The one place where errors are classified as retryable or not.
+ *
+ * Activities throw {@link PipelineError}s (or plain errors from libraries); {@link toApplicationFailure}
+ * turns any of them into a Temporal `ApplicationFailure` whose `type` is one of {@link ErrorType} and whose
+ * `nonRetryable` flag follows from the classification below. Workflows pass {@link NON_RETRYABLE_ERROR_TYPES}
+ * to every activity retry policy, so the classification also holds when a failure crosses a worker boundary.
+ *
+ * This module is imported by workflow code: it must stay deterministic and free of Node built-ins.
+ * Classification rules follow the GCS retry guidance (https://cloud.google.com/storage/docs/retry-strategy):
+ * HTTP 408, 429 and 5xx and connection-level errors are transient; every other 4xx is permanent.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+
+/** Failure types that appear as `ApplicationFailure.type` in Temporal history and the Web UI. */
+export const ErrorType = {
+  /** The workflow input (tenant id, GUID, options, source) is malformed. Never retried. */
+  InvalidInput: 'InvalidInput',
+  /** The media cannot be used: not a video, no video stream, zero frames, undecodable. Never retried. */
+  BadMedia: 'BadMedia',
+  /** A model file is missing or does not match its declared shape or hash. Never retried. */
+  ModelError: 'ModelError',
+  /** Storage or network fault that is expected to go away (GCS 5xx, 429, connection reset). Retried. */
+  Transient: 'Transient',
+  /** An internal invariant was broken: a bug. Retried (a new worker build may fix it). */
+  Internal: 'Internal',
+} as const;
+
+/** One of the values of {@link ErrorType}. */
+export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
+
+/** Failure types that an activity retry policy must not retry. */
+export const NON_RETRYABLE_ERROR_TYPES: string[] = [ErrorType.InvalidInput, ErrorType.BadMedia, ErrorType.ModelError];
+
+/**
+ * An error raised by pipeline code with an explicit classification.
+ *
+ * `subject` names the input at fault (a path, a GUID, an option name) and is part of the message, so the
+ * Web UI shows what was wrong and with what, e.g. `BadMedia: /videos/x.avi: no video stream`.
+ */
+export class PipelineError extends Error {
+  /** @param type classification; @param subject the input at fault; @param reason what is wrong with it. */
+  constructor(
+    readonly type: ErrorType,
+    readonly subject: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${subject}: ${reason}`, options);
+    this.name = type;
+  }
+
+  /** True when retrying cannot help. */
+  get nonRetryable(): boolean {
+    return NON_RETRYABLE_ERROR_TYPES.includes(this.type);
+  }
+}
+
+/** Shorthand for a non-retryable {@link ErrorType.InvalidInput} error about `subject`. */
+export function invalidInput(subject: string, reason: string): PipelineError {
+  return new PipelineError(ErrorType.InvalidInput, subject, reason);
+}
+
+/** Shorthand for a non-retryable {@link ErrorType.BadMedia} error about `subject`. */
+export function badMedia(subject: string, reason: string, cause?: unknown): PipelineError {
+  return new PipelineError(ErrorType.BadMedia, subject, reason, { cause });
+}
+
+const TRANSIENT_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/**
+ * Whether an error from a storage or HTTP client is worth retrying.
+ *
+ * Looks at `code` (HTTP status number or Node/undici error code), `status`, `response.status` and the
+ * `cause` chain. Source: GCS retry strategy page (408, 429, 5xx, connection errors are retryable).
+ */
+export function isTransientError(err: unknown, depth = 0): boolean {
+  if (!err || typeof err !== 'object' || depth > 5) return false;
+  if (err instanceof PipelineError) return err.type === ErrorType.Transient;
+  const e = err as { code?: unknown; status?: unknown; response?: { status?: unknown }; cause?: unknown; message?: unknown };
+  const statuses = [e.code, e.status, e.response?.status].filter((v): v is number => typeof v === 'number');
+  if (statuses.some((s) => s === 408 || s === 429 || s >= 500)) return true;
+  if (statuses.some((s) => s >= 400 && s < 500)) return false;
+  if (typeof e.code === 'string' && TRANSIENT_CODES.has(e.code)) return true;
+  if (typeof e.message === 'string' && /socket hang up|ECONNRESET|ECONNREFUSED|network timeout/i.test(e.message)) return true;
+  return isTransientError(e.cause, depth + 1);
+}
+
+/**
+ * Converts any thrown value into an `ApplicationFailure` carrying its classification.
+ *
+ * - {@link PipelineError}: its own type and retryability.
+ * - an existing `ApplicationFailure`: returned as is.
+ * - transient storage/network errors ({@link isTransientError}): type `Transient`, retryable.
+ * - anything else: type `Internal`, retryable (bugs may be fixed by deploying a new worker).
+ */
+export function toApplicationFailure(err: unknown): ApplicationFailure {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof PipelineError) {
+    return ApplicationFailure.create({
+      type: err.type,
+      message: err.message,
+      nonRetryable: err.nonRetryable,
+      details: [{ subject: err.subject, reason: err.reason }],
+      cause: err.cause instanceof Error ? err.cause : undefined,
+    });
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  const type = isTransientError(err) ? ErrorType.Transient : ErrorType.Internal;
+  return ApplicationFailure.create({ type, message, nonRetryable: false, cause: err instanceof Error ? err : undefined });
+}
