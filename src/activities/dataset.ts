@@ -1,0 +1,248 @@
+/**
+ * Steps 6-9: `extractCrops`, `removeCropBackground` (GPU queue), `augmentCrops`,
+ * `createTrainingAndValidationSets` (SPEC section 4).
+ */
+import pLimit from 'p-limit';
+import type { Split, VideoLayout } from '../storage/layout';
+import { applyAugmentation, cropJpeg, cropKey, padAndClamp, planAugmentation, planSplit, removeGrass, type Augmentation } from '../vision/crops';
+import type { AugmentResult, BackgroundResult, CropsResult, SplitResult, StepInput } from '../workflows/types';
+import { heartbeat, runStep, type ActivityDeps, type RunFiles } from './context';
+import type { DetectionsFile } from './detect';
+
+/** One crop of the crop index (step 6 result details). */
+export interface CropEntry {
+  track_id: number;
+  n: number;
+  frame_id: number;
+  /** Detection bbox `[x1, y1, x2, y2]` in source pixels. */
+  bbox: [number, number, number, number];
+  /** The padded, clamped region actually cut, `[x1, y1, x2, y2]` in source pixels. */
+  region: [number, number, number, number];
+  object: string;
+}
+
+/** Name of the crop index object: kept next to the crops so later steps on any worker can read it. */
+export const cropIndexObject = (video: VideoLayout): string => `${video.cropsPrefix('original')}index.json`;
+
+/** Images processed at once by sharp (SPEC section 10: many parallel sharp pipelines grow memory). */
+const IMAGE_CONCURRENCY = 4;
+
+async function readCropIndex(files: RunFiles, video: VideoLayout): Promise<CropEntry[]> {
+  return (await files.readJson<{ crops: CropEntry[] }>(cropIndexObject(video))).crops;
+}
+
+/** Creates steps 6-9 over `deps`. */
+export function createDatasetActivities(deps: ActivityDeps) {
+  return {
+    /**
+     * Step 6: one crop per tracked detection from the full-resolution frame, padded and clamped to the
+     * frame; crops shorter than `crops.minHeight` are rejected (reason recorded). Crops of a track are
+     * numbered from 0 in time order. Writes `crops/original/track_{id}/crop_{n}.jpg` and the crop index.
+     */
+    async extractCrops(input: StepInput): Promise<CropsResult> {
+      return runStep(deps, 'extractCrops', input, async (files, layout) => {
+        const video = layout.video(input.videoGuid);
+        const { padding, minHeight, maxPerTrack } = input.options.crops;
+        const detections = await files.readJson<DetectionsFile>(video.detections);
+        const rejected: Record<string, number> = {};
+        const reject = (reason: string) => void (rejected[reason] = (rejected[reason] ?? 0) + 1);
+        // Candidates per track in time order.
+        const perTrack = new Map<number, { frame_id: number; width: number; height: number; bbox: [number, number, number, number] }[]>();
+        for (const f of detections.frames) {
+          for (const d of f.detections) {
+            perTrack.set(d.track_id, [...(perTrack.get(d.track_id) ?? []), { frame_id: f.frame_id, width: f.width, height: f.height, bbox: d.bbox }]);
+          }
+        }
+        const entries: CropEntry[] = [];
+        const limit = pLimit(IMAGE_CONCURRENCY);
+        const jobs: Promise<void>[] = [];
+        for (const trackId of [...perTrack.keys()].sort((a, b) => a - b)) {
+          let list = perTrack.get(trackId)!.sort((a, b) => a.frame_id - b.frame_id);
+          list = list.filter((c) => {
+            const region = padAndClamp(c.bbox, padding, c.width, c.height);
+            if (!region) return reject('offFrame'), false;
+            if (region.height < minHeight) return reject('tooSmall'), false;
+            return true;
+          });
+          if (maxPerTrack && list.length > maxPerTrack) {
+            const step = list.length / maxPerTrack;
+            const keep = new Set(Array.from({ length: maxPerTrack }, (_, i) => Math.floor(i * step)));
+            rejected.overTrackCap = (rejected.overTrackCap ?? 0) + list.length - maxPerTrack;
+            list = list.filter((_, i) => keep.has(i));
+          }
+          list.forEach((c, n) => {
+            const region = padAndClamp(c.bbox, padding, c.width, c.height)!;
+            const object = video.crop('original', trackId, n);
+            entries.push({
+              track_id: trackId,
+              n,
+              frame_id: c.frame_id,
+              bbox: c.bbox,
+              region: [region.left, region.top, region.left + region.width, region.top + region.height],
+              object,
+            });
+            jobs.push(
+              limit(async () => {
+                const frame = await files.read(video.frame(c.frame_id));
+                await files.write(object, await cropJpeg(frame, region, input.options.jpegQuality), 'image/jpeg');
+                heartbeat({ cropsWritten: entries.length });
+              }),
+            );
+          });
+        }
+        await Promise.all(jobs);
+        await files.writeJson(cropIndexObject(video), { videoGuid: input.videoGuid, crops: entries });
+        const tracks = new Set(entries.map((e) => e.track_id)).size;
+        return { result: { crops: entries.length, tracks, rejected, index: cropIndexObject(video) }, details: { crops: entries } };
+      });
+    },
+
+    /**
+     * Step 7: remove the background of every crop. Mode `grass` keys out the pitch colour learned in step 4
+     * (falls back to `none` when no pitch was found); mode `none` re-encodes the crop unchanged.
+     * Writes `crops/modified/track_{id}/crop_{n}.jpg`.
+     */
+    async removeCropBackground(input: StepInput): Promise<BackgroundResult> {
+      return runStep(deps, 'removeCropBackground', input, async (files, layout) => {
+        const video = layout.video(input.videoGuid);
+        const { mode, fill } = input.options.background;
+        const effective = mode === 'grass' && !input.grass?.pitchFound ? 'none' : mode;
+        const crops = await readCropIndex(files, video);
+        const limit = pLimit(IMAGE_CONCURRENCY);
+        let done = 0;
+        let removedSum = 0;
+        await Promise.all(
+          crops.map((c) =>
+            limit(async () => {
+              const original = await files.read(c.object);
+              let out = original;
+              if (effective === 'grass') {
+                const r = await removeGrass(original, input.grass!, fill, input.options.jpegQuality);
+                out = r.jpeg;
+                removedSum += r.removedFraction;
+              }
+              await files.write(video.crop('modified', c.track_id, c.n), out, 'image/jpeg');
+              heartbeat({ cropsDone: ++done });
+            }),
+          ),
+        );
+        return {
+          result: { mode: effective, crops: crops.length },
+          details: { requestedMode: mode, meanRemovedFraction: crops.length ? Math.round((removedSum / crops.length) * 1000) / 1000 : 0 },
+        };
+      });
+    },
+
+    /**
+     * Step 8: make `augment.count` deterministic augmented copies of every training crop (the split is
+     * planned here exactly as step 9 will apply it, so validation crops are never augmented). Copies stay
+     * on this worker; step 9 regenerates them bit-identically when it runs elsewhere.
+     */
+    async augmentCrops(input: StepInput): Promise<AugmentResult> {
+      return runStep(deps, 'augmentCrops', input, async (files, layout) => {
+        const video = layout.video(input.videoGuid);
+        const crops = await readCropIndex(files, video);
+        const plan = planSplit(
+          crops.map((c) => ({ trackId: c.track_id, n: c.n, frameId: c.frame_id })),
+          input.options.split.valFraction,
+          input.options.split.minCropsToSplit,
+        );
+        const train = crops.filter((c) => plan.assignments.get(cropKey(c.track_id, c.n)) === 'train');
+        const limit = pLimit(IMAGE_CONCURRENCY);
+        let made = 0;
+        await Promise.all(
+          train.flatMap((c) =>
+            Array.from({ length: input.options.augment.count }, (_, k) =>
+              limit(async () => {
+                await augmentedCopy(files, video, input, c, k);
+                heartbeat({ augmented: ++made });
+              }),
+            ),
+          ),
+        );
+        return { result: { augmented: made, sources: train.length } };
+      });
+    },
+
+    /**
+     * Step 9: ImageFolder dataset `datasets/{train,val}/track_{id}/`: background-removed crops split by time
+     * inside each track, augmented copies in train only, and `datasets/manifest.json` written last (a
+     * dataset without a manifest is incomplete).
+     */
+    async createTrainingAndValidationSets(input: StepInput): Promise<SplitResult> {
+      return runStep(deps, 'createTrainingAndValidationSets', input, async (files, layout) => {
+        const video = layout.video(input.videoGuid);
+        // A retry must never leave an old manifest next to half-rewritten images.
+        await files.store.deletePrefix(video.datasetPrefix);
+        const crops = await readCropIndex(files, video);
+        const plan = planSplit(
+          crops.map((c) => ({ trackId: c.track_id, n: c.n, frameId: c.frame_id })),
+          input.options.split.valFraction,
+          input.options.split.minCropsToSplit,
+        );
+        const images: Record<string, unknown>[] = [];
+        const tracks: Record<string, { train: number; val: number }> = {};
+        const limit = pLimit(IMAGE_CONCURRENCY);
+        const jobs: Promise<void>[] = [];
+        for (const c of crops) {
+          const split: Split = plan.assignments.get(cropKey(c.track_id, c.n)) ?? 'train';
+          const t = (tracks[c.track_id] ??= { train: 0, val: 0 });
+          const modified = video.crop('modified', c.track_id, c.n);
+          const base = { split, track_id: c.track_id, frame_id: c.frame_id, bbox: c.bbox, source_crop: modified, original_crop: c.object };
+          const name = video.datasetImage(split, c.track_id, `crop_${c.n}.jpg`);
+          images.push({ path: name, ...base, augmentation: null });
+          t[split]++;
+          jobs.push(limit(async () => files.write(name, await files.read(modified), 'image/jpeg')));
+          if (split !== 'train') continue;
+          for (let k = 0; k < input.options.augment.count; k++) {
+            const augName = video.datasetImage(split, c.track_id, `crop_${c.n}_aug${k}.jpg`);
+            const aug = planAugmentation(augmentSeed(input), modified, k);
+            images.push({ path: augName, ...base, augmentation: aug });
+            t.train++;
+            jobs.push(limit(async () => files.write(augName, await augmentedCopy(files, video, input, c, k), 'image/jpeg')));
+          }
+        }
+        await Promise.all(jobs);
+        heartbeat({ imagesWritten: images.length });
+        const train = images.filter((i) => i.split === 'train').length;
+        const val = images.length - train;
+        await files.writeJson(video.manifest, {
+          tenantId: input.tenantId,
+          runGuid: input.runGuid,
+          videoGuid: input.videoGuid,
+          layout: 'ImageFolder',
+          splitMethod: 'per-track contiguous time blocks: the latest valFraction of each track is val',
+          options: { split: input.options.split, augment: input.options.augment, background: input.options.background },
+          counts: { train, val, tracks },
+          trainOnlyTracks: plan.trainOnlyTracks,
+          images,
+        });
+        return { result: { train, val, trainOnlyTracks: plan.trainOnlyTracks, manifest: video.manifest } };
+      });
+    },
+  };
+}
+
+/** Seed of the run's augmentations: `options.augment.seed`, else the run GUID. */
+function augmentSeed(input: StepInput): string {
+  return input.options.augment.seed ?? input.runGuid;
+}
+
+/**
+ * Augmented copy `k` of crop `c`: from this worker's scratch files when step 8 ran here, else regenerated
+ * (deterministically identical) from the background-removed crop.
+ */
+async function augmentedCopy(files: RunFiles, video: VideoLayout, input: StepInput, c: CropEntry, k: number): Promise<Buffer> {
+  const scratch = `augmented/track_${c.track_id}/crop_${c.n}_aug${k}.jpg`;
+  const cached = await files.readScratch(scratch);
+  if (cached) {
+    files.io.cacheHits++;
+    return cached;
+  }
+  const modified = video.crop('modified', c.track_id, c.n);
+  const aug: Augmentation = planAugmentation(augmentSeed(input), modified, k);
+  const out = await applyAugmentation(await files.read(modified), aug, input.options.background.fill, input.options.jpegQuality);
+  await files.writeScratch(scratch, out);
+  return out;
+}
+

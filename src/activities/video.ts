@@ -1,0 +1,151 @@
+/**
+ * Steps 1-3: `importVideo`, `loadVideo`, `extractFramesForDetections` (SPEC section 4).
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pLimit from 'p-limit';
+import { badMedia, ErrorType, PipelineError } from '../errors';
+import { assertSource } from '../validation';
+import { encodeJpeg, extractFrames, importToMp4, probeVideo } from '../vision/video';
+import type { FramesResult, ImportResult, LoadResult, StepInput } from '../workflows/types';
+import { cancellationSignal, heartbeat, runStep, type ActivityDeps, type RunFiles } from './context';
+
+async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+/**
+ * Brings a source to a local file: a local path is used in place; `gs://` is downloaded through the store;
+ * `https://` is fetched. @throws PipelineError(BadMedia) for a missing local file or an HTTP 4xx;
+ * transient network errors are retryable.
+ */
+async function fetchSource(deps: ActivityDeps, files: RunFiles, source: string, tmpDir: string): Promise<string> {
+  assertSource(source);
+  if (source.startsWith('gs://')) {
+    const dest = path.join(tmpDir, 'source');
+    try {
+      await files.store.getUrlToFile(source, dest);
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 404) throw badMedia(source, 'object not found');
+      throw err;
+    }
+    return dest;
+  }
+  if (source.startsWith('https://')) {
+    const dest = path.join(tmpDir, 'source');
+    let res: Response;
+    try {
+      res = await fetch(source, { signal: cancellationSignal() });
+    } catch (err) {
+      throw new PipelineError(ErrorType.Transient, source, `download failed: ${(err as Error).message}`, { cause: err });
+    }
+    if (!res.ok || !res.body) {
+      const reason = `download failed: HTTP ${res.status}`;
+      if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw badMedia(source, reason);
+      throw new PipelineError(ErrorType.Transient, source, reason);
+    }
+    await pipeline(Readable.fromWeb(res.body as never), createWriteStream(dest));
+    return dest;
+  }
+  const local = path.resolve(source);
+  const st = await stat(local).catch(() => undefined);
+  if (!st) throw badMedia(source, 'file not found');
+  if (!st.isFile()) throw badMedia(source, 'not a regular file');
+  return local;
+}
+
+/** Creates steps 1-3 over `deps`. */
+export function createVideoActivities(deps: ActivityDeps) {
+  return {
+    /**
+     * Step 1: fetch the source, probe it (true decoded frame count, rotation, video stream), stream-copy or
+     * transcode it to H.264 MP4, upload `video_{guid}/{guid}.mp4` and `metadata.json`.
+     * @throws BadMedia for unreadable, non-video, zero-length or broken input (non-retryable).
+     */
+    async importVideo(input: StepInput): Promise<ImportResult> {
+      return runStep(deps, 'importVideo', input, async (files, layout) => {
+        const video = layout.video(input.videoGuid);
+        await mkdir(files.scratchPath(''), { recursive: true });
+        const tmpDir = await mkdtemp(files.scratchPath('import-'));
+        try {
+          const signal = cancellationSignal();
+          const local = await fetchSource(deps, files, input.source, tmpDir);
+          heartbeat({ phase: 'probing' });
+          const meta = await probeVideo(local, { signal, bins: deps.ffmpeg });
+          const sourceSha256 = await sha256File(local);
+          const out = path.join(tmpDir, `${input.videoGuid}.mp4`);
+          const { mode } = await importToMp4(local, out, meta, { signal, bins: deps.ffmpeg, onProgress: (framesDone) => heartbeat({ phase: 'import', framesDone }) });
+          const outSha256 = await sha256File(out);
+          const sizeBytes = (await stat(out)).size;
+          const metadata = { ...meta, source: input.source, sha256: sourceSha256, imported: { object: video.video, mode, sha256: outSha256, sizeBytes } };
+          await files.writeFile(video.video, out, 'video/mp4');
+          await files.writeJson(video.metadata, metadata);
+          return {
+            result: {
+              object: video.video,
+              metadataObject: video.metadata,
+              sha256: outSha256,
+              sizeBytes,
+              mode,
+              frameCount: meta.frameCount,
+              width: meta.width,
+              height: meta.height,
+              fps: meta.fps,
+              durationSec: meta.durationSec,
+            },
+          };
+        } finally {
+          await rm(tmpDir, { recursive: true, force: true });
+        }
+      });
+    },
+
+    /** Step 2: make sure this worker holds a local copy of the imported video for the run. */
+    async loadVideo(input: StepInput): Promise<LoadResult> {
+      return runStep(deps, 'loadVideo', input, async (files, layout) => {
+        const local = await files.readToFile(layout.video(input.videoGuid).video);
+        return { result: { alreadyLocal: local.wasLocal, sizeBytes: (await stat(local.path)).size } };
+      });
+    },
+
+    /**
+     * Step 3: decode the video and keep every `frameStride`-th frame as `selected_frames/frame_{frame_id}.jpg`,
+     * `frame_id` being the frame's true index among the decoded frames of the source.
+     */
+    async extractFramesForDetections(input: StepInput): Promise<FramesResult> {
+      return runStep(deps, 'extractFramesForDetections', input, async (files, layout) => {
+        const video = layout.video(input.videoGuid);
+        const local = await files.readToFile(video.video);
+        const { frameStride: stride, maxFrames, jpegQuality } = input.options;
+        const limit = pLimit(4);
+        const uploads: Promise<void>[] = [];
+        let count = 0;
+        let first: number | null = null;
+        let last: number | null = null;
+        let failed: unknown;
+        for await (const frame of extractFrames(local.path, { stride, maxFrames, signal: cancellationSignal(), bins: deps.ffmpeg })) {
+          if (failed) throw failed;
+          const jpeg = await encodeJpeg(frame, jpegQuality);
+          const name = video.frame(frame.frameId);
+          uploads.push(limit(() => files.write(name, jpeg, 'image/jpeg')).catch((err) => void (failed = err)));
+          count++;
+          first ??= frame.frameId;
+          last = frame.frameId;
+          heartbeat({ framesDone: count, lastFrameId: last });
+          // Back-pressure: at most ~8 encoded frames wait for upload (the queue is FIFO).
+          if (limit.pendingCount > 8) await uploads[uploads.length - 8];
+        }
+        await Promise.all(uploads);
+        if (failed) throw failed;
+        if (count === 0) throw badMedia(input.source, 'no frames could be decoded');
+        return { result: { frames: count, stride, firstFrameId: first, lastFrameId: last, prefix: video.framesPrefix } };
+      });
+    },
+  };
+}

@@ -1,0 +1,159 @@
+/**
+ * Client-side helpers shared by the command-line tools: connecting, starting a run idempotently, following
+ * it with a progress bar, and turning its outcome into the one-line JSON summary (SPEC section 7).
+ */
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import cliProgress from 'cli-progress';
+import {
+  Client,
+  Connection,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
+import type { Config } from '../config';
+import { assertSource, validateInput, type TrainPipelineInput, type VideoInput } from '../validation';
+import { progressQuery, RUN_GUID, runWorkflowId, TENANT_ID } from '../workflows/messages';
+import type { trainPipeline } from '../workflows/trainPipeline';
+import type { RunProgress, RunSummary } from '../workflows/types';
+
+/** Connects a Temporal client to `cfg.temporalAddress` / `cfg.temporalNamespace`. */
+export async function connectClient(cfg: Config): Promise<Client> {
+  const connection = await Connection.connect({ address: cfg.temporalAddress, connectTimeout: '10 seconds' });
+  return new Client({ connection, namespace: cfg.temporalNamespace });
+}
+
+/** Formats the first 32 hex digits of a sha256 as a lowercase 8-4-4-4-12 GUID. */
+function hashGuid(text: string): string {
+  const h = createHash('sha256').update(text).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+/**
+ * Completes a run input on the client side: local paths become absolute, missing video GUIDs are derived
+ * from the source (first 16 hex digits of its sha256), and a missing run GUID is derived from tenant, videos
+ * and options, so starting the same run twice yields the same workflow id and does not run it twice.
+ * @throws PipelineError(InvalidInput) for invalid input (validated exactly as the workflow does).
+ */
+export function prepareInput(input: TrainPipelineInput): Required<Pick<TrainPipelineInput, 'tenantId' | 'runGuid' | 'videos'>> & TrainPipelineInput {
+  const videos: VideoInput[] = input.videos.map((v) => {
+    const source = /^[a-z]+:\/\//i.test(v.source) ? v.source : path.resolve(assertSource(v.source));
+    return { source, videoGuid: v.videoGuid ?? createHash('sha256').update(source).digest('hex').slice(0, 16) };
+  });
+  const withGuids = { ...input, videos };
+  validateInput(withGuids);
+  const runGuid = input.runGuid ?? hashGuid(JSON.stringify({ tenantId: input.tenantId, videos, options: input.options ?? {} }));
+  const full = { ...withGuids, runGuid };
+  validateInput(full);
+  return full as ReturnType<typeof prepareInput>;
+}
+
+/** A started (or re-attached) run. */
+export interface StartedRun {
+  handle: WorkflowHandle<typeof trainPipeline>;
+  workflowId: string;
+  runGuid: string;
+  tenantId: string;
+  /** False when a run with this workflow id already existed and was attached to instead. */
+  started: boolean;
+}
+
+/**
+ * Starts `trainPipeline` with workflow id `train-pipeline-{tenantId}-{runGuid}`. A run that is already
+ * running is attached to; one that already completed is not run again (its result is reused); a failed or
+ * cancelled one may be started again (Temporal's `ALLOW_DUPLICATE_FAILED_ONLY` reuse policy).
+ */
+export async function startRun(client: Client, cfg: Config, rawInput: TrainPipelineInput): Promise<StartedRun> {
+  const input = prepareInput(rawInput);
+  const workflowId = runWorkflowId(input.tenantId, input.runGuid);
+  try {
+    const handle = await client.workflow.start<typeof trainPipeline>('trainPipeline', {
+      taskQueue: cfg.taskQueue,
+      workflowId,
+      args: [input],
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      typedSearchAttributes: [
+        { key: TENANT_ID, value: input.tenantId },
+        { key: RUN_GUID, value: input.runGuid },
+      ],
+    });
+    return { handle, workflowId, runGuid: input.runGuid, tenantId: input.tenantId, started: true };
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    const handle = client.workflow.getHandle<typeof trainPipeline>(workflowId);
+    return { handle, workflowId, runGuid: input.runGuid, tenantId: input.tenantId, started: false };
+  }
+}
+
+/** Final outcome of a run as printed on the last line of `npm run pipeline`. */
+export interface RunOutcome {
+  status: 'completed' | 'failed' | 'cancelled' | 'terminated' | 'timed_out';
+  tenantId: string;
+  runGuid: string;
+  workflowId: string;
+  bucket: string;
+  outputPrefix: string;
+  webUi: string;
+  videos: RunSummary['videos'];
+  cache?: RunSummary['cache'];
+  storage?: RunSummary['storage'];
+  error?: string;
+}
+
+/**
+ * Waits for the run to end, drawing a progress bar on stderr from the `progress` query (when `stderr` is
+ * a terminal or `forceBar`), and returns the outcome. Never throws for a failed or cancelled run.
+ */
+export async function followRun(run: StartedRun, cfg: Config, opts: { showProgress?: boolean; log?: (line: string) => void } = {}): Promise<RunOutcome> {
+  const bar = opts.showProgress
+    ? new cliProgress.SingleBar(
+        { format: ' {bar} {percentage}% | {step} | frames {frames} dets {detections} tracks {tracks} crops {crops}', stream: process.stderr, hideCursor: true, noTTYOutput: !process.stderr.isTTY, notTTYSchedule: 5000 },
+        cliProgress.Presets.shades_classic,
+      )
+    : undefined;
+  bar?.start(100, 0, { step: 'starting', frames: 0, detections: 0, tracks: 0, crops: 0 });
+  let last: RunProgress | undefined;
+  let done = false;
+  const poll = (async () => {
+    while (!done) {
+      try {
+        last = await run.handle.query(progressQuery);
+        const sum = (k: 'frames' | 'detections' | 'tracks' | 'crops') => last!.videos.reduce((s, v) => s + (v.counts[k] ?? 0), 0);
+        const steps = [...new Set(last.videos.map((v) => v.currentStep ?? v.status))].join(',');
+        bar?.update(Math.round(last.fraction * 100), { step: steps, frames: sum('frames'), detections: sum('detections'), tracks: sum('tracks'), crops: sum('crops') });
+      } catch {
+        // The query fails before the first workflow task and after the run closed; keep polling until done.
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  })();
+  const base = {
+    tenantId: run.tenantId,
+    runGuid: run.runGuid,
+    workflowId: run.workflowId,
+    bucket: cfg.bucket,
+    outputPrefix: `gs://${cfg.bucket}/${run.tenantId}/user/process/train_pipeline/run_${run.runGuid}/`,
+    webUi: `http://localhost:${cfg.temporalUiPort}/namespaces/${cfg.temporalNamespace}/workflows/${encodeURIComponent(run.workflowId)}`,
+  };
+  try {
+    const summary = await run.handle.result();
+    bar?.update(100, { step: 'completed' });
+    return { ...base, status: 'completed', bucket: summary.bucket, outputPrefix: summary.outputPrefix, videos: summary.videos, cache: summary.cache, storage: summary.storage };
+  } catch (err) {
+    const videos = last?.videos.map((v) => ({ videoGuid: v.videoGuid, source: v.source, status: v.status === 'pending' ? 'failed' : v.status, counts: v.counts, error: v.error })) ?? [];
+    if (err instanceof WorkflowFailedError) {
+      const cancelled = err.cause instanceof CancelledFailure;
+      const desc = await run.handle.describe().catch(() => undefined);
+      const status = cancelled ? 'cancelled' : desc?.status.name === 'TERMINATED' ? 'terminated' : desc?.status.name === 'TIMED_OUT' ? 'timed_out' : 'failed';
+      return { ...base, status, videos: videos as RunOutcome['videos'], error: err.cause?.message ?? err.message };
+    }
+    throw err;
+  } finally {
+    done = true;
+    bar?.stop();
+    await poll;
+  }
+}

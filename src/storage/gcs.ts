@@ -1,0 +1,310 @@
+/**
+ * The object store: the one module through which every byte reaches Google Cloud Storage (SPEC section 2).
+ *
+ * Wraps `@google-cloud/storage`. Locally it talks to fake-gcs-server through `STORAGE_EMULATOR_HOST`;
+ * in production to real GCS with Application Default Credentials. All calls
+ * - are bounded in parallelism (`p-limit`, `concurrency` requests in flight per store),
+ * - are retried on transient faults with exponential backoff (`p-retry`; classification in `src/errors.ts`),
+ *   the library's own retries being switched off so that there is one retry policy, visible and testable,
+ * - are counted in {@link StorageStats}.
+ * Writes are whole-object and atomic in GCS, so a retried upload leaves identical bytes.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createWriteStream } from 'node:fs';
+import { Storage, type File } from '@google-cloud/storage';
+import pLimit, { type LimitFunction } from 'p-limit';
+import pRetry from 'p-retry';
+import { isTransientError } from '../errors';
+
+/** Counters of one store (or one activity's view of it); bytes are payload bytes, requests are API calls. */
+export interface StorageStats {
+  requests: number;
+  uploads: number;
+  downloads: number;
+  bytesUploaded: number;
+  bytesDownloaded: number;
+  retries: number;
+}
+
+/** A stored object's name and size in bytes. */
+export interface ObjectInfo {
+  name: string;
+  size: number;
+}
+
+/** Options of {@link createObjectStore}. */
+export interface ObjectStoreOptions {
+  bucket: string;
+  /** `http://host:port` of an emulator; undefined for real GCS. */
+  emulatorHost?: string;
+  projectId?: string;
+  /** Requests in flight at once (default 8). */
+  concurrency?: number;
+  /** Retries of a transient failure (default 5); backoff 200 ms doubling up to 5 s. */
+  maxRetries?: number;
+  /** Minimum backoff in ms (default 200; tests lower it). */
+  minRetryDelayMs?: number;
+  /** Objects at least this large are uploaded with a resumable session (default 8 MiB). */
+  resumableThreshold?: number;
+}
+
+/** Upload options. */
+export interface PutOptions {
+  contentType?: string;
+}
+
+/** Operations on one bucket. All names are object names relative to the bucket. */
+export interface ObjectStore {
+  readonly bucket: string;
+  /** Uploads bytes (or a UTF-8 string) to `name`, replacing any existing object. */
+  put(name: string, data: Buffer | string, opts?: PutOptions): Promise<void>;
+  /** Uploads a local file to `name`. */
+  putFile(name: string, localPath: string, opts?: PutOptions): Promise<void>;
+  /** Downloads `name`. @throws an error with `code` 404 when missing. */
+  get(name: string): Promise<Buffer>;
+  /** Downloads `name` into `localPath` (written to a temp file, then renamed). */
+  getFile(name: string, localPath: string): Promise<void>;
+  /** Whether `name` exists. */
+  exists(name: string): Promise<boolean>;
+  /** Lists objects under `prefix`, sorted by name. */
+  list(prefix: string): Promise<ObjectInfo[]>;
+  /** Deletes every object under `prefix`; returns how many. `prefix` must end in `/`. */
+  deletePrefix(prefix: string): Promise<number>;
+  /** Writes `value` as pretty JSON. */
+  putJson(name: string, value: unknown): Promise<void>;
+  /** Reads JSON, or undefined when the object does not exist. */
+  getJson<T>(name: string): Promise<T | undefined>;
+  /**
+   * Read-modify-write of a JSON object under optimistic concurrency (GCS `ifGenerationMatch`
+   * preconditions, https://cloud.google.com/storage/docs/request-preconditions): concurrent writers of the
+   * same object (one per video of a run) never lose each other's updates.
+   * @param update receives the current value (undefined when absent) and returns the new one.
+   */
+  updateJson<T>(name: string, update: (current: T | undefined) => T): Promise<T>;
+  /** Creates the bucket if it does not exist (emulator and first-time set-up). */
+  ensureBucket(): Promise<void>;
+  /** A snapshot of the counters since creation. */
+  stats(): StorageStats;
+  /**
+   * A view of the same bucket with its own counters (also counted in this store's): per-activity accounting
+   * that concurrent activities cannot disturb.
+   */
+  scoped(): ObjectStore;
+  /** Downloads `gs://bucket/object` from any bucket (video sources) into `localPath`. */
+  getUrlToFile(gsUrl: string, localPath: string): Promise<void>;
+}
+
+const emptyStats = (): StorageStats => ({ requests: 0, uploads: 0, downloads: 0, bytesUploaded: 0, bytesDownloaded: 0, retries: 0 });
+
+function isNotFound(err: unknown): boolean {
+  return (err as { code?: unknown })?.code === 404;
+}
+function isPreconditionFailed(err: unknown): boolean {
+  return (err as { code?: unknown })?.code === 412;
+}
+
+/**
+ * Creates an {@link ObjectStore} over `@google-cloud/storage`.
+ * @param storage an existing client (tests); by default one is created from `opts`.
+ */
+export function createObjectStore(opts: ObjectStoreOptions, storage?: Storage): ObjectStore {
+  const client =
+    storage ??
+    new Storage({
+      projectId: opts.projectId ?? 'dataprep-local',
+      ...(opts.emulatorHost ? { apiEndpoint: opts.emulatorHost, useAuthWithCustomEndpoint: false } : {}),
+      retryOptions: { autoRetry: false },
+    });
+  return buildStore(opts, client, pLimit(opts.concurrency ?? 8), []);
+}
+
+function buildStore(opts: ObjectStoreOptions, client: Storage, limit: LimitFunction, parentSinks: StorageStats[]): ObjectStore {
+  const bucket = client.bucket(opts.bucket);
+  const maxRetries = opts.maxRetries ?? 5;
+  const minTimeout = opts.minRetryDelayMs ?? 200;
+  const resumableThreshold = opts.resumableThreshold ?? 8 * 1024 * 1024;
+  const counters = emptyStats();
+  const sinks = [counters, ...parentSinks];
+  /** Adds `delta` to this store's counters and to those of the stores it was scoped from. */
+  const count = (delta: Partial<StorageStats>): void => {
+    for (const sink of sinks) for (const [k, v] of Object.entries(delta)) sink[k as keyof StorageStats] += v as number;
+  };
+
+  /** Runs one API call with the concurrency bound and the retry policy. */
+  function call<T>(fn: () => Promise<T>): Promise<T> {
+    return pRetry(
+      () =>
+        limit(() => {
+          count({ requests: 1 });
+          return fn();
+        }),
+      {
+        retries: maxRetries,
+        minTimeout,
+        maxTimeout: 5000,
+        factor: 2,
+        shouldRetry: (err) => isTransientError(err),
+        onFailedAttempt: (err) => {
+          if (err.retriesLeft > 0 && isTransientError(err)) count({ retries: 1 });
+        },
+      },
+    );
+  }
+
+  const file = (name: string, generation?: number): File => bucket.file(name, generation ? { generation } : undefined);
+
+  const store: ObjectStore = {
+    bucket: opts.bucket,
+
+    async put(name, data, putOpts) {
+      const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+      await call(() => file(name).save(buf, { resumable: buf.length >= resumableThreshold, contentType: putOpts?.contentType, validation: false }));
+      count({ uploads: 1, bytesUploaded: buf.length });
+    },
+
+    async putFile(name, localPath, putOpts) {
+      const { size } = await stat(localPath);
+      await call(() =>
+        pipeline(
+          createReadStream(localPath),
+          file(name).createWriteStream({ resumable: size >= resumableThreshold, contentType: putOpts?.contentType, validation: false }),
+        ),
+      );
+      count({ uploads: 1, bytesUploaded: size });
+    },
+
+    async get(name) {
+      const [buf] = await call(() => file(name).download({ validation: false }));
+      count({ downloads: 1, bytesDownloaded: buf.length });
+      return buf;
+    },
+
+    async getFile(name, localPath) {
+      await mkdir(path.dirname(localPath), { recursive: true });
+      const tmp = `${localPath}.part-${process.pid}-${Date.now()}`;
+      try {
+        await call(() => pipeline(file(name).createReadStream({ validation: false }), createWriteStream(tmp)));
+        await rename(tmp, localPath);
+      } catch (err) {
+        await rm(tmp, { force: true });
+        throw err;
+      }
+      const { size } = await stat(localPath);
+      count({ downloads: 1, bytesDownloaded: size });
+    },
+
+    async exists(name) {
+      const [ok] = await call(() => file(name).exists());
+      return ok;
+    },
+
+    async list(prefix) {
+      const [files] = await call(() => bucket.getFiles({ prefix, autoPaginate: true }));
+      return files.map((f) => ({ name: f.name, size: Number(f.metadata.size ?? 0) })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    },
+
+    async deletePrefix(prefix) {
+      if (!prefix.endsWith('/')) throw new Error(`deletePrefix: prefix ${prefix} must end in "/"`);
+      const objects = await store.list(prefix);
+      await Promise.all(
+        objects.map((o) =>
+          call(async () => {
+            try {
+              await file(o.name).delete();
+            } catch (err) {
+              if (!isNotFound(err)) throw err;
+            }
+          }),
+        ),
+      );
+      return objects.length;
+    },
+
+    async putJson(name, value) {
+      await store.put(name, `${JSON.stringify(value, null, 2)}\n`, { contentType: 'application/json' });
+    },
+
+    async getJson<T>(name: string) {
+      try {
+        return JSON.parse((await store.get(name)).toString('utf8')) as T;
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+
+    async updateJson<T>(name: string, update: (current: T | undefined) => T) {
+      for (let attempt = 0; ; attempt++) {
+        let generation = 0;
+        let current: T | undefined;
+        try {
+          const [meta] = await call(() => file(name).getMetadata());
+          generation = Number(meta.generation);
+          const [buf] = await call(() => file(name, generation).download({ validation: false }));
+          count({ downloads: 1, bytesDownloaded: buf.length });
+          current = JSON.parse(buf.toString('utf8')) as T;
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+          generation = 0; // precondition "object must not exist"
+        }
+        const next = update(current);
+        const body = Buffer.from(`${JSON.stringify(next, null, 2)}\n`, 'utf8');
+        try {
+          await call(() =>
+            file(name).save(body, { resumable: false, contentType: 'application/json', validation: false, preconditionOpts: { ifGenerationMatch: generation } }),
+          );
+          count({ uploads: 1, bytesUploaded: body.length });
+          return next;
+        } catch (err) {
+          if (!isPreconditionFailed(err) || attempt >= 20) throw err;
+          await new Promise((r) => setTimeout(r, 10 + Math.floor(Math.random() * 40 * (attempt + 1))));
+        }
+      }
+    },
+
+    async ensureBucket() {
+      const [ok] = await call(() => bucket.exists());
+      if (ok) return;
+      try {
+        await call(() => bucket.create());
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 409) throw err; // created concurrently
+      }
+    },
+
+    stats: () => ({ ...counters }),
+
+    scoped: () => buildStore(opts, client, limit, sinks),
+
+    async getUrlToFile(gsUrl, localPath) {
+      const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(gsUrl);
+      if (!m) throw new Error(`not a gs:// URL: ${gsUrl}`);
+      await mkdir(path.dirname(localPath), { recursive: true });
+      const tmp = `${localPath}.part-${process.pid}-${Date.now()}`;
+      try {
+        await call(() => pipeline(client.bucket(m[1]).file(m[2]).createReadStream({ validation: false }), createWriteStream(tmp)));
+        await rename(tmp, localPath);
+      } catch (err) {
+        await rm(tmp, { force: true });
+        throw err;
+      }
+      count({ downloads: 1, bytesDownloaded: (await stat(localPath)).size });
+    },
+  };
+  return store;
+}
+
+/** Difference `after - before` of two stats snapshots (per-activity accounting). */
+export function diffStats(after: StorageStats, before: StorageStats): StorageStats {
+  return {
+    requests: after.requests - before.requests,
+    uploads: after.uploads - before.uploads,
+    downloads: after.downloads - before.downloads,
+    bytesUploaded: after.bytesUploaded - before.bytesUploaded,
+    bytesDownloaded: after.bytesDownloaded - before.bytesDownloaded,
+    retries: after.retries - before.retries,
+  };
+}

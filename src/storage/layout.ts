@@ -1,0 +1,112 @@
+/**
+ * The one place that builds object names of the storage layout (SPEC section 5):
+ *
+ * ```
+ * {tenant_id}/user/process/train_pipeline/run_{run_guid}/
+ * ├── .pipeline_info.json
+ * ├── intermediate/step{N}_result.json
+ * └── video_{video_guid}/ {metadata.json, {guid}.mp4, selected_frames/, detections.json, crops/, datasets/}
+ * ```
+ *
+ * Every identifier is validated before it becomes part of a name, so no name can leave the tenant's
+ * `train_pipeline/` prefix. Workflow-safe (pure string work).
+ */
+import { invalidInput } from '../errors';
+import { assertGuid, assertTenantId } from '../validation';
+
+/** Dataset split names (ImageFolder top-level folders). */
+export type Split = 'train' | 'val';
+
+function assertTrackId(trackId: number): number {
+  if (!Number.isInteger(trackId) || trackId < 0) throw invalidInput(`track_id ${trackId}`, 'must be a non-negative integer');
+  return trackId;
+}
+
+function assertIndex(n: number, what: string): number {
+  if (!Number.isInteger(n) || n < 0) throw invalidInput(`${what} ${n}`, 'must be a non-negative integer');
+  return n;
+}
+
+/** Object names of one video inside a run. */
+export class VideoLayout {
+  /** Prefix ending in `/`: `{run}/video_{guid}/`. */
+  readonly prefix: string;
+  constructor(
+    readonly run: RunLayout,
+    readonly videoGuid: string,
+  ) {
+    assertGuid(videoGuid, 'videoGuid');
+    this.prefix = `${run.prefix}video_${videoGuid}/`;
+  }
+  /** ffprobe metadata of the imported video. */
+  get metadata(): string {
+    return `${this.prefix}metadata.json`;
+  }
+  /** The imported video as MP4. */
+  get video(): string {
+    return `${this.prefix}${this.videoGuid}.mp4`;
+  }
+  /** Prefix of sampled frames. */
+  get framesPrefix(): string {
+    return `${this.prefix}selected_frames/`;
+  }
+  /** One sampled frame; `frameId` is the 0-based index of the frame in the source video. */
+  frame(frameId: number): string {
+    return `${this.framesPrefix}frame_${assertIndex(frameId, 'frame_id')}.jpg`;
+  }
+  /** Detections and tracks of all sampled frames. */
+  get detections(): string {
+    return `${this.prefix}detections.json`;
+  }
+  /** Prefix of crops of one kind. */
+  cropsPrefix(kind: 'original' | 'modified'): string {
+    return `${this.prefix}crops/${kind}/`;
+  }
+  /** Crop `n` (0-based per track) of track `trackId`. */
+  crop(kind: 'original' | 'modified', trackId: number, n: number): string {
+    return `${this.cropsPrefix(kind)}track_${assertTrackId(trackId)}/crop_${assertIndex(n, 'crop index')}.jpg`;
+  }
+  /** Prefix of the ImageFolder dataset. */
+  get datasetPrefix(): string {
+    return `${this.prefix}datasets/`;
+  }
+  /** One dataset image: `datasets/{split}/track_{id}/{fileName}`. */
+  datasetImage(split: Split, trackId: number, fileName: string): string {
+    if (!/^[A-Za-z0-9_.-]+\.jpg$/.test(fileName) || fileName.startsWith('.')) throw invalidInput(`dataset file name ${fileName}`, 'must be a plain .jpg name');
+    return `${this.datasetPrefix}${split}/track_${assertTrackId(trackId)}/${fileName}`;
+  }
+  /** Dataset manifest, written last. */
+  get manifest(): string {
+    return `${this.datasetPrefix}manifest.json`;
+  }
+}
+
+/** Object names of one run: `{tenant_id}/user/process/train_pipeline/run_{run_guid}/`. */
+export class RunLayout {
+  /** Prefix ending in `/`. */
+  readonly prefix: string;
+  /**
+   * @throws PipelineError(InvalidInput) when the tenant id or run GUID breaks its pattern.
+   */
+  constructor(
+    readonly tenantId: string,
+    readonly runGuid: string,
+  ) {
+    assertTenantId(tenantId);
+    assertGuid(runGuid, 'runGuid');
+    this.prefix = `${tenantId}/user/process/train_pipeline/run_${runGuid}/`;
+  }
+  /** Run record: inputs, options, status, per-step status and timings. */
+  get pipelineInfo(): string {
+    return `${this.prefix}.pipeline_info.json`;
+  }
+  /** Result of step `n` (1-9), keyed by video GUID inside the object. */
+  stepResult(n: number): string {
+    if (!Number.isInteger(n) || n < 1 || n > 9) throw invalidInput(`step ${n}`, 'must be 1-9');
+    return `${this.prefix}intermediate/step${n}_result.json`;
+  }
+  /** Layout of one video of this run. */
+  video(videoGuid: string): VideoLayout {
+    return new VideoLayout(this, videoGuid);
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * The workflow input contract (SPEC section 3) and the identifier rules that keep every storage path inside
+ * `{tenant_id}/user/process/train_pipeline/` (SPEC section 9).
+ *
+ * Workflow-safe: deterministic, no Node built-ins. Used by the workflow (to fail fast on bad input), by the
+ * CLI (to fail before starting anything) and by the storage layout (defence in depth).
+ */
+import { z } from 'zod';
+import { invalidInput } from './errors';
+
+/** Tenant ids: 1-63 chars of letters, digits, `_` and `-`, starting with a letter or digit. No `.` or `/`. */
+export const TENANT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+/** Run and video GUIDs: 1-64 chars of lowercase letters, digits and `-`, starting with a letter or digit. */
+export const GUID_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;
+/** Source schemes the importer accepts (SPEC section 3). A source without a scheme is a local path. */
+export const SOURCE_SCHEMES = ['gs:', 'https:'] as const;
+
+/**
+ * Checks a tenant id. @throws PipelineError(InvalidInput) naming the value and the rule it breaks.
+ */
+export function assertTenantId(tenantId: unknown): string {
+  if (typeof tenantId !== 'string' || !TENANT_ID_PATTERN.test(tenantId)) {
+    throw invalidInput(`tenantId ${JSON.stringify(tenantId)}`, `must match ${TENANT_ID_PATTERN} (letters, digits, _ and -; no "." or "/")`);
+  }
+  return tenantId;
+}
+
+/**
+ * Checks a run or video GUID. @param what label used in the error ("runGuid", "videoGuid").
+ * @throws PipelineError(InvalidInput) naming the value and the rule it breaks.
+ */
+export function assertGuid(guid: unknown, what: string): string {
+  if (typeof guid !== 'string' || !GUID_PATTERN.test(guid)) {
+    throw invalidInput(`${what} ${JSON.stringify(guid)}`, `must match ${GUID_PATTERN} (lowercase letters, digits and -)`);
+  }
+  return guid;
+}
+
+/**
+ * Checks a video source: `gs://bucket/object`, `https://...`, or an absolute or relative local path.
+ * @throws PipelineError(InvalidInput) for other schemes (`http:`, `file:`, `ftp:` ...) or malformed URLs.
+ */
+export function assertSource(source: unknown): string {
+  if (typeof source !== 'string' || source.trim() === '') throw invalidInput(`source ${JSON.stringify(source)}`, 'must be a non-empty string');
+  const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//.exec(source)?.[1]?.toLowerCase();
+  if (scheme === undefined) return source; // local path
+  if (scheme === 'gs') {
+    if (!/^gs:\/\/[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]\/.+/.test(source)) throw invalidInput(`source ${source}`, 'gs:// sources must look like gs://bucket/object');
+    return source;
+  }
+  if (scheme === 'https') return source;
+  throw invalidInput(`source ${source}`, `unsupported scheme "${scheme}:" (allowed: gs://, https://, or a local path)`);
+}
+
+/**
+ * Pipeline options with their defaults. Units are given per field; the sources of defaults are noted.
+ * Unknown keys are rejected (SPEC section 9: "unknown option" is bad input).
+ */
+export const optionsSchema = z
+  .object({
+    /** Keep every `frameStride`-th decoded frame (frame ids 0, s, 2s, ...). */
+    frameStride: z.number().int().min(1).max(10_000).default(5),
+    /** Upper bound on sampled frames per video (after striding); unbounded when absent. */
+    maxFrames: z.number().int().min(1).optional(),
+    /** JPEG quality 1-100 for frames and crops (sharp's `quality`). */
+    jpegQuality: z.number().int().min(1).max(100).default(90),
+    detector: z
+      .object({
+        /** File name in `models/` (a YOLOv8-format ONNX detector). */
+        model: z.string().regex(/^[A-Za-z0-9._-]+\.onnx$/).default('yolov8n.onnx'),
+        /** Minimum class score; 0.25 is the Ultralytics `predict` default. */
+        confThreshold: z.number().gt(0).lt(1).default(0.25),
+        /** NMS IoU threshold. */
+        iouThreshold: z.number().gt(0).lt(1).default(0.45),
+        /** COCO class ids to keep; 0 = person. */
+        classes: z.array(z.number().int().min(0)).nonempty().default([0]),
+      })
+      .strict()
+      .default({ model: 'yolov8n.onnx', confThreshold: 0.25, iouThreshold: 0.45, classes: [0] }),
+    grassMask: z
+      .object({
+        /** Hue window of "green" in degrees (0-360). */
+        hueMin: z.number().min(0).max(360).default(60),
+        hueMax: z.number().min(0).max(360).default(170),
+        /** Minimum saturation and value (0-1) of a grass pixel. */
+        satMin: z.number().min(0).max(1).default(0.15),
+        valMin: z.number().min(0).max(1).default(0.15),
+        /** Fraction of green pixels below which the video is said to have no pitch. */
+        minPitchFraction: z.number().min(0).max(1).default(0.15),
+      })
+      .strict()
+      .default({ hueMin: 60, hueMax: 170, satMin: 0.15, valMin: 0.15, minPitchFraction: 0.15 }),
+    tracker: z
+      .object({
+        /** Minimum IoU to continue a track. */
+        iouThreshold: z.number().gt(0).lt(1).default(0.3),
+        /** Sampled frames a track may go unseen before it ends. */
+        maxAge: z.number().int().min(0).default(3),
+      })
+      .strict()
+      .default({ iouThreshold: 0.3, maxAge: 3 }),
+    crops: z
+      .object({
+        /** Padding around each bbox as a fraction of its width/height. */
+        padding: z.number().min(0).max(1).default(0.1),
+        /** Crops shorter than this many pixels are dropped. */
+        minHeight: z.number().int().min(1).default(32),
+        /** Optional cap of crops per track (evenly spaced). */
+        maxPerTrack: z.number().int().min(1).optional(),
+      })
+      .strict()
+      .default({ padding: 0.1, minHeight: 32 }),
+    background: z
+      .object({
+        /** `grass` keys out the pitch colour of step 4; `none` keeps crops as they are. (`segmentation` and `both` come with issue 4.) */
+        mode: z.enum(['grass', 'none']).default('grass'),
+        /** Fill colour for removed background, RGB 0-255. */
+        fill: z.tuple([z.number().int().min(0).max(255), z.number().int().min(0).max(255), z.number().int().min(0).max(255)]).default([0, 0, 0]),
+      })
+      .strict()
+      .default({ mode: 'grass', fill: [0, 0, 0] }),
+    augment: z
+      .object({
+        /** Augmented copies per training crop. */
+        count: z.number().int().min(0).max(20).default(2),
+        /** Seed; defaults to the run GUID. */
+        seed: z.string().max(128).optional(),
+      })
+      .strict()
+      .default({ count: 2 }),
+    split: z
+      .object({
+        /** Fraction of each track's crops (the latest in time) that go to validation. */
+        valFraction: z.number().min(0).max(0.9).default(0.2),
+        /** Tracks with fewer crops than this go to train only. */
+        minCropsToSplit: z.number().int().min(2).default(5),
+      })
+      .strict()
+      .default({ valFraction: 0.2, minCropsToSplit: 5 }),
+  })
+  .strict();
+
+/** Fully resolved options (every default applied). */
+export type PipelineOptions = z.output<typeof optionsSchema>;
+/** Options as a caller may give them (everything optional). */
+export type PipelineOptionsInput = z.input<typeof optionsSchema>;
+
+/** One video of a run as the caller gives it. */
+export interface VideoInput {
+  /** `gs://bucket/object`, `https://...` or a local path the workers can read. */
+  source: string;
+  /** Optional GUID for the video folder `video_{guid}`; derived when absent. */
+  videoGuid?: string;
+}
+
+/** Input of the `trainPipeline` workflow (SPEC section 3). */
+export interface TrainPipelineInput {
+  tenantId: string;
+  runGuid?: string;
+  videos: VideoInput[];
+  options?: PipelineOptionsInput;
+}
+
+/** Input after validation: identifiers checked, options resolved; videoGuid may still need deriving. */
+export interface ValidatedInput {
+  tenantId: string;
+  runGuid: string | undefined;
+  videos: VideoInput[];
+  options: PipelineOptions;
+}
+
+/**
+ * Validates a `trainPipeline` input.
+ * @throws PipelineError(InvalidInput) naming the first offending field and the reason.
+ */
+export function validateInput(raw: unknown): ValidatedInput {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw invalidInput('input', 'must be a JSON object');
+  const input = raw as Record<string, unknown>;
+  const unknownKeys = Object.keys(input).filter((k) => !['tenantId', 'runGuid', 'videos', 'options'].includes(k));
+  if (unknownKeys.length) throw invalidInput(`input.${unknownKeys[0]}`, 'unknown field (allowed: tenantId, runGuid, videos, options)');
+  const tenantId = assertTenantId(input.tenantId);
+  const runGuid = input.runGuid === undefined ? undefined : assertGuid(input.runGuid, 'runGuid');
+  if (!Array.isArray(input.videos) || input.videos.length === 0) throw invalidInput('videos', 'must be a non-empty list of { source, videoGuid? }');
+  const seen = new Set<string>();
+  const videos = input.videos.map((v, i): VideoInput => {
+    if (!v || typeof v !== 'object') throw invalidInput(`videos[${i}]`, 'must be an object { source, videoGuid? }');
+    const extra = Object.keys(v).filter((k) => k !== 'source' && k !== 'videoGuid');
+    if (extra.length) throw invalidInput(`videos[${i}].${extra[0]}`, 'unknown field (allowed: source, videoGuid)');
+    const source = assertSource((v as VideoInput).source);
+    const g = (v as VideoInput).videoGuid;
+    if (g === undefined) return { source };
+    const videoGuid = assertGuid(g, `videos[${i}].videoGuid`);
+    if (seen.has(videoGuid)) throw invalidInput(`videos[${i}].videoGuid ${videoGuid}`, 'duplicate video GUID in one run');
+    seen.add(videoGuid);
+    return { source, videoGuid };
+  });
+  const parsed = optionsSchema.safeParse(input.options ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = ['options', ...issue.path.map(String)].join('.');
+    const keys = issue.code === 'unrecognized_keys' ? ` ${JSON.stringify(issue.keys)}` : '';
+    throw invalidInput(where, `${issue.message}${keys}`);
+  }
+  return { tenantId, runGuid, videos, options: parsed.data };
+}

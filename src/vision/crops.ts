@@ -1,0 +1,137 @@
+/**
+ * Cropping players out of frames (step 6), keying out the pitch (step 7), deterministic augmentation
+ * (step 8) and the train/val split plan (steps 8 and 9). Pure image work over sharp; no Temporal, no GCS.
+ */
+import seedrandom from 'seedrandom';
+import sharp from 'sharp';
+import type { BBox } from './detector';
+import { isGrass, rgbToHsv } from './grass';
+import type { GrassModel } from '../workflows/types';
+
+/** Integer pixel rectangle inside an image: left, top, width, height (what sharp's `extract` takes). */
+export interface Region {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * Pads `bbox` by `padding` × its width/height on each side and clamps it to the image, so boxes that spill
+ * off the frame never fail (SPEC section 10: sharp's `extract` rejects out-of-bounds regions).
+ * @param bbox `[x1, y1, x2, y2]` in pixels @param width @param height image size in pixels
+ * @returns the region, or undefined when nothing of it lies inside the image
+ */
+export function padAndClamp(bbox: BBox, padding: number, width: number, height: number): Region | undefined {
+  const [x1, y1, x2, y2] = bbox;
+  const pw = (x2 - x1) * padding;
+  const ph = (y2 - y1) * padding;
+  const left = Math.max(0, Math.floor(x1 - pw));
+  const top = Math.max(0, Math.floor(y1 - ph));
+  const right = Math.min(width, Math.ceil(x2 + pw));
+  const bottom = Math.min(height, Math.ceil(y2 + ph));
+  if (right - left < 1 || bottom - top < 1) return undefined;
+  return { left, top, width: right - left, height: bottom - top };
+}
+
+/**
+ * Cuts `region` out of an encoded frame and encodes it as JPEG. EXIF orientation is applied first
+ * (`rotate()`), so regions refer to the upright image.
+ */
+export async function cropJpeg(frame: Buffer, region: Region, quality: number): Promise<Buffer> {
+  return sharp(frame).rotate().extract(region).jpeg({ quality, mozjpeg: false }).toBuffer();
+}
+
+/**
+ * Replaces pitch-coloured pixels of a crop by `fill` (step 7, mode `grass`), using the HSV window of the
+ * pitch model from step 4. @returns the JPEG and the fraction of pixels replaced (0-1).
+ */
+export async function removeGrass(crop: Buffer, grass: GrassModel, fill: [number, number, number], quality: number): Promise<{ jpeg: Buffer; removedFraction: number }> {
+  const { data, info } = await sharp(crop).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  let removed = 0;
+  for (let i = 0; i < data.length; i += 3) {
+    const [h, s, v] = rgbToHsv(data[i], data[i + 1], data[i + 2]);
+    if (isGrass(h, s, v, grass)) {
+      data[i] = fill[0];
+      data[i + 1] = fill[1];
+      data[i + 2] = fill[2];
+      removed++;
+    }
+  }
+  const jpeg = await sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } }).jpeg({ quality, mozjpeg: false }).toBuffer();
+  return { jpeg, removedFraction: removed / (info.width * info.height) };
+}
+
+/** The augmentation applied to one copy, recorded in the manifest. */
+export interface Augmentation {
+  seed: string;
+  flip: boolean;
+  /** sharp `modulate` factors. */
+  brightness: number;
+  saturation: number;
+  /** Rotation in degrees. */
+  rotate: number;
+}
+
+/**
+ * Draws the augmentation of copy `k` of a crop from a PRNG seeded with `${seed}|${cropName}|${k}`
+ * (seedrandom's ARC4), so a retried activity produces the same parameters and bytes.
+ */
+export function planAugmentation(seed: string, cropName: string, k: number): Augmentation {
+  const s = `${seed}|${cropName}|${k}`;
+  const rng = seedrandom(s);
+  const round = (x: number) => Math.round(x * 1000) / 1000;
+  return {
+    seed: s,
+    flip: rng() < 0.5,
+    brightness: round(0.8 + 0.4 * rng()),
+    saturation: round(0.8 + 0.4 * rng()),
+    rotate: round(-8 + 16 * rng()),
+  };
+}
+
+/** Applies {@link Augmentation} to a JPEG crop; output keeps the input size. */
+export async function applyAugmentation(crop: Buffer, aug: Augmentation, fill: [number, number, number], quality: number): Promise<Buffer> {
+  const meta = await sharp(crop).metadata();
+  const w = meta.width ?? 1;
+  const h = meta.height ?? 1;
+  let img = sharp(crop).modulate({ brightness: aug.brightness, saturation: aug.saturation });
+  if (aug.flip) img = img.flop();
+  const rotated = await img.rotate(aug.rotate, { background: { r: fill[0], g: fill[1], b: fill[2] } }).toBuffer();
+  return sharp(rotated).resize(w, h, { fit: 'cover' }).jpeg({ quality, mozjpeg: false }).toBuffer();
+}
+
+/** One crop as the split sees it. */
+export interface CropRef {
+  trackId: number;
+  n: number;
+  frameId: number;
+}
+
+/** Split decision for every crop plus the tracks that were too short to split. */
+export interface SplitPlan {
+  assignments: Map<string, 'train' | 'val'>;
+  trainOnlyTracks: number[];
+}
+
+/** Key of a crop in {@link SplitPlan.assignments}. */
+export const cropKey = (trackId: number, n: number): string => `${trackId}/${n}`;
+
+/**
+ * Plans the train/val split inside each track by time: a track's crops sorted by `frameId`, the last
+ * `ceil(valFraction × count)` form the validation block, the rest train. Tracks with fewer than
+ * `minCropsToSplit` crops go to train only. Deterministic. (Gaps between blocks come with issue 4.)
+ */
+export function planSplit(crops: CropRef[], valFraction: number, minCropsToSplit: number): SplitPlan {
+  const byTrack = new Map<number, CropRef[]>();
+  for (const c of crops) byTrack.set(c.trackId, [...(byTrack.get(c.trackId) ?? []), c]);
+  const assignments = new Map<string, 'train' | 'val'>();
+  const trainOnlyTracks: number[] = [];
+  for (const [trackId, list] of [...byTrack.entries()].sort((a, b) => a[0] - b[0])) {
+    list.sort((a, b) => a.frameId - b.frameId || a.n - b.n);
+    const nVal = list.length >= minCropsToSplit && valFraction > 0 ? Math.ceil(valFraction * list.length) : 0;
+    if (nVal === 0) trainOnlyTracks.push(trackId);
+    list.forEach((c, i) => assignments.set(cropKey(c.trackId, c.n), i >= list.length - nVal ? 'val' : 'train'));
+  }
+  return { assignments, trainOnlyTracks };
+}

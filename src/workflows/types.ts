@@ -1,0 +1,238 @@
+/**
+ * Small, serialisable payloads exchanged between workflows and activities (SPEC section 2: paths, counts,
+ * hashes — never image bytes; Temporal rejects payloads over 2 MB). Workflow-safe: types only.
+ */
+import type { PipelineOptions } from '../validation';
+
+/** The nine steps in order (SPEC section 4). Index + 1 is the step number `N` of `step{N}_result.json`. */
+export const STEP_NAMES = [
+  'importVideo',
+  'loadVideo',
+  'extractFramesForDetections',
+  'initializeGrassMask',
+  'detectPlayers',
+  'extractCrops',
+  'removeCropBackground',
+  'augmentCrops',
+  'createTrainingAndValidationSets',
+] as const;
+
+/** One of {@link STEP_NAMES}. */
+export type StepName = (typeof STEP_NAMES)[number];
+
+/** Step number 1-9 of a step name. */
+export function stepNumber(name: StepName): number {
+  return STEP_NAMES.indexOf(name) + 1;
+}
+
+/** Identifies one video of one run; every per-video activity receives it. */
+export interface VideoRef {
+  tenantId: string;
+  runGuid: string;
+  videoGuid: string;
+  /** Temporal workflow id of the parent run (recorded in `.pipeline_info.json`). */
+  workflowId: string;
+}
+
+/** Input of every per-video step activity. */
+export interface StepInput extends VideoRef {
+  source: string;
+  options: PipelineOptions;
+  /** Pitch colour model from step 4, for steps that need it (small: a few numbers). */
+  grass?: GrassModel;
+}
+
+/** Per-step storage counters reported in step results. */
+export interface StepIo {
+  gcsRequests: number;
+  bytesUploaded: number;
+  bytesDownloaded: number;
+  cacheHits: number;
+  cacheMisses: number;
+}
+
+/** Fields common to every step result. */
+export interface StepResultBase {
+  step: number;
+  name: StepName;
+  videoGuid: string;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  io: StepIo;
+}
+
+/** Result of step 1. */
+export interface ImportResult extends StepResultBase {
+  object: string;
+  metadataObject: string;
+  sha256: string;
+  sizeBytes: number;
+  mode: 'copy' | 'transcode';
+  frameCount: number;
+  width: number;
+  height: number;
+  fps: number;
+  durationSec: number;
+}
+
+/** Result of step 2. */
+export interface LoadResult extends StepResultBase {
+  /** Whether the worker already had the local copy. */
+  alreadyLocal: boolean;
+  sizeBytes: number;
+}
+
+/** Result of step 3. */
+export interface FramesResult extends StepResultBase {
+  frames: number;
+  stride: number;
+  firstFrameId: number | null;
+  lastFrameId: number | null;
+  prefix: string;
+}
+
+/**
+ * Pitch colour model learned in step 4: an HSV window (hue in degrees 0-360, saturation and value 0-1)
+ * around the dominant green, and how much of the sampled frames it covers.
+ */
+export interface GrassModel {
+  pitchFound: boolean;
+  greenFraction: number;
+  hue: { min: number; max: number; median: number };
+  sat: { min: number; median: number };
+  val: { min: number; median: number };
+}
+
+/** Result of step 4. */
+export interface GrassResult extends StepResultBase {
+  grass: GrassModel;
+  framesSampled: number;
+}
+
+/** Result of step 5. */
+export interface DetectResult extends StepResultBase {
+  frames: number;
+  detections: number;
+  tracks: number;
+  model: string;
+  modelSha256: string;
+  object: string;
+}
+
+/** Result of step 6. */
+export interface CropsResult extends StepResultBase {
+  crops: number;
+  tracks: number;
+  rejected: Record<string, number>;
+  /** Crop index object (crop file to frame_id and bbox), written next to the crops. */
+  index: string;
+}
+
+/** Result of step 7. */
+export interface BackgroundResult extends StepResultBase {
+  mode: 'grass' | 'none';
+  crops: number;
+}
+
+/** Result of step 8. */
+export interface AugmentResult extends StepResultBase {
+  augmented: number;
+  sources: number;
+}
+
+/** Result of step 9. */
+export interface SplitResult extends StepResultBase {
+  train: number;
+  val: number;
+  trainOnlyTracks: number[];
+  manifest: string;
+}
+
+/** Per-video counts in progress and in the run summary. */
+export interface VideoCounts {
+  frames?: number;
+  detections?: number;
+  tracks?: number;
+  crops?: number;
+  train?: number;
+  val?: number;
+}
+
+/** Status of a run or of a video in it. */
+export type RunStatus = 'running' | 'completed' | 'failed' | 'cancelled';
+
+/** Per-video progress as the `progress` query reports it. */
+export interface VideoProgress {
+  videoGuid: string;
+  source: string;
+  status: RunStatus | 'pending';
+  currentStep: StepName | null;
+  stepsDone: number;
+  totalSteps: number;
+  counts: VideoCounts;
+  /** Storage and cache counters summed over the steps done so far. */
+  io?: StepIo;
+  error?: string;
+}
+
+/** Answer of the `progress` query of `trainPipeline`. */
+export interface RunProgress {
+  runGuid: string;
+  tenantId: string;
+  status: RunStatus;
+  videos: VideoProgress[];
+  /** Steps done over steps in the run, 0-1. */
+  fraction: number;
+  cancelRequested?: CancelRequest;
+}
+
+/** Payload of the `cancel` signal. */
+export interface CancelRequest {
+  reason?: string;
+  /** Who asked (a user or service name); optional. */
+  by?: string;
+}
+
+/** Per-video part of the run summary. */
+export interface VideoSummary {
+  videoGuid: string;
+  source: string;
+  status: RunStatus;
+  counts: VideoCounts;
+  io?: StepIo;
+  error?: string;
+}
+
+/** Result of `trainPipeline` (SPEC section 3). */
+export interface RunSummary {
+  status: RunStatus;
+  tenantId: string;
+  runGuid: string;
+  workflowId: string;
+  bucket: string;
+  outputPrefix: string;
+  videos: VideoSummary[];
+  cache: { hits: number; misses: number };
+  storage: { requests: number; bytesUploaded: number; bytesDownloaded: number };
+}
+
+/** Input of the per-video child workflow `processVideo`. */
+export interface ProcessVideoInput extends VideoRef {
+  source: string;
+  options: PipelineOptions;
+}
+
+/** Run-level record written at start and end of `trainPipeline` into `.pipeline_info.json`. */
+export interface RunRecord {
+  tenantId: string;
+  runGuid: string;
+  workflowId: string;
+  status: RunStatus;
+  input?: unknown;
+  options?: PipelineOptions;
+  videos?: { videoGuid: string; source: string }[];
+  error?: { type: string; message: string };
+  cancellation?: { reason?: string; by?: string; at: string };
+  summary?: RunSummary;
+}

@@ -1,0 +1,61 @@
+/**
+ * Fault injection for storage tests: an HTTP proxy on loopback in front of the GCS emulator that forwards
+ * every request, except that it can be told to answer the next N requests with HTTP 503 or to reset their
+ * connections. Bounded and local: it only ever talks to the emulator on 127.0.0.1.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** A running proxy. */
+export interface FaultyProxy {
+  /** `http://127.0.0.1:port` to use as the emulator host. */
+  url: string;
+  /** Make the next `n` requests fail: `503` answers Service Unavailable, `reset` destroys the socket. */
+  failNext(n: number, mode: '503' | 'reset'): void;
+  /** Requests seen and requests failed so far. */
+  counts(): { seen: number; failed: number };
+  close(): Promise<void>;
+}
+
+/** Starts a proxy forwarding to `target` (e.g. `http://127.0.0.1:14443`). */
+export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
+  const t = new URL(target);
+  let pending = 0;
+  let mode: '503' | 'reset' = '503';
+  let seen = 0;
+  let failed = 0;
+  const server = http.createServer((req, res) => {
+    seen++;
+    if (pending > 0) {
+      pending--;
+      failed++;
+      req.resume();
+      if (mode === 'reset') return void req.socket.destroy();
+      res.writeHead(503, { 'content-type': 'application/json' });
+      return void res.end('{"error":{"code":503,"message":"injected fault"}}');
+    }
+    const upstream = http.request(
+      { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } },
+      (up) => {
+        // Resumable-upload Location headers point at the emulator; keep clients on the proxy.
+        const headers = { ...up.headers };
+        if (typeof headers.location === 'string') headers.location = headers.location.replace(t.origin, url);
+        res.writeHead(up.statusCode ?? 502, headers);
+        up.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    failNext(n, m) {
+      pending = n;
+      mode = m;
+    },
+    counts: () => ({ seen, failed }),
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}

@@ -1,0 +1,151 @@
+/**
+ * End to end: the real workflow with the real activities (ffmpeg, sharp, the YOLOv8n model) against the
+ * test stack's Temporal dev server and GCS emulator, on a few seconds of real footage (vtest.avi).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities, GPU_ACTIVITY_NAMES } from '../src/activities';
+import { startRun } from '../src/cli/client';
+import { loadConfig } from '../src/config';
+import { createObjectStore } from '../src/storage/gcs';
+import { RunLayout } from '../src/storage/layout';
+import { createDeps } from '../src/workers/worker';
+import { STEP_NAMES, type RunSummary } from '../src/workflows/types';
+import { testClient, withWorkers } from './helpers/temporal';
+
+const DATA = '/usr/share/doc/opencv-doc/examples/data';
+const tmp = mkdtempSync(path.join(tmpdir(), 'dataprep-e2e-'));
+/** 6 s (60 frames) of vtest.avi, still msmpeg4v3 in AVI, so the import must transcode. */
+const shortClip = path.join(tmp, 'vtest_6s.avi');
+
+let client: Client;
+const cfg = loadConfig();
+const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost });
+
+function realActivities() {
+  const deps = createDeps({ ...cfg, dataDir: path.join(tmp, 'worker') });
+  const all = createActivities(deps) as Record<string, unknown>;
+  const gpu = Object.fromEntries(Object.entries(all).filter(([k]) => (GPU_ACTIVITY_NAMES as readonly string[]).includes(k)));
+  const cpu = Object.fromEntries(Object.entries(all).filter(([k]) => !(GPU_ACTIVITY_NAMES as readonly string[]).includes(k)));
+  return { cpu, gpu, deps };
+}
+
+beforeAll(async () => {
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', path.join(DATA, 'vtest.avi'), '-t', '6', '-c', 'copy', shortClip]);
+  client = await testClient();
+});
+afterAll(async () => {
+  await client?.connection.close();
+});
+
+const uniq = () => `e2e${Math.random().toString(36).slice(2, 8)}`;
+
+describe('trainPipeline end to end (real activities, dev server, GCS emulator)', () => {
+  it('turns a real clip into the complete SPEC layout with consistent counts', async () => {
+    const { cpu, gpu, deps } = realActivities();
+    const tenantId = uniq();
+    const summary: RunSummary = await withWorkers(
+      cpu,
+      async (taskQueue) => {
+        const run = await startRun(client, { ...cfg, taskQueue }, { tenantId, videos: [{ source: shortClip }], options: { frameStride: 5 } });
+        return run.handle.result();
+      },
+      gpu,
+    );
+    await deps.release();
+    expect(summary.status).toBe('completed');
+    const layout = new RunLayout(tenantId, summary.runGuid);
+    expect(summary.outputPrefix).toBe(`gs://${cfg.bucket}/${layout.prefix}`);
+    const video = layout.video(summary.videos[0].videoGuid);
+    const names = (await store.list(layout.prefix)).map((o) => o.name.slice(layout.prefix.length));
+    const rel = (n: string) => n.slice(layout.prefix.length);
+
+    // Run-level records.
+    expect(names).toContain('.pipeline_info.json');
+    for (let n = 1; n <= 9; n++) expect(names).toContain(`intermediate/step${n}_result.json`);
+    const info = (await store.getJson<Record<string, any>>(layout.pipelineInfo))!;
+    expect(info.status).toBe('completed');
+    expect(info.model.name).toBe('yolov8n.onnx');
+    expect(info.model.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(Object.keys(info.steps[video.videoGuid])).toEqual(expect.arrayContaining([...STEP_NAMES]));
+    expect(info.summary.runGuid).toBe(summary.runGuid);
+
+    // Step 1: metadata and the transcoded MP4.
+    const meta = (await store.getJson<Record<string, any>>(video.metadata))!;
+    expect(meta.frameCount).toBe(60);
+    expect([meta.width, meta.height]).toEqual([768, 576]);
+    expect(meta.imported.mode).toBe('transcode');
+    expect(names).toContain(rel(video.video));
+
+    // Step 3: frame ids 0, 5, ..., 55.
+    const frames = names.filter((n) => n.startsWith(rel(video.framesPrefix))).map((n) => Number(/frame_(\d+)\.jpg$/.exec(n)![1])).sort((a, b) => a - b);
+    expect(frames).toEqual(Array.from({ length: 12 }, (_, i) => i * 5));
+    expect(summary.videos[0].counts.frames).toBe(12);
+
+    // Step 5: detections of real people with track ids.
+    const dets = (await store.getJson<{ frames: { frame_id: number; detections: { track_id: number; bbox: number[] }[] }[] }>(video.detections))!;
+    expect(dets.frames.map((f) => f.frame_id)).toEqual(frames);
+    const nDets = dets.frames.reduce((s, f) => s + f.detections.length, 0);
+    expect(nDets).toBeGreaterThan(12); // several walkers per frame
+    expect(summary.videos[0].counts.detections).toBe(nDets);
+    const trackIds = new Set(dets.frames.flatMap((f) => f.detections.map((d) => d.track_id)));
+    expect(Math.min(...trackIds)).toBe(0);
+    expect(summary.videos[0].counts.tracks).toBe(trackIds.size);
+
+    // Steps 6-7: one original and one modified crop per kept detection.
+    const originals = names.filter((n) => /crops\/original\/track_\d+\/crop_\d+\.jpg$/.test(n));
+    const modified = names.filter((n) => /crops\/modified\/track_\d+\/crop_\d+\.jpg$/.test(n));
+    expect(originals.length).toBe(summary.videos[0].counts.crops);
+    expect(modified.length).toBe(originals.length);
+    expect(originals.length).toBeGreaterThan(0);
+
+    // Step 9: ImageFolder dataset and its manifest, augmented copies in train only.
+    const manifest = (await store.getJson<{ images: { path: string; split: string; frame_id: number; augmentation: unknown }[] }>(video.manifest))!;
+    const train = names.filter((n) => n.includes('/datasets/train/'));
+    const val = names.filter((n) => n.includes('/datasets/val/'));
+    expect(train.length).toBe(summary.videos[0].counts.train);
+    expect(val.length).toBe(summary.videos[0].counts.val);
+    expect(manifest.images.length).toBe(train.length + val.length);
+    expect(manifest.images.filter((i) => i.augmentation !== null).every((i) => i.split === 'train')).toBe(true);
+    expect(new Set(manifest.images.map((i) => i.path))).toEqual(new Set([...train, ...val].map((n) => layout.prefix + n)));
+  }, 300_000);
+
+  const badInputs: [string, () => string, RegExp][] = [
+    ['a text file', () => (writeFileSync(path.join(tmp, 'notes.mp4'), 'this is not a video\n'), path.join(tmp, 'notes.mp4')), /notes\.mp4/],
+    ['a missing file', () => path.join(tmp, 'missing.mp4'), /missing\.mp4: file not found/],
+    ['Megamind_bugy.avi', () => path.join(DATA, 'Megamind_bugy.avi'), /Megamind_bugy\.avi/],
+  ];
+  it.each(badInputs)('fails cleanly on %s: non-retryable BadMedia, failed status, no dataset', async (_label, make, message) => {
+    const { cpu, gpu, deps } = realActivities();
+    const tenantId = uniq();
+    const source = make();
+    const { err, runGuid } = await withWorkers(
+      cpu,
+      async (taskQueue) => {
+        const run = await startRun(client, { ...cfg, taskQueue }, { tenantId, videos: [{ source }] });
+        return { err: await run.handle.result().catch((e: unknown) => e), runGuid: run.runGuid };
+      },
+      gpu,
+    );
+    await deps.release();
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    expect(cause.type).toBe('BadMedia');
+    expect(cause.nonRetryable).toBe(true);
+    expect(cause.message).toMatch(message);
+    const layout = new RunLayout(tenantId, runGuid);
+    const info = (await store.getJson<Record<string, any>>(layout.pipelineInfo))!;
+    expect(info.status).toBe('failed');
+    expect(info.error.type).toBe('BadMedia');
+    expect(info.error.message).toMatch(message);
+    const names = (await store.list(layout.prefix)).map((o) => o.name);
+    expect(names.some((n) => n.endsWith('manifest.json'))).toBe(false);
+    expect(names.every((n) => n.startsWith(layout.prefix))).toBe(true);
+  }, 120_000);
+});

@@ -1,0 +1,116 @@
+/**
+ * The storage module against the real GCS emulator: round trips, retries of injected transient faults,
+ * classification of permanent errors, concurrent read-modify-write, and the layout's path rules.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config';
+import { isTransientError } from '../src/errors';
+import { createObjectStore } from '../src/storage/gcs';
+import { RunLayout } from '../src/storage/layout';
+import { startFaultyProxy, type FaultyProxy } from './helpers/faultyProxy';
+
+const cfg = loadConfig();
+const prefix = `storage-test-${Date.now()}/`;
+let proxy: FaultyProxy;
+
+beforeAll(async () => {
+  proxy = await startFaultyProxy(cfg.storageEmulatorHost!);
+});
+afterAll(async () => {
+  await proxy?.close();
+  await createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost }).deletePrefix(prefix);
+});
+
+describe('object store', () => {
+  it('round-trips bytes, JSON, listings and prefix deletion', async () => {
+    const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost });
+    const data = randomBytes(100_000);
+    await store.put(`${prefix}a/x.bin`, data);
+    await store.putJson(`${prefix}a/y.json`, { n: 1 });
+    expect(Buffer.compare(await store.get(`${prefix}a/x.bin`), data)).toBe(0);
+    expect(await store.getJson(`${prefix}a/y.json`)).toEqual({ n: 1 });
+    expect(await store.getJson(`${prefix}a/none.json`)).toBeUndefined();
+    expect((await store.list(`${prefix}a/`)).map((o) => [o.name, o.size])).toEqual([
+      [`${prefix}a/x.bin`, 100_000],
+      [`${prefix}a/y.json`, 11],
+    ]);
+    expect(await store.deletePrefix(`${prefix}a/`)).toBe(2);
+    expect(await store.exists(`${prefix}a/x.bin`)).toBe(false);
+    const s = store.stats();
+    expect(s.uploads).toBe(2);
+    expect(s.bytesUploaded).toBe(100_011);
+  });
+
+  it.each(['503', 'reset'] as const)('retries injected transient faults (%s) and leaves identical bytes', async (mode) => {
+    const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: proxy.url, minRetryDelayMs: 10 });
+    const data = randomBytes(50_000);
+    proxy.failNext(2, mode);
+    await store.put(`${prefix}retry-${mode}.bin`, data);
+    proxy.failNext(2, mode);
+    const back = await store.get(`${prefix}retry-${mode}.bin`);
+    expect(Buffer.compare(back, data)).toBe(0);
+    expect(store.stats().retries).toBe(4);
+  });
+
+  it('gives up after maxRetries and does not retry permanent errors', async () => {
+    const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: proxy.url, minRetryDelayMs: 5, maxRetries: 2 });
+    proxy.failNext(10, '503');
+    const err = await store.put(`${prefix}never.bin`, 'x').catch((e: unknown) => e);
+    expect(isTransientError(err)).toBe(true);
+    expect(store.stats().requests).toBe(3);
+    proxy.failNext(0, '503');
+    const missing = await store.get(`${prefix}does-not-exist`).catch((e: unknown) => e);
+    expect((missing as { code?: number }).code).toBe(404);
+    expect(isTransientError(missing)).toBe(false);
+  });
+
+  it('uploads a video-sized object through a resumable session', async () => {
+    const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost, resumableThreshold: 1024 * 1024 });
+    const data = randomBytes(24 * 1024 * 1024);
+    await store.put(`${prefix}big.bin`, data);
+    expect(Buffer.compare(await store.get(`${prefix}big.bin`), data)).toBe(0);
+  });
+
+  it('updateJson never loses concurrent updates', async () => {
+    const stores = Array.from({ length: 4 }, () => createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost }));
+    const name = `${prefix}counter.json`;
+    await Promise.all(
+      Array.from({ length: 16 }, (_, i) => stores[i % 4].updateJson<Record<string, number>>(name, (cur) => ({ ...(cur ?? {}), [`k${i}`]: i }))),
+    );
+    const final = await stores[0].getJson<Record<string, number>>(name);
+    expect(Object.keys(final!)).toHaveLength(16);
+  });
+});
+
+describe('storage layout', () => {
+  it('builds the SPEC paths', () => {
+    const run = new RunLayout('acme', 'r1');
+    const v = run.video('v1');
+    expect(run.pipelineInfo).toBe('acme/user/process/train_pipeline/run_r1/.pipeline_info.json');
+    expect(run.stepResult(3)).toBe('acme/user/process/train_pipeline/run_r1/intermediate/step3_result.json');
+    expect(v.video).toBe('acme/user/process/train_pipeline/run_r1/video_v1/v1.mp4');
+    expect(v.frame(100)).toBe('acme/user/process/train_pipeline/run_r1/video_v1/selected_frames/frame_100.jpg');
+    expect(v.crop('modified', 3, 0)).toBe('acme/user/process/train_pipeline/run_r1/video_v1/crops/modified/track_3/crop_0.jpg');
+    expect(v.datasetImage('val', 2, 'crop_4.jpg')).toBe('acme/user/process/train_pipeline/run_r1/video_v1/datasets/val/track_2/crop_4.jpg');
+    expect(v.manifest).toBe('acme/user/process/train_pipeline/run_r1/video_v1/datasets/manifest.json');
+  });
+
+  it.each([
+    ['..', 'r1', 'v1'],
+    ['a/b', 'r1', 'v1'],
+    ['', 'r1', 'v1'],
+    ['acme', '../x', 'v1'],
+    ['acme', 'R1', 'v1'],
+    ['acme', 'r1', 'v/1'],
+  ])('refuses identifiers that could escape the tenant prefix (%s, %s, %s)', (tenant, run, video) => {
+    expect(() => new RunLayout(tenant, run).video(video)).toThrow(/InvalidInput|must match/);
+  });
+
+  it('refuses negative or fractional track ids and frame ids', () => {
+    const v = new RunLayout('acme', 'r1').video('v1');
+    expect(() => v.crop('original', -1, 0)).toThrow(/track_id/);
+    expect(() => v.frame(1.5)).toThrow(/frame_id/);
+    expect(() => v.datasetImage('train', 1, '../x.jpg')).toThrow(/plain \.jpg/);
+  });
+});

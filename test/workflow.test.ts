@@ -1,0 +1,203 @@
+/**
+ * Workflow logic against the real Temporal dev server with mocked activities: progress query, cancel
+ * signal and native cancellation, validation errors, search attributes, idempotent starts.
+ */
+import { Context } from '@temporalio/activity';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config';
+import { startRun } from '../src/cli/client';
+import { cancelSignal, PIPELINE_STEP, progressQuery, RUN_GUID, runWorkflowId, TENANT_ID } from '../src/workflows/messages';
+import { STEP_NAMES, type RunRecord, type StepInput } from '../src/workflows/types';
+import { testClient, withWorkers } from './helpers/temporal';
+
+const io = { gcsRequests: 1, bytesUploaded: 10, bytesDownloaded: 5, cacheHits: 2, cacheMisses: 1 };
+
+/** Mock activities that record calls; `gate` lets a test hold a step until it says so. */
+function mockActivities(opts: { hold?: string; gate?: Promise<void> } = {}) {
+  const calls: { name: string; input: unknown }[] = [];
+  const records: RunRecord[] = [];
+  const base = (name: string, input: StepInput) => ({
+    step: STEP_NAMES.indexOf(name as never) + 1,
+    name,
+    videoGuid: input.videoGuid,
+    startedAt: '',
+    finishedAt: '',
+    durationMs: 1,
+    io,
+  });
+  const step =
+    (name: string, extra: (input: StepInput) => object) =>
+    async (input: StepInput) => {
+      calls.push({ name, input });
+      if (opts.hold === name) {
+        // Heartbeat until released or cancelled, as real long activities do.
+        const ctx = Context.current();
+        let released = false;
+        void opts.gate?.then(() => (released = true));
+        while (!released) {
+          ctx.heartbeat();
+          if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      return { ...base(name, input), ...extra(input) };
+    };
+  const cpu = {
+    recordRunStart: async (r: RunRecord) => {
+      records.push(r);
+      return { bucket: 'b', outputPrefix: `gs://b/${r.tenantId}/user/process/train_pipeline/run_${r.runGuid}/` };
+    },
+    recordRunEnd: async (r: RunRecord) => void records.push(r),
+    importVideo: step('importVideo', () => ({ frameCount: 100 })),
+    loadVideo: step('loadVideo', () => ({})),
+    extractFramesForDetections: step('extractFramesForDetections', () => ({ frames: 20 })),
+    initializeGrassMask: step('initializeGrassMask', () => ({ grass: { pitchFound: true } })),
+    extractCrops: step('extractCrops', () => ({ crops: 40 })),
+    augmentCrops: step('augmentCrops', () => ({})),
+    createTrainingAndValidationSets: step('createTrainingAndValidationSets', () => ({ train: 30, val: 10 })),
+  };
+  const gpu = {
+    detectPlayers: step('detectPlayers', () => ({ detections: 50, tracks: 4 })),
+    removeCropBackground: step('removeCropBackground', () => ({})),
+  };
+  return { cpu, gpu, calls, records };
+}
+
+let client: Client;
+beforeAll(async () => {
+  client = await testClient();
+});
+afterAll(async () => {
+  await client?.connection.close();
+});
+
+const uniq = () => `t${Math.random().toString(36).slice(2, 10)}`;
+
+describe('trainPipeline workflow (mocked activities, real dev server)', () => {
+  it('runs the nine steps per video on the right queues and returns the summary', async () => {
+    const m = mockActivities();
+    const tenantId = uniq();
+    const summary = await withWorkers(
+      m.cpu,
+      async (taskQueue) => {
+        const run = await startRun(client, { ...loadConfig(), taskQueue }, { tenantId, videos: [{ source: '/a.mp4' }, { source: '/b.mp4' }] });
+        return run.handle.result();
+      },
+      m.gpu,
+    );
+    expect(summary.status).toBe('completed');
+    expect(summary.videos).toHaveLength(2);
+    for (const v of summary.videos) expect(v.counts).toEqual({ frames: 20, detections: 50, tracks: 4, crops: 40, train: 30, val: 10 });
+    expect(summary.cache).toEqual({ hits: 2 * 9 * 2, misses: 2 * 9 });
+    const perVideo = m.calls.filter((c) => (c.input as StepInput).videoGuid === summary.videos[0].videoGuid).map((c) => c.name);
+    expect(perVideo).toEqual([...STEP_NAMES]);
+    expect(m.records.map((r) => r.status)).toEqual(['running', 'completed']);
+    expect(m.records[1].summary?.runGuid).toBe(summary.runGuid);
+  });
+
+  it('answers the progress query, sets search attributes, and does not run the same run twice', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const m = mockActivities({ hold: 'detectPlayers', gate });
+    const tenantId = uniq();
+    await withWorkers(
+      m.cpu,
+      async (taskQueue) => {
+        const cfg = { ...loadConfig(), taskQueue };
+        const input = { tenantId, videos: [{ source: '/a.mp4' }] };
+        const run = await startRun(client, cfg, input);
+        expect(run.workflowId).toBe(runWorkflowId(tenantId, run.runGuid));
+        let p = await run.handle.query(progressQuery);
+        for (let i = 0; i < 100 && p.videos[0].currentStep !== 'detectPlayers'; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          p = await run.handle.query(progressQuery);
+        }
+        expect(p.status).toBe('running');
+        expect(p.videos[0].currentStep).toBe('detectPlayers');
+        expect(p.videos[0].stepsDone).toBe(4);
+        expect(p.videos[0].counts.frames).toBe(20);
+        expect(p.fraction).toBeCloseTo(4 / 9);
+        // Same input again: same workflow id, attached, not a second execution.
+        const again = await startRun(client, cfg, input);
+        expect(again.workflowId).toBe(run.workflowId);
+        expect((await again.handle.describe()).runId).toBe((await run.handle.describe()).runId);
+        release();
+        await run.handle.result();
+        const desc = await run.handle.describe();
+        expect(desc.typedSearchAttributes.get(TENANT_ID)).toBe(tenantId);
+        expect(desc.typedSearchAttributes.get(RUN_GUID)).toBe(run.runGuid);
+        expect(desc.typedSearchAttributes.get(PIPELINE_STEP)).toBe('completed');
+        // After completion, a new start does not run it again either.
+        const third = await startRun(client, cfg, input);
+        expect(third.started).toBe(false);
+        expect((await third.handle.describe()).runId).toBe(desc.runId);
+      },
+      m.gpu,
+    );
+    expect(m.calls.filter((c) => c.name === 'importVideo')).toHaveLength(1);
+  });
+
+  for (const how of ['signal', 'native'] as const) {
+    it(`cancels promptly via ${how === 'signal' ? 'the cancel signal' : 'native cancellation'} and records it`, async () => {
+      const m = mockActivities({ hold: 'extractFramesForDetections', gate: new Promise(() => undefined) });
+      const tenantId = uniq();
+      await withWorkers(
+        m.cpu,
+        async (taskQueue) => {
+          const run = await startRun(client, { ...loadConfig(), taskQueue }, { tenantId, videos: [{ source: '/a.mp4' }] });
+          for (let i = 0; i < 100 && !m.calls.some((c) => c.name === 'extractFramesForDetections'); i++) await new Promise((r) => setTimeout(r, 100));
+          const t0 = Date.now();
+          if (how === 'signal') {
+            // Another service needs only the workflow id.
+            await client.workflow.getHandle(run.workflowId).signal(cancelSignal, { reason: 'operator request', by: 'test' });
+          } else {
+            await run.handle.cancel();
+          }
+          const err = await run.handle.result().catch((e: unknown) => e);
+          expect(Date.now() - t0).toBeLessThan(10_000);
+          expect(err).toBeInstanceOf(WorkflowFailedError);
+          expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+          expect((await run.handle.describe()).status.name).toBe('CANCELLED');
+        },
+        m.gpu,
+      );
+      const end = m.records.at(-1)!;
+      expect(end.status).toBe('cancelled');
+      expect(end.cancellation?.reason).toBe(how === 'signal' ? 'operator request' : 'workflow cancellation requested');
+      if (how === 'signal') expect(end.cancellation?.by).toBe('test');
+      expect(end.summary?.videos[0].status).toBe('cancelled');
+      expect(m.calls.some((c) => c.name === 'detectPlayers')).toBe(false);
+    });
+  }
+
+  it.each([
+    ['empty video list', { tenantId: 'acme', videos: [] }, 'videos', true],
+    ['unknown option', { tenantId: 'acme', videos: [{ source: '/a.mp4' }], options: { frameStrid: 3 } }, 'options', true],
+    ['unsupported scheme', { tenantId: 'acme', videos: [{ source: 'ftp://x/y.mp4' }] }, 'unsupported scheme', true],
+    ['tenant id with ..', { tenantId: '../other', videos: [{ source: '/a.mp4' }] }, 'tenantId', false],
+    ['tenant id with /', { tenantId: 'a/b', videos: [{ source: '/a.mp4' }] }, 'tenantId', false],
+    ['empty tenant id', { tenantId: '', videos: [{ source: '/a.mp4' }] }, 'tenantId', false],
+  ])('rejects bad input (%s) with a non-retryable InvalidInput failure', async (_label, input, mention, recorded) => {
+    const m = mockActivities();
+    const err = await withWorkers(
+      m.cpu,
+      async (taskQueue) => {
+        // Started directly (as from the Temporal CLI), bypassing client-side validation.
+        const handle = await client.workflow.start('trainPipeline', { taskQueue, workflowId: `bad-${uniq()}`, args: [input] });
+        return handle.result().catch((e: unknown) => e);
+      },
+      m.gpu,
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    expect(cause.type).toBe('InvalidInput');
+    expect(cause.nonRetryable).toBe(true);
+    expect(cause.message).toContain(mention);
+    expect(m.calls).toHaveLength(0);
+    // A failed status is recorded only where the run's own prefix is well defined (valid tenant id).
+    expect(m.records.map((r) => r.status)).toEqual(recorded ? ['failed'] : []);
+  });
+});
