@@ -3,7 +3,7 @@
  * test stack's Temporal dev server and GCS emulator, on a few seconds of real footage (vtest.avi).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
@@ -118,7 +118,9 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
   const badInputs: [string, () => string, RegExp][] = [
     ['a text file', () => (writeFileSync(path.join(tmp, 'notes.mp4'), 'this is not a video\n'), path.join(tmp, 'notes.mp4')), /notes\.mp4/],
     ['a missing file', () => path.join(tmp, 'missing.mp4'), /missing\.mp4: file not found/],
-    ['Megamind_bugy.avi', () => path.join(DATA, 'Megamind_bugy.avi'), /Megamind_bugy\.avi/],
+    ['a zero-byte file', () => (writeFileSync(path.join(tmp, 'empty.mp4'), ''), path.join(tmp, 'empty.mp4')), /empty\.mp4/],
+    // A really broken video: vtest.avi cut after 400 kB (Megamind_bugy.avi decodes cleanly; see test/video.test.ts).
+    ['a truncated video', () => (writeFileSync(path.join(tmp, 'cut.avi'), readFileSync(path.join(DATA, 'vtest.avi')).subarray(0, 400_000)), path.join(tmp, 'cut.avi')), /cut\.avi: .*truncated/],
   ];
   it.each(badInputs)('fails cleanly on %s: non-retryable BadMedia, failed status, no dataset', async (_label, make, message) => {
     const { cpu, gpu, deps } = realActivities();

@@ -33,13 +33,13 @@ describe('object store', () => {
     expect(await store.getJson(`${prefix}a/none.json`)).toBeUndefined();
     expect((await store.list(`${prefix}a/`)).map((o) => [o.name, o.size])).toEqual([
       [`${prefix}a/x.bin`, 100_000],
-      [`${prefix}a/y.json`, 11],
+      [`${prefix}a/y.json`, Buffer.byteLength(`${JSON.stringify({ n: 1 }, null, 2)}\n`)],
     ]);
     expect(await store.deletePrefix(`${prefix}a/`)).toBe(2);
     expect(await store.exists(`${prefix}a/x.bin`)).toBe(false);
     const s = store.stats();
     expect(s.uploads).toBe(2);
-    expect(s.bytesUploaded).toBe(100_011);
+    expect(s.bytesUploaded).toBe(100_000 + 13);
   });
 
   it.each(['503', 'reset'] as const)('retries injected transient faults (%s) and leaves identical bytes', async (mode) => {

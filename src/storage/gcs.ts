@@ -107,17 +107,31 @@ function isPreconditionFailed(err: unknown): boolean {
 }
 
 /**
+ * A `Storage` client for `opts`. `@google-cloud/storage` also reads `STORAGE_EMULATOR_HOST` in its
+ * constructor and then uses the variable verbatim as its JSON API base URL, without `/storage/v1`, which
+ * fake-gcs-server answers with 404 for reads (uploads still work). The variable is therefore hidden from the
+ * constructor and the emulator is passed as `apiEndpoint`, which yields the correct `{endpoint}/storage/v1`.
+ */
+function newStorageClient(opts: ObjectStoreOptions): Storage {
+  const saved = process.env.STORAGE_EMULATOR_HOST;
+  delete process.env.STORAGE_EMULATOR_HOST;
+  try {
+    return new Storage({
+      projectId: opts.projectId ?? 'dataprep-local',
+      ...(opts.emulatorHost ? { apiEndpoint: opts.emulatorHost } : {}),
+      retryOptions: { autoRetry: false },
+    });
+  } finally {
+    if (saved !== undefined) process.env.STORAGE_EMULATOR_HOST = saved;
+  }
+}
+
+/**
  * Creates an {@link ObjectStore} over `@google-cloud/storage`.
  * @param storage an existing client (tests); by default one is created from `opts`.
  */
 export function createObjectStore(opts: ObjectStoreOptions, storage?: Storage): ObjectStore {
-  const client =
-    storage ??
-    new Storage({
-      projectId: opts.projectId ?? 'dataprep-local',
-      ...(opts.emulatorHost ? { apiEndpoint: opts.emulatorHost, useAuthWithCustomEndpoint: false } : {}),
-      retryOptions: { autoRetry: false },
-    });
+  const client = storage ?? newStorageClient(opts);
   return buildStore(opts, client, pLimit(opts.concurrency ?? 8), []);
 }
 

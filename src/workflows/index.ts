@@ -1,5 +1,5 @@
 /**
  * Workflow entry point for the worker bundle (`workflowsPath`): every workflow type the workers serve.
  */
-export { trainPipeline } from './trainPipeline';
+export { requestCancellation, trainPipeline } from './trainPipeline';
 export { processVideo } from './processVideo';

@@ -20,15 +20,17 @@ import { PIPELINE_STEP, videoProgressQuery, videoProgressSignal } from './messag
 import { STEP_NAMES, type GrassModel, type ProcessVideoInput, type StepInput, type StepName, type StepResultBase, type VideoProgress, type VideoSummary } from './types';
 
 /**
- * Activity options shared by every step. Heartbeat timeout 60 s: long steps heartbeat every few seconds, so
- * a dead worker is noticed within a minute and the step is retried elsewhere. Retries back off from 1 s to
+ * Activity options shared by every step. Heartbeat timeout 30 s: long steps heartbeat every frame or crop, so
+ * a dead worker is noticed within half a minute and the step is retried elsewhere (workers cap heartbeat
+ * throttling at {@link https://typescript.temporal.io/api/interfaces/worker.WorkerOptions#maxheartbeatthrottleinterval | 2 s}
+ * so cancellation reaches a running step within seconds). Retries back off from 1 s to
  * 1 min; the error classification in `src/errors.ts` decides what is not retried.
  */
 function stepOptions(taskQueue: string): ActivityOptions {
   return {
     taskQueue,
     startToCloseTimeout: '2 hours',
-    heartbeatTimeout: '60 seconds',
+    heartbeatTimeout: '30 seconds',
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: {
       initialInterval: '1 second',

@@ -13,6 +13,7 @@ import {
   ParentClosePolicy,
   executeChild,
   getExternalWorkflowHandle,
+  startChild,
   isCancellation,
   proxyActivities,
   setHandler,
@@ -49,6 +50,14 @@ function errorOf(err: unknown): { type: string; message: string } {
   while (e && typeof e === 'object' && 'cause' in e && (e as { cause?: unknown }).cause && !(e instanceof ApplicationFailure)) e = (e as { cause: unknown }).cause;
   if (e instanceof ApplicationFailure) return { type: e.type ?? ErrorType.Internal, message: e.message };
   return { type: ErrorType.Internal, message: err instanceof Error ? err.message : String(err) };
+}
+
+/**
+ * Requests cancellation of workflow `workflowId` (native cancellation). Started by `trainPipeline` as a
+ * child when it receives the `cancel` signal.
+ */
+export async function requestCancellation(workflowId: string): Promise<void> {
+  await getExternalWorkflowHandle(workflowId).cancel();
 }
 
 /** Runs the whole pipeline on every video of `rawInput`; see SPEC section 3 for the contract. */
@@ -107,8 +116,14 @@ export async function trainPipeline(rawInput: TrainPipelineInput): Promise<RunSu
     if (cancelRequest) return;
     cancelRequest = { reason: req?.reason, by: req?.by, at: new Date().toISOString() };
     // Route the signal through native cancellation so both paths behave the same and the workflow ends
-    // with status Canceled (the SDK reports Canceled only for a cancellation requested of the workflow).
-    await getExternalWorkflowHandle(info.workflowId).cancel();
+    // with status Canceled: the SDK reports Canceled only when cancellation was requested of the workflow,
+    // and the server refuses a workflow's request to cancel itself, so a tiny child asks on its behalf.
+    await startChild(requestCancellation, {
+      workflowId: `${info.workflowId}-cancel`,
+      args: [info.workflowId],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      cancellationType: ChildWorkflowCancellationType.ABANDON,
+    });
   });
 
   const started = await bookkeeping.recordRunStart({

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { loadConfig } from '../../src/config';
-import { WORKFLOWS_PATH } from '../../src/workers/worker';
+import { WORKER_TUNING, WORKFLOWS_PATH } from '../../src/workers/worker';
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 let runtimeInstalled = false;
@@ -41,10 +41,10 @@ export async function withWorkers<T>(
   const taskQueue = `test-${randomUUID().slice(0, 8)}`;
   const connection = await NativeConnection.connect({ address: cfg.temporalAddress });
   const workers = [
-    await Worker.create({ connection, namespace: cfg.temporalNamespace, taskQueue, workflowBundle: await workflowBundle(), activities, shutdownGraceTime: '5s' }),
+    await Worker.create({ connection, namespace: cfg.temporalNamespace, taskQueue, workflowBundle: await workflowBundle(), activities, shutdownGraceTime: '5s', ...WORKER_TUNING }),
   ];
   if (gpuActivities) {
-    workers.push(await Worker.create({ connection, namespace: cfg.temporalNamespace, taskQueue: `${taskQueue}-gpu`, activities: gpuActivities, shutdownGraceTime: '5s' }));
+    workers.push(await Worker.create({ connection, namespace: cfg.temporalNamespace, taskQueue: `${taskQueue}-gpu`, activities: gpuActivities, shutdownGraceTime: '5s', ...WORKER_TUNING }));
   }
   const others = workers.slice(1).map((w) => w.run());
   try {
