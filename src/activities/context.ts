@@ -4,7 +4,6 @@
  * cancellation checks, and {@link runStep}, which records the step's result in
  * `intermediate/step{N}_result.json` and its status and timing in `.pipeline_info.json`.
  */
-import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
@@ -30,11 +29,6 @@ export interface ActivityDeps {
   getDetector(modelName: string): Promise<Detector>;
   /** Name, path and sha256 of a model file in `models/`. */
   modelInfo(modelName: string): Promise<{ name: string; path: string; sha256: string }>;
-}
-
-/** sha256 hex of a buffer. */
-export function sha256(buf: Buffer | string): string {
-  return createHash('sha256').update(buf).digest('hex');
 }
 
 async function atomicWrite(file: string, data: Buffer | string): Promise<void> {

@@ -1,24 +1,18 @@
 /**
  * Steps 1-3: `importVideo`, `loadVideo`, `extractFramesForDetections` (SPEC section 4).
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import { badMedia, ErrorType, PipelineError } from '../errors';
+import { sha256File } from '../util/hash';
 import { assertSource } from '../validation';
 import { encodeJpeg, extractFrames, importToMp4, probeVideo } from '../vision/video';
 import type { FramesResult, ImportResult, LoadResult, StepInput } from '../workflows/types';
 import { cancellationSignal, heartbeat, runStep, type ActivityDeps, type RunFiles } from './context';
-
-async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
 
 /**
  * Brings a source to a local file: a local path is used in place; `gs://` is downloaded through the store;

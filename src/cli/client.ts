@@ -2,7 +2,6 @@
  * Client-side helpers shared by the command-line tools: connecting, starting a run idempotently, following
  * it with a progress bar, and turning its outcome into the one-line JSON summary (SPEC section 7).
  */
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import {
@@ -14,6 +13,7 @@ import {
 } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import type { Config } from '../config';
+import { sha256 } from '../util/hash';
 import { assertSource, validateInput, type TrainPipelineInput, type VideoInput } from '../validation';
 import { progressQuery, RUN_GUID, runWorkflowId, TENANT_ID } from '../workflows/messages';
 import type { trainPipeline } from '../workflows/trainPipeline';
@@ -27,7 +27,7 @@ export async function connectClient(cfg: Config): Promise<Client> {
 
 /** Formats the first 32 hex digits of a sha256 as a lowercase 8-4-4-4-12 GUID. */
 function hashGuid(text: string): string {
-  const h = createHash('sha256').update(text).digest('hex');
+  const h = sha256(text);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
@@ -40,7 +40,7 @@ function hashGuid(text: string): string {
 export function prepareInput(input: TrainPipelineInput): Required<Pick<TrainPipelineInput, 'tenantId' | 'runGuid' | 'videos'>> & TrainPipelineInput {
   const videos: VideoInput[] = input.videos.map((v) => {
     const source = /^[a-z]+:\/\//i.test(v.source) ? v.source : path.resolve(assertSource(v.source));
-    return { source, videoGuid: v.videoGuid ?? createHash('sha256').update(source).digest('hex').slice(0, 16) };
+    return { source, videoGuid: v.videoGuid ?? sha256(source).slice(0, 16) };
   });
   const withGuids = { ...input, videos };
   validateInput(withGuids);

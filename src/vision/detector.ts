@@ -19,8 +19,6 @@
  * - Passing `['cuda', 'cpu']` to `InferenceSession.create` fails outright when the CUDA provider library is
  *   not installed (it does not fall back), so {@link createDetector} tries the providers one by one.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -28,6 +26,7 @@ import ort from 'onnxruntime-node';
 import pino from 'pino';
 import sharp from 'sharp';
 import { ErrorType, PipelineError } from '../errors';
+import { sha256File } from '../util/hash';
 
 /** Axis-aligned box `[x1, y1, x2, y2]` (top-left, bottom-right corners), in pixels; x2 >= x1, y2 >= y1. */
 export type BBox = [number, number, number, number];
@@ -434,12 +433,6 @@ export interface CreateDetectorOptions {
   inputSize?: number;
   /** Where to log the chosen provider and fallbacks; default a pino logger named `detector`. */
   logger?: DetectorLogger;
-}
-
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /**

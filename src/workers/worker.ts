@@ -4,8 +4,6 @@
  * run both (the embedded default, `main.ts`) or either alone (`cpu.ts`, `gpu.ts`).
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type LogLevel } from '@temporalio/worker';
@@ -13,6 +11,7 @@ import pino from 'pino';
 import { createActivities, GPU_ACTIVITY_NAMES, type ActivityDeps, type Activities } from '../activities';
 import { loadConfig, PROJECT_ROOT, type Config } from '../config';
 import { createObjectStore } from '../storage/gcs';
+import { sha256File } from '../util/hash';
 import { resolveFfmpeg } from '../vision/ffmpeg';
 import { createDetector, type Detector } from '../vision/detector';
 
@@ -30,12 +29,6 @@ function codeVersion(): string {
   } catch {
     return 'unknown';
   }
-}
-
-async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  return h.digest('hex');
 }
 
 /**
