@@ -122,7 +122,7 @@ async function fetchOne(e, dest, say) {
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  const say = (msg) => process.stdout.write(`fetch-models: ${msg}\n`);
+  const say = (msg) => process.stderr.write(`fetch-models: ${msg}\n`);
   const info = (msg) => {
     if (!args.quiet) say(msg);
   };

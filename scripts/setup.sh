@@ -40,8 +40,8 @@ VENV="$TOOLS_DIR/venv"
 PYTHON="${PYTHON:-python3}"
 OPENCV_SAMPLE=/usr/share/doc/opencv-doc/examples/data/vtest.avi
 
-say() { echo "setup: $*"; }                        # an action being taken: always printed
-info() { if [ "$QUIET" = 0 ]; then echo "setup: $*"; fi; }  # "already fine" notes: not with --quiet
+say() { echo "setup: $*" >&2; }                   # an action being taken: always printed (stderr: stdout stays for results)
+info() { if [ "$QUIET" = 0 ]; then echo "setup: $*" >&2; fi; }  # "already fine" notes: not with --quiet
 die() { echo "setup: error: $*" >&2; exit 1; }
 
 LOG="$(mktemp -t dataprep-setup.XXXXXX)"

@@ -14,6 +14,7 @@ import { startRun } from '../src/cli/client';
 import { loadConfig } from '../src/config';
 import { createObjectStore } from '../src/storage/gcs';
 import { RunLayout } from '../src/storage/layout';
+import { validateInput } from '../src/validation';
 import { createDeps } from '../src/workers/worker';
 import { STEP_NAMES, type RunSummary } from '../src/workflows/types';
 import { testClient, withWorkers } from './helpers/temporal';
@@ -114,6 +115,26 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     expect(manifest.images.filter((i) => i.augmentation !== null).every((i) => i.split === 'train')).toBe(true);
     expect(new Set(manifest.images.map((i) => i.path))).toEqual(new Set([...train, ...val].map((n) => layout.prefix + n)));
   }, 300_000);
+
+  it('imports a gs:// source through the object store (activity run directly, no Temporal)', async () => {
+    const { cpu, deps } = realActivities();
+    const tenantId = uniq();
+    const object = `sources/${tenantId}/vtest_6s.avi`;
+    await store.putFile(object, shortClip);
+    const source = `gs://${cfg.bucket}/${object}`;
+    const options = validateInput({ tenantId, videos: [{ source }] }).options;
+    const importVideo = cpu.importVideo as ReturnType<typeof createActivities>['importVideo'];
+    const result = await importVideo({ tenantId, runGuid: 'gs-import', videoGuid: 'v1', workflowId: 'none', source, options });
+    await deps.release();
+    expect(result.frameCount).toBe(60);
+    expect(result.mode).toBe('transcode');
+    const meta = (await store.getJson<Record<string, any>>(new RunLayout(tenantId, 'gs-import').video('v1').metadata))!;
+    expect(meta.source).toBe(source);
+    const missing = await importVideo({ tenantId, runGuid: 'gs-import', videoGuid: 'v2', workflowId: 'none', source: `gs://${cfg.bucket}/sources/none.avi`, options }).catch((e: unknown) => e);
+    expect((missing as ApplicationFailure).type).toBe('BadMedia');
+    expect((missing as ApplicationFailure).message).toMatch(/none\.avi: object not found/);
+    await store.deletePrefix(`sources/${tenantId}/`);
+  }, 120_000);
 
   const badInputs: [string, () => string, RegExp][] = [
     ['a text file', () => (writeFileSync(path.join(tmp, 'notes.mp4'), 'this is not a video\n'), path.join(tmp, 'notes.mp4')), /notes\.mp4/],

@@ -197,7 +197,7 @@ describe('probeVideo', () => {
   it('accepts Megamind_bugy.avi: a valid stream whose pictures were damaged before encoding', async () => {
     // ffmpeg decodes all 270 frames with no error or corrupt-frame report; its "bugs" are distortions in
     // the picture content (e.g. a green block over frame 100) made for OpenCV's PSNR/SSIM tutorial.
-    // Container- and decoder-level checks cannot (and should not) reject it; see the report.
+    // Container- and decoder-level checks cannot (and should not) reject it; see README "Known limitations".
     const m = await probeVideo(path.join(DATA, 'Megamind_bugy.avi'));
     expect(m).toMatchObject({ width: 720, height: 528, fps: 30, frameCount: 270, hasAudio: false });
   });

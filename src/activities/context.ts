@@ -193,6 +193,8 @@ export async function runStep<R extends object>(
   heartbeat({ step: name, phase: 'started' });
   try {
     const out = await body(files, layout);
+    // A step cancelled while its last phase ran must not be recorded as completed.
+    heartbeat({ step: name, phase: 'recording' });
     const finishedAt = new Date();
     const result = {
       ...out.result,

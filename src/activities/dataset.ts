@@ -21,14 +21,11 @@ export interface CropEntry {
   object: string;
 }
 
-/** Name of the crop index object: kept next to the crops so later steps on any worker can read it. */
-export const cropIndexObject = (video: VideoLayout): string => `${video.cropsPrefix('original')}index.json`;
-
 /** Images processed at once by sharp (SPEC section 10: many parallel sharp pipelines grow memory). */
 const IMAGE_CONCURRENCY = 4;
 
 async function readCropIndex(files: RunFiles, video: VideoLayout): Promise<CropEntry[]> {
-  return (await files.readJson<{ crops: CropEntry[] }>(cropIndexObject(video))).crops;
+  return (await files.readJson<{ crops: CropEntry[] }>(video.cropIndex)).crops;
 }
 
 /** Creates steps 6-9 over `deps`. */
@@ -91,9 +88,9 @@ export function createDatasetActivities(deps: ActivityDeps) {
           });
         }
         await Promise.all(jobs);
-        await files.writeJson(cropIndexObject(video), { videoGuid: input.videoGuid, crops: entries });
+        await files.writeJson(video.cropIndex, { videoGuid: input.videoGuid, crops: entries });
         const tracks = new Set(entries.map((e) => e.track_id)).size;
-        return { result: { crops: entries.length, tracks, rejected, index: cropIndexObject(video) }, details: { crops: entries } };
+        return { result: { crops: entries.length, tracks, rejected, index: video.cropIndex }, details: { crops: entries } };
       });
     },
 

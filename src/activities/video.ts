@@ -75,6 +75,7 @@ export function createVideoActivities(deps: ActivityDeps) {
           const sourceSha256 = await sha256File(local);
           const out = path.join(tmpDir, `${input.videoGuid}.mp4`);
           const { mode } = await importToMp4(local, out, meta, { signal, bins: deps.ffmpeg, onProgress: (framesDone) => heartbeat({ phase: 'import', framesDone }) });
+          heartbeat({ phase: 'uploading' });
           const outSha256 = await sha256File(out);
           const sizeBytes = (await stat(out)).size;
           const metadata = { ...meta, source: input.source, sha256: sourceSha256, imported: { object: video.video, mode, sha256: outSha256, sizeBytes } };

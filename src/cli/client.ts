@@ -140,15 +140,16 @@ export async function followRun(run: StartedRun, cfg: Config, opts: { showProgre
   };
   try {
     const summary = await run.handle.result();
-    bar?.update(100, { step: 'completed' });
-    return { ...base, status: 'completed', bucket: summary.bucket, outputPrefix: summary.outputPrefix, videos: summary.videos, cache: summary.cache, storage: summary.storage };
+    const sum = (k: 'frames' | 'detections' | 'tracks' | 'crops') => summary.videos.reduce((s, v) => s + (v.counts[k] ?? 0), 0);
+    bar?.update(100, { step: 'completed', frames: sum('frames'), detections: sum('detections'), tracks: sum('tracks'), crops: sum('crops') });
+    return { status: 'completed', ...base, bucket: summary.bucket, outputPrefix: summary.outputPrefix, videos: summary.videos, cache: summary.cache, storage: summary.storage };
   } catch (err) {
     const videos = last?.videos.map((v) => ({ videoGuid: v.videoGuid, source: v.source, status: v.status === 'pending' ? 'failed' : v.status, counts: v.counts, error: v.error })) ?? [];
     if (err instanceof WorkflowFailedError) {
       const cancelled = err.cause instanceof CancelledFailure;
       const desc = await run.handle.describe().catch(() => undefined);
       const status = cancelled ? 'cancelled' : desc?.status.name === 'TERMINATED' ? 'terminated' : desc?.status.name === 'TIMED_OUT' ? 'timed_out' : 'failed';
-      return { ...base, status, videos: videos as RunOutcome['videos'], error: err.cause?.message ?? err.message };
+      return { status, ...base, videos: videos as RunOutcome['videos'], error: err.cause?.message ?? err.message };
     }
     throw err;
   } finally {

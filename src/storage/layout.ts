@@ -62,6 +62,10 @@ export class VideoLayout {
   cropsPrefix(kind: 'original' | 'modified'): string {
     return `${this.prefix}crops/${kind}/`;
   }
+  /** Crop index (crop file to frame_id and bbox), kept next to the original crops for later steps. */
+  get cropIndex(): string {
+    return `${this.cropsPrefix('original')}index.json`;
+  }
   /** Crop `n` (0-based per track) of track `trackId`. */
   crop(kind: 'original' | 'modified', trackId: number, n: number): string {
     return `${this.cropsPrefix(kind)}track_${assertTrackId(trackId)}/crop_${assertIndex(n, 'crop index')}.jpg`;
