@@ -58,8 +58,12 @@ export function assertSource(source: unknown): string {
  */
 export const optionsSchema = z
   .object({
-    /** Keep every `frameStride`-th decoded frame (frame ids 0, s, 2s, ...). */
-    frameStride: z.number().int().min(1).max(10_000).default(5),
+    /**
+     * Keep every `frameStride`-th decoded frame (frame ids 0, s, 2s, ...). 2 keeps walkers in 10 fps footage
+     * overlapping between samples, which the IoU tracker needs (on vtest.avi stride 5 gave 518 tracks for
+     * 954 detections, stride 2 gave 225 for 2386).
+     */
+    frameStride: z.number().int().min(1).max(10_000).default(2),
     /** Upper bound on sampled frames per video (after striding); unbounded when absent. */
     maxFrames: z.number().int().min(1).optional(),
     /** JPEG quality 1-100 for frames and crops (sharp's `quality`). */
