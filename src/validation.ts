@@ -59,9 +59,9 @@ export function assertSource(source: unknown): string {
 export const optionsSchema = z
   .object({
     /**
-     * Keep every `frameStride`-th decoded frame (frame ids 0, s, 2s, ...). 2 keeps walkers in 10 fps footage
-     * overlapping between samples, which the IoU tracker needs (on vtest.avi stride 5 gave 518 tracks for
-     * 954 detections, stride 2 gave 225 for 2386).
+     * Keep every `frameStride`-th decoded frame (frame ids 0, s, 2s, ...). Tracking needs boxes of one
+     * person to overlap between samples (IoU association): at 10 fps walkers move about their own width in
+     * half a second, so 2 (0.2 s at 10 fps, 0.07 s at 30 fps) is the default. See README "Options".
      */
     frameStride: z.number().int().min(1).max(10_000).default(2),
     /** Upper bound on sampled frames per video (after striding); unbounded when absent. */
@@ -72,37 +72,58 @@ export const optionsSchema = z
       .object({
         /** File name in `models/` (a YOLOv8-format ONNX detector). */
         model: z.string().regex(/^[A-Za-z0-9._-]+\.onnx$/).default('yolov8n.onnx'),
-        /** Minimum class score; 0.25 is the Ultralytics `predict` default. */
-        confThreshold: z.number().gt(0).lt(1).default(0.25),
+        /**
+         * Minimum class score kept from the model. 0.1 is ByteTrack's low threshold: boxes between it and
+         * `tracker.highThreshold` only extend existing tracks (second association), they never start one.
+         */
+        confThreshold: z.number().gt(0).lt(1).default(0.1),
         /** NMS IoU threshold. */
         iouThreshold: z.number().gt(0).lt(1).default(0.45),
         /** COCO class ids to keep; 0 = person. */
         classes: z.array(z.number().int().min(0)).nonempty().default([0]),
+        /**
+         * Tiled inference: `auto` adds overlapping tiles when players are small in the model input (far-away
+         * players on 720p/1080p broadcast frames), `on` always, `off` never. See src/vision/tiling.ts.
+         */
+        tiles: z.enum(['auto', 'on', 'off']).default('auto'),
+        /** Tile side in source pixels. */
+        tileSize: z.number().int().min(64).max(4096).default(640),
+        /** Overlap between neighbouring tiles, fraction of the tile side. */
+        tileOverlap: z.number().min(0).max(0.5).default(0.2),
       })
       .strict()
-      .default({ model: 'yolov8n.onnx', confThreshold: 0.25, iouThreshold: 0.45, classes: [0] }),
+      .default({ model: 'yolov8n.onnx', confThreshold: 0.1, iouThreshold: 0.45, classes: [0], tiles: 'auto', tileSize: 640, tileOverlap: 0.2 }),
     grassMask: z
       .object({
-        /** Hue window of "green" in degrees (0-360). */
+        /** Range (degrees 0-360) in which the dominant green's hue peak must lie (src/vision/grass.ts). */
         hueMin: z.number().min(0).max(360).default(60),
         hueMax: z.number().min(0).max(360).default(170),
         /** Minimum saturation and value (0-1) of a grass pixel. */
         satMin: z.number().min(0).max(1).default(0.15),
         valMin: z.number().min(0).max(1).default(0.15),
-        /** Fraction of green pixels below which the video is said to have no pitch. */
+        /** Minimum pitch-region fraction of a frame for the frame to be pitch-like (src/vision/pitch.ts). */
         minPitchFraction: z.number().min(0).max(1).default(0.15),
       })
       .strict()
       .default({ hueMin: 60, hueMax: 170, satMin: 0.15, valMin: 0.15, minPitchFraction: 0.15 }),
+    /** ByteTrack (Zhang et al., ECCV 2022, arXiv:2110.06864); defaults from the reference implementation. */
     tracker: z
       .object({
-        /** Minimum IoU to continue a track. */
-        iouThreshold: z.number().gt(0).lt(1).default(0.3),
-        /** Sampled frames a track may go unseen before it ends. */
-        maxAge: z.number().int().min(0).default(3),
+        /** Detections at or above start and extend tracks (first association); reference `track_thresh`. */
+        highThreshold: z.number().gt(0).lt(1).default(0.5),
+        /** Detections between this and `highThreshold` only extend tracks (second association). */
+        lowThreshold: z.number().gt(0).lt(1).default(0.1),
+        /** Minimum score of a detection that starts a new track; reference track_thresh + 0.1. */
+        newTrackThreshold: z.number().gt(0).lt(1).default(0.6),
+        /** Maximum 1 - IoU cost of a first-stage match; reference `match_thresh`. */
+        matchThreshold: z.number().gt(0).max(1).default(0.8),
+        /** How long a lost track may be re-found, in seconds of video (reference: 30 frames at 30 fps). */
+        bufferSeconds: z.number().min(0).max(60).default(1),
+        /** Consecutive matched sampled frames before a track is confirmed and gets a track_id. */
+        minHits: z.number().int().min(1).max(10).default(2),
       })
       .strict()
-      .default({ iouThreshold: 0.3, maxAge: 3 }),
+      .default({ highThreshold: 0.5, lowThreshold: 0.1, newTrackThreshold: 0.6, matchThreshold: 0.8, bufferSeconds: 1, minHits: 2 }),
     crops: z
       .object({
         /** Padding around each bbox as a fraction of its width/height. */

@@ -10,7 +10,7 @@ describe('validateInput', () => {
   it('applies documented defaults', () => {
     const v = validateInput(ok);
     expect(v.options.frameStride).toBe(2);
-    expect(v.options.detector).toEqual({ model: 'yolov8n.onnx', confThreshold: 0.25, iouThreshold: 0.45, classes: [0] });
+    expect(v.options.detector).toEqual({ model: 'yolov8n.onnx', confThreshold: 0.1, iouThreshold: 0.45, classes: [0], tiles: 'auto', tileSize: 640, tileOverlap: 0.2 });
     expect(v.options.split.valFraction).toBe(0.2);
   });
 

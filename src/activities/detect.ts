@@ -1,11 +1,11 @@
 /**
  * Steps 4 and 5: `initializeGrassMask` (CPU queue) and `detectPlayers` (GPU queue).
  */
-import sharp from 'sharp';
 import { badMedia } from '../errors';
 import type { VideoLayout } from '../storage/layout';
-import { fitGrassModel } from '../vision/grass';
-import { IouTracker } from '../vision/tracker';
+import { fitPitchModel } from '../vision/pitch';
+import { ByteTracker } from '../vision/bytetrack';
+import { detectAndTrackFrame, type FrameDetectOptions } from '../vision/players';
 import type { DetectResult, GrassResult, StepInput } from '../workflows/types';
 import { heartbeat, runStep, type ActivityDeps, type RunFiles } from './context';
 
@@ -32,14 +32,19 @@ export interface FrameDetections {
   frame_id: number;
   width: number;
   height: number;
+  /** Whether tiled inference ran on this frame. */
+  tiled?: boolean;
+  /** Boxes of confirmed tracks: bbox [x1, y1, x2, y2] in source pixels. */
   detections: { track_id: number; bbox: [number, number, number, number]; score: number; class: number }[];
+  /** Boxes removed before tracking, with the filter reason (e.g. `feet-off-pitch`). */
+  dropped?: { bbox: [number, number, number, number]; score: number; reason: string }[];
 }
 
 /** Layout of `detections.json` (SPEC section 5). */
 export interface DetectionsFile {
   model: { name: string; sha256: string; executionProvider: string; inputSize: number };
-  thresholds: { confidence: number; iou: number; classes: number[] };
-  tracker: { type: 'iou'; iouThreshold: number; maxAge: number };
+  thresholds: { confidence: number; iou: number; classes: number[]; tiles: string; tileSize: number; tileOverlap: number };
+  tracker: { type: 'bytetrack'; trackBuffer: number } & StepInput['options']['tracker'];
   grass: StepInput['grass'] | null;
   frameStride: number;
   frames: FrameDetections[];
@@ -63,7 +68,7 @@ export function createDetectActivities(deps: ActivityDeps) {
           images.push(await files.read(video.frame(id)));
           heartbeat({ framesRead: images.length });
         }
-        const grass = await fitGrassModel(images, input.options.grassMask);
+        const grass = await fitPitchModel(images, input.options.grassMask);
         return { result: { grass, framesSampled: sample.length }, details: { params: input.options.grassMask, sampledFrameIds: sample } };
       });
     },
@@ -77,37 +82,62 @@ export function createDetectActivities(deps: ActivityDeps) {
         const video = layout.video(input.videoGuid);
         const opts = input.options;
         const detector = await deps.getDetector(opts.detector.model);
-        const tracker = new IouTracker({ iouThreshold: opts.tracker.iouThreshold, maxAge: Math.max(1, opts.tracker.maxAge) });
         const ids = await listFrameIds(files, video);
+        const meta = await files.readJson<{ fps: number }>(video.metadata);
+        // ByteTrack counts its buffer in update calls; one call per sampled frame.
+        const trackBuffer = Math.max(1, Math.round((opts.tracker.bufferSeconds * (meta.fps || 25)) / opts.frameStride));
+        const { bufferSeconds: _seconds, ...trackerOpts } = opts.tracker;
+        const tracker = new ByteTracker({ ...trackerOpts, trackBuffer, frameGap: opts.frameStride });
         const frames: FrameDetections[] = [];
+        const dropReasons: Record<string, number> = {};
         let count = 0;
+        let tiledFrames = 0;
+        const round2 = (x: number) => Math.round(x * 100) / 100;
+        const frameOpts: FrameDetectOptions = {
+          detect: {
+            confThreshold: opts.detector.confThreshold,
+            iouThreshold: opts.detector.iouThreshold,
+            classes: opts.detector.classes,
+            tiles: opts.detector.tiles,
+            tileSize: opts.detector.tileSize,
+            overlap: opts.detector.tileOverlap,
+          },
+          pitch: input.grass?.pitchFound ? { colour: input.grass, params: input.grass.pitch?.params } : null,
+        };
         for (const frameId of ids) {
           const jpeg = await files.read(video.frame(frameId));
-          const { data, info } = await sharp(jpeg).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-          const dets = await detector.detect(
-            { rgb: data, width: info.width, height: info.height },
-            { confThreshold: opts.detector.confThreshold, iouThreshold: opts.detector.iouThreshold, classes: opts.detector.classes },
-          );
-          const tracked = tracker.update(frameId, dets);
+          const r = await detectAndTrackFrame(detector, tracker, jpeg, frameId, frameOpts);
+          for (const d of r.dropped) dropReasons[d.reason] = (dropReasons[d.reason] ?? 0) + 1;
+          if (r.detectStats.tiled) tiledFrames++;
           frames.push({
             frame_id: frameId,
-            width: info.width,
-            height: info.height,
-            detections: tracked.map((d) => ({
+            width: r.width,
+            height: r.height,
+            tiled: r.detectStats.tiled,
+            detections: r.tracked.map((d) => ({
               track_id: d.trackId,
-              bbox: d.bbox.map((x) => Math.round(x * 100) / 100) as [number, number, number, number],
+              bbox: d.bbox.map(round2) as [number, number, number, number],
               score: Math.round(d.score * 10000) / 10000,
               class: d.classId,
             })),
+            dropped: r.dropped.map((d) => ({ bbox: d.det.bbox.map(round2) as [number, number, number, number], score: Math.round(d.det.score * 10000) / 10000, reason: d.reason })),
           });
-          count += tracked.length;
+          count += r.tracked.length;
+          // Inference blocks the event loop for each pass; heartbeat (and notice cancellation) per frame.
           heartbeat({ framesDone: frames.length, detections: count });
         }
         const tracks = new Set(frames.flatMap((f) => f.detections.map((d) => d.track_id))).size;
         const file: DetectionsFile = {
           model: { name: detector.modelName, sha256: detector.modelSha256, executionProvider: detector.executionProvider, inputSize: detector.inputSize },
-          thresholds: { confidence: opts.detector.confThreshold, iou: opts.detector.iouThreshold, classes: opts.detector.classes },
-          tracker: { type: 'iou', iouThreshold: opts.tracker.iouThreshold, maxAge: opts.tracker.maxAge },
+          thresholds: {
+            confidence: opts.detector.confThreshold,
+            iou: opts.detector.iouThreshold,
+            classes: opts.detector.classes,
+            tiles: opts.detector.tiles,
+            tileSize: opts.detector.tileSize,
+            tileOverlap: opts.detector.tileOverlap,
+          },
+          tracker: { type: 'bytetrack', ...opts.tracker, trackBuffer },
           grass: input.grass ?? null,
           frameStride: opts.frameStride,
           frames,
@@ -115,6 +145,7 @@ export function createDetectActivities(deps: ActivityDeps) {
         await files.writeJson(video.detections, file);
         return {
           result: { frames: frames.length, detections: count, tracks, model: detector.modelName, modelSha256: detector.modelSha256, object: video.detections },
+          details: { dropped: dropReasons, tiledFrames, trackBuffer, pitchFilter: frameOpts.pitch !== null },
         };
       });
     },

@@ -3,6 +3,7 @@
  * hashes — never image bytes; Temporal rejects payloads over 2 MB). Workflow-safe: types only.
  */
 import type { PipelineOptions } from '../validation';
+import type { PitchStats } from '../vision/pitch';
 
 /** The nine steps in order (SPEC section 4). Index + 1 is the step number `N` of `step{N}_result.json`. */
 export const STEP_NAMES = [
@@ -102,6 +103,8 @@ export interface GrassModel {
   hue: { min: number; max: number; median: number };
   sat: { min: number; median: number };
   val: { min: number; median: number };
+  /** Evidence of the per-frame pitch-shape rule behind `pitchFound` (step 4, `src/vision/pitch.ts`). */
+  pitch?: PitchStats;
 }
 
 /** Result of step 4. */

@@ -1,0 +1,95 @@
+/**
+ * Benchmark of step 5 (issue 3): on the same frames in one run, prints
+ *   - raw model inference time per frame (onnxruntime `session.run` only, on ready input tensors, for the
+ *     same passes the step makes: full frame plus tiles where it tiles),
+ *   - our whole detect step time per frame (JPEG decode, pre-processing, inference, NMS, tiling and merging,
+ *     pitch mask and feet filter, ByteTrack) via `detectAndTrackFrame`, the function the activity runs,
+ *   - their ratio and our overhead above raw inference (target: at most 15 %).
+ *
+ *   npm run bench:detect -- [VIDEO] [--frames N] [--stride S] [--tiles auto|on|off] [--threads T]
+ *
+ * Default video: vtest.avi (opencv-doc); try the soccer clip with
+ * `npm run bench:detect -- ../shared/media/soccer_broadcast_720p.mp4`. No stack needed.
+ */
+import { Command } from 'commander';
+import { loadConfig } from '../src/config';
+import { ByteTracker } from '../src/vision/bytetrack';
+import { createDetector, letterbox } from '../src/vision/detector';
+import { fitPitchModel } from '../src/vision/pitch';
+import { decodeFrame, detectAndTrackFrame, type FrameResult } from '../src/vision/players';
+import { cropRgb, planTiles } from '../src/vision/tiling';
+import { encodeJpeg, extractFrames } from '../src/vision/video';
+import { validateInput } from '../src/validation';
+
+const o = new Command('bench:detect')
+  .argument('[video]', 'video file', '/usr/share/doc/opencv-doc/examples/data/vtest.avi')
+  .option('--frames <n>', 'frames to measure', '40')
+  .option('--stride <s>', 'frame stride', '2')
+  .option('--tiles <mode>', 'auto | on | off', 'auto')
+  .option('--threads <t>', 'onnxruntime intra-op threads (default: config)')
+  .parse();
+const video = o.processedArgs[0] as string;
+const opts = o.opts<{ frames: string; stride: string; tiles: 'auto' | 'on' | 'off'; threads?: string }>();
+
+const cfg = loadConfig();
+const options = validateInput({ tenantId: 'bench', videos: [{ source: video }], options: { detector: { tiles: opts.tiles } } }).options;
+const detector = await createDetector({
+  modelPath: cfg.detectorModelPath,
+  executionProviders: cfg.ortExecutionProviders,
+  intraOpNumThreads: opts.threads ? Number(opts.threads) : cfg.ortIntraOpThreads,
+});
+
+// The same sampled frames the pipeline would store (JPEG at the pipeline's quality).
+const jpegs: { frameId: number; jpeg: Buffer }[] = [];
+for await (const f of extractFrames(video, { stride: Number(opts.stride), maxFrames: Number(opts.frames) })) {
+  jpegs.push({ frameId: f.frameId, jpeg: await encodeJpeg(f, options.jpegQuality) });
+}
+const grass = await fitPitchModel(
+  jpegs.filter((_, i) => i % Math.max(1, Math.floor(jpegs.length / 16)) === 0).map((f) => f.jpeg),
+  options.grassMask,
+);
+const detectOpts = {
+  confThreshold: options.detector.confThreshold,
+  iouThreshold: options.detector.iouThreshold,
+  classes: options.detector.classes,
+  tiles: options.detector.tiles,
+  tileSize: options.detector.tileSize,
+  overlap: options.detector.tileOverlap,
+};
+
+// Warm-up (first runs allocate onnxruntime buffers).
+for (const f of jpegs.slice(0, 3)) await detectAndTrackFrame(detector, new ByteTracker(), f.jpeg, f.frameId, { detect: detectOpts, pitch: null });
+
+// Whole step (exactly as the activity runs it) and raw model time for the same passes, interleaved frame by
+// frame so both see the same machine conditions. Raw: ready tensors, only `session.run` is timed.
+const tracker = new ByteTracker({ frameGap: Number(opts.stride) });
+const results: FrameResult[] = [];
+let wholeTotal = 0;
+let rawTotal = 0;
+for (const f of jpegs) {
+  const t0 = performance.now();
+  const r = await detectAndTrackFrame(detector, tracker, f.jpeg, f.frameId, { detect: detectOpts, pitch: grass.pitchFound ? { colour: grass } : null });
+  wholeTotal += performance.now() - t0;
+  results.push(r);
+  const frame = await decodeFrame(f.jpeg);
+  const inputs = [frame, ...(r.detectStats.tiled ? planTiles(frame.width, frame.height, { tileSize: detectOpts.tileSize, overlap: detectOpts.overlap }).map((t) => cropRgb(frame, t)) : [])];
+  for (const input of inputs) {
+    const { tensor } = await letterbox(input.rgb, input.width, input.height, detector.inputSize);
+    rawTotal += (await detector.inferRaw(tensor)).inferenceMs;
+  }
+}
+const wholeMs = wholeTotal / jpegs.length;
+const rawMs = rawTotal / jpegs.length;
+
+const mean = (k: keyof FrameResult['timings']) => results.reduce((s, r) => s + r.timings[k], 0) / results.length;
+const passes = results.reduce((s, r) => s + r.detectStats.passes, 0) / results.length;
+const fmt = (x: number) => x.toFixed(1).padStart(7);
+console.log(`video ${video}`);
+console.log(`frames ${jpegs.length} (stride ${opts.stride}) ${results[0].width}x${results[0].height}, ${detector.executionProvider}, tiles ${opts.tiles}: ${passes.toFixed(2)} model passes per frame, pitch ${grass.pitchFound ? 'found' : 'not found'}`);
+console.log(`raw model inference per frame   ${fmt(rawMs)} ms`);
+console.log(`whole detect step per frame     ${fmt(wholeMs)} ms`);
+console.log(`  decode ${mean('decodeMs').toFixed(1)}  detect ${mean('detectMs').toFixed(1)} (of which model ${mean('inferenceMs').toFixed(1)})  pitch ${mean('pitchMs').toFixed(1)}  track ${mean('trackMs').toFixed(2)} ms`);
+console.log(`ratio whole/raw                 ${(wholeMs / rawMs).toFixed(3)}`);
+console.log(`overhead above raw inference    ${(((wholeMs - rawMs) / rawMs) * 100).toFixed(1)} %  (target <= 15 %)`);
+console.log(`tracks ${tracker.confirmedTrackCount}, tracked boxes ${results.reduce((s, r) => s + r.tracked.length, 0)}, dropped ${results.reduce((s, r) => s + r.dropped.length, 0)}`);
+await detector.release();

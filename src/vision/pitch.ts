@@ -1,0 +1,485 @@
+/**
+ * Where the pitch is: per-frame pitch masks, the "is there a pitch in this video" decision, and the
+ * feet-on-pitch filter for detections (steps 4 and 5).
+ *
+ * Per frame (`computePitchMask`), at a reduced resolution (default 320 px wide):
+ *
+ *   grass pixels (colour window of `./grass`) --close (dilate, then erode; square 5x5)--> largest
+ *   4-connected grass region --fill holes--> --fill each row between its first and last pitch pixel-->
+ *   pitch mask
+ *
+ * - Closing (Serra, "Image Analysis and Mathematical Morphology", 1982) bridges the white pitch lines, which
+ *   are 1-2 px wide at 320 px and would otherwise cut the pitch in two along the halfway line.
+ * - The LARGEST region is the pitch (playfield-region detection as in Ekin, Tekalp & Mehrotra, IEEE TIP
+ *   12(7), 2003); green bits in the crowd, the advertising boards or a scoreboard are separate regions.
+ * - Filling holes (background pixels not 4-connected to the image border) puts players standing on the pitch
+ *   inside it; the row fill also covers players cut by the bottom frame edge and notches at the pitch edges.
+ *
+ * "No pitch" rule (shape, not colour): a frame is pitch-like when its pitch region covers at least
+ * `minPitchFraction` of the frame (default 0.15) AND at least `minFullWidthRows` (default 0.6) of the rows
+ * it touches are "full width" (region covers >= 90 % of the row). A broadcast pitch fills the lower part of
+ * the frame from edge to edge in every row below the far touchline (soccer clip, wide views: 0.94-0.98;
+ * messi5.jpg, where the pitch is only the bottom quarter: 0.76), whereas a lawn beside a road (vtest.avi:
+ * the lawn is a triangle in the lower left, full width only in the bottom third of its rows: 0.31) is not a
+ * pitch, so the feet filter does not drop the walkers on the road. A video has a pitch (`fitPitchModel`)
+ * when at least half of its sampled frames are pitch-like, so corner views (the soccer clip's view of a goal
+ * has a diagonal far edge: 0.51), replays, close-ups and crowd shots do not flip the decision; once a video
+ * has a pitch, every frame's mask is used as it is, whatever its own shape.
+ * This is in the spirit of the "playfield ratio" used to classify broadcast shots (Ekin et al. 2003;
+ * Halin et al., "Semantic shot classification in soccer videos via playfield ratio and object size", 2013);
+ * the thresholds are our own, chosen on the test images (values above).
+ */
+import sharp from 'sharp';
+import type { GrassModel } from '../workflows/types';
+import type { Detection, RgbFrame } from './detector';
+import { fitGrassColour, isGrassRgb, sampleFramesHsv, type GrassParams } from './grass';
+
+/** Parameters of the per-frame pitch mask and of the "no pitch" rule (defaults in {@link PITCH_DEFAULTS}). */
+export interface PitchParams {
+  /** Width of the mask, pixels (frames narrower than this are not enlarged). */
+  maskWidth: number;
+  /** Radius of the square closing element, mask pixels (2 = 5x5). */
+  closeRadius: number;
+  /** Fill each row of the region between its first and last pixel. */
+  rowFill: boolean;
+  /** Minimum pitch-region fraction of a frame (0-1) for the frame to be pitch-like. */
+  minPitchFraction: number;
+  /** A row is "full width" when the region covers at least this fraction of it (0-1). */
+  fullRowCoverage: number;
+  /** Minimum share of the region's rows that are full width (0-1) for the frame to be pitch-like. */
+  minFullWidthRows: number;
+  /** Minimum share of sampled frames that are pitch-like (0-1) for the video to have a pitch. */
+  minPitchFrames: number;
+}
+
+/** Defaults of {@link PitchParams} (reasons in the module comment). */
+export const PITCH_DEFAULTS: Readonly<PitchParams> = Object.freeze({
+  maskWidth: 320,
+  closeRadius: 2,
+  rowFill: true,
+  minPitchFraction: 0.15,
+  fullRowCoverage: 0.9,
+  minFullWidthRows: 0.6,
+  minPitchFrames: 0.5,
+});
+
+/**
+ * The {@link PitchParams} part of a larger options object (e.g. `options.grassMask`): its fields that are
+ * set, {@link PITCH_DEFAULTS} for the rest; other fields are ignored.
+ */
+export function pitchParamsOf(o: Partial<PitchParams>): PitchParams {
+  const pick = <K extends keyof PitchParams>(k: K): PitchParams[K] => (o[k] !== undefined ? (o[k] as PitchParams[K]) : PITCH_DEFAULTS[k]);
+  return {
+    maskWidth: pick('maskWidth'),
+    closeRadius: pick('closeRadius'),
+    rowFill: pick('rowFill'),
+    minPitchFraction: pick('minPitchFraction'),
+    fullRowCoverage: pick('fullRowCoverage'),
+    minFullWidthRows: pick('minFullWidthRows'),
+    minPitchFrames: pick('minPitchFrames'),
+  };
+}
+
+/** The colour window a mask needs (a {@link GrassModel} or {@link PitchModel} fits). */
+export type PitchColour = Pick<GrassModel, 'hue' | 'sat' | 'val'>;
+
+/** Shape statistics of one frame's pitch region. */
+export interface PitchShape {
+  /** Region pixels / all mask pixels, 0-1. */
+  fraction: number;
+  /** Share of the region's rows covered >= `fullRowCoverage`, 0-1 (0 for an empty region). */
+  fullWidthRows: number;
+  /** First mask row of the region (mask pixels), or -1 when empty. */
+  topRow: number;
+  /** Whether the frame passes the "pitch-like" rule of the module comment. */
+  pitchLike: boolean;
+}
+
+/**
+ * A per-frame pitch mask at reduced resolution.
+ * Mask pixel (mx, my) covers frame pixels [mx / scale, (mx + 1) / scale) x [my / scale, (my + 1) / scale)
+ * (the mask height is rounded, so the vertical mapping is off by < 1 frame pixel at most).
+ */
+export interface PitchMask extends PitchShape {
+  /** Mask width and height, pixels. */
+  width: number;
+  height: number;
+  /** Mask pixels per frame pixel (e.g. 0.25 for a 1280 px frame and a 320 px mask). */
+  scale: number;
+  /** Frame size the mask was computed for, pixels. */
+  frameWidth: number;
+  frameHeight: number;
+  /** `width * height` bytes, row-major, 1 = pitch, 0 = not pitch. */
+  data: Uint8Array;
+}
+
+/** Pitch-region statistics of the sampled frames, recorded with the model (step 4 result). */
+export interface PitchStats {
+  /** Name of the decision rule, for `detections.json` readers. */
+  rule: 'largest-region-full-width-rows-v1';
+  framesSampled: number;
+  framesPitchLike: number;
+  /** Medians over the sampled frames. */
+  medianFraction: number;
+  medianFullWidthRows: number;
+  /** The thresholds used. */
+  params: PitchParams;
+  /** One sentence saying why `pitchFound` is what it is. */
+  reason: string;
+}
+
+/** A {@link GrassModel} whose `pitchFound` comes from the shape rule, with the evidence in `pitch`. */
+export interface PitchModel extends GrassModel {
+  pitch: PitchStats;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Binary morphology and regions on Uint8Array masks (1 = set), row-major `w * h`.
+
+/**
+ * Dilation (`op` 'max') or erosion ('min') by a (2r+1) x (2r+1) square, separably (rows, then columns).
+ * Pixels outside the image count as 0 for dilation and as 1 for erosion, so a closing never eats the border.
+ * @returns a new mask
+ */
+export function morph(src: Uint8Array, w: number, h: number, r: number, op: 'max' | 'min'): Uint8Array {
+  if (r <= 0) return src.slice();
+  // Sliding-window count of set pixels over the 2r+1 window, with out-of-image pixels counted as `pad`:
+  // dilation sets a pixel when the count is > 0, erosion when the count is the whole window.
+  const pad = op === 'max' ? 0 : 1;
+  const need = op === 'max' ? 1 : 2 * r + 1;
+  const tmp = new Uint8Array(w * h);
+  const out = new Uint8Array(w * h);
+  for (let y = 0; y < h; y++) {
+    const row = y * w;
+    let n = pad * r;
+    for (let x = 0; x <= r; x++) n += x < w ? src[row + x] : pad;
+    for (let x = 0; x < w; x++) {
+      tmp[row + x] = n >= need ? 1 : 0;
+      const add = x + r + 1;
+      const drop = x - r;
+      n += (add < w ? src[row + add] : pad) - (drop >= 0 ? src[row + drop] : pad);
+    }
+  }
+  for (let x = 0; x < w; x++) {
+    let n = pad * r;
+    for (let y = 0; y <= r; y++) n += y < h ? tmp[y * w + x] : pad;
+    for (let y = 0; y < h; y++) {
+      out[y * w + x] = n >= need ? 1 : 0;
+      const add = y + r + 1;
+      const drop = y - r;
+      n += (add < h ? tmp[add * w + x] : pad) - (drop >= 0 ? tmp[drop * w + x] : pad);
+    }
+  }
+  return out;
+}
+
+/** Morphological closing (dilate, then erode) by a (2r+1)^2 square; see {@link morph}. */
+export function closeMask(src: Uint8Array, w: number, h: number, r: number): Uint8Array {
+  return morph(morph(src, w, h, r, 'max'), w, h, r, 'min');
+}
+
+/**
+ * The largest 4-connected set region (ties: the first found in row-major order).
+ * @returns a new mask with only that region (all zeros when `src` is empty) and its area in pixels
+ */
+export function largestRegion(src: Uint8Array, w: number, h: number): { mask: Uint8Array; area: number } {
+  const labels = new Int32Array(w * h);
+  const queue = new Int32Array(w * h);
+  let next = 0;
+  let bestLabel = 0;
+  let bestArea = 0;
+  for (let start = 0; start < w * h; start++) {
+    if (!src[start] || labels[start]) continue;
+    const label = ++next;
+    let head = 0;
+    let tail = 0;
+    queue[tail++] = start;
+    labels[start] = label;
+    while (head < tail) {
+      const p = queue[head++];
+      const x = p % w;
+      if (x > 0 && src[p - 1] && !labels[p - 1]) (labels[p - 1] = label), (queue[tail++] = p - 1);
+      if (x < w - 1 && src[p + 1] && !labels[p + 1]) (labels[p + 1] = label), (queue[tail++] = p + 1);
+      if (p >= w && src[p - w] && !labels[p - w]) (labels[p - w] = label), (queue[tail++] = p - w);
+      if (p + w < w * h && src[p + w] && !labels[p + w]) (labels[p + w] = label), (queue[tail++] = p + w);
+    }
+    if (tail > bestArea) {
+      bestArea = tail;
+      bestLabel = label;
+    }
+  }
+  const mask = new Uint8Array(w * h);
+  if (bestLabel) for (let i = 0; i < w * h; i++) mask[i] = labels[i] === bestLabel ? 1 : 0;
+  return { mask, area: bestArea };
+}
+
+/**
+ * Fills holes: unset pixels that are not 4-connected to the image border through unset pixels.
+ * @returns a new mask
+ */
+export function fillHoles(src: Uint8Array, w: number, h: number): Uint8Array {
+  const outside = new Uint8Array(w * h);
+  const queue = new Int32Array(w * h);
+  let tail = 0;
+  const seed = (p: number) => {
+    if (!src[p] && !outside[p]) (outside[p] = 1), (queue[tail++] = p);
+  };
+  for (let x = 0; x < w; x++) seed(x), seed((h - 1) * w + x);
+  for (let y = 0; y < h; y++) seed(y * w), seed(y * w + w - 1);
+  let head = 0;
+  while (head < tail) {
+    const p = queue[head++];
+    const x = p % w;
+    if (x > 0) seed(p - 1);
+    if (x < w - 1) seed(p + 1);
+    if (p >= w) seed(p - w);
+    if (p + w < w * h) seed(p + w);
+  }
+  const out = new Uint8Array(w * h);
+  for (let i = 0; i < w * h; i++) out[i] = outside[i] ? 0 : 1;
+  return out;
+}
+
+/** Sets every pixel of each row between the row's first and last set pixel. @returns a new mask */
+export function fillRowSpans(src: Uint8Array, w: number, h: number): Uint8Array {
+  const out = src.slice();
+  for (let y = 0; y < h; y++) {
+    const row = y * w;
+    let a = -1;
+    let b = -1;
+    for (let x = 0; x < w; x++) {
+      if (src[row + x]) {
+        if (a < 0) a = x;
+        b = x;
+      }
+    }
+    if (a >= 0) out.fill(1, row + a, row + b + 1);
+  }
+  return out;
+}
+
+/** Shape statistics of a region mask (see {@link PitchShape}); thresholds from `params`. */
+export function pitchShape(mask: Uint8Array, w: number, h: number, params: Pick<PitchParams, 'fullRowCoverage' | 'minPitchFraction' | 'minFullWidthRows'>): PitchShape {
+  let area = 0;
+  let rows = 0;
+  let full = 0;
+  let topRow = -1;
+  for (let y = 0; y < h; y++) {
+    let n = 0;
+    for (let x = 0, i = y * w; x < w; x++, i++) n += mask[i];
+    if (n === 0) continue;
+    if (topRow < 0) topRow = y;
+    area += n;
+    rows++;
+    if (n >= params.fullRowCoverage * w) full++;
+  }
+  const fraction = w * h ? area / (w * h) : 0;
+  const fullWidthRows = rows ? full / rows : 0;
+  return {
+    fraction: round3(fraction),
+    fullWidthRows: round3(fullWidthRows),
+    topRow,
+    pitchLike: fraction >= params.minPitchFraction && fullWidthRows >= params.minFullWidthRows,
+  };
+}
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+/**
+ * The pitch mask from a grass/not-grass mask (pure; closing, largest region, holes, row spans: module
+ * comment). @returns the mask (1 = pitch) and its shape statistics
+ */
+export function pitchMaskFromGrass(grass: Uint8Array, w: number, h: number, params: Partial<PitchParams> = {}): { data: Uint8Array } & PitchShape {
+  const p = pitchParamsOf(params);
+  const closed = closeMask(grass, w, h, p.closeRadius);
+  const { mask } = largestRegion(closed, w, h);
+  let data = fillHoles(mask, w, h);
+  if (p.rowFill) data = fillRowSpans(data, w, h);
+  return { data, ...pitchShape(data, w, h, p) };
+}
+
+/**
+ * The pitch mask of an already reduced RGB image (pure).
+ * @param rgb interleaved pixels, `channels` (3 or 4) bytes each, `w * h` pixels
+ * @returns the mask (1 = pitch) and its shape statistics
+ */
+export function pitchMaskFromRgb(rgb: Uint8Array, w: number, h: number, channels: number, colour: PitchColour, params: Partial<PitchParams> = {}): { data: Uint8Array } & PitchShape {
+  const grass = new Uint8Array(w * h);
+  for (let i = 0, j = 0; i < w * h; i++, j += channels) grass[i] = isGrassRgb(rgb[j], rgb[j + 1], rgb[j + 2], colour) ? 1 : 0;
+  return pitchMaskFromGrass(grass, w, h, params);
+}
+
+/**
+ * Grass/not-grass at `w x h` straight from a full-size raw frame, in plain code (no sharp round trip; ~1-2
+ * ms for 1280x720 -> 320x180): each output pixel classifies the mean of the 2x2 source pixels at the centre
+ * of its source block. Not a full area average, but the closing removes the little aliasing this leaves
+ * (thin lines are bridged anyway).
+ * @returns `w * h` bytes, 1 = grass
+ */
+export function grassFromFrame(frame: RgbFrame, w: number, h: number, colour: PitchColour): Uint8Array {
+  const { rgb, width: W, height: H } = frame;
+  const out = new Uint8Array(w * h);
+  const xs = new Int32Array(w);
+  const xs1 = new Int32Array(w);
+  for (let x = 0; x < w; x++) {
+    xs[x] = Math.min(W - 2, Math.max(0, Math.floor(((x + 0.5) * W) / w) - 1)) * 3;
+    xs1[x] = Math.min(W - 1, xs[x] / 3 + 1) * 3;
+  }
+  for (let y = 0; y < h; y++) {
+    const sy = Math.min(H - 2, Math.max(0, Math.floor(((y + 0.5) * H) / h) - 1));
+    const r0 = sy * W * 3;
+    const r1 = Math.min(H - 1, sy + 1) * W * 3;
+    for (let x = 0; x < w; x++) {
+      const a = r0 + xs[x];
+      const b = r0 + xs1[x];
+      const c = r1 + xs[x];
+      const d = r1 + xs1[x];
+      const R = (rgb[a] + rgb[b] + rgb[c] + rgb[d] + 2) >> 2;
+      const G = (rgb[a + 1] + rgb[b + 1] + rgb[c + 1] + rgb[d + 1] + 2) >> 2;
+      const B = (rgb[a + 2] + rgb[b + 2] + rgb[c + 2] + rgb[d + 2] + 2) >> 2;
+      out[y * w + x] = isGrassRgb(R, G, B, colour) ? 1 : 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * Computes a frame's pitch mask at `maskWidth` px wide (height by the frame's aspect ratio).
+ *
+ * @param input an encoded image (JPEG/PNG; EXIF orientation applied, as `loadRgb` in `./draw` does) or a
+ *   raw {@link RgbFrame} (as `detectPlayers` decodes it)
+ * @param colour the colour window, e.g. the step-4 {@link PitchModel}
+ * @param params mask parameters (defaults {@link PITCH_DEFAULTS})
+ * @returns the mask; `scale` = mask px per frame px, `frameWidth/Height` the frame's size
+ * @throws Error from sharp when the image cannot be decoded; Error for a malformed RgbFrame
+ */
+export async function computePitchMask(input: Buffer | RgbFrame, colour: PitchColour, params: Partial<PitchParams> = {}): Promise<PitchMask> {
+  const p = pitchParamsOf(params);
+  if (!Buffer.isBuffer(input)) {
+    const { width: fw, height: fh } = input;
+    if (!(fw > 0 && fh > 0) || input.rgb.length !== fw * fh * 3) {
+      throw new Error(`computePitchMask: rgb buffer has ${input.rgb.length} bytes, expected ${fw}x${fh}x3`);
+    }
+    const width = Math.min(p.maskWidth, fw);
+    const height = Math.max(1, Math.round((fh * width) / fw));
+    const res = pitchMaskFromGrass(grassFromFrame(input, width, height, colour), width, height, p);
+    return { ...res, width, height, scale: width / fw, frameWidth: fw, frameHeight: fh };
+  }
+  const meta = await sharp(input).metadata();
+  const frameWidth = meta.autoOrient?.width ?? meta.width;
+  const frameHeight = meta.autoOrient?.height ?? meta.height;
+  const width = Math.min(p.maskWidth, frameWidth);
+  const height = Math.max(1, Math.round((frameHeight * width) / frameWidth));
+  const { data, info } = await sharp(input).rotate().resize(width, height, { fit: 'fill' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const res = pitchMaskFromRgb(data, info.width, info.height, info.channels, colour, p);
+  return { ...res, width: info.width, height: info.height, scale: info.width / frameWidth, frameWidth, frameHeight };
+}
+
+/**
+ * Whether frame pixel (x, y) lies on the pitch. Points on the right/bottom frame edge (x = frameWidth or
+ * y = frameHeight, where clamped bbox corners lie) map to the last mask column/row.
+ * @param x, y frame pixels (not mask pixels)
+ * @returns false outside the frame
+ */
+export function isOnPitch(mask: PitchMask, x: number, y: number): boolean {
+  if (!(x >= 0 && y >= 0 && x <= mask.frameWidth && y <= mask.frameHeight)) return false;
+  const mx = Math.min(mask.width - 1, Math.floor(x * mask.scale));
+  const my = Math.min(mask.height - 1, Math.floor(y * mask.scale));
+  return mask.data[my * mask.width + mx] === 1;
+}
+
+/**
+ * The top edge of the pitch in a frame column: the first frame row whose mask pixel is pitch, in frame
+ * pixels, or `frameHeight` when the column has no pitch. Everything above it is off the pitch (crowd,
+ * boards, overlays).
+ * @param x frame column, pixels
+ */
+export function pitchTopAt(mask: PitchMask, x: number): number {
+  const mx = Math.max(0, Math.min(mask.width - 1, Math.floor(x * mask.scale)));
+  for (let my = 0; my < mask.height; my++) if (mask.data[my * mask.width + mx]) return my / mask.scale;
+  return mask.frameHeight;
+}
+
+/** Options of {@link filterOnPitch}. */
+export interface FeetFilterOptions {
+  /**
+   * Tolerance around the feet point as a fraction of the box height (default 0.05); the tolerance is never
+   * smaller than one mask pixel. Our choice: a 70 px tall player gets ~4 px, enough for a foot on a line or
+   * on the mask boundary, much less than the gap between the pitch and the stands.
+   */
+  toleranceFraction?: number;
+}
+
+/** Why {@link filterOnPitch} dropped a detection. */
+export type PitchDropReason = 'feet-off-pitch';
+
+/**
+ * Feet-on-pitch filter: keeps a detection when its feet point — the bbox bottom centre ((x1 + x2) / 2, y2),
+ * where a standing person touches the ground — or one of four points at distance t around it (left,
+ * right, above, below; t = max(one mask pixel, toleranceFraction x box height)) is on the pitch mask.
+ * Without a mask (`null`/`undefined`, i.e. the video has no pitch) everything is kept.
+ *
+ * @param dets detections with bbox [x1, y1, x2, y2] in frame pixels
+ * @param mask the frame's pitch mask, or null when no pitch was found for the video
+ * @returns kept detections (input order) and dropped ones with the reason
+ */
+export function filterOnPitch<D extends Detection>(
+  dets: readonly D[],
+  mask: PitchMask | null | undefined,
+  opts: FeetFilterOptions = {},
+): { kept: D[]; dropped: { det: D; reason: PitchDropReason }[] } {
+  if (!mask) return { kept: [...dets], dropped: [] };
+  const frac = opts.toleranceFraction ?? 0.05;
+  const kept: D[] = [];
+  const dropped: { det: D; reason: PitchDropReason }[] = [];
+  for (const d of dets) {
+    const [x1, , x2, y2] = d.bbox;
+    const cx = (x1 + x2) / 2;
+    const t = Math.max(1 / mask.scale, frac * (d.bbox[3] - d.bbox[1]));
+    const onPitch =
+      isOnPitch(mask, cx, y2) || isOnPitch(mask, cx - t, y2) || isOnPitch(mask, cx + t, y2) || isOnPitch(mask, cx, y2 - t) || isOnPitch(mask, cx, Math.min(y2 + t, mask.frameHeight));
+    if (onPitch) kept.push(d);
+    else dropped.push({ det: d, reason: 'feet-off-pitch' });
+  }
+  return { kept, dropped };
+}
+
+const median = (xs: number[]) => {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/**
+ * Step 4: fits the pitch colour (`fitGrassColour` in `./grass`) to the sampled frames, computes each
+ * frame's pitch mask with it, and decides whether the video has a pitch by the shape rule of the module
+ * comment (`pitchFound`; `greenFraction` is still the share of pixels in the colour window).
+ *
+ * @param images encoded sampled frames (JPEG/PNG), at least one; 8-16 evenly spaced frames are plenty
+ * @param params colour search range and floors ({@link GrassParams}; its `minPitchFraction` is the minimum
+ *   pitch-REGION fraction here) and optional {@link PitchParams} overrides
+ * @returns a {@link PitchModel}: the colour window plus `pitch` (per-video evidence and thresholds)
+ * @throws Error when `images` is empty or an image cannot be decoded
+ */
+export async function fitPitchModel(images: Buffer[], params: GrassParams & Partial<PitchParams>): Promise<PitchModel> {
+  const p = pitchParamsOf(params);
+  const colour = fitGrassColour(await sampleFramesHsv(images, params), params);
+  const found = colour.hue.median > 0; // 0 = no candidate pixel in the search range (see fitGrassColour)
+  const shapes: PitchShape[] = [];
+  if (found) {
+    for (const img of images) shapes.push(await computePitchMask(img, colour, p));
+  }
+  const framesPitchLike = shapes.filter((s) => s.pitchLike).length;
+  const medianFraction = round3(median(shapes.map((s) => s.fraction)));
+  const medianFullWidthRows = round3(median(shapes.map((s) => s.fullWidthRows)));
+  const pitchFound = shapes.length > 0 && framesPitchLike >= p.minPitchFrames * images.length;
+  const reason =
+    !found
+      ? `no pixel with hue in [${params.hueMin}, ${params.hueMax}] deg, saturation >= ${params.satMin}, value >= ${params.valMin}`
+      : `${framesPitchLike} of ${images.length} sampled frames are pitch-like (largest grass region >= ${p.minPitchFraction} of the frame and >= ${p.minFullWidthRows} of its rows >= ${p.fullRowCoverage} full); ${pitchFound ? '>=' : '<'} ${p.minPitchFrames} of the frames needed`;
+  return {
+    ...colour,
+    pitchFound,
+    pitch: { rule: 'largest-region-full-width-rows-v1', framesSampled: images.length, framesPitchLike, medianFraction, medianFullWidthRows, params: p, reason },
+  };
+}

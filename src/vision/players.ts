@@ -1,0 +1,84 @@
+/**
+ * Step 5 on one sampled frame: decode → detect (full frame plus tiles when players are small) → pitch mask
+ * and feet-on-pitch filter → ByteTrack update. The activity and the benchmark (`bench/detect.ts`) both
+ * call {@link detectAndTrackFrame}, so the benchmark measures exactly what the pipeline runs.
+ */
+import sharp from 'sharp';
+import type { ByteTracker } from './bytetrack';
+import type { Detection, Detector, RgbFrame } from './detector';
+import { computePitchMask, filterOnPitch, type PitchColour, type PitchParams } from './pitch';
+import { detectTiledWithStats, type TiledDetectOptions, type TiledDetectStats } from './tiling';
+import type { TrackedDetection } from './tracker';
+
+/** Decodes an encoded frame (JPEG) into RGB, EXIF orientation applied. */
+export async function decodeFrame(jpeg: Buffer): Promise<RgbFrame> {
+  const { data, info } = await sharp(jpeg).rotate().removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return { rgb: data, width: info.width, height: info.height };
+}
+
+/** Per-frame options of {@link detectAndTrackFrame}. */
+export interface FrameDetectOptions {
+  detect: TiledDetectOptions;
+  /** Pitch colour model of the video when a pitch was found; null keeps every detection. */
+  pitch: { colour: PitchColour; params?: Partial<PitchParams> } | null;
+}
+
+/** Where the time of one frame went, milliseconds (wall clock, `performance.now`). */
+export interface FrameTimings {
+  decodeMs: number;
+  /** Model time only (sum over full-frame and tile passes). */
+  inferenceMs: number;
+  /** The whole detection call (letterbox, inference, decode, NMS, tiling, merging). */
+  detectMs: number;
+  pitchMs: number;
+  trackMs: number;
+  totalMs: number;
+}
+
+/** Result of one frame. */
+export interface FrameResult {
+  width: number;
+  height: number;
+  /** Detections that belong to confirmed tracks (bbox [x1, y1, x2, y2] in frame pixels). */
+  tracked: TrackedDetection[];
+  /** Detections dropped before tracking, with the reason. */
+  dropped: { det: Detection; reason: string }[];
+  /** Detections passed to the tracker but not (yet) part of a confirmed track. */
+  untracked: number;
+  detectStats: TiledDetectStats;
+  timings: FrameTimings;
+}
+
+/**
+ * Runs step 5 on one frame and advances `tracker`.
+ * @param jpeg the sampled frame as stored (`selected_frames/frame_{id}.jpg`)
+ * @param frameId true source frame index (strictly increasing between calls on one tracker)
+ * @throws what the detector throws (model errors, malformed frames)
+ */
+export async function detectAndTrackFrame(
+  detector: Detector,
+  tracker: ByteTracker,
+  jpeg: Buffer,
+  frameId: number,
+  opts: FrameDetectOptions,
+): Promise<FrameResult> {
+  const t0 = performance.now();
+  const frame = await decodeFrame(jpeg);
+  const t1 = performance.now();
+  const { detections, stats } = await detectTiledWithStats(detector, frame, opts.detect);
+  const t2 = performance.now();
+  const mask = opts.pitch ? await computePitchMask(frame, opts.pitch.colour, opts.pitch.params) : null;
+  const { kept, dropped } = filterOnPitch(detections, mask);
+  const t3 = performance.now();
+  const tracked = tracker.update(frameId, kept);
+  const t4 = performance.now();
+  return {
+    width: frame.width,
+    height: frame.height,
+    tracked,
+    dropped,
+    untracked: kept.length - tracked.length,
+    detectStats: stats,
+    timings: { decodeMs: t1 - t0, inferenceMs: stats.inferenceMs, detectMs: t2 - t1, pitchMs: t3 - t2, trackMs: t4 - t3, totalMs: t4 - t0 },
+  };
+}

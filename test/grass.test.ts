@@ -1,0 +1,245 @@
+/**
+ * Pitch colour model, pitch masks and the feet-on-pitch filter: pure units on synthetic masks, and the real
+ * YOLOv8n model on real images from Debian's opencv-doc (SPEC section 8): messi5.jpg (a player on a pitch,
+ * spectators behind a wall above it), vtest.avi (people walking on a road beside a lawn) and basketball1.png.
+ * Overlays are written to a temp folder (path printed) so a person can look at them.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config';
+import { createDetector, type Detection, type Detector } from '../src/vision/detector';
+import { drawDetections, loadRgb } from '../src/vision/draw';
+import { defaultFfmpeg } from '../src/vision/ffmpeg';
+import { collectHsvSamples, fitGrassColour, fitGrassModel, isGrass, isGrassRgb, rgbToHsv, type GrassParams } from '../src/vision/grass';
+import {
+  closeMask,
+  computePitchMask,
+  fillHoles,
+  fillRowSpans,
+  filterOnPitch,
+  fitPitchModel,
+  isOnPitch,
+  largestRegion,
+  morph,
+  pitchShape,
+  PITCH_DEFAULTS,
+  pitchTopAt,
+  type PitchMask,
+} from '../src/vision/pitch';
+import { detectTiledWithStats } from '../src/vision/tiling';
+
+const DATA = '/usr/share/doc/opencv-doc/examples/data';
+const PARAMS: GrassParams = { hueMin: 60, hueMax: 170, satMin: 0.15, valMin: 0.15, minPitchFraction: 0.15 };
+/** The pipeline's detector defaults (options.detector in src/validation.ts). */
+const PERSON = { confThreshold: 0.25, iouThreshold: 0.45, classes: [0] };
+
+/** Builds a mask from rows of '#' (set) and '.' (unset). */
+function grid(rows: string[]): { m: Uint8Array; w: number; h: number } {
+  const w = rows[0].length;
+  const h = rows.length;
+  const m = new Uint8Array(w * h);
+  rows.forEach((r, y) => [...r].forEach((c, x) => (m[y * w + x] = c === '#' ? 1 : 0)));
+  return { m, w, h };
+}
+const show = (m: Uint8Array, w: number) => Array.from({ length: m.length / w }, (_, y) => [...m.subarray(y * w, y * w + w)].map((v) => (v ? '#' : '.')).join(''));
+
+function maskOf(rows: string[], frameScale = 1): PitchMask {
+  const { m, w, h } = grid(rows);
+  return { width: w, height: h, scale: frameScale, frameWidth: w / frameScale, frameHeight: h / frameScale, data: m, ...pitchShape(m, w, h, PITCH_DEFAULTS) };
+}
+
+describe('HSV and the colour window', () => {
+  it('converts pure colours (Smith 1978 hexcone)', () => {
+    expect(rgbToHsv(255, 0, 0)).toEqual([0, 1, 1]);
+    expect(rgbToHsv(0, 255, 0)).toEqual([120, 1, 1]);
+    expect(rgbToHsv(0, 0, 255)).toEqual([240, 1, 1]);
+    expect(rgbToHsv(128, 128, 128)[1]).toBe(0);
+  });
+
+  it('isGrassRgb agrees with isGrass(rgbToHsv(...)) on 20000 random pixels', () => {
+    const model = { hue: { min: 73, max: 93, median: 83 }, sat: { min: 0.35, median: 0.88 }, val: { min: 0.17, median: 0.56 } };
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % 256);
+    let agree = 0;
+    for (let i = 0; i < 20000; i++) {
+      const [r, g, b] = [rnd(), rnd(), rnd()];
+      if (isGrassRgb(r, g, b, model) === isGrass(...rgbToHsv(r, g, b), model)) agree++;
+    }
+    expect(agree).toBe(20000);
+  });
+
+  it('centres the window on the dominant green, not on the search range, and excludes a second green', () => {
+    // 70 % grass at hue ~80 with stripes (value 0.45 / 0.6), 20 % grey, 10 % a blue-green at hue ~150.
+    const px: number[] = [];
+    const hsvToRgb = (h: number, s: number, v: number) => {
+      const c = v * s;
+      const x = c * (1 - Math.abs(((h / 60) % 2) - 1));
+      const m = v - c;
+      const [r, g, b] = h < 60 ? [c, x, 0] : h < 120 ? [x, c, 0] : h < 180 ? [0, c, x] : [0, x, c];
+      return [Math.round((r + m) * 255), Math.round((g + m) * 255), Math.round((b + m) * 255)];
+    };
+    for (let i = 0; i < 700; i++) px.push(...hsvToRgb(76 + (i % 9), 0.85, i % 2 ? 0.45 : 0.6));
+    for (let i = 0; i < 200; i++) px.push(120, 120, 120);
+    for (let i = 0; i < 100; i++) px.push(...hsvToRgb(150, 0.8, 0.5));
+    const model = fitGrassColour(collectHsvSamples(Uint8Array.from(px), 3, PARAMS), PARAMS);
+    expect(model.hue.median).toBeGreaterThan(74);
+    expect(model.hue.median).toBeLessThan(86);
+    expect(model.hue.min).toBeGreaterThanOrEqual(55);
+    expect(model.hue.max).toBeLessThan(150);
+    expect(model.sat.min).toBeGreaterThan(0.3); // 0.4 x median 0.85
+    expect(model.val.min).toBeLessThan(0.45); // the darker stripe is grass too
+    expect(model.greenFraction).toBeCloseTo(0.7, 2);
+    expect(model.pitchFound).toBe(true);
+  });
+
+  it('reports no pitch when nothing is green', () => {
+    const grey = new Uint8Array(300).fill(90);
+    const model = fitGrassColour(collectHsvSamples(grey, 3, PARAMS), PARAMS);
+    expect(model.pitchFound).toBe(false);
+    expect(model.greenFraction).toBe(0);
+  });
+});
+
+describe('mask morphology', () => {
+  it('closes a one-pixel line through a region, erodes nothing at the border', () => {
+    const { m, w, h } = grid(['#####.#####', '#####.#####', '#####.#####', '#####.#####']);
+    expect(show(closeMask(m, w, h, 1), w)).toEqual(['###########', '###########', '###########', '###########']);
+    expect(show(morph(m, w, h, 1, 'min'), w)).toEqual(['####...####', '####...####', '####...####', '####...####']);
+  });
+
+  it('keeps the largest 4-connected region, fills its holes, then fills row spans', () => {
+    const { m, w, h } = grid(['##.......', '##..#####', '....#..##', '....#####', '.....##..']);
+    const { mask, area } = largestRegion(m, w, h);
+    expect(area).toBe(15);
+    expect(show(mask, w)).toEqual(['.........', '....#####', '....#..##', '....#####', '.....##..']);
+    const filled = fillHoles(mask, w, h);
+    expect(show(filled, w)[2]).toBe('....#####');
+    const { m: notch, w: w2, h: h2 } = grid(['#####', '##.##', '##.##']);
+    expect(show(fillHoles(notch, w2, h2), w2)).toEqual(['#####', '##.##', '##.##']); // open at the border: not a hole
+    expect(show(fillRowSpans(notch, w2, h2), w2)).toEqual(['#####', '#####', '#####']);
+  });
+
+  it('says a full-width lower region is pitch-like and a corner triangle is not', () => {
+    const pitch = grid(['..........', '..........', '##########', '##########', '##########', '##########']);
+    const lawn = grid(['..........', '#.........', '###.......', '#####.....', '#######...', '##########']);
+    const p = pitchShape(pitch.m, pitch.w, pitch.h, PITCH_DEFAULTS);
+    const l = pitchShape(lawn.m, lawn.w, lawn.h, PITCH_DEFAULTS);
+    expect(p).toMatchObject({ fraction: 0.667, fullWidthRows: 1, topRow: 2, pitchLike: true });
+    expect(l.fullWidthRows).toBe(0.2);
+    expect(l.pitchLike).toBe(false);
+  });
+});
+
+describe('feet-on-pitch filter (synthetic mask, 1 mask px = 10 frame px)', () => {
+  const mask = maskOf(['..........', '..........', '..........', '##########', '##########', '##########'], 0.1);
+  const d = (bbox: [number, number, number, number]): Detection => ({ bbox, score: 0.9, classId: 0 });
+
+  it('maps frame pixels to mask pixels, including the bottom/right frame edge', () => {
+    expect(isOnPitch(mask, 5, 35)).toBe(true);
+    expect(isOnPitch(mask, 5, 29.9)).toBe(false);
+    expect(isOnPitch(mask, 100, 60)).toBe(true);
+    expect(isOnPitch(mask, 100.1, 60)).toBe(false);
+    expect(isOnPitch(mask, -1, 40)).toBe(false);
+    expect(pitchTopAt(mask, 55)).toBe(30);
+  });
+
+  it('keeps feet on the pitch or within the tolerance of its edge, drops feet above it, keeps all without a mask', () => {
+    const onPitch = d([40, 10, 50, 45]);
+    const onEdge = d([40, 0, 50, 25]); // bottom 5 px above the edge; tolerance max(10, 0.05 x 25) = 10 px
+    const crowd = d([10, 0, 20, 15]); // bottom 15 px above the edge
+    const { kept, dropped } = filterOnPitch([onPitch, onEdge, crowd], mask);
+    expect(kept).toEqual([onPitch, onEdge]);
+    expect(dropped).toEqual([{ det: crowd, reason: 'feet-off-pitch' }]);
+    expect(filterOnPitch([crowd], null).kept).toEqual([crowd]);
+  });
+});
+
+describe('pitch model and feet filter on real images (YOLOv8n)', () => {
+  let detector: Detector;
+  let tmp: string;
+  const vtestFrames: Buffer[] = [];
+
+  beforeAll(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'grass-test-'));
+    console.log(`grass.test overlays: ${tmp}`);
+    detector = await createDetector({ modelPath: loadConfig().detectorModelPath, logger: { info() {}, warn() {} } });
+    // vtest.avi at 5, 20, 40, 60 and 75 s (the 20 s frame is the walkers test frame of detector.test.ts).
+    for (const t of [5, 20, 40, 60, 75]) {
+      const out = path.join(tmp, `vtest_${t}.png`);
+      execFileSync(defaultFfmpeg().ffmpeg, ['-loglevel', 'error', '-y', '-ss', String(t), '-i', path.join(DATA, 'vtest.avi'), '-frames:v', '1', out]);
+      vtestFrames.push(await readFile(out));
+    }
+  });
+
+  afterAll(async () => {
+    await detector?.release();
+    if (tmp && !process.env.KEEP_TEST_OUTPUT) {
+      const files = await readdir(tmp).catch(() => []);
+      if (files.some((f) => f.endsWith('_overlay.png'))) console.log(`(set KEEP_TEST_OUTPUT=1 to keep ${tmp})`);
+      await rm(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('messi5.jpg: finds the pitch, keeps the player, drops the spectators above the pitch', async () => {
+    const file = path.join(DATA, 'messi5.jpg');
+    const jpeg = await readFile(file);
+    const model = await fitPitchModel([jpeg], PARAMS);
+    console.log(`messi5 model: ${JSON.stringify({ ...model, pitch: { ...model.pitch, params: undefined } })}`);
+    expect(model.pitchFound).toBe(true);
+    const frame = await loadRgb(jpeg);
+    const mask = await computePitchMask(frame, model);
+    // The grass begins at y ~263 (the spectators' wall ends there); the pitch mask's top edge agrees.
+    for (const x of [30, 140, 300]) expect(Math.abs(pitchTopAt(mask, x) - 264)).toBeLessThan(5);
+
+    const { detections, stats } = await detectTiledWithStats(detector, frame, { ...PERSON, tiles: 'auto' });
+    expect(stats.tiled).toBe(false); // 548 px wide: the full-frame pass already sees it at 1.17x
+    const { kept, dropped } = filterOnPitch(detections, mask);
+    console.log(`messi5: ${detections.length} persons, kept ${kept.length} (${kept.map((d) => d.bbox.map(Math.round).join(',')).join(' | ')}), dropped ${dropped.length}`);
+    await writeFile(path.join(tmp, 'messi5_overlay.png'), await drawDetections(frame, [...kept, ...dropped.map((x) => ({ ...x.det, classId: 1 }))]));
+    // The player: the one large box (arms out from x ~70 to the ball foot at x ~455, head y ~60 to boot y ~335).
+    expect(kept).toHaveLength(1);
+    const [x1, y1, x2, y2] = kept[0].bbox;
+    expect(x2 - x1).toBeGreaterThan(300);
+    expect(y2 - y1).toBeGreaterThan(230);
+    expect(y2).toBeGreaterThan(320);
+    // Spectators: every other box, all with their feet above the pitch.
+    expect(dropped.length).toBeGreaterThanOrEqual(5);
+    for (const { det } of dropped) expect(det.bbox[3]).toBeLessThan(263);
+  });
+
+  it('vtest.avi: a lawn beside a road is not a pitch, and all 7 walkers at 20 s are kept', async () => {
+    const model = await fitPitchModel(vtestFrames, PARAMS);
+    console.log(`vtest model: ${JSON.stringify({ ...model, pitch: { ...model.pitch, params: undefined } })}`);
+    expect(model.greenFraction).toBeGreaterThan(0.3); // there IS a lot of grass...
+    expect(model.pitchFound).toBe(false); // ...but it is not shaped like a pitch
+    expect(model.pitch.medianFullWidthRows).toBeLessThan(PITCH_DEFAULTS.minFullWidthRows);
+
+    const frame = await loadRgb(vtestFrames[1]);
+    const mask = await computePitchMask(frame, model);
+    const { detections } = await detectTiledWithStats(detector, frame, { ...PERSON, tiles: 'auto' });
+    const { kept } = filterOnPitch(detections, model.pitchFound ? mask : null);
+    // Had the lawn been taken for a pitch, the filter would have dropped the walkers on the road:
+    const wouldDrop = filterOnPitch(detections, mask).dropped.length;
+    console.log(`vtest @20s: ${detections.length} persons, kept ${kept.length}; the lawn mask alone would drop ${wouldDrop}`);
+    await writeFile(path.join(tmp, 'vtest20_overlay.png'), await drawDetections(frame, kept));
+    expect(kept).toHaveLength(7);
+    expect(wouldDrop).toBeGreaterThanOrEqual(5);
+  });
+
+  it('basketball1.png runs without error (no green: no pitch, nothing filtered)', async () => {
+    const png = await readFile(path.join(DATA, 'basketball1.png'));
+    const model = await fitPitchModel([png], PARAMS);
+    expect(model.pitchFound).toBe(false);
+    const frame = await loadRgb(png);
+    const mask = await computePitchMask(frame, model);
+    expect(mask.width).toBe(320);
+    const { detections } = await detectTiledWithStats(detector, frame, { ...PERSON, tiles: 'auto' });
+    const { kept } = filterOnPitch(detections, model.pitchFound ? mask : null);
+    expect(kept).toEqual(detections);
+    // The colour-only fit of grass.ts still works on its own (backward-compatible API).
+    expect((await fitGrassModel([png], PARAMS)).pitchFound).toBe(false);
+  });
+});
