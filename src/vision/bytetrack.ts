@@ -27,9 +27,12 @@
  */
 import munkres from 'munkres';
 import { iou, type BBox, type Detection } from './detector';
-import type { TrackedDetection } from './tracker';
 
-export type { TrackedDetection } from './tracker';
+/** A detection with the id of the confirmed track it was assigned to. */
+export type TrackedDetection = Detection & {
+  /** Compact track id: 0, 1, 2, ... in order of confirmation within one tracker (one video). */
+  trackId: number;
+};
 
 // ---------------------------------------------------------------------------------------------------------
 // Box conversions

@@ -4,11 +4,10 @@
  * call {@link detectAndTrackFrame}, so the benchmark measures exactly what the pipeline runs.
  */
 import sharp from 'sharp';
-import type { ByteTracker } from './bytetrack';
+import type { ByteTracker, TrackedDetection } from './bytetrack';
 import type { Detection, Detector, RgbFrame } from './detector';
 import { computePitchMask, filterOnPitch, type PitchColour, type PitchParams } from './pitch';
 import { detectTiledWithStats, type TiledDetectOptions, type TiledDetectStats } from './tiling';
-import type { TrackedDetection } from './tracker';
 
 /** Decodes an encoded frame (JPEG) into RGB, EXIF orientation applied. */
 export async function decodeFrame(jpeg: Buffer): Promise<RgbFrame> {

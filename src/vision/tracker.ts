@@ -1,20 +1,18 @@
 /**
- * Interim IoU tracker: links per-frame detections into tracks by box overlap alone.
+ * Greedy IoU tracker: links per-frame detections into tracks by box overlap alone.
  *
- * INTERIM: ByteTrack replaces this in issue 3. This tracker has no motion model (a track is matched by its
- * last box), no use of low-score detections and no re-identification, so fast motion, crossings and
- * occlusions longer than `maxAge` updates break or swap tracks. It is small, deterministic and honest about
- * that; it exists so the later steps (crops per track) can be built now.
+ * BASELINE ONLY: the pipeline tracks with ByteTrack (`./bytetrack`). This tracker has no motion model (a
+ * track is matched by its last box), no use of low-score detections and no re-identification, so fast
+ * motion, crossings and occlusions longer than `maxAge` updates break or swap tracks; the tests keep it to
+ * show, on the same sequences, what ByteTrack's Kalman motion and two-stage association fix.
  *
  * Use one tracker per video; track ids restart at 0.
  */
 import { iou, type BBox, type Detection } from './detector';
 
-/** A detection with the id of the track it was assigned to. */
-export type TrackedDetection = Detection & {
-  /** Compact track id: 0, 1, 2, ... in order of first appearance within one tracker (one video). */
-  trackId: number;
-};
+import type { TrackedDetection } from './bytetrack';
+
+export type { TrackedDetection };
 
 /** Options of {@link IouTracker}. */
 export interface IouTrackerOptions {
@@ -40,7 +38,7 @@ interface Track {
 }
 
 /**
- * Greedy IoU tracker (interim; ByteTrack replaces it in issue 3).
+ * Greedy IoU tracker (baseline; the pipeline uses ByteTrack).
  *
  * Each {@link update}: all (track, detection) pairs with IoU >= `iouThreshold` (same class when
  * `classAware`) among tracks last seen within `maxAge` updates are sorted by descending IoU (ties: older
