@@ -99,6 +99,9 @@ export function yoloV8AnchorCount(size: number): number {
   return YOLOV8_STRIDES.reduce((n, s) => n + Math.ceil(size / s) ** 2, 0);
 }
 
+/** `BYTE_TO_UNIT[v] = v / 255` as float32: pixel byte to the model's 0..1 input range. */
+const BYTE_TO_UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
+
 function checkFrame(rgb: Buffer, width: number, height: number): void {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
     throw new PipelineError(ErrorType.Internal, 'frame', `invalid size ${width}x${height}`);
@@ -143,15 +146,28 @@ export async function letterbox(rgb: Buffer, width: number, height: number, size
           .toBuffer();
 
   const plane = size * size;
-  const tensor = new Float32Array(3 * plane).fill(LETTERBOX_PAD_VALUE / 255);
-  const inv = 1 / 255;
+  const tensor = new Float32Array(3 * plane);
+  const pad = LETTERBOX_PAD_VALUE / 255;
+  // Padding only where the image is not (top/bottom bands, left/right strips), then the image via a lookup
+  // table from byte to 0..1 float: the same values as filling everything and dividing per pixel, faster.
+  for (let c = 0; c < 3; c++) {
+    const base = c * plane;
+    tensor.fill(pad, base, base + padY * size);
+    tensor.fill(pad, base + (padY + newH) * size, base + plane);
+    if (newW < size) {
+      for (let y = padY; y < padY + newH; y++) {
+        tensor.fill(pad, base + y * size, base + y * size + padX);
+        tensor.fill(pad, base + y * size + padX + newW, base + (y + 1) * size);
+      }
+    }
+  }
   for (let y = 0; y < newH; y++) {
     let src = y * newW * 3;
     let dst = (y + padY) * size + padX;
     for (let x = 0; x < newW; x++, src += 3, dst++) {
-      tensor[dst] = resized[src] * inv;
-      tensor[dst + plane] = resized[src + 1] * inv;
-      tensor[dst + 2 * plane] = resized[src + 2] * inv;
+      tensor[dst] = BYTE_TO_UNIT[resized[src]];
+      tensor[dst + plane] = BYTE_TO_UNIT[resized[src + 1]];
+      tensor[dst + 2 * plane] = BYTE_TO_UNIT[resized[src + 2]];
     }
   }
   return { tensor, size, scale, padX, padY };
@@ -182,8 +198,20 @@ export function decodeYoloV8(output: Float32Array, dims: readonly number[], opts
     throw new PipelineError(ErrorType.ModelError, YOLOV8_OUTPUT_NAME, `output has ${output.length} values, dims [${dims.join(', ')}] need ${rows * n}`);
   }
   const allowed = opts.classes ? new Set(opts.classes) : undefined;
+  // Pre-filter (same result, far fewer strided reads): an anchor can only be kept when one of the allowed
+  // classes scores above the threshold, and each class row is contiguous in memory.
+  let candidate: Uint8Array | undefined;
+  if (allowed) {
+    candidate = new Uint8Array(n);
+    for (const c of allowed) {
+      if (!(c >= 0 && c < rows - 4)) continue;
+      const off = (c + 4) * n;
+      for (let i = 0; i < n; i++) if (output[off + i] > opts.confThreshold) candidate[i] = 1;
+    }
+  }
   const dets: Detection[] = [];
   for (let i = 0; i < n; i++) {
+    if (candidate && candidate[i] === 0) continue;
     let best = -Infinity;
     let cls = -1;
     for (let c = 4; c < rows; c++) {
