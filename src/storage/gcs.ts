@@ -310,15 +310,3 @@ function buildStore(opts: ObjectStoreOptions, client: Storage, limit: LimitFunct
   };
   return store;
 }
-
-/** Difference `after - before` of two stats snapshots (per-activity accounting). */
-export function diffStats(after: StorageStats, before: StorageStats): StorageStats {
-  return {
-    requests: after.requests - before.requests,
-    uploads: after.uploads - before.uploads,
-    downloads: after.downloads - before.downloads,
-    bytesUploaded: after.bytesUploaded - before.bytesUploaded,
-    bytesDownloaded: after.bytesDownloaded - before.bytesDownloaded,
-    retries: after.retries - before.retries,
-  };
-}

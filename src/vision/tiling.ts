@@ -165,7 +165,7 @@ export function mergeDetections(
   return kept.sort((p, q) => q.score - p.score);
 }
 
-/** Options of {@link detectTiled}: the detector's options plus the tiling choices. */
+/** Options of {@link detectTiledWithStats}: the detector's options plus the tiling choices. */
 export type TiledDetectOptions = DetectOptions &
   TilePlanOptions & {
     /** 'auto' (default): tile when players are small (module comment); 'on': always; 'off': full frame only. */
@@ -301,13 +301,5 @@ export async function detectTiledWithStats(detector: Detector, frame: RgbFrame, 
   stats.merged = merged.length;
   stats.totalMs = performance.now() - t0;
   return { detections: merged, stats };
-}
-
-/**
- * {@link detectTiledWithStats} without the stats.
- * @returns detections, bbox [x1, y1, x2, y2] in frame pixels, by descending score
- */
-export async function detectTiled(detector: Detector, frame: RgbFrame, opts: TiledDetectOptions): Promise<Detection[]> {
-  return (await detectTiledWithStats(detector, frame, opts)).detections;
 }
 
