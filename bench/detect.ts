@@ -89,6 +89,8 @@ console.log(`frames ${jpegs.length} (stride ${opts.stride}) ${results[0].width}x
 console.log(`raw model inference per frame   ${fmt(rawMs)} ms`);
 console.log(`whole detect step per frame     ${fmt(wholeMs)} ms`);
 console.log(`  decode ${mean('decodeMs').toFixed(1)}  detect ${mean('detectMs').toFixed(1)} (of which model ${mean('inferenceMs').toFixed(1)})  pitch ${mean('pitchMs').toFixed(1)}  track ${mean('trackMs').toFixed(2)} ms`);
+const ds = (k: 'preprocessMs' | 'postprocessMs' | 'cropMs' | 'mergeMs') => (results.reduce((s, r) => s + r.detectStats[k], 0) / results.length).toFixed(1);
+console.log(`  detect: letterbox ${ds('preprocessMs')}  decode+NMS ${ds('postprocessMs')}  tile crops ${ds('cropMs')}  merge ${ds('mergeMs')} ms`);
 console.log(`ratio whole/raw                 ${(wholeMs / rawMs).toFixed(3)}`);
 console.log(`overhead above raw inference    ${(((wholeMs - rawMs) / rawMs) * 100).toFixed(1)} %  (target <= 15 %)`);
 console.log(`tracks ${tracker.confirmedTrackCount}, tracked boxes ${results.reduce((s, r) => s + r.tracked.length, 0)}, dropped ${results.reduce((s, r) => s + r.dropped.length, 0)}`);

@@ -30,7 +30,7 @@
  * Both thresholds are our own choices, checked on the soccer clip (tiled) and vtest.avi/messi5.jpg (not).
  */
 import { performance } from 'node:perf_hooks';
-import { nms, type BBox, type DetectOptions, type Detection, type Detector, type RgbFrame } from './detector';
+import { decodeYoloV8, nms, unletterbox, type BBox, type DetectOptions, type Detection, type Detector, type RgbFrame } from './detector';
 
 /** A rectangle of the frame, in source pixels: columns [x, x + width), rows [y, y + height). */
 export interface Tile {
@@ -88,6 +88,47 @@ export function planTiles(width: number, height: number, opts: TilePlanOptions =
   const tw = Math.min(ts, width);
   const th = Math.min(ts, height);
   return ys.flatMap((y) => xs.map((x) => ({ x, y, width: tw, height: th })));
+}
+
+/** `BYTE_TO_UNIT[v] = v / 255` as float32, as in the detector's letterbox. */
+const BYTE_TO_UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
+
+/**
+ * The whole frame as model input values: planes R, G, B of `width * height` float32 each, values 0..1
+ * (byte / 255, the YOLOv8 input scaling used by `letterbox`).
+ */
+export function toPlanar(frame: RgbFrame): Float32Array {
+  const n = frame.width * frame.height;
+  const out = new Float32Array(3 * n);
+  const rgb = frame.rgb;
+  for (let i = 0, j = 0; i < n; i++, j += 3) {
+    out[i] = BYTE_TO_UNIT[rgb[j]];
+    out[i + n] = BYTE_TO_UNIT[rgb[j + 1]];
+    out[i + 2 * n] = BYTE_TO_UNIT[rgb[j + 2]];
+  }
+  return out;
+}
+
+/**
+ * The 1x3xHxW input tensor of a tile, cut by row copies out of {@link toPlanar}'s output. Equals
+ * `letterbox(cropRgb(frame, tile))` when the tile is exactly the model's input size (scale 1, no padding).
+ * @throws RangeError when the tile is not inside the frame
+ */
+export function tileTensor(planar: Float32Array, frameWidth: number, frameHeight: number, tile: Tile): Float32Array {
+  const { x, y, width, height } = tile;
+  if (x < 0 || y < 0 || x + width > frameWidth || y + height > frameHeight) {
+    throw new RangeError(`tileTensor: tile ${width}x${height}+${x}+${y} outside the ${frameWidth}x${frameHeight} frame`);
+  }
+  const n = frameWidth * frameHeight;
+  const plane = width * height;
+  const out = new Float32Array(3 * plane);
+  for (let c = 0; c < 3; c++) {
+    for (let r = 0; r < height; r++) {
+      const src = c * n + (y + r) * frameWidth + x;
+      out.set(planar.subarray(src, src + width), c * plane + r * width);
+    }
+  }
+  return out;
 }
 
 /**
@@ -273,13 +314,32 @@ export async function detectTiledWithStats(detector: Detector, frame: RgbFrame, 
   }
   const tiles = planTiles(frame.width, frame.height, { tileSize: opts.tileSize ?? detector.inputSize, overlap: opts.overlap });
   const all: Detection[] = [...full];
+  // Tiles of exactly the model's input size need no resize: their input tensors are cut out of one planar
+  // conversion of the whole frame by row copies (the same values `letterbox` computes for the crop).
+  let planar: Float32Array | undefined;
   for (const tile of tiles) {
     if (tile.width === frame.width && tile.height === frame.height) continue; // the full-frame pass already is this tile
-    const tc = performance.now();
-    const crop = cropRgb(frame, tile);
-    stats.cropMs += performance.now() - tc;
-    const dets = await detector.detect(crop, dopts);
-    account();
+    let dets: Detection[];
+    if (tile.width === detector.inputSize && tile.height === detector.inputSize) {
+      const tp = performance.now();
+      planar ??= toPlanar(frame);
+      const tensor = tileTensor(planar, frame.width, frame.height, tile);
+      const t1 = performance.now();
+      const { output, dims, inferenceMs } = await detector.inferRaw(tensor);
+      const t2 = performance.now();
+      const geometry = { scale: 1, padX: 0, padY: 0 };
+      dets = unletterbox(nms(decodeYoloV8(output, dims, { confThreshold: dopts.confThreshold, classes: dopts.classes }), dopts.iouThreshold, true), geometry, tile.width, tile.height);
+      stats.passes++;
+      stats.inferenceMs += inferenceMs;
+      stats.preprocessMs += t1 - tp;
+      stats.postprocessMs += performance.now() - t2;
+    } else {
+      const tc = performance.now();
+      const crop = cropRgb(frame, tile);
+      stats.cropMs += performance.now() - tc;
+      dets = await detector.detect(crop, dopts);
+      account();
+    }
     stats.tiles++;
     const tm = performance.now();
     const margin = opts.edgeMargin ?? Math.max(2, 0.01 * Math.max(tile.width, tile.height));
