@@ -159,9 +159,14 @@ export const optionsSchema = z
         valFraction: z.number().min(0).max(0.9).default(0.2),
         /** Tracks with fewer crops than this go to train only. */
         minCropsToSplit: z.number().int().min(2).default(5),
+        /**
+         * Seconds of video left out between a track's train and validation blocks, so neighbouring,
+         * near-identical frames never sit on both sides of the split.
+         */
+        gapSeconds: z.number().min(0).max(60).default(1),
       })
       .strict()
-      .default({ valFraction: 0.2, minCropsToSplit: 5 }),
+      .default({ valFraction: 0.2, minCropsToSplit: 5, gapSeconds: 1 }),
   })
   .strict();
 

@@ -114,6 +114,23 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     expect(manifest.images.length).toBe(train.length + val.length);
     expect(manifest.images.filter((i) => i.augmentation !== null).every((i) => i.split === 'train')).toBe(true);
     expect(new Set(manifest.images.map((i) => i.path))).toEqual(new Set([...train, ...val].map((n) => layout.prefix + n)));
+    // Every image traces back to a sampled frame, a bbox and a stored crop; no frame of a track is on both
+    // sides of the split, and the gap separates the blocks.
+    const full = manifest as unknown as { gapFrames: number; images: { path: string; split: string; track_id: number; frame_id: number; bbox: number[]; source_crop: string }[] };
+    const all = new Set(names.map((n) => layout.prefix + n));
+    const perTrack = new Map<number, { train: number[]; val: number[] }>();
+    for (const img of full.images) {
+      expect(frames).toContain(img.frame_id);
+      expect(img.bbox).toHaveLength(4);
+      expect(all.has(img.source_crop)).toBe(true);
+      const t = perTrack.get(img.track_id) ?? { train: [], val: [] };
+      (img.split === 'train' ? t.train : t.val).push(img.frame_id);
+      perTrack.set(img.track_id, t);
+    }
+    for (const t of perTrack.values()) {
+      expect(t.train.filter((f) => t.val.includes(f))).toEqual([]);
+      if (t.val.length) expect(Math.max(...t.train)).toBeLessThanOrEqual(Math.min(...t.val) - full.gapFrames);
+    }
   }, 300_000);
 
   it('imports a gs:// source through the object store (activity run directly, no Temporal)', async () => {

@@ -4,7 +4,7 @@
  */
 import pLimit from 'p-limit';
 import type { Split, VideoLayout } from '../storage/layout';
-import { applyAugmentation, cropJpeg, cropKey, padAndClamp, planAugmentation, planSplit, removeGrass, type Augmentation } from '../vision/crops';
+import { applyAugmentation, cropJpeg, cropKey, padAndClamp, planAugmentation, planSplit, removeGrass, type Augmentation, type SplitPlan } from '../vision/crops';
 import type { AugmentResult, BackgroundResult, CropsResult, SplitResult, StepInput } from '../workflows/types';
 import { heartbeat, runStep, type ActivityDeps, type RunFiles } from './context';
 import type { DetectionsFile } from './detect';
@@ -26,6 +26,20 @@ const IMAGE_CONCURRENCY = 4;
 
 async function readCropIndex(files: RunFiles, video: VideoLayout): Promise<CropEntry[]> {
   return (await files.readJson<{ crops: CropEntry[] }>(video.cropIndex)).crops;
+}
+
+/**
+ * The split plan of a video's crops, identical in steps 8 and 9 (step 8 augments train crops only). The
+ * gap is `split.gapSeconds` converted to source frames with the video's fps from `metadata.json`.
+ */
+async function planFor(files: RunFiles, video: VideoLayout, input: StepInput, crops: CropEntry[]): Promise<SplitPlan & { gapFrames: number }> {
+  const meta = await files.readJson<{ fps: number }>(video.metadata);
+  const gapFrames = Math.round(input.options.split.gapSeconds * (meta.fps > 0 ? meta.fps : 25));
+  const plan = planSplit(
+    crops.map((c) => ({ trackId: c.track_id, n: c.n, frameId: c.frame_id })),
+    { valFraction: input.options.split.valFraction, minCropsToSplit: input.options.split.minCropsToSplit, gapFrames },
+  );
+  return { ...plan, gapFrames };
 }
 
 /** Creates steps 6-9 over `deps`. */
@@ -139,11 +153,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
       return runStep(deps, 'augmentCrops', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
         const crops = await readCropIndex(files, video);
-        const plan = planSplit(
-          crops.map((c) => ({ trackId: c.track_id, n: c.n, frameId: c.frame_id })),
-          input.options.split.valFraction,
-          input.options.split.minCropsToSplit,
-        );
+        const plan = await planFor(files, video, input, crops);
         const train = crops.filter((c) => plan.assignments.get(cropKey(c.track_id, c.n)) === 'train');
         const limit = pLimit(IMAGE_CONCURRENCY);
         let made = 0;
@@ -172,18 +182,19 @@ export function createDatasetActivities(deps: ActivityDeps) {
         // A retry must never leave an old manifest next to half-rewritten images.
         await files.store.deletePrefix(video.datasetPrefix);
         const crops = await readCropIndex(files, video);
-        const plan = planSplit(
-          crops.map((c) => ({ trackId: c.track_id, n: c.n, frameId: c.frame_id })),
-          input.options.split.valFraction,
-          input.options.split.minCropsToSplit,
-        );
+        const plan = await planFor(files, video, input, crops);
         const images: Record<string, unknown>[] = [];
-        const tracks: Record<string, { train: number; val: number }> = {};
+        const tracks: Record<string, { train: number; val: number; gap: number }> = {};
         const limit = pLimit(IMAGE_CONCURRENCY);
         const jobs: Promise<void>[] = [];
         for (const c of crops) {
-          const split: Split = plan.assignments.get(cropKey(c.track_id, c.n)) ?? 'train';
-          const t = (tracks[c.track_id] ??= { train: 0, val: 0 });
+          const assignment = plan.assignments.get(cropKey(c.track_id, c.n)) ?? 'train';
+          const t = (tracks[c.track_id] ??= { train: 0, val: 0, gap: 0 });
+          if (assignment === 'gap') {
+            t.gap++;
+            continue;
+          }
+          const split: Split = assignment;
           const modified = video.crop('modified', c.track_id, c.n);
           const base = { split, track_id: c.track_id, frame_id: c.frame_id, bbox: c.bbox, source_crop: modified, original_crop: c.object };
           const name = video.datasetImage(split, c.track_id, `crop_${c.n}.jpg`);
@@ -208,7 +219,9 @@ export function createDatasetActivities(deps: ActivityDeps) {
           runGuid: input.runGuid,
           videoGuid: input.videoGuid,
           layout: 'ImageFolder',
-          splitMethod: 'per-track contiguous time blocks: the latest valFraction of each track is val',
+          splitMethod: 'per-track contiguous time blocks: the latest valFraction of each track is val; train crops within gapFrames before it are left out',
+          gapFrames: plan.gapFrames,
+          gapCrops: plan.gapCrops,
           options: { split: input.options.split, augment: input.options.augment, background: input.options.background },
           counts: { train, val, tracks },
           trainOnlyTracks: plan.trainOnlyTracks,
