@@ -13,6 +13,7 @@ import type { ObjectStore } from '../storage/gcs';
 import { RunLayout } from '../storage/layout';
 import type { Detector } from '../vision/detector';
 import type { FfmpegBinaries } from '../vision/ffmpeg';
+import type { Segmenter } from '../vision/segment';
 import { stepNumber, type StepInput, type StepIo, type StepName, type StepResultBase } from '../workflows/types';
 
 /** Dependencies that activity factories close over (SPEC section 2). */
@@ -27,6 +28,8 @@ export interface ActivityDeps {
   ffmpeg: FfmpegBinaries;
   /** The detector session for a model file name (one session per process, created on first use). */
   getDetector(modelName: string): Promise<Detector>;
+  /** The background segmentation session (u2netp), one per process, created on first use. */
+  getSegmenter(): Promise<Segmenter>;
   /** Name, path and sha256 of a model file in `models/`. */
   modelInfo(modelName: string): Promise<{ name: string; path: string; sha256: string }>;
 }

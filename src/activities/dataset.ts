@@ -3,8 +3,11 @@
  * `createTrainingAndValidationSets` (SPEC section 4).
  */
 import pLimit from 'p-limit';
-import type { Split, VideoLayout } from '../storage/layout';
-import { applyAugmentation, cropJpeg, cropKey, padAndClamp, planAugmentation, planSplit, removeGrass, type Augmentation, type SplitPlan } from '../vision/crops';
+import type { RunLayout, Split, VideoLayout } from '../storage/layout';
+import { renderReport, type ReportTrack } from '../vision/report';
+import { applyAugmentation, cropJpeg, cropKey, padAndClamp, planAugmentation, planSplit, type Augmentation, type Region, type SplitPlan } from '../vision/crops';
+import { applyMask, grassAlpha, intersectMasks } from '../vision/segment';
+import { qualityFilter, type QualityCrop } from '../vision/quality';
 import type { AugmentResult, BackgroundResult, CropsResult, SplitResult, StepInput } from '../workflows/types';
 import { heartbeat, runStep, type ActivityDeps, type RunFiles } from './context';
 import type { DetectionsFile } from './detect';
@@ -20,6 +23,9 @@ export interface CropEntry {
   region: [number, number, number, number];
   object: string;
 }
+
+/** Gaussian sigma (pixels) that feathers the grass key's edge, so players do not get jagged outlines. */
+const GRASS_FEATHER_SIGMA = 0.8;
 
 /** Images processed at once by sharp (SPEC section 10: many parallel sharp pipelines grow memory). */
 const IMAGE_CONCURRENCY = 4;
@@ -47,55 +53,83 @@ export function createDatasetActivities(deps: ActivityDeps) {
   return {
     /**
      * Step 6: one crop per tracked detection from the full-resolution frame, padded and clamped to the
-     * frame; crops shorter than `crops.minHeight` are rejected (reason recorded). Crops of a track are
-     * numbered from 0 in time order. Writes `crops/original/track_{id}/crop_{n}.jpg` and the crop index.
+     * frame, then quality filters with their reasons recorded: too short (`tooSmall`), nothing inside the
+     * frame (`offFrame`), heavily overlapped by another player's box (`occluded`), blurred (`blur`, variance
+     * of the Laplacian), near-duplicate of the previous kept crop of the track (`duplicate`, dHash), and the
+     * optional per-track cap (`overTrackCap`). Kept crops of a track are numbered from 0 in time order.
+     * Writes `crops/original/track_{id}/crop_{n}.jpg` and the crop index.
      */
     async extractCrops(input: StepInput): Promise<CropsResult> {
       return runStep(deps, 'extractCrops', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
-        const { padding, minHeight, maxPerTrack } = input.options.crops;
+        const { padding, minHeight, maxPerTrack, minBlurVariance, maxOcclusion, dedupMaxDistance } = input.options.crops;
         const detections = await files.readJson<DetectionsFile>(video.detections);
         const rejected: Record<string, number> = {};
-        const reject = (reason: string) => void (rejected[reason] = (rejected[reason] ?? 0) + 1);
-        // Candidates per track in time order.
-        const perTrack = new Map<number, { frame_id: number; width: number; height: number; bbox: [number, number, number, number] }[]>();
-        for (const f of detections.frames) {
-          for (const d of f.detections) {
-            perTrack.set(d.track_id, [...(perTrack.get(d.track_id) ?? []), { frame_id: f.frame_id, width: f.width, height: f.height, bbox: d.bbox }]);
-          }
-        }
-        const entries: CropEntry[] = [];
+        const reject = (reason: string, n = 1) => void (rejected[reason] = (rejected[reason] ?? 0) + n);
+        // 1. Candidate crops (cut in memory), with the other boxes of their frame for the occlusion test.
+        type Candidate = QualityCrop & { region: Region; trackBBox: [number, number, number, number] };
+        const candidates: Candidate[] = [];
         const limit = pLimit(IMAGE_CONCURRENCY);
+        await Promise.all(
+          detections.frames.map((f) =>
+            limit(async () => {
+              const boxes = f.detections.map((d) => d.bbox);
+              let frame: Buffer | undefined;
+              for (const [i, d] of f.detections.entries()) {
+                const region = padAndClamp(d.bbox, padding, f.width, f.height);
+                if (!region) {
+                  reject('offFrame');
+                  continue;
+                }
+                if (region.height < minHeight) {
+                  reject('tooSmall');
+                  continue;
+                }
+                frame ??= await files.read(video.frame(f.frame_id));
+                candidates.push({
+                  key: `${d.track_id}/${f.frame_id}`,
+                  trackId: d.track_id,
+                  frameId: f.frame_id,
+                  bbox: d.bbox,
+                  othersInFrame: boxes.filter((_, j) => j !== i),
+                  jpeg: await cropJpeg(frame, region, input.options.jpegQuality),
+                  region,
+                  trackBBox: d.bbox,
+                });
+              }
+              heartbeat({ framesCropped: f.frame_id });
+            }),
+          ),
+        );
+        // 2. Quality filters (deterministic: per track in frame order).
+        const quality = await qualityFilter(candidates, { minBlurVariance, maxOcclusion, dedupMaxDistance });
+        for (const r of quality.rejected) reject(r.reason);
+        const byKey = new Map(candidates.map((c) => [c.key, c]));
+        const perTrack = new Map<number, Candidate[]>();
+        for (const key of quality.kept) {
+          const c = byKey.get(key)!;
+          const list = perTrack.get(c.trackId);
+          if (list) list.push(c);
+          else perTrack.set(c.trackId, [c]);
+        }
+        // 3. Optional cap, numbering, upload.
+        const entries: CropEntry[] = [];
         const jobs: Promise<void>[] = [];
         for (const trackId of [...perTrack.keys()].sort((a, b) => a - b)) {
-          let list = perTrack.get(trackId)!.sort((a, b) => a.frame_id - b.frame_id);
-          list = list.filter((c) => {
-            const region = padAndClamp(c.bbox, padding, c.width, c.height);
-            if (!region) return reject('offFrame'), false;
-            if (region.height < minHeight) return reject('tooSmall'), false;
-            return true;
-          });
+          let list = perTrack.get(trackId)!.sort((a, b) => a.frameId - b.frameId);
           if (maxPerTrack && list.length > maxPerTrack) {
             const step = list.length / maxPerTrack;
             const keep = new Set(Array.from({ length: maxPerTrack }, (_, i) => Math.floor(i * step)));
-            rejected.overTrackCap = (rejected.overTrackCap ?? 0) + list.length - maxPerTrack;
+            reject('overTrackCap', list.length - maxPerTrack);
             list = list.filter((_, i) => keep.has(i));
           }
           list.forEach((c, n) => {
-            const region = padAndClamp(c.bbox, padding, c.width, c.height)!;
             const object = video.crop('original', trackId, n);
-            entries.push({
-              track_id: trackId,
-              n,
-              frame_id: c.frame_id,
-              bbox: c.bbox,
-              region: [region.left, region.top, region.left + region.width, region.top + region.height],
-              object,
-            });
+            const r = c.region;
+            entries.push({ track_id: trackId, n, frame_id: c.frameId, bbox: c.trackBBox, region: [r.left, r.top, r.left + r.width, r.top + r.height], object });
             jobs.push(
               limit(async () => {
-                const frame = await files.read(video.frame(c.frame_id));
-                await files.write(object, await cropJpeg(frame, region, input.options.jpegQuality), 'image/jpeg');
+                await files.write(object, c.jpeg, 'image/jpeg');
                 heartbeat({ cropsWritten: entries.length });
               }),
             );
@@ -104,20 +138,27 @@ export function createDatasetActivities(deps: ActivityDeps) {
         await Promise.all(jobs);
         await files.writeJson(video.cropIndex, { videoGuid: input.videoGuid, crops: entries });
         const tracks = new Set(entries.map((e) => e.track_id)).size;
-        return { result: { crops: entries.length, tracks, rejected, index: video.cropIndex }, details: { crops: entries } };
+        return {
+          result: { crops: entries.length, tracks, rejected, index: video.cropIndex },
+          details: { crops: entries, filters: { minHeight, minBlurVariance, maxOcclusion, dedupMaxDistance, maxPerTrack: maxPerTrack ?? null } },
+        };
       });
     },
 
     /**
-     * Step 7: remove the background of every crop. Mode `grass` keys out the pitch colour learned in step 4
-     * (falls back to `none` when no pitch was found); mode `none` re-encodes the crop unchanged.
-     * Writes `crops/modified/track_{id}/crop_{n}.jpg`.
+     * Step 7: remove the background of every crop, filling it with `background.fill` (JPEG has no alpha).
+     * Modes: `grass` keys out the pitch colour learned in step 4 with slightly feathered (soft) edges;
+     * `segmentation` uses the u2netp person-segmentation model's soft mask; `both` the per-pixel minimum of
+     * the two; `none` keeps the crop. Without a pitch, `grass` becomes `none` and `both` becomes
+     * `segmentation`. Writes `crops/modified/track_{id}/crop_{n}.jpg`.
      */
     async removeCropBackground(input: StepInput): Promise<BackgroundResult> {
       return runStep(deps, 'removeCropBackground', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
         const { mode, fill } = input.options.background;
-        const effective = mode === 'grass' && !input.grass?.pitchFound ? 'none' : mode;
+        const pitch = input.grass?.pitchFound ? input.grass : undefined;
+        const effective = !pitch && mode === 'grass' ? 'none' : !pitch && mode === 'both' ? 'segmentation' : mode;
+        const segmenter = effective === 'segmentation' || effective === 'both' ? await deps.getSegmenter() : undefined;
         const crops = await readCropIndex(files, video);
         const limit = pLimit(IMAGE_CONCURRENCY);
         let done = 0;
@@ -127,10 +168,12 @@ export function createDatasetActivities(deps: ActivityDeps) {
             limit(async () => {
               const original = await files.read(c.object);
               let out = original;
-              if (effective === 'grass') {
-                const r = await removeGrass(original, input.grass!, fill, input.options.jpegQuality);
-                out = r.jpeg;
-                removedSum += r.removedFraction;
+              if (effective !== 'none') {
+                const grass = effective === 'grass' || effective === 'both' ? await grassAlpha(original, pitch!, GRASS_FEATHER_SIGMA) : undefined;
+                const seg = segmenter ? await segmenter.mask(original) : undefined;
+                const alpha = grass && seg ? intersectMasks(seg, grass) : (seg ?? grass)!;
+                out = await applyMask(original, alpha.alpha, fill, input.options.jpegQuality);
+                removedSum += alpha.alpha.reduce((s, a) => s + (255 - a), 0) / (255 * alpha.alpha.length);
               }
               await files.write(video.crop('modified', c.track_id, c.n), out, 'image/jpeg');
               heartbeat({ cropsDone: ++done });
@@ -214,6 +257,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
         heartbeat({ imagesWritten: images.length });
         const train = images.filter((i) => i.split === 'train').length;
         const val = images.length - train;
+        await files.write(video.report, await buildReport(files, layout, video, input, crops, tracks, plan, { train, val }), 'text/html; charset=utf-8');
         await files.writeJson(video.manifest, {
           tenantId: input.tenantId,
           runGuid: input.runGuid,
@@ -227,10 +271,64 @@ export function createDatasetActivities(deps: ActivityDeps) {
           trainOnlyTracks: plan.trainOnlyTracks,
           images,
         });
-        return { result: { train, val, trainOnlyTracks: plan.trainOnlyTracks, manifest: video.manifest } };
+        return { result: { train, val, trainOnlyTracks: plan.trainOnlyTracks, manifest: video.manifest }, details: { report: video.report, gapCrops: plan.gapCrops } };
       });
     },
   };
+}
+
+/** Crops per track shown in the report, and tracks at most. */
+const REPORT_SAMPLES_PER_TRACK = 6;
+const REPORT_MAX_TRACKS = 300;
+
+/** Gathers the report's figures (steps 5, 6 and this step) and a few crops per track, and renders it. */
+async function buildReport(
+  files: RunFiles,
+  layout: RunLayout,
+  video: VideoLayout,
+  input: StepInput,
+  crops: CropEntry[],
+  tracks: Record<string, { train: number; val: number; gap: number }>,
+  plan: SplitPlan,
+  counts: { train: number; val: number },
+): Promise<string> {
+  const detections = await files.readJson<DetectionsFile>(video.detections);
+  const dropped: Record<string, number> = {};
+  for (const f of detections.frames) for (const d of f.dropped ?? []) dropped[d.reason] = (dropped[d.reason] ?? 0) + 1;
+  const step6 = await files.store.getJson<{ videos: Record<string, { rejected?: Record<string, number> }> }>(layout.stepResult(6));
+  const byTrack = new Map<number, CropEntry[]>();
+  for (const c of crops) byTrack.set(c.track_id, [...(byTrack.get(c.track_id) ?? []), c]);
+  const reportTracks: ReportTrack[] = [];
+  for (const trackId of [...byTrack.keys()].sort((a, b) => a - b).slice(0, REPORT_MAX_TRACKS)) {
+    const list = byTrack.get(trackId)!.sort((a, b) => a.frame_id - b.frame_id);
+    const step = Math.max(1, list.length / REPORT_SAMPLES_PER_TRACK);
+    const picks = Array.from({ length: Math.min(REPORT_SAMPLES_PER_TRACK, list.length) }, (_, i) => list[Math.floor(i * step)]);
+    const samples = await Promise.all(
+      picks.map(async (c) => ({ frameId: c.frame_id, original: await files.read(c.object), modified: await files.read(video.crop('modified', c.track_id, c.n)) })),
+    );
+    const t = tracks[trackId] ?? { train: 0, val: 0, gap: 0 };
+    reportTracks.push({ trackId, train: t.train, val: t.val, gap: t.gap, samples });
+  }
+  return renderReport({
+    tenantId: input.tenantId,
+    runGuid: input.runGuid,
+    videoGuid: input.videoGuid,
+    source: input.source,
+    counts: {
+      frames: detections.frames.length,
+      detections: detections.frames.reduce((s, f) => s + f.detections.length, 0),
+      tracks: byTrack.size,
+      crops: crops.length,
+      train: counts.train,
+      val: counts.val,
+      gap: plan.gapCrops,
+    },
+    rejected: step6?.videos[input.videoGuid]?.rejected ?? {},
+    dropped,
+    backgroundMode: input.options.background.mode === 'grass' && !input.grass?.pitchFound ? 'none (no pitch found)' : input.options.background.mode,
+    trainOnlyTracks: plan.trainOnlyTracks,
+    tracks: reportTracks,
+  });
 }
 
 /** Seed of the run's augmentations: `options.augment.seed`, else the run GUID. */

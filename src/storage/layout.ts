@@ -79,6 +79,10 @@ export class VideoLayout {
     if (!/^[A-Za-z0-9_.-]+\.jpg$/.test(fileName) || fileName.startsWith('.')) throw invalidInput(`dataset file name ${fileName}`, 'must be a plain .jpg name');
     return `${this.datasetPrefix}${split}/track_${assertTrackId(trackId)}/${fileName}`;
   }
+  /** Per-video HTML contact sheet, next to the dataset. */
+  get report(): string {
+    return `${this.datasetPrefix}report.html`;
+  }
   /** Dataset manifest, written last. */
   get manifest(): string {
     return `${this.datasetPrefix}manifest.json`;

@@ -1,12 +1,10 @@
 /**
- * Cropping players out of frames (step 6), keying out the pitch (step 7), deterministic augmentation
- * (step 8) and the train/val split plan (steps 8 and 9). Pure image work over sharp; no Temporal, no GCS.
+ * Cropping players out of frames (step 6), deterministic augmentation (step 8) and the train/val split
+ * plan (steps 8 and 9). Pure image work over sharp; no Temporal, no GCS. Background removal: `./segment`.
  */
 import seedrandom from 'seedrandom';
 import sharp from 'sharp';
 import type { BBox } from './detector';
-import { isGrass, rgbToHsv } from './grass';
-import type { GrassModel } from '../workflows/types';
 
 /** Integer pixel rectangle inside an image: left, top, width, height (what sharp's `extract` takes). */
 export interface Region {
@@ -40,26 +38,6 @@ export function padAndClamp(bbox: BBox, padding: number, width: number, height: 
  */
 export async function cropJpeg(frame: Buffer, region: Region, quality: number): Promise<Buffer> {
   return sharp(frame).rotate().extract(region).jpeg({ quality, mozjpeg: false }).toBuffer();
-}
-
-/**
- * Replaces pitch-coloured pixels of a crop by `fill` (step 7, mode `grass`), using the HSV window of the
- * pitch model from step 4. @returns the JPEG and the fraction of pixels replaced (0-1).
- */
-export async function removeGrass(crop: Buffer, grass: GrassModel, fill: [number, number, number], quality: number): Promise<{ jpeg: Buffer; removedFraction: number }> {
-  const { data, info } = await sharp(crop).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  let removed = 0;
-  for (let i = 0; i < data.length; i += 3) {
-    const [h, s, v] = rgbToHsv(data[i], data[i + 1], data[i + 2]);
-    if (isGrass(h, s, v, grass)) {
-      data[i] = fill[0];
-      data[i + 1] = fill[1];
-      data[i + 2] = fill[2];
-      removed++;
-    }
-  }
-  const jpeg = await sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } }).jpeg({ quality, mozjpeg: false }).toBuffer();
-  return { jpeg, removedFraction: removed / (info.width * info.height) };
 }
 
 /** The augmentation applied to one copy, recorded in the manifest. */

@@ -14,6 +14,7 @@ import { createObjectStore } from '../storage/gcs';
 import { sha256File } from '../util/hash';
 import { resolveFfmpeg } from '../vision/ffmpeg';
 import { createDetector, type Detector } from '../vision/detector';
+import { createSegmenter, type Segmenter } from '../vision/segment';
 
 /** Which queues a worker process serves. */
 export type WorkerRole = 'cpu' | 'gpu';
@@ -46,6 +47,7 @@ export function createDeps(cfg: Config): ActivityDeps & { release(): Promise<voi
   const modelsDir = path.dirname(cfg.detectorModelPath);
   const detectors = new Map<string, Promise<Detector>>();
   const hashes = new Map<string, Promise<string>>();
+  let segmenter: Promise<Segmenter> | undefined;
   const modelPath = (name: string) => (name === path.basename(cfg.detectorModelPath) ? cfg.detectorModelPath : path.join(modelsDir, name));
   return {
     store,
@@ -61,6 +63,13 @@ export function createDeps(cfg: Config): ActivityDeps & { release(): Promise<voi
       }
       return d;
     },
+    getSegmenter() {
+      if (!segmenter) {
+        segmenter = createSegmenter({ modelPath: cfg.segmenterModelPath, executionProviders: cfg.ortExecutionProviders, intraOpNumThreads: cfg.ortIntraOpThreads });
+        segmenter.catch(() => (segmenter = undefined));
+      }
+      return segmenter;
+    },
     async modelInfo(name) {
       const p = modelPath(name);
       let h = hashes.get(p);
@@ -73,6 +82,7 @@ export function createDeps(cfg: Config): ActivityDeps & { release(): Promise<voi
     },
     async release() {
       for (const d of detectors.values()) await (await d.catch(() => undefined))?.release();
+      await (await segmenter?.catch(() => undefined))?.release();
     },
   };
 }

@@ -134,7 +134,7 @@ export interface CropsResult extends StepResultBase {
 
 /** Result of step 7. */
 export interface BackgroundResult extends StepResultBase {
-  mode: 'grass' | 'none';
+  mode: 'grass' | 'segmentation' | 'both' | 'none';
   crops: number;
 }
 

@@ -1,0 +1,330 @@
+/**
+ * Person/foreground segmentation of player crops for step 7 (`removeCropBackground`, modes `segmentation`
+ * and `both`): the U^2-Net-p salient-object model (`u2netp.onnx`, SPEC section 6) run with onnxruntime-node,
+ * plus soft-mask helpers shared with the `grass` mode.
+ *
+ * Model: U^2-Net, Qin et al., "U^2-Net: Going Deeper with Nested U-Structure for Salient Object Detection",
+ * Pattern Recognition 106, 2020 (https://arxiv.org/abs/2005.09007); `u2netp` is the paper's small (4.7 MB)
+ * variant. Input 1x3x320x320 float32, seven outputs 1x1x320x320 (the fused map d0 first, then side outputs
+ * d1..d6), each already passed through a sigmoid.
+ *
+ * Pre/post-processing follows rembg's u2netp session (https://github.com/danielgatis/rembg,
+ * `rembg/sessions/base.py` `BaseSession.normalize` and `rembg/sessions/u2netp.py` `U2netpSession.predict`):
+ *   crop (H x W RGB uint8) --resize 320x320 (Lanczos, aspect NOT kept)--> / max(pixel values)
+ *   --(x - mean) / std, ImageNet mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225]--> CHW 1x3x320x320
+ *   --model--> output[0] 1x1x320x320 --min-max normalise to 0..1, x255, truncate to uint8--> resize back to
+ *   W x H (Lanczos) --> alpha, W*H bytes, 0 = background, 255 = foreground.
+ * rembg uses PIL's LANCZOS; here sharp's `lanczos3` (libvips), so values differ slightly, not the geometry.
+ * (sharp turns a 1-channel raw image into sRGB when resizing or blurring, so masks take `extractChannel(0)`.)
+ *
+ * Crops are read as stored (no EXIF rotation; crops are written without EXIF), so a mask's pixels line up
+ * with the pixels `applyMask` composites. Our crops are written by sharp without EXIF orientation anyway.
+ */
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import ort from 'onnxruntime-node';
+import sharp from 'sharp';
+import { ErrorType, PipelineError } from '../errors';
+import { sha256File } from '../util/hash';
+import type { GrassModel } from '../workflows/types';
+import { isGrassRgb } from './grass';
+
+/** Side of the square u2netp input and output, pixels. */
+export const U2NETP_INPUT_SIZE = 320;
+
+/** ImageNet per-channel RGB mean (on 0..1 values), as used by rembg for u2netp. */
+export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
+
+/** ImageNet per-channel RGB standard deviation (on 0..1 values), as used by rembg for u2netp. */
+export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
+
+/**
+ * A soft mask over an image: `alpha[y * width + x]` in 0..255 (0 = background, 255 = foreground/kept).
+ */
+export interface SoftMask {
+  /** Width, pixels. */
+  width: number;
+  /** Height, pixels. */
+  height: number;
+  /** `width * height` bytes, row-major. */
+  alpha: Uint8Array;
+}
+
+/** A loaded u2netp session. One per process; reuse it for every crop. */
+export interface Segmenter {
+  /** File name of the model, e.g. `u2netp.onnx`. */
+  modelName: string;
+  /** Lower-case hex sha256 of the model file, for `.pipeline_info.json`. */
+  modelSha256: string;
+  /** The execution provider the session was created with (e.g. `cpu`, `cuda`). */
+  executionProvider: string;
+  /**
+   * Foreground mask of one crop (see the module comment for the exact pre/post-processing).
+   * @param crop an encoded image (JPEG in the pipeline; anything sharp decodes), W x H pixels
+   * @returns a {@link SoftMask} of W x H
+   * @throws PipelineError(Internal) after `release`, or when sharp cannot decode `crop`;
+   *   PipelineError(ModelError) when the model's output is not 1x1x320x320
+   */
+  mask(crop: Buffer): Promise<SoftMask>;
+  /** Waits for queued calls, then releases the session. Idempotent. */
+  release(): Promise<void>;
+}
+
+/** Options of {@link createSegmenter}. */
+export interface CreateSegmenterOptions {
+  /** Path of `u2netp.onnx`. */
+  modelPath: string;
+  /** onnxruntime execution providers in preference order, e.g. `['cuda', 'cpu']`; default `['cpu']`. */
+  executionProviders?: string[];
+  /** onnxruntime intra-op thread count; default: onnxruntime's own (all cores). */
+  intraOpNumThreads?: number;
+}
+
+/** Minimal shape of onnxruntime's `InferenceSession.ValueMetadata` used by {@link validateSegmenterIO}. */
+interface ValueMetadataLike {
+  name: string;
+  isTensor: boolean;
+  type?: string;
+  shape?: ReadonlyArray<number | string>;
+}
+
+/**
+ * Checks a model's declared IO against u2netp: exactly one float32 input [1, 3, 320, 320] and a first output
+ * float32 [1, 1, 320, 320] (symbolic dims are accepted where these numbers are expected).
+ * @returns the input name and the first output's name
+ * @throws PipelineError(ModelError, subject) naming the mismatch
+ */
+export function validateSegmenterIO(
+  inputs: readonly ValueMetadataLike[],
+  outputs: readonly ValueMetadataLike[],
+  subject = 'model',
+): { inputName: string; outputName: string } {
+  const S = U2NETP_INPUT_SIZE;
+  const fail = (reason: string): never => {
+    throw new PipelineError(ErrorType.ModelError, subject, `${reason} (expected u2netp: input float32 [1, 3, ${S}, ${S}], first output float32 [1, 1, ${S}, ${S}])`);
+  };
+  const fmt = (m: ValueMetadataLike) => `'${m.name}' ${m.type ?? '?'} [${(m.shape ?? []).join(', ')}]`;
+  const dimsOk = (shape: ReadonlyArray<number | string> | undefined, want: number[]) =>
+    !!shape && shape.length === want.length && shape.every((d, i) => typeof d !== 'number' || d === want[i]);
+  if (inputs.length !== 1) fail(`model has ${inputs.length} inputs (${inputs.map(fmt).join('; ')})`);
+  const input = inputs[0];
+  if (!input.isTensor || input.type !== 'float32') fail(`input ${fmt(input)} is not a float32 tensor`);
+  if (!dimsOk(input.shape, [1, 3, S, S])) fail(`input ${fmt(input)} has the wrong shape`);
+  if (outputs.length < 1) fail('model has no outputs');
+  const output = outputs[0];
+  if (!output.isTensor || output.type !== 'float32') fail(`first output ${fmt(output)} is not a float32 tensor`);
+  if (!dimsOk(output.shape, [1, 1, S, S])) fail(`first output ${fmt(output)} has the wrong shape`);
+  return { inputName: input.name, outputName: output.name };
+}
+
+/**
+ * rembg's u2netp input: decodes `crop`, resizes it to 320x320 (Lanczos, no aspect preservation), divides by
+ * the largest channel value of the resized image (max(·, 1e-6)), then applies ImageNet mean/std per channel.
+ * @returns tensor data 1x3x320x320 float32, CHW planes R, G, B, and the crop's size in pixels
+ * @throws PipelineError(Internal, 'crop') when sharp cannot decode `crop`
+ */
+export async function u2netpInput(crop: Buffer): Promise<{ tensor: Float32Array; width: number; height: number }> {
+  const S = U2NETP_INPUT_SIZE;
+  let rgb: Buffer;
+  let width: number;
+  let height: number;
+  try {
+    const img = sharp(crop);
+    const meta = await img.metadata();
+    width = meta.width ?? 0;
+    height = meta.height ?? 0;
+    rgb = await img.removeAlpha().toColourspace('srgb').resize(S, S, { fit: 'fill', kernel: 'lanczos3' }).raw().toBuffer();
+  } catch (err) {
+    throw new PipelineError(ErrorType.Internal, 'crop', `cannot decode crop: ${(err as Error).message}`, { cause: err });
+  }
+  if (rgb.length !== S * S * 3 || width < 1 || height < 1) {
+    throw new PipelineError(ErrorType.Internal, 'crop', `unexpected decode: ${width}x${height}, ${rgb.length} bytes at ${S}x${S}`);
+  }
+  let max = 0;
+  for (let i = 0; i < rgb.length; i++) if (rgb[i] > max) max = rgb[i];
+  // rembg: im_ary / max(np.max(im_ary), 1e-6), on 0..255 values; so a pixel equal to the max maps to 1.
+  const div = Math.max(max, 1e-6);
+  const plane = S * S;
+  const tensor = new Float32Array(3 * plane);
+  const lut = [0, 1, 2].map((c) => Float32Array.from({ length: 256 }, (_, v) => (v / div - IMAGENET_MEAN[c]) / IMAGENET_STD[c]));
+  for (let p = 0, src = 0; p < plane; p++, src += 3) {
+    tensor[p] = lut[0][rgb[src]];
+    tensor[p + plane] = lut[1][rgb[src + 1]];
+    tensor[p + 2 * plane] = lut[2][rgb[src + 2]];
+  }
+  return { tensor, width, height };
+}
+
+/**
+ * rembg's u2netp post-processing: min-max normalises the 320x320 prediction to 0..1, scales to 0..255
+ * (truncating, like numpy's `astype('uint8')`) and resizes it to `width x height` with Lanczos.
+ * A constant prediction (max = min) gives an all-zero mask.
+ * @param pred output[0] data, 320*320 float32 (row-major) @param width @param height target size, pixels
+ * @returns {@link SoftMask} of `width x height`
+ */
+export async function u2netpMask(pred: Float32Array, width: number, height: number): Promise<SoftMask> {
+  const S = U2NETP_INPUT_SIZE;
+  let mi = Infinity;
+  let ma = -Infinity;
+  for (let i = 0; i < S * S; i++) {
+    const v = pred[i];
+    if (v < mi) mi = v;
+    if (v > ma) ma = v;
+  }
+  const small = Buffer.alloc(S * S);
+  const range = ma - mi;
+  if (range > 0) for (let i = 0; i < S * S; i++) small[i] = Math.min(255, Math.floor(((pred[i] - mi) / range) * 255));
+  const alpha =
+    width === S && height === S
+      ? small
+      : await sharp(small, { raw: { width: S, height: S, channels: 1 } }).resize(width, height, { fit: 'fill', kernel: 'lanczos3' }).extractChannel(0).raw().toBuffer();
+  if (alpha.length !== width * height) {
+    throw new PipelineError(ErrorType.Internal, 'mask', `resized mask has ${alpha.length} bytes, expected ${width}x${height}`);
+  }
+  return { width, height, alpha: new Uint8Array(alpha.buffer, alpha.byteOffset, alpha.length) };
+}
+
+/**
+ * Loads `u2netp.onnx` into ONE onnxruntime InferenceSession, to be reused for every crop (SPEC section 10:
+ * creating and releasing sessions repeatedly leaks memory); same pattern as `createDetector` in `./detector`.
+ * Execution providers are tried in order, each attempt with the remaining list; `cpu` is the last resort.
+ * Calls to `mask` are queued and run one at a time.
+ * @throws PipelineError(ModelError, modelPath) when the file is missing or unreadable, onnxruntime cannot
+ *   load it with any provider, or its IO does not match {@link validateSegmenterIO}
+ */
+export async function createSegmenter(opts: CreateSegmenterOptions): Promise<Segmenter> {
+  const modelPath = path.resolve(opts.modelPath);
+  try {
+    const st = await stat(modelPath);
+    if (!st.isFile()) throw new Error('not a regular file');
+  } catch (err) {
+    throw new PipelineError(ErrorType.ModelError, modelPath, `model file not found or unreadable: ${(err as Error).message}`, { cause: err });
+  }
+  const modelSha256 = await sha256File(modelPath);
+
+  const providers = (opts.executionProviders?.length ? opts.executionProviders : ['cpu']).map((p) => p.trim().toLowerCase());
+  if (!providers.includes('cpu')) providers.push('cpu');
+  let session: ort.InferenceSession | undefined;
+  let executionProvider = '';
+  let lastError: unknown;
+  for (let i = 0; i < providers.length && !session; i++) {
+    const eps = providers.slice(i);
+    try {
+      session = await ort.InferenceSession.create(modelPath, {
+        executionProviders: eps,
+        graphOptimizationLevel: 'all',
+        executionMode: 'sequential',
+        ...(opts.intraOpNumThreads ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
+      });
+      executionProvider = eps[0];
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  if (!session) {
+    throw new PipelineError(ErrorType.ModelError, modelPath, `onnxruntime cannot load the model: ${(lastError as Error)?.message ?? lastError}`, { cause: lastError });
+  }
+  let io: { inputName: string; outputName: string };
+  try {
+    io = validateSegmenterIO(session.inputMetadata as readonly ValueMetadataLike[], session.outputMetadata as readonly ValueMetadataLike[], modelPath);
+  } catch (err) {
+    await session.release();
+    throw err;
+  }
+
+  const s = session;
+  const S = U2NETP_INPUT_SIZE;
+  let released = false;
+  let tail: Promise<unknown> = Promise.resolve();
+  const enqueue = <T>(fn: () => Promise<T>): Promise<T> => {
+    const result = tail.then(() => {
+      if (released) throw new PipelineError(ErrorType.Internal, modelPath, 'segmenter used after release()');
+      return fn();
+    });
+    tail = result.catch(() => undefined);
+    return result;
+  };
+
+  return {
+    modelName: path.basename(modelPath),
+    modelSha256,
+    executionProvider,
+    mask(crop) {
+      return enqueue(async () => {
+        const { tensor, width, height } = await u2netpInput(crop);
+        const out = await s.run({ [io.inputName]: new ort.Tensor('float32', tensor, [1, 3, S, S]) }, [io.outputName]);
+        const t = out[io.outputName];
+        const dims = [...t.dims];
+        if (dims.length !== 4 || dims[0] !== 1 || dims[1] !== 1 || dims[2] !== S || dims[3] !== S || t.type !== 'float32') {
+          throw new PipelineError(ErrorType.ModelError, modelPath, `output ${t.type} [${dims.join(', ')}] is not float32 [1, 1, ${S}, ${S}]`);
+        }
+        return u2netpMask(t.data as Float32Array, width, height);
+      });
+    },
+    async release() {
+      if (released) return;
+      await tail;
+      if (released) return;
+      released = true;
+      await s.release();
+    },
+  };
+}
+
+/**
+ * Composites `crop` over a constant colour using `alpha` as a soft mask (JPEG has no alpha channel):
+ * out = (alpha × crop + (255 − alpha) × fill) / 255 per channel, rounded.
+ * @param crop encoded image, W x H @param alpha W*H bytes, 0..255 (255 keeps the crop pixel)
+ * @param fill background RGB, 0..255 each @param quality JPEG quality 1..100
+ * @returns a JPEG of W x H
+ * @throws PipelineError(Internal, 'alpha') when `alpha.length !== W * H`
+ */
+export async function applyMask(crop: Buffer, alpha: Uint8Array, fill: [number, number, number], quality: number): Promise<Buffer> {
+  const { data, info } = await sharp(crop).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const n = info.width * info.height;
+  if (alpha.length !== n) {
+    throw new PipelineError(ErrorType.Internal, 'alpha', `mask has ${alpha.length} values, crop is ${info.width}x${info.height} = ${n}`);
+  }
+  for (let p = 0, i = 0; p < n; p++, i += 3) {
+    const a = alpha[p];
+    if (a === 255) continue;
+    const b = 255 - a;
+    data[i] = Math.round((a * data[i] + b * fill[0]) / 255);
+    data[i + 1] = Math.round((a * data[i + 1] + b * fill[1]) / 255);
+    data[i + 2] = Math.round((a * data[i + 2] + b * fill[2]) / 255);
+  }
+  return sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } }).jpeg({ quality, mozjpeg: false }).toBuffer();
+}
+
+/**
+ * Intersection of two soft masks of the same size (mode `both`): element-wise min, so the result is never
+ * more opaque than either input.
+ * @throws PipelineError(Internal, 'mask') when the sizes differ
+ */
+export function intersectMasks(a: SoftMask, b: SoftMask): SoftMask {
+  if (a.width !== b.width || a.height !== b.height || a.alpha.length !== b.alpha.length) {
+    throw new PipelineError(ErrorType.Internal, 'mask', `cannot intersect ${a.width}x${a.height} with ${b.width}x${b.height}`);
+  }
+  const alpha = new Uint8Array(a.alpha.length);
+  for (let i = 0; i < alpha.length; i++) alpha[i] = a.alpha[i] < b.alpha[i] ? a.alpha[i] : b.alpha[i];
+  return { width: a.width, height: a.height, alpha };
+}
+
+/**
+ * Grass keying (the pitch model's HSV window, `isGrassRgb` in `./grass`) as a soft mask: 0 where a pixel lies in the pitch model's HSV
+ * window (`isGrassRgb`, step 4), 255 elsewhere, optionally feathered by a Gaussian blur of `featherSigma`
+ * pixels (sharp/libvips `blur`, sigma >= 0.3; 0 or less = hard edges).
+ * @param crop encoded image, W x H @param grass the pitch colour model from step 4
+ * @returns {@link SoftMask} of W x H
+ */
+export async function grassAlpha(crop: Buffer, grass: Pick<GrassModel, 'hue' | 'sat' | 'val'>, featherSigma = 0): Promise<SoftMask> {
+  const { data, info } = await sharp(crop).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const n = info.width * info.height;
+  const hard = Buffer.alloc(n);
+  for (let p = 0, i = 0; p < n; p++, i += 3) hard[p] = isGrassRgb(data[i], data[i + 1], data[i + 2], grass) ? 0 : 255;
+  const out =
+    featherSigma > 0
+      ? await sharp(hard, { raw: { width: info.width, height: info.height, channels: 1 } }).blur(Math.max(0.3, featherSigma)).extractChannel(0).raw().toBuffer()
+      : hard;
+  return { width: info.width, height: info.height, alpha: new Uint8Array(out.buffer, out.byteOffset, out.length) };
+}
