@@ -159,9 +159,16 @@ export const optionsSchema = z
         count: z.number().int().min(0).max(20).default(2),
         /** Seed; defaults to the run GUID. */
         seed: z.string().max(128).optional(),
+        /** See `AugmentParams` in src/vision/crops.ts; 0 switches an augmentation off. */
+        flipProbability: z.number().min(0).max(1).default(0.5),
+        colorJitter: z.number().min(0).max(0.9).default(0.2),
+        rotateDegrees: z.number().min(0).max(45).default(8),
+        scale: z.number().min(0).max(0.5).default(0.1),
+        blurProbability: z.number().min(0).max(1).default(0.2),
+        erasingProbability: z.number().min(0).max(1).default(0.3),
       })
       .strict()
-      .default({ count: 2 }),
+      .default({ count: 2, flipProbability: 0.5, colorJitter: 0.2, rotateDegrees: 8, scale: 0.1, blurProbability: 0.2, erasingProbability: 0.3 }),
     split: z
       .object({
         /** Fraction of each track's crops (the latest in time) that go to validation. */

@@ -247,7 +247,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
           if (split !== 'train') continue;
           for (let k = 0; k < input.options.augment.count; k++) {
             const augName = video.datasetImage(split, c.track_id, `crop_${c.n}_aug${k}.jpg`);
-            const aug = planAugmentation(augmentSeed(input), modified, k);
+            const aug = planAugmentation(augmentSeed(input), modified, k, input.options.augment);
             images.push({ path: augName, ...base, augmentation: aug });
             t.train++;
             jobs.push(limit(async () => files.write(augName, await augmentedCopy(files, video, input, c, k), 'image/jpeg')));
@@ -348,7 +348,7 @@ async function augmentedCopy(files: RunFiles, video: VideoLayout, input: StepInp
     return cached;
   }
   const modified = video.crop('modified', c.track_id, c.n);
-  const aug: Augmentation = planAugmentation(augmentSeed(input), modified, k);
+  const aug: Augmentation = planAugmentation(augmentSeed(input), modified, k, input.options.augment);
   const out = await applyAugmentation(await files.read(modified), aug, input.options.background.fill, input.options.jpegQuality);
   await files.writeScratch(scratch, out);
   return out;

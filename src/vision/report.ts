@@ -66,7 +66,7 @@ figure img{height:96px;margin:0 1px;image-rendering:auto;border:1px solid #ccc}
 <h1>Dataset report — video ${esc(r.videoGuid)}</h1>
 <p class="muted">tenant ${esc(r.tenantId)} · run ${esc(r.runGuid)} · source ${esc(r.source)} · background mode ${esc(r.backgroundMode)}</p>
 <div class="summary">
-<div><h2>Counts</h2>${table({ 'sampled frames': c.frames ?? 0, detections: c.detections ?? 0, tracks: c.tracks, crops: c.crops, 'train images': c.train, 'val images': c.val, 'crops left out (gap)': c.gap })}</div>
+<div><h2>Counts</h2>${table({ 'sampled frames': c.frames ?? 0, detections: c.detections ?? 0, 'tracks with crops': c.tracks, crops: c.crops, 'train images': c.train, 'val images': c.val, 'crops left out (gap)': c.gap })}</div>
 <div><h2>Crops rejected (step 6)</h2>${table(r.rejected)}</div>
 <div><h2>Detections dropped (step 5)</h2>${table(r.dropped)}</div>
 </div>
