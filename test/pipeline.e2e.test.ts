@@ -133,6 +133,47 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     }
   }, 300_000);
 
+  const media = process.env.TEST_MEDIA_DIR;
+  if (!media) console.log('pipeline.e2e: TEST_MEDIA_DIR is not set: skipping the soccer-broadcast run');
+  it.skipIf(!media)('runs the soccer broadcast clip to a leak-free dataset of players on the pitch', async () => {
+    const { cpu, gpu, deps } = realActivities();
+    const tenantId = uniq();
+    const source = path.join(media ?? '', 'soccer_broadcast_720p.mp4');
+    const summary: RunSummary = await withWorkers(
+      cpu,
+      async (taskQueue) => {
+        const run = await startRun(client, { ...cfg, taskQueue }, { tenantId, videos: [{ source }], options: { frameStride: 3, maxFrames: 24 } });
+        return run.handle.result();
+      },
+      gpu,
+    );
+    await deps.release();
+    expect(summary.status).toBe('completed');
+    const layout = new RunLayout(tenantId, summary.runGuid);
+    const video = layout.video(summary.videos[0].videoGuid);
+    const meta = (await store.getJson<Record<string, any>>(video.metadata))!;
+    expect([meta.frameCount, meta.imported.mode]).toEqual([630, 'copy']);
+    const dets = (await store.getJson<{ grass: { pitchFound: boolean }; frames: { detections: unknown[]; dropped?: { reason: string }[] }[] }>(video.detections))!;
+    expect(dets.grass.pitchFound).toBe(true);
+    expect(dets.frames).toHaveLength(24);
+    // Broadcast wide view: many players tracked per frame, crowd boxes dropped by the feet filter.
+    const perFrame = dets.frames.map((f) => f.detections.length).sort((a, b) => a - b);
+    expect(perFrame[perFrame.length >> 1]).toBeGreaterThanOrEqual(12);
+    expect(dets.frames.some((f) => (f.dropped ?? []).some((d) => d.reason === 'feet-off-pitch'))).toBe(true);
+    const manifest = (await store.getJson<{ gapFrames: number; images: { split: string; track_id: number; frame_id: number; augmentation: unknown; path: string }[] }>(video.manifest))!;
+    expect(manifest.images.length).toBe((summary.videos[0].counts.train ?? 0) + (summary.videos[0].counts.val ?? 0));
+    expect(manifest.images.filter((i) => i.augmentation !== null).every((i) => i.split === 'train' && i.path.includes('/datasets/train/'))).toBe(true);
+    const perTrack = new Map<number, { train: number[]; val: number[] }>();
+    for (const img of manifest.images) {
+      const t = perTrack.get(img.track_id) ?? { train: [], val: [] };
+      (img.split === 'train' ? t.train : t.val).push(img.frame_id);
+      perTrack.set(img.track_id, t);
+    }
+    expect([...perTrack.values()].some((t) => t.val.length > 0)).toBe(true);
+    for (const t of perTrack.values()) if (t.val.length) expect(Math.max(...t.train)).toBeLessThanOrEqual(Math.min(...t.val) - manifest.gapFrames);
+    expect(await store.exists(video.report)).toBe(true);
+  }, 300_000);
+
   it('removes backgrounds with the segmentation model, and re-running steps 6-9 gives byte-identical outputs', async () => {
     const { cpu, gpu, deps } = realActivities();
     const tenantId = uniq();
