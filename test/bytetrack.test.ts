@@ -2,7 +2,6 @@
  * Tests of the ByteTrack tracker (src/vision/bytetrack.ts): pure synthetic sequences, no models, no stack.
  * Boxes are person-shaped (40 x 100 px unless said otherwise); one update call per sampled frame.
  */
-import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { ByteTracker, KalmanBoxFilter, bboxToXyah, linearAssignment, xyahToBbox, type TrackedDetection } from '../src/vision/bytetrack';
 import type { BBox, Detection } from '../src/vision/detector';

@@ -19,7 +19,7 @@ import { cancellationSignal, heartbeat, runStep, type ActivityDeps, type RunFile
  * `https://` is fetched. @throws PipelineError(BadMedia) for a missing local file or an HTTP 4xx;
  * transient network errors are retryable.
  */
-async function fetchSource(deps: ActivityDeps, files: RunFiles, source: string, tmpDir: string): Promise<string> {
+async function fetchSource(files: RunFiles, source: string, tmpDir: string): Promise<string> {
   assertSource(source);
   if (source.startsWith('gs://')) {
     const dest = path.join(tmpDir, 'source');
@@ -69,7 +69,7 @@ export function createVideoActivities(deps: ActivityDeps) {
         const tmpDir = await mkdtemp(files.scratchPath('import-'));
         try {
           const signal = cancellationSignal();
-          const local = await fetchSource(deps, files, input.source, tmpDir);
+          const local = await fetchSource(files, input.source, tmpDir);
           heartbeat({ phase: 'probing' });
           const meta = await probeVideo(local, { signal, bins: deps.ffmpeg });
           const sourceSha256 = await sha256File(local);
