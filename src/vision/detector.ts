@@ -19,14 +19,13 @@
  * - Passing `['cuda', 'cpu']` to `InferenceSession.create` fails outright when the CUDA provider library is
  *   not installed (it does not fall back), so {@link createDetector} tries the providers one by one.
  */
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
 import pino from 'pino';
 import sharp from 'sharp';
 import { ErrorType, PipelineError } from '../errors';
-import { sha256File } from '../util/hash';
+import { openSession, sessionQueue } from './onnx';
 
 /** Axis-aligned box `[x1, y1, x2, y2]` (top-left, bottom-right corners), in pixels; x2 >= x1, y2 >= y1. */
 export type BBox = [number, number, number, number];
@@ -477,41 +476,9 @@ export interface CreateDetectorOptions {
  *   onnxruntime with any provider, or its declared inputs/outputs do not match {@link validateModelIO}
  */
 export async function createDetector(opts: CreateDetectorOptions): Promise<Detector> {
-  const modelPath = path.resolve(opts.modelPath);
   const log = opts.logger ?? pino({ name: 'detector', level: process.env.LOG_LEVEL ?? 'info' });
-  try {
-    const st = await stat(modelPath);
-    if (!st.isFile()) throw new Error('not a regular file');
-  } catch (err) {
-    throw new PipelineError(ErrorType.ModelError, modelPath, `model file not found or unreadable: ${(err as Error).message}`, { cause: err });
-  }
-  const modelSha256 = await sha256File(modelPath);
-
-  const providers = (opts.executionProviders?.length ? opts.executionProviders : ['cpu']).map((p) => p.trim().toLowerCase());
-  if (!providers.includes('cpu')) providers.push('cpu');
-  let session: ort.InferenceSession | undefined;
-  let executionProvider = '';
-  let lastError: unknown;
-  for (let i = 0; i < providers.length && !session; i++) {
-    const eps = providers.slice(i);
-    try {
-      session = await ort.InferenceSession.create(modelPath, {
-        executionProviders: eps,
-        graphOptimizationLevel: 'all',
-        executionMode: 'sequential',
-        ...(opts.intraOpNumThreads ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
-      });
-      executionProvider = eps[0];
-    } catch (err) {
-      lastError = err;
-      if (i < providers.length - 1) {
-        log.warn({ executionProvider: eps[0], err: (err as Error).message }, `onnxruntime execution provider ${eps[0]} unavailable, falling back`);
-      }
-    }
-  }
-  if (!session) {
-    throw new PipelineError(ErrorType.ModelError, modelPath, `onnxruntime cannot load the model: ${(lastError as Error)?.message ?? lastError}`, { cause: lastError });
-  }
+  const opened = await openSession({ ...opts, logger: log });
+  const { session, modelPath, modelSha256, executionProvider } = opened;
 
   let io: YoloV8ModelIO;
   try {
@@ -527,19 +494,9 @@ export async function createDetector(opts: CreateDetectorOptions): Promise<Detec
 
   const s = session;
   const size = io.inputSize;
-  let released = false;
-  let tail: Promise<unknown> = Promise.resolve();
+  const queue = sessionQueue(opened, 'detector');
+  const enqueue = queue.enqueue.bind(queue);
   let lastTimings: DetectTimings = { preprocessMs: 0, inferenceMs: 0, postprocessMs: 0 };
-
-  /** Runs `fn` after every earlier queued call. */
-  const enqueue = <T>(fn: () => Promise<T>): Promise<T> => {
-    const result = tail.then(() => {
-      if (released) throw new PipelineError(ErrorType.Internal, modelPath, 'detector used after release()');
-      return fn();
-    });
-    tail = result.catch(() => undefined);
-    return result;
-  };
 
   const run = async (tensor: Float32Array) => {
     if (tensor.length !== 3 * size * size) {
@@ -577,12 +534,6 @@ export async function createDetector(opts: CreateDetectorOptions): Promise<Detec
     inferRaw(tensor) {
       return enqueue(() => run(tensor));
     },
-    async release() {
-      if (released) return;
-      await tail;
-      if (released) return;
-      released = true;
-      await s.release();
-    },
+    release: () => queue.release(),
   };
 }

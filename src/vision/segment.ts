@@ -20,12 +20,11 @@
  * Crops are read as stored (no EXIF rotation; crops are written without EXIF), so a mask's pixels line up
  * with the pixels `applyMask` composites. Our crops are written by sharp without EXIF orientation anyway.
  */
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { ErrorType, PipelineError } from '../errors';
-import { sha256File } from '../util/hash';
+import { openSession, sessionQueue } from './onnx';
 import type { GrassModel } from '../workflows/types';
 import { isGrassRgb } from './grass';
 
@@ -193,37 +192,8 @@ export async function u2netpMask(pred: Float32Array, width: number, height: numb
  *   load it with any provider, or its IO does not match {@link validateSegmenterIO}
  */
 export async function createSegmenter(opts: CreateSegmenterOptions): Promise<Segmenter> {
-  const modelPath = path.resolve(opts.modelPath);
-  try {
-    const st = await stat(modelPath);
-    if (!st.isFile()) throw new Error('not a regular file');
-  } catch (err) {
-    throw new PipelineError(ErrorType.ModelError, modelPath, `model file not found or unreadable: ${(err as Error).message}`, { cause: err });
-  }
-  const modelSha256 = await sha256File(modelPath);
-
-  const providers = (opts.executionProviders?.length ? opts.executionProviders : ['cpu']).map((p) => p.trim().toLowerCase());
-  if (!providers.includes('cpu')) providers.push('cpu');
-  let session: ort.InferenceSession | undefined;
-  let executionProvider = '';
-  let lastError: unknown;
-  for (let i = 0; i < providers.length && !session; i++) {
-    const eps = providers.slice(i);
-    try {
-      session = await ort.InferenceSession.create(modelPath, {
-        executionProviders: eps,
-        graphOptimizationLevel: 'all',
-        executionMode: 'sequential',
-        ...(opts.intraOpNumThreads ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
-      });
-      executionProvider = eps[0];
-    } catch (err) {
-      lastError = err;
-    }
-  }
-  if (!session) {
-    throw new PipelineError(ErrorType.ModelError, modelPath, `onnxruntime cannot load the model: ${(lastError as Error)?.message ?? lastError}`, { cause: lastError });
-  }
+  const opened = await openSession(opts);
+  const { session, modelPath, modelSha256, executionProvider } = opened;
   let io: { inputName: string; outputName: string };
   try {
     io = validateSegmenterIO(session.inputMetadata as readonly ValueMetadataLike[], session.outputMetadata as readonly ValueMetadataLike[], modelPath);
@@ -234,16 +204,8 @@ export async function createSegmenter(opts: CreateSegmenterOptions): Promise<Seg
 
   const s = session;
   const S = U2NETP_INPUT_SIZE;
-  let released = false;
-  let tail: Promise<unknown> = Promise.resolve();
-  const enqueue = <T>(fn: () => Promise<T>): Promise<T> => {
-    const result = tail.then(() => {
-      if (released) throw new PipelineError(ErrorType.Internal, modelPath, 'segmenter used after release()');
-      return fn();
-    });
-    tail = result.catch(() => undefined);
-    return result;
-  };
+  const queue = sessionQueue(opened, 'segmenter');
+  const enqueue = queue.enqueue.bind(queue);
 
   return {
     modelName: path.basename(modelPath),
@@ -261,13 +223,7 @@ export async function createSegmenter(opts: CreateSegmenterOptions): Promise<Seg
         return u2netpMask(t.data as Float32Array, width, height);
       });
     },
-    async release() {
-      if (released) return;
-      await tail;
-      if (released) return;
-      released = true;
-      await s.release();
-    },
+    release: () => queue.release(),
   };
 }
 
