@@ -11,6 +11,7 @@ import { qualityFilter, type QualityCrop } from '../vision/quality';
 import type { AugmentResult, BackgroundResult, CropsResult, SplitResult, StepInput } from '../workflows/types';
 import { heartbeat, runStep, type ActivityDeps, type RunFiles } from './context';
 import type { DetectionsFile } from './detect';
+import { groupBy } from '../util/group';
 
 /** One crop of the crop index (step 6 result details). */
 export interface CropEntry {
@@ -105,13 +106,10 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const quality = await qualityFilter(candidates, { minBlurVariance, maxOcclusion, dedupMaxDistance });
         for (const r of quality.rejected) reject(r.reason);
         const byKey = new Map(candidates.map((c) => [c.key, c]));
-        const perTrack = new Map<number, Candidate[]>();
-        for (const key of quality.kept) {
-          const c = byKey.get(key)!;
-          const list = perTrack.get(c.trackId);
-          if (list) list.push(c);
-          else perTrack.set(c.trackId, [c]);
-        }
+        const perTrack = groupBy(
+          quality.kept.map((key) => byKey.get(key)!),
+          (c) => c.trackId,
+        );
         // 3. Optional cap, numbering, upload.
         const entries: CropEntry[] = [];
         const jobs: Promise<void>[] = [];
@@ -296,8 +294,7 @@ async function buildReport(
   const dropped: Record<string, number> = {};
   for (const f of detections.frames) for (const d of f.dropped ?? []) dropped[d.reason] = (dropped[d.reason] ?? 0) + 1;
   const step6 = await files.store.getJson<{ videos: Record<string, { rejected?: Record<string, number> }> }>(layout.stepResult(6));
-  const byTrack = new Map<number, CropEntry[]>();
-  for (const c of crops) byTrack.set(c.track_id, [...(byTrack.get(c.track_id) ?? []), c]);
+  const byTrack = groupBy(crops, (c) => c.track_id);
   const reportTracks: ReportTrack[] = [];
   for (const trackId of [...byTrack.keys()].sort((a, b) => a - b).slice(0, REPORT_MAX_TRACKS)) {
     const list = byTrack.get(trackId)!.sort((a, b) => a.frame_id - b.frame_id);

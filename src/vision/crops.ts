@@ -5,6 +5,7 @@
 import seedrandom from 'seedrandom';
 import sharp from 'sharp';
 import type { BBox } from './detector';
+import { groupBy } from '../util/group';
 
 /** Integer pixel rectangle inside an image: left, top, width, height (what sharp's `extract` takes). */
 export interface Region {
@@ -184,12 +185,7 @@ export const cropKey = (trackId: number, n: number): string => `${trackId}/${n}`
  * that would have no train crop left, go to train only. Deterministic: the same crops give the same plan.
  */
 export function planSplit(crops: CropRef[], opts: SplitOptions): SplitPlan {
-  const byTrack = new Map<number, CropRef[]>();
-  for (const c of crops) {
-    const list = byTrack.get(c.trackId);
-    if (list) list.push(c);
-    else byTrack.set(c.trackId, [c]);
-  }
+  const byTrack = groupBy(crops, (c) => c.trackId);
   const assignments = new Map<string, SplitAssignment>();
   const trainOnlyTracks: number[] = [];
   let gapCrops = 0;

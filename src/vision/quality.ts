@@ -6,6 +6,7 @@
  */
 import sharp, { type ResizeOptions } from 'sharp';
 import type { BBox } from './detector';
+import { groupBy } from '../util/group';
 
 /**
  * Height in pixels every crop is resized to (aspect ratio kept) before the Laplacian is taken, so the blur
@@ -224,8 +225,7 @@ export interface QualityResult {
  * @throws sharp's error when a crop cannot be decoded; RangeError for a degenerate bbox
  */
 export async function qualityFilter(crops: QualityCrop[], opts: QualityOptions): Promise<QualityResult> {
-  const byTrack = new Map<number, QualityCrop[]>();
-  for (const c of crops) byTrack.set(c.trackId, [...(byTrack.get(c.trackId) ?? []), c]);
+  const byTrack = groupBy(crops, (c) => c.trackId);
   const kept: string[] = [];
   const rejected: QualityResult['rejected'] = [];
   for (const trackId of [...byTrack.keys()].sort((a, b) => a - b)) {
