@@ -34,7 +34,9 @@ const schema = z.object({
   ORT_INTRA_OP_THREADS: intFromEnv(Math.max(1, cpus().length)),
   FFMPEG_PATH: z.string().optional(),
   FFPROBE_PATH: z.string().optional(),
+  CACHE_ENABLED: z.enum(['true', 'false', '1', '0', 'on', 'off']).default('true'),
   CACHE_MAX_BYTES: intFromEnv(4 * 1024 ** 3),
+  CACHE_TTL_SECONDS: intFromEnv(2 * 3600),
   MAX_CONCURRENT_ACTIVITIES: intFromEnv(4),
   WORKER_SHUTDOWN_GRACE_MS: intFromEnv(30_000),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -65,8 +67,12 @@ export interface Config {
   ortIntraOpThreads: number;
   ffmpegPath: string | undefined;
   ffprobePath: string | undefined;
+  /** Whether workers keep run artifacts in memory between steps (off: every step reads GCS). */
+  cacheEnabled: boolean;
   /** Byte bound of each worker's in-memory run cache. */
   cacheMaxBytes: number;
+  /** Time-to-live of a cache entry since its last use, ms. */
+  cacheTtlMs: number;
   maxConcurrentActivities: number;
   /** How long a worker waits for running activities on SIGTERM/SIGINT before abandoning them. */
   workerShutdownGraceMs: number;
@@ -108,7 +114,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ortIntraOpThreads: e.ORT_INTRA_OP_THREADS,
     ffmpegPath: e.FFMPEG_PATH || undefined,
     ffprobePath: e.FFPROBE_PATH || undefined,
+    cacheEnabled: ['true', '1', 'on'].includes(e.CACHE_ENABLED),
     cacheMaxBytes: e.CACHE_MAX_BYTES,
+    cacheTtlMs: e.CACHE_TTL_SECONDS * 1000,
     maxConcurrentActivities: e.MAX_CONCURRENT_ACTIVITIES,
     workerShutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS,
     logLevel: e.LOG_LEVEL,

@@ -183,6 +183,30 @@ export const optionsSchema = z
       })
       .strict()
       .default({ valFraction: 0.2, minCropsToSplit: 5, gapSeconds: 1 }),
+    /**
+     * Where a video's steps run (issue 5; Temporal's worker-specific task queues pattern,
+     * https://github.com/temporalio/samples-typescript/tree/main/worker-specific-task-queues).
+     */
+    routing: z
+      .object({
+        /**
+         * Send all CPU steps of a video to one worker and all GPU steps to one worker (each worker polls a
+         * queue of its own), so each step finds its inputs in that worker's run cache. Off: every step
+         * goes to the shared queues and reads its inputs from GCS unless it happens to land on a worker
+         * that has them.
+         */
+        workerAffinity: z.boolean().default(true),
+        /**
+         * How long a step may wait on its worker's own queue before that worker counts as lost and the
+         * remaining steps go to the shared queue (schedule-to-start timeout), seconds. It includes waiting
+         * for a free activity slot on that worker, so it must exceed a busy worker's usual queueing time.
+         */
+        scheduleToStartSeconds: z.number().int().min(1).max(3600).default(60),
+        /** A step that sends no heartbeat for this long counts as failed (its worker died), seconds. */
+        heartbeatTimeoutSeconds: z.number().int().min(5).max(600).default(30),
+      })
+      .strict()
+      .default({ workerAffinity: true, scheduleToStartSeconds: 60, heartbeatTimeoutSeconds: 30 }),
   })
   .strict();
 

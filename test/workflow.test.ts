@@ -10,13 +10,15 @@ import { loadConfig } from '../src/config';
 import { startRun } from '../src/cli/client';
 import { cancelSignal, PIPELINE_STEP, progressQuery, RUN_GUID, runWorkflowId, TENANT_ID } from '../src/workflows/messages';
 import { STEP_NAMES, type RunRecord, type StepInput } from '../src/workflows/types';
+import { WORKER_ID } from '../src/activities/routing';
 import { testClient, withWorkers } from './helpers/temporal';
 
-const io = { gcsRequests: 1, bytesUploaded: 10, bytesDownloaded: 5, cacheHits: 2, cacheMisses: 1 };
+const io = { gcsRequests: 1, bytesUploaded: 10, bytesDownloaded: 5, cacheHits: 2, cacheMisses: 1, bytesFromCache: 100, artifactDownloads: 1 };
 
 /** Mock activities that record calls; `gate` lets a test hold a step until it says so. */
 function mockActivities(opts: { hold?: string; gate?: Promise<void> } = {}) {
-  const calls: { name: string; input: unknown }[] = [];
+  const calls: { name: string; input: unknown; queue: string }[] = [];
+  const releases: { queue: string; videoGuid: string }[] = [];
   const records: RunRecord[] = [];
   const base = (name: string, input: StepInput) => ({
     step: STEP_NAMES.indexOf(name as never) + 1,
@@ -30,7 +32,8 @@ function mockActivities(opts: { hold?: string; gate?: Promise<void> } = {}) {
   const step =
     (name: string, extra: (input: StepInput) => object) =>
     async (input: StepInput) => {
-      calls.push({ name, input });
+      const queue = Context.current().info.taskQueue;
+      calls.push({ name, input, queue });
       if (opts.hold === name) {
         // Heartbeat until released or cancelled, as real long activities do.
         const ctx = Context.current();
@@ -42,7 +45,7 @@ function mockActivities(opts: { hold?: string; gate?: Promise<void> } = {}) {
           await new Promise((r) => setTimeout(r, 100));
         }
       }
-      return { ...base(name, input), ...extra(input) };
+      return { ...base(name, input), cachedOn: queue, ...extra(input) };
     };
   const cpu = {
     recordRunStart: async (r: RunRecord) => {
@@ -57,12 +60,16 @@ function mockActivities(opts: { hold?: string; gate?: Promise<void> } = {}) {
     extractCrops: step('extractCrops', () => ({ crops: 40 })),
     augmentCrops: step('augmentCrops', () => ({})),
     createTrainingAndValidationSets: step('createTrainingAndValidationSets', () => ({ train: 30, val: 10 })),
+    releaseVideoCache: async (ref: { runGuid: string; videoGuid: string }) => {
+      releases.push({ queue: Context.current().info.taskQueue, videoGuid: ref.videoGuid });
+      return { released: 1, workerId: 'mock' };
+    },
   };
   const gpu = {
     detectPlayers: step('detectPlayers', () => ({ detections: 50, tracks: 4 })),
     removeCropBackground: step('removeCropBackground', () => ({})),
   };
-  return { cpu, gpu, calls, records };
+  return { cpu, gpu, calls, records, releases };
 }
 
 let client: Client;
@@ -79,20 +86,34 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
   it('runs the nine steps per video on the right queues and returns the summary', async () => {
     const m = mockActivities();
     const tenantId = uniq();
+    const queues = new Map<string, string>();
     const summary = await withWorkers(
       m.cpu,
       async (taskQueue) => {
         const run = await startRun(client, { ...loadConfig(), taskQueue }, { tenantId, videos: [{ source: '/a.mp4' }, { source: '/b.mp4' }] });
+        queues.set(run.workflowId, taskQueue);
         return run.handle.result();
       },
       m.gpu,
     );
+    const queueOf = (workflowId: string) => queues.get(workflowId)!;
     expect(summary.status).toBe('completed');
     expect(summary.videos).toHaveLength(2);
     for (const v of summary.videos) expect(v.counts).toEqual({ frames: 20, detections: 50, tracks: 4, crops: 40, train: 30, val: 10 });
-    expect(summary.cache).toEqual({ hits: 2 * 9 * 2, misses: 2 * 9 });
-    const perVideo = m.calls.filter((c) => (c.input as StepInput).videoGuid === summary.videos[0].videoGuid).map((c) => c.name);
-    expect(perVideo).toEqual([...STEP_NAMES]);
+    expect(summary.cache).toEqual({ hits: 2 * 9 * 2, misses: 2 * 9, bytesFromCache: 2 * 9 * 100, artifactDownloads: 2 * 9 });
+    const perVideo = m.calls.filter((c) => (c.input as StepInput).videoGuid === summary.videos[0].videoGuid);
+    expect(perVideo.map((c) => c.name)).toEqual([...STEP_NAMES]);
+    // Worker-specific task queues: CPU steps on this worker's own CPU queue, GPU steps on its own GPU queue.
+    const tq = queueOf(summary.workflowId);
+    for (const c of perVideo) {
+      const gpuStep = c.name === 'detectPlayers' || c.name === 'removeCropBackground';
+      expect(c.queue).toBe(`${tq}${gpuStep ? '-gpu' : ''}@${WORKER_ID}`);
+    }
+    expect(summary.videos[0].routing).toMatchObject({ cpu: `${tq}@${WORKER_ID}`, gpu: `${tq}-gpu@${WORKER_ID}`, reroutes: [] });
+    // Each video's cache is released on both queues that hold some of it.
+    for (const v of summary.videos) {
+      expect(m.releases.filter((r) => r.videoGuid === v.videoGuid).map((r) => r.queue).sort()).toEqual([`${tq}-gpu@${WORKER_ID}`, `${tq}@${WORKER_ID}`]);
+    }
     expect(m.records.map((r) => r.status)).toEqual(['running', 'completed']);
     expect(m.records[1].summary?.runGuid).toBe(summary.runGuid);
   });
@@ -171,6 +192,34 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
       expect(m.calls.some((c) => c.name === 'detectPlayers')).toBe(false);
     });
   }
+
+  it('re-routes the remaining steps to the shared queues when the claimed worker is gone', async () => {
+    const m = mockActivities();
+    const tenantId = uniq();
+    // A worker that answers the claim and then vanishes: nobody polls its queues.
+    const ghost = { workerId: 'ghost', cpu: 'ghost-cpu-queue', gpu: 'ghost-gpu-queue' };
+    const cpu = { ...m.cpu, claimWorker: async () => ghost };
+    let taskQueue = '';
+    const summary = await withWorkers(
+      cpu,
+      async (q) => {
+        taskQueue = q;
+        const options = { routing: { scheduleToStartSeconds: 1 } };
+        const run = await startRun(client, { ...loadConfig(), taskQueue: q }, { tenantId, videos: [{ source: '/a.mp4' }], options });
+        return run.handle.result();
+      },
+      m.gpu,
+    );
+    expect(summary.status).toBe('completed');
+    // The first step waited 1 s on the ghost's queue, then it and every later CPU and GPU step ran on the shared queues.
+    expect(m.calls.map((c) => c.name)).toEqual([...STEP_NAMES]);
+    for (const c of m.calls) expect(c.queue).toBe(c.name === 'detectPlayers' || c.name === 'removeCropBackground' ? `${taskQueue}-gpu` : taskQueue);
+    const routing = summary.videos[0].routing!;
+    expect(routing.reroutes).toHaveLength(1);
+    expect(routing.reroutes[0]).toMatchObject({ step: 'importVideo', from: 'ghost-cpu-queue', to: taskQueue });
+    expect(routing.reroutes[0].reason).toContain('ghost');
+    expect(routing).toMatchObject({ cpu: taskQueue, gpu: `${taskQueue}-gpu` });
+  });
 
   it.each([
     ['empty video list', { tenantId: 'acme', videos: [] }, 'videos', true],

@@ -1,26 +1,33 @@
 /**
- * What every step activity shares: its dependencies ({@link ActivityDeps}), the worker-local run files
- * ({@link RunFiles}: read local first, fall back to GCS; write GCS first, then local), heartbeats with
+ * What every step activity shares: its dependencies ({@link ActivityDeps}), the run's artifacts
+ * ({@link RunFiles}: the worker's run cache first, GCS on a miss; GCS first, then the cache, on write), heartbeats with
  * cancellation checks, and {@link runStep}, which records the step's result in
  * `intermediate/step{N}_result.json` and its status and timing in `.pipeline_info.json`.
  */
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
+import { cacheKey, type RunCache } from '../cache/runCache';
 import { toApplicationFailure } from '../errors';
 import type { ObjectStore } from '../storage/gcs';
 import { RunLayout } from '../storage/layout';
-import type { Detector } from '../vision/detector';
+import type { Detector, RgbFrame } from '../vision/detector';
 import type { FfmpegBinaries } from '../vision/ffmpeg';
+import { decodeFrame } from '../vision/players';
+import { workerQueueFor } from './routing';
 import type { Segmenter } from '../vision/segment';
+import { emptyIo } from '../workflows/io';
 import { stepNumber, type StepInput, type StepIo, type StepName, type StepResultBase } from '../workflows/types';
 
 /** Dependencies that activity factories close over (SPEC section 2). */
 export interface ActivityDeps {
   /** The run store; activities take a {@link ObjectStore.scoped} view per call for accounting. */
   store: ObjectStore;
-  /** Root of this worker's local files (video copies, frames, crops), one folder per run GUID. */
+  /** The worker's run cache (in memory, plus the video files it holds on disk). */
+  cache: RunCache;
+  /** Folder for temporary files of activity calls (each call uses and removes its own subfolder). */
   workDir: string;
   /** Reported in `.pipeline_info.json`. */
   codeVersion: string;
@@ -34,109 +41,162 @@ export interface ActivityDeps {
   modelInfo(modelName: string): Promise<{ name: string; path: string; sha256: string }>;
 }
 
-async function atomicWrite(file: string, data: Buffer | string): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  await writeFile(tmp, data);
-  await rename(tmp, file);
-}
-
-async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  );
-}
-
 /**
- * Worker-local mirror of a run's objects under `{workDir}/{runGuid}/objects/{objectName}`. Reads look
- * locally first (a cache hit) and otherwise download from GCS (a miss) and keep the copy; writes upload to
- * GCS first and only then keep the local copy, so GCS is always complete and every step works cold.
+ * One activity's access to a video's artifacts: the worker's {@link RunCache} first, GCS on a miss (and the
+ * value is then cached for the next step); writes go to GCS first and only then into the cache, so GCS is
+ * always complete and every step also works cold, on any worker (the fallback path).
+ *
+ * Counters of this activity call are in {@link RunFiles.io}; GCS requests and bytes come from the scoped
+ * store ({@link RunFiles.finalIo}).
  */
 export class RunFiles {
-  readonly io: StepIo = { gcsRequests: 0, bytesUploaded: 0, bytesDownloaded: 0, cacheHits: 0, cacheMisses: 0 };
-  /** @param store a scoped store whose counters belong to this activity call. */
+  readonly io: StepIo = emptyIo();
+  /**
+   * @param store a scoped store whose counters belong to this activity call.
+   * @param cache the worker's run cache (possibly disabled).
+   * @param scratchDir a folder this call may use for temporary files (removed by {@link cleanup}).
+   */
   constructor(
     readonly store: ObjectStore,
-    readonly runDir: string,
+    readonly cache: RunCache,
+    readonly runGuid: string,
+    readonly videoGuid: string,
+    readonly scratchDir: string,
   ) {}
 
-  /** Local path where `objectName` is (or would be) mirrored. */
-  localPath(objectName: string): string {
-    return path.join(this.runDir, 'objects', objectName);
+  private key(artifact: string): string {
+    return cacheKey(this.runGuid, this.videoGuid, artifact);
   }
 
-  /** Path of a local-only scratch file of this run (never uploaded), e.g. augmented crops. */
-  scratchPath(name: string): string {
-    return path.join(this.runDir, 'scratch', name);
+  private hit(bytes: number): void {
+    this.io.cacheHits++;
+    this.io.bytesFromCache += bytes;
   }
 
-  /** Reads an object: local copy if present, else GCS (then mirrored locally). */
+  /** Reads an object: from the cache, else downloaded from GCS (then cached). @throws on a GCS 404. */
   async read(objectName: string): Promise<Buffer> {
-    const local = this.localPath(objectName);
-    try {
-      const buf = await readFile(local);
-      this.io.cacheHits++;
-      return buf;
-    } catch {
-      this.io.cacheMisses++;
-      const buf = await this.store.get(objectName);
-      await atomicWrite(local, buf);
-      return buf;
-    }
-  }
-
-  /** Makes sure the object is mirrored locally and returns the local path (large files: streamed). */
-  async readToFile(objectName: string): Promise<{ path: string; wasLocal: boolean }> {
-    const local = this.localPath(objectName);
-    if (await exists(local)) {
-      this.io.cacheHits++;
-      return { path: local, wasLocal: true };
+    const cached = this.cache.get<Buffer>(this.key(`obj:${objectName}`));
+    if (cached) {
+      this.hit(cached.length);
+      return cached;
     }
     this.io.cacheMisses++;
-    await this.store.getFile(objectName, local);
-    return { path: local, wasLocal: false };
+    this.io.artifactDownloads++;
+    const buf = await this.store.get(objectName);
+    this.cache.set(this.key(`obj:${objectName}`), buf, buf.length);
+    return buf;
   }
 
-  /** Uploads `data` to GCS, then keeps a local copy. */
+  /** Uploads `data` to GCS, then caches it. */
   async write(objectName: string, data: Buffer | string, contentType?: string): Promise<void> {
-    await this.store.put(objectName, data, { contentType });
-    await atomicWrite(this.localPath(objectName), data);
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    await this.store.put(objectName, buf, { contentType });
+    this.cache.set(this.key(`obj:${objectName}`), buf, buf.length);
   }
 
-  /** Uploads a local file to GCS and keeps it as the local copy (moved into the mirror). */
-  async writeFile(objectName: string, file: string, contentType?: string): Promise<void> {
-    await this.store.putFile(objectName, file, { contentType });
-    const local = this.localPath(objectName);
-    if (path.resolve(file) !== local) {
-      await mkdir(path.dirname(local), { recursive: true });
-      await rename(file, local);
-    }
-  }
-
-  /** Writes JSON to GCS and locally. */
+  /** Writes JSON to GCS and the cache. */
   async writeJson(objectName: string, value: unknown): Promise<void> {
     await this.write(objectName, `${JSON.stringify(value, null, 2)}\n`, 'application/json');
   }
 
-  /** Reads JSON (local first). */
+  /** Reads JSON (cache first). */
   async readJson<T>(objectName: string): Promise<T> {
     return JSON.parse((await this.read(objectName)).toString('utf8')) as T;
   }
 
-  /** Reads a local-only scratch file, or undefined. */
-  async readScratch(name: string): Promise<Buffer | undefined> {
-    return readFile(this.scratchPath(name)).catch(() => undefined);
+  /**
+   * A stored frame JPEG as decoded pixels: the cached decode, else the JPEG from GCS decoded (then cached).
+   * Both paths give the same pixels: the cache holds the decode of the very JPEG that was uploaded.
+   */
+  async readFrame(objectName: string): Promise<RgbFrame> {
+    const cached = this.cache.get<RgbFrame>(this.key(`rgb:${objectName}`));
+    if (cached) {
+      this.hit(cached.rgb.length);
+      return cached;
+    }
+    this.io.cacheMisses++;
+    this.io.artifactDownloads++;
+    const frame = await decodeFrame(await this.store.get(objectName));
+    this.cache.set(this.key(`rgb:${objectName}`), frame, frame.rgb.length);
+    return frame;
   }
 
-  /** Writes a local-only scratch file. */
-  async writeScratch(name: string, data: Buffer): Promise<void> {
-    await atomicWrite(this.scratchPath(name), data);
+  /**
+   * Uploads a frame's JPEG and, when the cache is on, caches its decoded pixels (decoded from `jpeg`, so a
+   * later {@link readFrame} gives exactly what a cold worker decoding the stored JPEG would).
+   */
+  async writeFrame(objectName: string, jpeg: Buffer): Promise<void> {
+    await this.store.put(objectName, jpeg, { contentType: 'image/jpeg' });
+    if (!this.cache.enabled) return;
+    const frame = await decodeFrame(jpeg);
+    this.cache.set(this.key(`rgb:${objectName}`), frame, frame.rgb.length);
   }
 
-  /** Removes this run's local files on this worker. */
-  async release(): Promise<void> {
-    await rm(this.runDir, { recursive: true, force: true });
+  /**
+   * Uploads the local file `file` to `objectName`; when the cache is on the file moves into the cache as
+   * that object's local copy, otherwise it is deleted.
+   */
+  async writeFile(objectName: string, file: string, contentType?: string): Promise<void> {
+    await this.store.putFile(objectName, file, { contentType });
+    const key = this.key(`file:${objectName}`);
+    const dest = this.cache.newFilePath(key);
+    if (!dest) return void (await rm(file, { force: true }));
+    const { size } = await stat(file);
+    await rename(file, dest);
+    this.cache.setFile(key, dest, size);
+  }
+
+  /**
+   * Runs `fn` with a local copy of `objectName` (large files that tools read from disk, e.g. the video for
+   * ffmpeg): the cached file, else a download into the cache (or, with the cache off, into a temporary
+   * file deleted after `fn`). Returns what `fn` returns and whether the copy was cached already.
+   */
+  async withLocalFile<T>(objectName: string, fn: (file: string) => Promise<T>): Promise<{ value: T; wasCached: boolean; sizeBytes: number }> {
+    const key = this.key(`file:${objectName}`);
+    const cached = this.cache.get<string>(key);
+    if (cached && (await stat(cached).catch(() => undefined))) {
+      const { size } = await stat(cached);
+      this.hit(size);
+      return { value: await fn(cached), wasCached: true, sizeBytes: size };
+    }
+    this.io.cacheMisses++;
+    this.io.artifactDownloads++;
+    const dest = this.cache.newFilePath(key) ?? path.join(this.scratchDir, `download-${randomUUID()}`);
+    await this.store.getFile(objectName, dest);
+    const { size } = await stat(dest);
+    if (this.cache.enabled) {
+      this.cache.setFile(key, dest, size);
+      return { value: await fn(dest), wasCached: false, sizeBytes: size };
+    }
+    try {
+      return { value: await fn(dest), wasCached: false, sizeBytes: size };
+    } finally {
+      await rm(dest, { force: true });
+    }
+  }
+
+  /**
+   * A worker-local derived value that is not an object in GCS (e.g. augmented copies, the frame id list):
+   * undefined on a miss; the caller recomputes it (deterministically) and may {@link setLocal} it.
+   */
+  getLocal<T>(artifact: string, bytesOf: (v: T) => number): T | undefined {
+    const v = this.cache.get<T>(this.key(`local:${artifact}`));
+    if (v === undefined) {
+      this.io.cacheMisses++;
+      return undefined;
+    }
+    this.hit(bytesOf(v));
+    return v;
+  }
+
+  /** Caches a worker-local derived value (see {@link getLocal}). */
+  setLocal(artifact: string, value: unknown, bytes: number): void {
+    this.cache.set(this.key(`local:${artifact}`), value, bytes);
+  }
+
+  /** Removes this call's temporary files. */
+  async cleanup(): Promise<void> {
+    await rm(this.scratchDir, { recursive: true, force: true });
   }
 
   /** Final I/O counters: cache counters plus the scoped store's GCS counters. */
@@ -191,7 +251,7 @@ export async function runStep<R extends object>(
 ): Promise<R & StepResultBase> {
   const startedAt = new Date();
   const layout = new RunLayout(input.tenantId, input.runGuid);
-  const files = new RunFiles(deps.store.scoped(), path.join(deps.workDir, input.runGuid, input.videoGuid));
+  const files = new RunFiles(deps.store.scoped(), deps.cache, input.runGuid, input.videoGuid, path.join(deps.workDir, `${name}-${randomUUID()}`));
   const n = stepNumber(name);
   heartbeat({ step: name, phase: 'started' });
   try {
@@ -208,6 +268,8 @@ export async function runStep<R extends object>(
       finishedAt: finishedAt.toISOString(),
       durationMs: finishedAt.getTime() - startedAt.getTime(),
       io: files.finalIo(),
+      taskQueue: activityTaskQueue(),
+      cachedOn: deps.cache.enabled ? cacheQueue() : undefined,
     } as R & StepResultBase;
     await files.store.updateJson<{ step: number; name: string; videos: Record<string, unknown> }>(layout.stepResult(n), (cur) => ({
       step: n,
@@ -219,6 +281,8 @@ export async function runStep<R extends object>(
       startedAt: result.startedAt,
       finishedAt: result.finishedAt,
       durationMs: result.durationMs,
+      taskQueue: result.taskQueue,
+      io: result.io,
     });
     return result;
   } catch (err) {
@@ -231,6 +295,27 @@ export async function runStep<R extends object>(
       error: cancelled ? undefined : { type: failure.type, message: failure.message },
     }).catch(() => undefined);
     throw cancelled ? err : failure;
+  } finally {
+    await files.cleanup();
+  }
+}
+
+/**
+ * The worker-specific queue of this process that belongs to the current activity's queue: where
+ * `releaseVideoCache` reaches this process's run cache (the queue itself when it already is one).
+ */
+function cacheQueue(): string | undefined {
+  const tq = activityTaskQueue();
+  if (!tq) return undefined;
+  return tq.includes('@') ? tq : workerQueueFor(tq);
+}
+
+/** The task queue the current activity was taken from (a worker-specific or a shared one), if any. */
+export function activityTaskQueue(): string | undefined {
+  try {
+    return Context.current().info.taskQueue;
+  } catch {
+    return undefined;
   }
 }
 

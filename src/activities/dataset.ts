@@ -3,7 +3,7 @@
  * `createTrainingAndValidationSets` (SPEC section 4).
  */
 import pLimit from 'p-limit';
-import type { RunLayout, Split, VideoLayout } from '../storage/layout';
+import type { Split, VideoLayout } from '../storage/layout';
 import { renderReport, type ReportTrack } from '../vision/report';
 import { applyAugmentation, cropJpeg, cropKey, padAndClamp, planAugmentation, planSplit, type Augmentation, type Region, type SplitPlan } from '../vision/crops';
 import { applyMask, grassAlpha, intersectMasks } from '../vision/segment';
@@ -12,6 +12,7 @@ import type { AugmentResult, BackgroundResult, CropsResult, SplitResult, StepInp
 import { heartbeat, runStep, type ActivityDeps, type RunFiles } from './context';
 import type { DetectionsFile } from './detect';
 import { groupBy } from '../util/group';
+import type { RgbFrame } from '../vision/detector';
 
 /** One crop of the crop index (step 6 result details). */
 export interface CropEntry {
@@ -75,7 +76,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
           detections.frames.map((f) =>
             limit(async () => {
               const boxes = f.detections.map((d) => d.bbox);
-              let frame: Buffer | undefined;
+              let frame: RgbFrame | undefined;
               for (const [i, d] of f.detections.entries()) {
                 const region = padAndClamp(d.bbox, padding, f.width, f.height);
                 if (!region) {
@@ -86,7 +87,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
                   reject('tooSmall');
                   continue;
                 }
-                frame ??= await files.read(video.frame(f.frame_id));
+                frame ??= await files.readFrame(video.frame(f.frame_id));
                 candidates.push({
                   key: `${d.track_id}/${f.frame_id}`,
                   trackId: d.track_id,
@@ -134,7 +135,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
           });
         }
         await Promise.all(jobs);
-        await files.writeJson(video.cropIndex, { videoGuid: input.videoGuid, crops: entries });
+        await files.writeJson(video.cropIndex, { videoGuid: input.videoGuid, rejected, crops: entries });
         const tracks = new Set(entries.map((e) => e.track_id)).size;
         return {
           result: { crops: entries.length, tracks, rejected, index: video.cropIndex },
@@ -255,7 +256,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
         heartbeat({ imagesWritten: images.length });
         const train = images.filter((i) => i.split === 'train').length;
         const val = images.length - train;
-        await files.write(video.report, await buildReport(files, layout, video, input, crops, tracks, plan, { train, val }), 'text/html; charset=utf-8');
+        await files.write(video.report, await buildReport(files, video, input, crops, tracks, plan, { train, val }), 'text/html; charset=utf-8');
         await files.writeJson(video.manifest, {
           tenantId: input.tenantId,
           runGuid: input.runGuid,
@@ -282,7 +283,6 @@ const REPORT_MAX_TRACKS = 300;
 /** Gathers the report's figures (steps 5, 6 and this step) and a few crops per track, and renders it. */
 async function buildReport(
   files: RunFiles,
-  layout: RunLayout,
   video: VideoLayout,
   input: StepInput,
   crops: CropEntry[],
@@ -293,7 +293,7 @@ async function buildReport(
   const detections = await files.readJson<DetectionsFile>(video.detections);
   const dropped: Record<string, number> = {};
   for (const f of detections.frames) for (const d of f.dropped ?? []) dropped[d.reason] = (dropped[d.reason] ?? 0) + 1;
-  const step6 = await files.store.getJson<{ videos: Record<string, { rejected?: Record<string, number> }> }>(layout.stepResult(6));
+  const { rejected } = await files.readJson<{ rejected?: Record<string, number> }>(video.cropIndex);
   const byTrack = groupBy(crops, (c) => c.track_id);
   const reportTracks: ReportTrack[] = [];
   for (const trackId of [...byTrack.keys()].sort((a, b) => a - b).slice(0, REPORT_MAX_TRACKS)) {
@@ -320,7 +320,7 @@ async function buildReport(
       val: counts.val,
       gap: plan.gapCrops,
     },
-    rejected: step6?.videos[input.videoGuid]?.rejected ?? {},
+    rejected: rejected ?? {},
     dropped,
     backgroundMode: input.options.background.mode === 'grass' && !input.grass?.pitchFound ? 'none (no pitch found)' : input.options.background.mode,
     trainOnlyTracks: plan.trainOnlyTracks,
@@ -334,20 +334,16 @@ function augmentSeed(input: StepInput): string {
 }
 
 /**
- * Augmented copy `k` of crop `c`: from this worker's scratch files when step 8 ran here, else regenerated
+ * Augmented copy `k` of crop `c`: from this worker's run cache when step 8 ran here, else regenerated
  * (deterministically identical) from the background-removed crop.
  */
 async function augmentedCopy(files: RunFiles, video: VideoLayout, input: StepInput, c: CropEntry, k: number): Promise<Buffer> {
-  const scratch = `augmented/track_${c.track_id}/crop_${c.n}_aug${k}.jpg`;
-  const cached = await files.readScratch(scratch);
-  if (cached) {
-    files.io.cacheHits++;
-    return cached;
-  }
+  const artifact = `augmented/track_${c.track_id}/crop_${c.n}_aug${k}.jpg`;
+  const cached = files.getLocal<Buffer>(artifact, (b) => b.length);
+  if (cached) return cached;
   const modified = video.crop('modified', c.track_id, c.n);
   const aug: Augmentation = planAugmentation(augmentSeed(input), modified, k, input.options.augment);
   const out = await applyAugmentation(await files.read(modified), aug, input.options.background.fill, input.options.jpegQuality);
-  await files.writeScratch(scratch, out);
+  files.setLocal(artifact, out, out.length);
   return out;
 }
-

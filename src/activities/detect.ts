@@ -7,16 +7,21 @@ import { fitPitchModel } from '../vision/pitch';
 import { ByteTracker } from '../vision/bytetrack';
 import { detectAndTrackFrame, type FrameDetectOptions } from '../vision/players';
 import type { DetectResult, GrassResult, StepInput } from '../workflows/types';
+import type { RgbFrame } from '../vision/detector';
 import { heartbeat, runStep, type ActivityDeps, type RunFiles } from './context';
+import { FRAME_IDS_ARTIFACT } from './video';
 
 /** Frames sampled for the pitch colour model (evenly spaced over the video). */
 export const GRASS_SAMPLE_FRAMES = 16;
 
 /**
- * Frame ids of a video's sampled frames, ascending, from the listing of `selected_frames/` (one GCS list
- * request; works on any worker). @throws BadMedia when step 3 produced no frames.
+ * Frame ids of a video's sampled frames, ascending: from the run cache when step 3 ran on this worker, else
+ * from the listing of `selected_frames/` (one GCS list request; works on any worker).
+ * @throws BadMedia when step 3 produced no frames.
  */
 export async function listFrameIds(files: RunFiles, video: VideoLayout): Promise<number[]> {
+  const cached = files.getLocal<number[]>(FRAME_IDS_ARTIFACT, (ids) => ids.length * 8);
+  if (cached) return cached;
   const objects = await files.store.list(video.framesPrefix);
   const ids = objects
     .map((o) => /frame_(\d+)\.jpg$/.exec(o.name)?.[1])
@@ -63,9 +68,9 @@ export function createDetectActivities(deps: ActivityDeps) {
         const ids = await listFrameIds(files, video);
         const step = Math.max(1, Math.floor(ids.length / GRASS_SAMPLE_FRAMES));
         const sample = ids.filter((_, i) => i % step === 0).slice(0, GRASS_SAMPLE_FRAMES);
-        const images: Buffer[] = [];
+        const images: RgbFrame[] = [];
         for (const id of sample) {
-          images.push(await files.read(video.frame(id)));
+          images.push(await files.readFrame(video.frame(id)));
           heartbeat({ framesRead: images.length });
         }
         const grass = await fitPitchModel(images, input.options.grassMask);
@@ -105,8 +110,8 @@ export function createDetectActivities(deps: ActivityDeps) {
           pitch: input.grass?.pitchFound ? { colour: input.grass, params: input.grass.pitch?.params } : null,
         };
         for (const frameId of ids) {
-          const jpeg = await files.read(video.frame(frameId));
-          const r = await detectAndTrackFrame(detector, tracker, jpeg, frameId, frameOpts);
+          const frame = await files.readFrame(video.frame(frameId));
+          const r = await detectAndTrackFrame(detector, tracker, frame, frameId, frameOpts);
           for (const d of r.dropped) dropReasons[d.reason] = (dropReasons[d.reason] ?? 0) + 1;
           if (r.detectStats.tiled) tiledFrames++;
           frames.push({

@@ -5,10 +5,12 @@
 import type { ActivityDeps } from './context';
 import { createDatasetActivities } from './dataset';
 import { createDetectActivities } from './detect';
+import { createCacheActivities } from './routing';
 import { createRunActivities } from './run';
 import { createVideoActivities } from './video';
 
 export type { ActivityDeps } from './context';
+export { createRoutingActivities, type RoutingActivities, type WorkerQueues } from './routing';
 
 /** Creates every activity (the nine steps plus run bookkeeping) over `deps`. */
 export function createActivities(deps: ActivityDeps) {
@@ -17,6 +19,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createVideoActivities(deps),
     ...createDetectActivities(deps),
     ...createDatasetActivities(deps),
+    ...createCacheActivities(deps.cache),
   };
 }
 

@@ -1,8 +1,6 @@
 /**
  * Run bookkeeping activities: the start and end records of `.pipeline_info.json` (SPEC section 5).
  */
-import { rm } from 'node:fs/promises';
-import path from 'node:path';
 import { RunLayout } from '../storage/layout';
 import type { RunRecord } from '../workflows/types';
 import type { ActivityDeps } from './context';
@@ -37,7 +35,7 @@ export function createRunActivities(deps: ActivityDeps) {
 
     /**
      * Writes the final status (completed, failed or cancelled) with the error or cancellation and the
-     * summary, and releases this worker's local files of the run. Written last, so a run that did not
+     * summary. Written last, so a run that did not
      * complete never looks complete.
      */
     async recordRunEnd(record: RunRecord): Promise<void> {
@@ -51,7 +49,6 @@ export function createRunActivities(deps: ActivityDeps) {
         finishedAt: new Date().toISOString(),
         updatedAt: new Date().toISOString(),
       }));
-      await rm(path.join(deps.workDir, record.runGuid), { recursive: true, force: true });
     },
   };
 }

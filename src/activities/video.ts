@@ -14,6 +14,9 @@ import { encodeJpeg, extractFrames, importToMp4, probeVideo } from '../vision/vi
 import type { FramesResult, ImportResult, LoadResult, StepInput } from '../workflows/types';
 import { cancellationSignal, heartbeat, runStep, type ActivityDeps, type RunFiles } from './context';
 
+/** Run-cache artifact holding the sorted frame ids step 3 wrote (saves a GCS listing in steps 4-5). */
+export const FRAME_IDS_ARTIFACT = 'frameIds';
+
 /**
  * Brings a source to a local file: a local path is used in place; `gs://` is downloaded through the store;
  * `https://` is fetched. @throws PipelineError(BadMedia) for a missing local file or an HTTP 4xx;
@@ -65,8 +68,8 @@ export function createVideoActivities(deps: ActivityDeps) {
     async importVideo(input: StepInput): Promise<ImportResult> {
       return runStep(deps, 'importVideo', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
-        await mkdir(files.scratchPath(''), { recursive: true });
-        const tmpDir = await mkdtemp(files.scratchPath('import-'));
+        await mkdir(files.scratchDir, { recursive: true });
+        const tmpDir = await mkdtemp(path.join(files.scratchDir, 'import-'));
         try {
           const signal = cancellationSignal();
           const local = await fetchSource(files, input.source, tmpDir);
@@ -101,11 +104,14 @@ export function createVideoActivities(deps: ActivityDeps) {
       });
     },
 
-    /** Step 2: make sure this worker holds a local copy of the imported video for the run. */
+    /**
+     * Step 2: make sure this worker's run cache holds the imported video (a hit when step 1 ran here; else
+     * it is downloaded from GCS). With the cache off this only checks that the video can be read.
+     */
     async loadVideo(input: StepInput): Promise<LoadResult> {
       return runStep(deps, 'loadVideo', input, async (files, layout) => {
-        const local = await files.readToFile(layout.video(input.videoGuid).video);
-        return { result: { alreadyLocal: local.wasLocal, sizeBytes: (await stat(local.path)).size } };
+        const local = await files.withLocalFile(layout.video(input.videoGuid).video, async () => undefined);
+        return { result: { alreadyLocal: local.wasCached, sizeBytes: local.sizeBytes } };
       });
     },
 
@@ -116,29 +122,29 @@ export function createVideoActivities(deps: ActivityDeps) {
     async extractFramesForDetections(input: StepInput): Promise<FramesResult> {
       return runStep(deps, 'extractFramesForDetections', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
-        const local = await files.readToFile(video.video);
         const { frameStride: stride, maxFrames, jpegQuality } = input.options;
         const limit = pLimit(4);
-        const uploads: Promise<void>[] = [];
-        let count = 0;
-        let first: number | null = null;
-        let last: number | null = null;
-        let failed: unknown;
-        for await (const frame of extractFrames(local.path, { stride, maxFrames, signal: cancellationSignal(), bins: deps.ffmpeg })) {
+        const ids: number[] = [];
+        await files.withLocalFile(video.video, async (file) => {
+          const uploads: Promise<void>[] = [];
+          let failed: unknown;
+          for await (const frame of extractFrames(file, { stride, maxFrames, signal: cancellationSignal(), bins: deps.ffmpeg })) {
+            if (failed) throw failed;
+            const jpeg = await encodeJpeg(frame, jpegQuality);
+            uploads.push(limit(() => files.writeFrame(video.frame(frame.frameId), jpeg)).catch((err) => void (failed = err)));
+            ids.push(frame.frameId);
+            heartbeat({ framesDone: ids.length, lastFrameId: frame.frameId });
+            // Back-pressure: at most ~8 encoded frames wait for upload (the queue is FIFO).
+            if (limit.pendingCount > 8) await uploads[uploads.length - 8];
+          }
+          await Promise.all(uploads);
           if (failed) throw failed;
-          const jpeg = await encodeJpeg(frame, jpegQuality);
-          const name = video.frame(frame.frameId);
-          uploads.push(limit(() => files.write(name, jpeg, 'image/jpeg')).catch((err) => void (failed = err)));
-          count++;
-          first ??= frame.frameId;
-          last = frame.frameId;
-          heartbeat({ framesDone: count, lastFrameId: last });
-          // Back-pressure: at most ~8 encoded frames wait for upload (the queue is FIFO).
-          if (limit.pendingCount > 8) await uploads[uploads.length - 8];
-        }
-        await Promise.all(uploads);
-        if (failed) throw failed;
+        });
+        const count = ids.length;
         if (count === 0) throw badMedia(input.source, 'no frames could be decoded');
+        files.setLocal(FRAME_IDS_ARTIFACT, ids, ids.length * 8);
+        const first = ids[0];
+        const last = ids[ids.length - 1];
         return { result: { frames: count, stride, firstFrameId: first, lastFrameId: last, prefix: video.framesPrefix } };
       });
     },

@@ -13,11 +13,13 @@ import {
 } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import type { Config } from '../config';
+import { createObjectStore } from '../storage/gcs';
+import { RunLayout } from '../storage/layout';
 import { sha256 } from '../util/hash';
 import { assertSource, validateInput, type TrainPipelineInput, type VideoInput } from '../validation';
 import { progressQuery, RUN_GUID, runWorkflowId, TENANT_ID } from '../workflows/messages';
 import type { trainPipeline } from '../workflows/trainPipeline';
-import type { RunProgress, RunSummary } from '../workflows/types';
+import type { RunProgress, RunSummary, StepIo } from '../workflows/types';
 
 /** Connects a Temporal client to `cfg.temporalAddress` / `cfg.temporalNamespace`. */
 export async function connectClient(cfg: Config): Promise<Client> {
@@ -156,5 +158,63 @@ export async function followRun(run: StartedRun, cfg: Config, opts: { showProgre
     done = true;
     bar?.stop();
     await poll;
+  }
+}
+
+/** One row of {@link stepIoTable}: a step of a video and its storage and cache counters. */
+export interface StepIoRow {
+  video: string;
+  step: string;
+  queue: string;
+  'cache hits': number;
+  'cache misses': number;
+  'MB from cache': number;
+  'GCS downloads': number;
+  'MB down': number;
+  'MB up': number;
+  'GCS requests': number;
+}
+
+/**
+ * Per-step storage and cache statistics of a finished run, from its `.pipeline_info.json` (each step records
+ * its {@link StepIo} and task queue there). Empty when the record cannot be read.
+ */
+export async function stepIoTable(cfg: Config, tenantId: string, runGuid: string): Promise<StepIoRow[]> {
+  const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost, projectId: cfg.gcsProjectId, maxRetries: 1 });
+  const info = await store.getJson<{ steps?: Record<string, Record<string, { step: number; taskQueue?: string; io?: StepIo }>> }>(new RunLayout(tenantId, runGuid).pipelineInfo).catch(() => undefined);
+  const mb = (b: number | undefined) => Math.round(((b ?? 0) / 1e6) * 100) / 100;
+  const rows: StepIoRow[] = [];
+  for (const [videoGuid, steps] of Object.entries(info?.steps ?? {})) {
+    for (const [name, s] of Object.entries(steps).sort((a, b) => a[1].step - b[1].step)) {
+      const io = s.io;
+      rows.push({
+        video: videoGuid.slice(0, 12),
+        step: `${s.step} ${name}`,
+        queue: s.taskQueue ?? '',
+        'cache hits': io?.cacheHits ?? 0,
+        'cache misses': io?.cacheMisses ?? 0,
+        'MB from cache': mb(io?.bytesFromCache),
+        'GCS downloads': io?.artifactDownloads ?? 0,
+        'MB down': mb(io?.bytesDownloaded),
+        'MB up': mb(io?.bytesUploaded),
+        'GCS requests': io?.gcsRequests ?? 0,
+      });
+    }
+  }
+  return rows;
+}
+
+/** Prints the per-step statistics table and the run totals of `outcome` to stderr (stdout stays JSON only). */
+export async function printRunStats(cfg: Config, outcome: RunOutcome): Promise<void> {
+  const err = new console.Console(process.stderr);
+  const rows = await stepIoTable(cfg, outcome.tenantId, outcome.runGuid);
+  if (rows.length) err.table(rows);
+  const s = outcome.storage;
+  const c = outcome.cache;
+  if (s && c) {
+    err.log(
+      `run totals: ${s.requests} GCS requests, ${(s.bytesUploaded / 1e6).toFixed(1)} MB up, ${(s.bytesDownloaded / 1e6).toFixed(1)} MB down, ` +
+        `${c.artifactDownloads} artifact downloads; run cache ${c.hits} hits / ${c.misses} misses, ${(c.bytesFromCache / 1e6).toFixed(1)} MB served from memory`,
+    );
   }
 }

@@ -11,7 +11,7 @@ import { loadConfig } from '../config';
 import { PipelineError } from '../errors';
 import { startStack, stackOptionsFromConfig } from '../stack';
 import type { PipelineOptionsInput } from '../validation';
-import { connectClient, followRun, startRun, type RunOutcome } from './client';
+import { connectClient, followRun, printRunStats, startRun, type RunOutcome } from './client';
 
 /** Real footage shipped by Debian's `opencv-doc` (SPEC section 8), the default input. */
 export const DEFAULT_VIDEO = '/usr/share/doc/opencv-doc/examples/data/vtest.avi';
@@ -74,9 +74,8 @@ async function main(): Promise<number> {
     await client.connection.close();
   }
   if (outcome.status === 'completed') {
-    const s = outcome.storage;
+    await printRunStats(cfg, outcome);
     for (const v of outcome.videos) console.error(`video ${v.videoGuid}: ${JSON.stringify(v.counts)} (${v.source})`);
-    if (s) console.error(`storage: ${s.requests} requests, ${s.bytesUploaded} B up, ${s.bytesDownloaded} B down; local cache hits ${outcome.cache?.hits} misses ${outcome.cache?.misses}`);
     console.error(`outputs: ${outcome.outputPrefix} (emulator: ${cfg.storageEmulatorHost ?? 'real GCS'})`);
   } else {
     console.error(`run ${outcome.status}: ${outcome.error ?? ''}`);

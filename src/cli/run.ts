@@ -12,7 +12,7 @@ import { loadConfig } from '../config';
 import { PipelineError } from '../errors';
 import type { PipelineOptionsInput } from '../validation';
 import { cancelSignal, progressQuery } from '../workflows/messages';
-import { connectClient, followRun, startRun } from './client';
+import { connectClient, followRun, printRunStats, startRun } from './client';
 
 const program = new Command('client').description('Start, inspect and cancel trainPipeline runs.');
 
@@ -35,6 +35,7 @@ program
         return;
       }
       const outcome = await followRun(run, cfg, { showProgress: true });
+      if (outcome.status === 'completed') await printRunStats(cfg, outcome);
       console.log(JSON.stringify(outcome));
       process.exitCode = outcome.status === 'completed' ? 0 : 1;
     } finally {

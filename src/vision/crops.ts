@@ -34,11 +34,16 @@ export function padAndClamp(bbox: BBox, padding: number, width: number, height: 
 }
 
 /**
- * Cuts `region` out of an encoded frame and encodes it as JPEG. EXIF orientation is applied first
- * (`rotate()`), so regions refer to the upright image.
+ * Cuts `region` out of a frame and encodes it as JPEG.
+ * @param frame an encoded frame (EXIF orientation is applied first, so regions refer to the upright
+ *   image) or decoded RGB24 pixels `{ rgb, width, height }` (`rgb.length === width * height * 3`)
+ * @param region pixels of the upright frame, inside it (see {@link padAndClamp})
+ * @param quality JPEG quality 1-100
+ * @throws sharp's Error for an undecodable frame or a region outside it
  */
-export async function cropJpeg(frame: Buffer, region: Region, quality: number): Promise<Buffer> {
-  return sharp(frame).rotate().extract(region).jpeg({ quality, mozjpeg: false }).toBuffer();
+export async function cropJpeg(frame: Buffer | { rgb: Buffer; width: number; height: number }, region: Region, quality: number): Promise<Buffer> {
+  const src = Buffer.isBuffer(frame) ? sharp(frame).rotate() : sharp(frame.rgb, { raw: { width: frame.width, height: frame.height, channels: 3 } });
+  return src.extract(region).jpeg({ quality, mozjpeg: false }).toBuffer();
 }
 
 /** Strengths of the augmentations (`options.augment`); 0 (or probability 0) switches one off. */

@@ -232,14 +232,16 @@ export function fitGrassColour(samples: HsvSamples, params: GrassParams): GrassM
 }
 
 /**
- * Decodes frames at {@link GRASS_SAMPLE_WIDTH} px wide and collects their HSV candidates.
+ * Scales frames to {@link GRASS_SAMPLE_WIDTH} px wide and collects their HSV candidates.
+ * @param images encoded frames (JPEG/PNG) or decoded RGB24 frames (`{ rgb, width, height }`)
  * @throws Error when `images` is empty or an image cannot be decoded (sharp's error)
  */
-export async function sampleFramesHsv(images: Buffer[], params: Pick<GrassParams, 'satMin' | 'valMin'>): Promise<HsvSamples> {
+export async function sampleFramesHsv(images: (Buffer | { rgb: Buffer; width: number; height: number })[], params: Pick<GrassParams, 'satMin' | 'valMin'>): Promise<HsvSamples> {
   if (images.length === 0) throw new Error('fitGrassModel: no frames');
   let acc: HsvSamples | undefined;
   for (const img of images) {
-    const { data, info } = await sharp(img).resize({ width: GRASS_SAMPLE_WIDTH, withoutEnlargement: true }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const src = Buffer.isBuffer(img) ? sharp(img) : sharp(img.rgb, { raw: { width: img.width, height: img.height, channels: 3 } });
+    const { data, info } = await src.resize({ width: GRASS_SAMPLE_WIDTH, withoutEnlargement: true }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     acc = collectHsvSamples(data, info.channels, params, acc);
   }
   return acc!;

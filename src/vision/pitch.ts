@@ -455,13 +455,15 @@ const median = (xs: number[]) => {
  * frame's pitch mask with it, and decides whether the video has a pitch by the shape rule of the module
  * comment (`pitchFound`; `greenFraction` is still the share of pixels in the colour window).
  *
- * @param images encoded sampled frames (JPEG/PNG), at least one; 8-16 evenly spaced frames are plenty
+ * @param images sampled frames, encoded (JPEG/PNG) or decoded ({@link RgbFrame}), at least one; 8-16 evenly
+ *   spaced frames are plenty. Give the same form every time for reproducible models: a JPEG may be scaled
+ *   while decoding, which differs in the last bits from scaling its decoded pixels.
  * @param params colour search range and floors ({@link GrassParams}; its `minPitchFraction` is the minimum
  *   pitch-REGION fraction here) and optional {@link PitchParams} overrides
  * @returns a {@link PitchModel}: the colour window plus `pitch` (per-video evidence and thresholds)
  * @throws Error when `images` is empty or an image cannot be decoded
  */
-export async function fitPitchModel(images: Buffer[], params: GrassParams & Partial<PitchParams>): Promise<PitchModel> {
+export async function fitPitchModel(images: (Buffer | RgbFrame)[], params: GrassParams & Partial<PitchParams>): Promise<PitchModel> {
   const p = pitchParamsOf(params);
   const colour = fitGrassColour(await sampleFramesHsv(images, params), params);
   const found = colour.hue.median > 0; // 0 = no candidate pixel in the search range (see fitGrassColour)

@@ -50,19 +50,20 @@ export interface FrameResult {
 
 /**
  * Runs step 5 on one frame and advances `tracker`.
- * @param jpeg the sampled frame as stored (`selected_frames/frame_{id}.jpg`)
+ * @param input the sampled frame as stored (`selected_frames/frame_{id}.jpg`), or its decoded pixels
+ *   (from the run cache; then `timings.decodeMs` is ~0)
  * @param frameId true source frame index (strictly increasing between calls on one tracker)
  * @throws what the detector throws (model errors, malformed frames)
  */
 export async function detectAndTrackFrame(
   detector: Detector,
   tracker: ByteTracker,
-  jpeg: Buffer,
+  input: Buffer | RgbFrame,
   frameId: number,
   opts: FrameDetectOptions,
 ): Promise<FrameResult> {
   const t0 = performance.now();
-  const frame = await decodeFrame(jpeg);
+  const frame = Buffer.isBuffer(input) ? await decodeFrame(input) : input;
   const t1 = performance.now();
   const { detections, stats } = await detectTiledWithStats(detector, frame, opts.detect);
   const t2 = performance.now();

@@ -6,10 +6,13 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type LogLevel } from '@temporalio/worker';
+import type { Duration } from '@temporalio/common';
+import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type LogLevel, type WorkflowBundle } from '@temporalio/worker';
 import pino from 'pino';
-import { createActivities, GPU_ACTIVITY_NAMES, type ActivityDeps, type Activities } from '../activities';
-import { loadConfig, PROJECT_ROOT, type Config } from '../config';
+import { createActivities, createRoutingActivities, GPU_ACTIVITY_NAMES, type ActivityDeps, type WorkerQueues } from '../activities';
+import { WORKER_ID, workerQueueFor } from '../activities/routing';
+import { RunCache, removeOrphanedCacheFiles } from '../cache/runCache';
+import { gpuTaskQueueFor, loadConfig, PROJECT_ROOT, type Config } from '../config';
 import { createObjectStore } from '../storage/gcs';
 import { sha256File } from '../util/hash';
 import { resolveFfmpeg } from '../vision/ffmpeg';
@@ -33,8 +36,9 @@ function codeVersion(): string {
 }
 
 /**
- * Real dependencies of the activities from configuration: the GCS store, the local work folder, ffmpeg,
- * and one detector session per model and process (created on first use, released on shutdown).
+ * Real dependencies of the activities from configuration: the GCS store, the run cache (its file folder
+ * `{dataDir}/worker-cache/`, where folders of dead worker processes are removed first), a scratch folder,
+ * ffmpeg, and one detector session per model and process (created on first use, released on shutdown).
  */
 export function createDeps(cfg: Config): ActivityDeps & { release(): Promise<void> } {
   const store = createObjectStore({
@@ -49,9 +53,13 @@ export function createDeps(cfg: Config): ActivityDeps & { release(): Promise<voi
   const hashes = new Map<string, Promise<string>>();
   let segmenter: Promise<Segmenter> | undefined;
   const modelPath = (name: string) => (name === path.basename(cfg.detectorModelPath) ? cfg.detectorModelPath : path.join(modelsDir, name));
+  const cacheDir = path.join(cfg.dataDir, 'worker-cache');
+  removeOrphanedCacheFiles(cacheDir);
+  const cache = new RunCache({ enabled: cfg.cacheEnabled, maxBytes: cfg.cacheMaxBytes, ttlMs: cfg.cacheTtlMs, fileDir: cacheDir });
   return {
     store,
-    workDir: path.join(cfg.dataDir, 'worker-cache'),
+    cache,
+    workDir: path.join(cfg.dataDir, 'worker-scratch', `${process.pid}`),
     codeVersion: codeVersion(),
     ffmpeg: resolveFfmpeg({ ffmpegPath: cfg.ffmpegPath, ffprobePath: cfg.ffprobePath }),
     getDetector(name) {
@@ -83,6 +91,7 @@ export function createDeps(cfg: Config): ActivityDeps & { release(): Promise<voi
     async release() {
       for (const d of detectors.values()) await (await d.catch(() => undefined))?.release();
       await (await segmenter?.catch(() => undefined))?.release();
+      cache.clear();
     },
   };
 }
@@ -97,6 +106,76 @@ export const WORKER_TUNING = { maxHeartbeatThrottleInterval: '2 seconds' } as co
 /** Path of the workflow entry module bundled into every CPU worker. */
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
+/** Options of {@link createPipelineWorkers}. */
+export interface PipelineWorkersOptions {
+  connection: NativeConnection;
+  namespace: string;
+  /** The shared CPU queue; the GPU queue is `{taskQueue}-gpu`. */
+  taskQueue: string;
+  /** Workflow code for the shared CPU worker; without it no worker runs workflows. */
+  workflowBundle?: WorkflowBundle;
+  /**
+   * Activities of the CPU role (every activity not in {@link GPU_ACTIVITY_NAMES}); none: no CPU workers.
+   * A `claimWorker` / `claimGpuWorker` here replaces the built-in one (fault-injection tests).
+   */
+  cpuActivities?: Record<string, unknown>;
+  /** Activities of the GPU role; none: no GPU workers. */
+  gpuActivities?: Record<string, unknown>;
+  maxConcurrentActivities?: number;
+  shutdownGraceTime?: Duration;
+  /** Process id in worker-specific queue names (default {@link WORKER_ID}). */
+  workerId?: string;
+}
+
+/**
+ * The workers of one process (issue 5, worker-specific task queues):
+ * - shared CPU queue `{taskQueue}`: workflows, CPU steps, run bookkeeping and `claimWorker`;
+ * - own CPU queue `{taskQueue}@{workerId}`: CPU steps and `releaseVideoCache`;
+ * - shared GPU queue `{taskQueue}-gpu`: GPU steps and `claimGpuWorker`;
+ * - own GPU queue `{taskQueue}-gpu@{workerId}`: GPU steps and `releaseVideoCache`.
+ * GPU workers run one activity at a time per queue (one inference session per process).
+ * @returns the workers (not yet running) and this process's own queues
+ */
+export async function createPipelineWorkers(o: PipelineWorkersOptions): Promise<{ workers: Worker[]; queues: WorkerQueues }> {
+  const workerId = o.workerId ?? WORKER_ID;
+  const gpuQueue = gpuTaskQueueFor(o.taskQueue);
+  const queues: WorkerQueues = {
+    workerId,
+    cpu: o.cpuActivities ? workerQueueFor(o.taskQueue, workerId) : undefined,
+    gpu: o.gpuActivities ? workerQueueFor(gpuQueue, workerId) : undefined,
+  };
+  const routing = createRoutingActivities(queues);
+  const release = (o.cpuActivities?.releaseVideoCache ?? o.gpuActivities?.releaseVideoCache) as unknown;
+  const releaseOnly = release ? { releaseVideoCache: release } : {};
+  const common = { connection: o.connection, namespace: o.namespace, shutdownGraceTime: o.shutdownGraceTime, ...WORKER_TUNING };
+  const workers: Worker[] = [];
+  if (o.cpuActivities) {
+    const steps = { ...o.cpuActivities, ...releaseOnly };
+    const max = o.maxConcurrentActivities;
+    workers.push(
+      await Worker.create({ ...common, taskQueue: o.taskQueue, workflowBundle: o.workflowBundle, activities: { claimWorker: routing.claimWorker, ...steps }, maxConcurrentActivityTaskExecutions: max }),
+      await Worker.create({ ...common, taskQueue: queues.cpu!, activities: steps, maxConcurrentActivityTaskExecutions: max }),
+    );
+  }
+  if (o.gpuActivities) {
+    const steps = { ...o.gpuActivities, ...releaseOnly };
+    workers.push(
+      await Worker.create({ ...common, taskQueue: gpuQueue, activities: { claimGpuWorker: routing.claimGpuWorker, ...steps }, maxConcurrentActivityTaskExecutions: 1 }),
+      await Worker.create({ ...common, taskQueue: queues.gpu!, activities: steps, maxConcurrentActivityTaskExecutions: 1 }),
+    );
+  }
+  return { workers, queues };
+}
+
+/** Splits `createActivities` output into the CPU and GPU roles' activities. */
+export function splitActivities(all: Record<string, unknown>): { cpu: Record<string, unknown>; gpu: Record<string, unknown> } {
+  const gpuNames = new Set<string>(GPU_ACTIVITY_NAMES);
+  return {
+    cpu: Object.fromEntries(Object.entries(all).filter(([name]) => !gpuNames.has(name))),
+    gpu: Object.fromEntries(Object.entries(all).filter(([name]) => gpuNames.has(name))),
+  };
+}
+
 /**
  * Creates the workers for `roles` and runs them until SIGINT/SIGTERM; on a signal, running activities get
  * `workerShutdownGraceMs` to finish or heartbeat out (SPEC section 10), then the detector is released.
@@ -105,44 +184,25 @@ export async function runWorkers(roles: WorkerRole[], cfg: Config = loadConfig()
   Runtime.install({ logger: new DefaultLogger((cfg.logLevel === 'trace' ? 'TRACE' : cfg.logLevel === 'debug' ? 'DEBUG' : 'WARN') as LogLevel) });
   const connection = await NativeConnection.connect({ address: cfg.temporalAddress });
   const deps = createDeps(cfg);
-  const all = createActivities(deps);
-  const gpuNames = new Set<string>(GPU_ACTIVITY_NAMES);
-  const pick = (gpu: boolean) =>
-    Object.fromEntries(Object.entries(all).filter(([name]) => gpuNames.has(name) === gpu)) as Partial<Activities>;
-  const workers: Worker[] = [];
-  if (roles.includes('cpu')) {
-    const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
-    workers.push(
-      await Worker.create({
-        connection,
-        namespace: cfg.temporalNamespace,
-        taskQueue: cfg.taskQueue,
-        workflowBundle,
-        activities: pick(false),
-        maxConcurrentActivityTaskExecutions: cfg.maxConcurrentActivities,
-        shutdownGraceTime: cfg.workerShutdownGraceMs,
-        ...WORKER_TUNING,
-      }),
-    );
-  }
-  if (roles.includes('gpu')) {
-    workers.push(
-      await Worker.create({
-        connection,
-        namespace: cfg.temporalNamespace,
-        taskQueue: cfg.gpuTaskQueue,
-        activities: pick(true),
-        // One inference session per process; more than one detect at a time only queues on it.
-        maxConcurrentActivityTaskExecutions: 1,
-        shutdownGraceTime: cfg.workerShutdownGraceMs,
-        ...WORKER_TUNING,
-      }),
-    );
-  }
-  log.info({ roles, taskQueue: cfg.taskQueue, gpuTaskQueue: cfg.gpuTaskQueue, address: cfg.temporalAddress, pid: process.pid }, WORKER_READY_MESSAGE);
+  const { cpu, gpu } = splitActivities(createActivities(deps));
+  const { workers, queues } = await createPipelineWorkers({
+    connection,
+    namespace: cfg.temporalNamespace,
+    taskQueue: cfg.taskQueue,
+    workflowBundle: roles.includes('cpu') ? await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') }) : undefined,
+    cpuActivities: roles.includes('cpu') ? cpu : undefined,
+    gpuActivities: roles.includes('gpu') ? gpu : undefined,
+    maxConcurrentActivities: cfg.maxConcurrentActivities,
+    shutdownGraceTime: cfg.workerShutdownGraceMs,
+  });
+  log.info(
+    { roles, taskQueue: cfg.taskQueue, gpuTaskQueue: cfg.gpuTaskQueue, ownQueues: queues, cache: { enabled: deps.cache.enabled, maxBytes: deps.cache.maxBytes }, address: cfg.temporalAddress, pid: process.pid },
+    WORKER_READY_MESSAGE,
+  );
   try {
     await Promise.all(workers.map((w) => w.run()));
   } finally {
+    log.info({ cache: deps.cache.stats() }, 'run cache at shutdown');
     await deps.release();
     await connection.close();
     log.info('workers stopped');

@@ -7,30 +7,40 @@
  */
 import {
   ActivityCancellationType,
+  ActivityFailure,
+  CancellationScope,
   getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  TimeoutFailure,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { TimeoutType } from '@temporalio/common';
+import type { Activities, RoutingActivities } from '../activities';
+import { addIo, emptyIo } from './io';
 import { NON_RETRYABLE_ERROR_TYPES } from '../errors';
 import { PIPELINE_STEP, videoProgressQuery, videoProgressSignal } from './messages';
+import type { PipelineOptions } from '../validation';
 import { STEP_NAMES, type GrassModel, type ProcessVideoInput, type StepInput, type StepName, type StepResultBase, type VideoProgress, type VideoSummary } from './types';
 
 /**
- * Activity options shared by every step. Heartbeat timeout 30 s: long steps heartbeat every frame or crop, so
- * a dead worker is noticed within half a minute and the step is retried elsewhere (workers cap heartbeat
+ * Activity options of a step. Heartbeats: long steps heartbeat every frame or crop, so a dead worker is
+ * noticed within `heartbeatTimeoutSeconds` (default 30 s) and the step is retried (workers cap heartbeat
  * throttling at {@link https://typescript.temporal.io/api/interfaces/worker.WorkerOptions#maxheartbeatthrottleinterval | 2 s}
- * so cancellation reaches a running step within seconds). Retries back off from 1 s to
- * 1 min; the error classification in `src/errors.ts` decides what is not retried.
+ * so cancellation reaches a running step within seconds). Retries back off from 1 s to 1 min; the error
+ * classification in `src/errors.ts` decides what is not retried. On a worker-specific queue the step also
+ * gets a schedule-to-start timeout: nobody taking it from there means the worker is gone.
  */
-function stepOptions(taskQueue: string): ActivityOptions {
+function stepOptions(taskQueue: string, routing: PipelineOptions['routing'], ownQueue: boolean): ActivityOptions {
   return {
     taskQueue,
     startToCloseTimeout: '2 hours',
-    heartbeatTimeout: '30 seconds',
+    heartbeatTimeout: `${routing.heartbeatTimeoutSeconds} seconds`,
+    scheduleToStartTimeout: ownQueue ? `${routing.scheduleToStartSeconds} seconds` : undefined,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: {
       initialInterval: '1 second',
@@ -42,11 +52,35 @@ function stepOptions(taskQueue: string): ActivityOptions {
   };
 }
 
-/** Processes one video through the nine steps and returns its counts. */
+/**
+ * Whether an activity failure means its worker is gone: the attempt's heartbeats stopped, or nobody took the
+ * task from the worker's own queue in time (Temporal timeout types HEARTBEAT and SCHEDULE_TO_START).
+ */
+export function isWorkerLost(err: unknown): boolean {
+  if (!(err instanceof ActivityFailure) || !(err.cause instanceof TimeoutFailure)) return false;
+  return err.cause.timeoutType === TimeoutType.SCHEDULE_TO_START || err.cause.timeoutType === TimeoutType.HEARTBEAT;
+}
+
+/**
+ * Processes one video through the nine steps and returns its counts. With `routing.workerAffinity`, the
+ * video's CPU steps go to one worker's own queue and its GPU steps to one worker's own queue (the same
+ * process when it serves both), so each step reads its inputs from that worker's run cache; when such a
+ * worker is lost, the step and every later one go to the shared queue and read from GCS. When the video
+ * ends (completed, failed or cancelled) the run cache of every worker that holds its artifacts is released.
+ */
 export async function processVideo(input: ProcessVideoInput): Promise<VideoSummary> {
   const info = workflowInfo();
-  const cpu = proxyActivities<Activities>(stepOptions(info.taskQueue));
-  const gpu = proxyActivities<Activities>(stepOptions(`${info.taskQueue}-gpu`));
+  const routing = input.options.routing ?? { workerAffinity: true, scheduleToStartSeconds: 60, heartbeatTimeoutSeconds: 30 };
+  const shared = { cpu: info.taskQueue, gpu: `${info.taskQueue}-gpu` };
+  const proxies = new Map<string, Activities>();
+  const acts = (queue: string): Activities => {
+    let p = proxies.get(queue);
+    if (!p) {
+      p = proxyActivities<Activities>(stepOptions(queue, routing, queue !== shared.cpu && queue !== shared.gpu));
+      proxies.set(queue, p);
+    }
+    return p;
+  };
   const parent = info.parent ? getExternalWorkflowHandle(info.parent.workflowId, info.parent.runId) : undefined;
 
   const progress: VideoProgress = {
@@ -57,9 +91,13 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
     stepsDone: 0,
     totalSteps: STEP_NAMES.length,
     counts: {},
-    io: { gcsRequests: 0, bytesUploaded: 0, bytesDownloaded: 0, cacheHits: 0, cacheMisses: 0 },
+    io: emptyIo(),
+    routing: { cpu: shared.cpu, gpu: shared.gpu, reroutes: [] },
   };
   setHandler(videoProgressQuery, () => progress);
+  const route = progress.routing!;
+  /** Worker-specific queues whose run caches hold artifacts of this video (released at the end). */
+  const cachedOn = new Set<string>();
 
   const report = async (): Promise<void> => {
     if (parent) await parent.signal(videoProgressSignal, { ...progress, counts: { ...progress.counts }, io: { ...progress.io! } });
@@ -74,42 +112,99 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
     options: input.options,
   };
 
-  /** Runs one step: marks it current (search attribute + parent), awaits it, counts it done. */
-  async function step<R extends StepResultBase>(name: StepName, run: () => Promise<R>): Promise<R> {
-    progress.currentStep = name;
-    upsertSearchAttributes([{ key: PIPELINE_STEP, value: name }]);
-    await report();
-    const result = await run();
-    progress.stepsDone++;
-    const io = progress.io!;
-    io.gcsRequests += result.io.gcsRequests;
-    io.bytesUploaded += result.io.bytesUploaded;
-    io.bytesDownloaded += result.io.bytesDownloaded;
-    io.cacheHits += result.io.cacheHits;
-    io.cacheMisses += result.io.cacheMisses;
+  /** Picks this video's workers (claims on the shared queues); keeps the shared queues when none answers. */
+  async function claimWorkers(): Promise<void> {
+    const claimOptions: ActivityOptions = { scheduleToCloseTimeout: `${routing.scheduleToStartSeconds} seconds`, retry: { maximumAttempts: 1 } };
+    try {
+      const w = await proxyActivities<RoutingActivities>({ ...claimOptions, taskQueue: shared.cpu }).claimWorker();
+      route.cpu = w.cpu ?? shared.cpu;
+      route.cpuWorker = w.workerId;
+      if (w.gpu) {
+        route.gpu = w.gpu;
+        route.gpuWorker = w.workerId;
+        return;
+      }
+      const g = await proxyActivities<RoutingActivities>({ ...claimOptions, taskQueue: shared.gpu }).claimGpuWorker();
+      route.gpu = g.gpu ?? shared.gpu;
+      route.gpuWorker = g.workerId;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      log.warn('no worker claimed; steps use the shared queues', { error: String(err) });
+    }
+  }
+
+  /**
+   * Runs `call` on the video's worker for `kind`; when that worker is lost, re-routes every step still
+   * pinned to it (CPU and GPU alike when one process served both) to the shared queues and runs `call` there.
+   */
+  async function onWorker<R extends StepResultBase>(kind: 'cpu' | 'gpu', name: StepName, call: (a: Activities) => Promise<R>): Promise<R> {
+    const queue = route[kind];
+    let result: R;
+    if (queue === shared[kind]) {
+      result = await call(acts(queue));
+    } else {
+      try {
+        result = await call(acts(queue));
+      } catch (err) {
+        if (!isWorkerLost(err)) throw err;
+        const lost = kind === 'cpu' ? route.cpuWorker : route.gpuWorker;
+        const reason = `${(err as ActivityFailure).cause?.message ?? 'timeout'}: worker ${lost} is gone`;
+        log.warn('worker lost; re-routing to the shared queue', { step: name, queue, reason });
+        route.reroutes.push({ step: name, from: queue, to: shared[kind], reason });
+        if (route.cpuWorker === lost) route.cpu = shared.cpu;
+        if (route.gpuWorker === lost) route.gpu = shared.gpu;
+        result = await call(acts(shared[kind]));
+      }
+    }
+    if (result.cachedOn) cachedOn.add(result.cachedOn);
     return result;
   }
 
-  await step('importVideo', () => cpu.importVideo(base));
-  await step('loadVideo', () => cpu.loadVideo(base));
-  const frames = await step('extractFramesForDetections', () => cpu.extractFramesForDetections(base));
-  progress.counts.frames = frames.frames;
-  const grassResult = await step('initializeGrassMask', () => cpu.initializeGrassMask(base));
-  const grass: GrassModel = grassResult.grass;
-  const detected = await step('detectPlayers', () => gpu.detectPlayers({ ...base, grass }));
-  progress.counts.detections = detected.detections;
-  progress.counts.tracks = detected.tracks;
-  const crops = await step('extractCrops', () => cpu.extractCrops({ ...base, grass }));
-  progress.counts.crops = crops.crops;
-  await step('removeCropBackground', () => gpu.removeCropBackground({ ...base, grass }));
-  await step('augmentCrops', () => cpu.augmentCrops({ ...base, grass }));
-  const split = await step('createTrainingAndValidationSets', () => cpu.createTrainingAndValidationSets({ ...base, grass }));
-  progress.counts.train = split.train;
-  progress.counts.val = split.val;
+  /** Runs one step: marks it current (search attribute + parent), awaits it, counts it done. */
+  async function step<R extends StepResultBase>(name: StepName, kind: 'cpu' | 'gpu', call: (a: Activities) => Promise<R>): Promise<R> {
+    progress.currentStep = name;
+    upsertSearchAttributes([{ key: PIPELINE_STEP, value: name }]);
+    await report();
+    const result = await onWorker(kind, name, call);
+    progress.stepsDone++;
+    addIo(progress.io!, result.io);
+    return result;
+  }
+
+  /** Best effort: drops this video's entries from every worker cache that holds some (cache TTL otherwise). */
+  async function releaseCaches(): Promise<void> {
+    const release = (queue: string) =>
+      proxyActivities<Activities>({ taskQueue: queue, scheduleToStartTimeout: '10 seconds', startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 2 } })
+        .releaseVideoCache({ runGuid: input.runGuid, videoGuid: input.videoGuid })
+        .catch((err) => log.warn('cache release failed; the entries expire by TTL', { queue, error: String(err) }));
+    await Promise.all([...cachedOn].map(release));
+  }
+
+  try {
+    if (routing.workerAffinity) await claimWorkers();
+    await step('importVideo', 'cpu', (a) => a.importVideo(base));
+    await step('loadVideo', 'cpu', (a) => a.loadVideo(base));
+    const frames = await step('extractFramesForDetections', 'cpu', (a) => a.extractFramesForDetections(base));
+    progress.counts.frames = frames.frames;
+    const grassResult = await step('initializeGrassMask', 'cpu', (a) => a.initializeGrassMask(base));
+    const grass: GrassModel = grassResult.grass;
+    const detected = await step('detectPlayers', 'gpu', (a) => a.detectPlayers({ ...base, grass }));
+    progress.counts.detections = detected.detections;
+    progress.counts.tracks = detected.tracks;
+    const crops = await step('extractCrops', 'cpu', (a) => a.extractCrops({ ...base, grass }));
+    progress.counts.crops = crops.crops;
+    await step('removeCropBackground', 'gpu', (a) => a.removeCropBackground({ ...base, grass }));
+    await step('augmentCrops', 'cpu', (a) => a.augmentCrops({ ...base, grass }));
+    const split = await step('createTrainingAndValidationSets', 'cpu', (a) => a.createTrainingAndValidationSets({ ...base, grass }));
+    progress.counts.train = split.train;
+    progress.counts.val = split.val;
+  } finally {
+    await CancellationScope.nonCancellable(releaseCaches);
+  }
 
   progress.status = 'completed';
   progress.currentStep = null;
   upsertSearchAttributes([{ key: PIPELINE_STEP, value: 'completed' }]);
   await report();
-  return { videoGuid: input.videoGuid, source: input.source, status: 'completed', counts: { ...progress.counts }, io: { ...progress.io! } };
+  return { videoGuid: input.videoGuid, source: input.source, status: 'completed', counts: { ...progress.counts }, io: { ...progress.io! }, routing: route };
 }

@@ -23,6 +23,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { ErrorType, NON_RETRYABLE_ERROR_TYPES, PipelineError, toApplicationFailure } from '../errors';
+import { addIo, emptyIo } from './io';
 import { validateInput, GUID_PATTERN, type TrainPipelineInput, type ValidatedInput } from '../validation';
 import { cancelSignal, PIPELINE_STEP, progressQuery, RUN_GUID, TENANT_ID, videoProgressSignal, videoWorkflowId } from './messages';
 import { processVideo } from './processVideo';
@@ -164,6 +165,7 @@ export async function trainPipeline(rawInput: TrainPipelineInput): Promise<RunSu
       status: cancelled ? 'cancelled' : 'failed',
       counts: p.counts,
       io: p.io,
+      routing: p.routing,
       error: cancelled ? undefined : errorOf(o.reason).message,
     };
   });
@@ -173,16 +175,7 @@ export async function trainPipeline(rawInput: TrainPipelineInput): Promise<RunSu
   const firstFailure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected' && !isCancellation(o.reason));
   status = cancelled ? 'cancelled' : firstFailure ? 'failed' : 'completed';
 
-  const totals = summaries.reduce(
-    (t, s) => ({
-      hits: t.hits + (s.io?.cacheHits ?? 0),
-      misses: t.misses + (s.io?.cacheMisses ?? 0),
-      requests: t.requests + (s.io?.gcsRequests ?? 0),
-      up: t.up + (s.io?.bytesUploaded ?? 0),
-      down: t.down + (s.io?.bytesDownloaded ?? 0),
-    }),
-    { hits: 0, misses: 0, requests: 0, up: 0, down: 0 },
-  );
+  const totals = summaries.reduce((t, s) => addIo(t, s.io), emptyIo());
   const summary: RunSummary = {
     status,
     tenantId: v.tenantId,
@@ -191,8 +184,8 @@ export async function trainPipeline(rawInput: TrainPipelineInput): Promise<RunSu
     bucket: started.bucket,
     outputPrefix: started.outputPrefix,
     videos: summaries,
-    cache: { hits: totals.hits, misses: totals.misses },
-    storage: { requests: totals.requests, bytesUploaded: totals.up, bytesDownloaded: totals.down },
+    cache: { hits: totals.cacheHits, misses: totals.cacheMisses, bytesFromCache: totals.bytesFromCache, artifactDownloads: totals.artifactDownloads },
+    storage: { requests: totals.gcsRequests, bytesUploaded: totals.bytesUploaded, bytesDownloaded: totals.bytesDownloaded },
   };
   const error = firstFailure ? errorOf(firstFailure.reason) : undefined;
 

@@ -50,6 +50,10 @@ export interface StepIo {
   bytesDownloaded: number;
   cacheHits: number;
   cacheMisses: number;
+  /** Payload bytes this step read from the worker's run cache instead of GCS. */
+  bytesFromCache: number;
+  /** Artifacts (frames, crops, the video, JSON) this step had to download from GCS: cache misses that hit GCS. */
+  artifactDownloads: number;
 }
 
 /** Fields common to every step result. */
@@ -61,6 +65,10 @@ export interface StepResultBase {
   finishedAt: string;
   durationMs: number;
   io: StepIo;
+  /** Task queue the step ran from: a worker-specific queue, or the shared one after a re-route. */
+  taskQueue?: string;
+  /** Worker-specific queue of the worker whose run cache now holds this step's artifacts (cache on). */
+  cachedOn?: string;
 }
 
 /** Result of step 1. */
@@ -176,7 +184,20 @@ export interface VideoProgress {
   counts: VideoCounts;
   /** Storage and cache counters summed over the steps done so far. */
   io?: StepIo;
+  /** Where the video's steps go (worker-specific queues or the shared ones) and re-routes after worker loss. */
+  routing?: VideoRouting;
   error?: string;
+}
+
+/** Task queues of a video's steps (issue 5). */
+export interface VideoRouting {
+  /** Queue of the CPU steps: a worker's own queue `{taskQueue}@{workerId}` or the shared `{taskQueue}`. */
+  cpu: string;
+  gpu: string;
+  cpuWorker?: string;
+  gpuWorker?: string;
+  /** Re-routes from a lost worker's queue to the shared queue, in order. */
+  reroutes: { step: StepName; from: string; to: string; reason: string }[];
 }
 
 /** Answer of the `progress` query of `trainPipeline`. */
@@ -204,6 +225,7 @@ export interface VideoSummary {
   status: RunStatus;
   counts: VideoCounts;
   io?: StepIo;
+  routing?: VideoRouting;
   error?: string;
 }
 
@@ -216,7 +238,8 @@ export interface RunSummary {
   bucket: string;
   outputPrefix: string;
   videos: VideoSummary[];
-  cache: { hits: number; misses: number };
+  /** Run-cache counters summed over every step of every video ({@link StepIo}). */
+  cache: { hits: number; misses: number; bytesFromCache: number; artifactDownloads: number };
   storage: { requests: number; bytesUploaded: number; bytesDownloaded: number };
 }
 

@@ -4,9 +4,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { loadConfig } from '../../src/config';
-import { WORKER_TUNING, WORKFLOWS_PATH } from '../../src/workers/worker';
+import { createPipelineWorkers, WORKFLOWS_PATH } from '../../src/workers/worker';
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 let runtimeInstalled = false;
@@ -25,27 +25,34 @@ export async function testClient(): Promise<Client> {
 }
 
 /**
- * Runs `fn` while a CPU worker (workflows + `activities`) polls a fresh task queue `q` and, when
- * `gpuActivities` are given, a GPU worker polls `q-gpu`. Returns what `fn` returns.
+ * Runs `fn` while this process serves a fresh task queue `q` as a pipeline worker would
+ * (`createPipelineWorkers`): the shared CPU queue `q` (workflows + `activities`) and this process's own
+ * queue `q@{workerId}`, and, when `gpuActivities` are given, `q-gpu` and `q-gpu@{workerId}`.
+ * Returns what `fn` returns.
  */
 export async function withWorkers<T>(
   activities: object,
   fn: (taskQueue: string) => Promise<T>,
   gpuActivities?: object,
+  opts: { taskQueue?: string; workerId?: string } = {},
 ): Promise<T> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('ERROR') });
     runtimeInstalled = true;
   }
   const cfg = loadConfig();
-  const taskQueue = `test-${randomUUID().slice(0, 8)}`;
+  const taskQueue = opts.taskQueue ?? `test-${randomUUID().slice(0, 8)}`;
   const connection = await NativeConnection.connect({ address: cfg.temporalAddress });
-  const workers = [
-    await Worker.create({ connection, namespace: cfg.temporalNamespace, taskQueue, workflowBundle: await workflowBundle(), activities, shutdownGraceTime: '5s', ...WORKER_TUNING }),
-  ];
-  if (gpuActivities) {
-    workers.push(await Worker.create({ connection, namespace: cfg.temporalNamespace, taskQueue: `${taskQueue}-gpu`, activities: gpuActivities, shutdownGraceTime: '5s', ...WORKER_TUNING }));
-  }
+  const { workers } = await createPipelineWorkers({
+    connection,
+    namespace: cfg.temporalNamespace,
+    taskQueue,
+    workflowBundle: await workflowBundle(),
+    cpuActivities: activities as Record<string, unknown>,
+    gpuActivities: gpuActivities as Record<string, unknown> | undefined,
+    shutdownGraceTime: '5s',
+    workerId: opts.workerId,
+  });
   const others = workers.slice(1).map((w) => w.run());
   try {
     return await workers[0].runUntil(fn(taskQueue));
