@@ -246,7 +246,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
           if (split !== 'train') continue;
           for (let k = 0; k < input.options.augment.count; k++) {
             const augName = video.datasetImage(split, c.track_id, `crop_${c.n}_aug${k}.jpg`);
-            const aug = planAugmentation(augmentSeed(input), modified, k, input.options.augment);
+            const aug = planAugmentation(augmentSeed(input), augmentKey(input, c), k, input.options.augment);
             images.push({ path: augName, ...base, augmentation: aug });
             t.train++;
             jobs.push(limit(async () => files.write(augName, await augmentedCopy(files, video, input, c, k), 'image/jpeg')));
@@ -328,6 +328,14 @@ async function buildReport(
   });
 }
 
+/**
+ * The crop's identity in augmentation seeds: video GUID, track id and crop number, not its storage path, so
+ * the same run GUID (or seed) gives the same augmentations under any tenant or bucket.
+ */
+function augmentKey(input: StepInput, c: CropEntry): string {
+  return `${input.videoGuid}/${cropKey(c.track_id, c.n)}`;
+}
+
 /** Seed of the run's augmentations: `options.augment.seed`, else the run GUID. */
 function augmentSeed(input: StepInput): string {
   return input.options.augment.seed ?? input.runGuid;
@@ -342,7 +350,7 @@ async function augmentedCopy(files: RunFiles, video: VideoLayout, input: StepInp
   const cached = files.getLocal<Buffer>(artifact, (b) => b.length);
   if (cached) return cached;
   const modified = video.crop('modified', c.track_id, c.n);
-  const aug: Augmentation = planAugmentation(augmentSeed(input), modified, k, input.options.augment);
+  const aug: Augmentation = planAugmentation(augmentSeed(input), augmentKey(input, c), k, input.options.augment);
   const out = await applyAugmentation(await files.read(modified), aug, input.options.background.fill, input.options.jpegQuality);
   files.setLocal(artifact, out, out.length);
   return out;

@@ -16,7 +16,7 @@
  *   released. Their disk bytes are reported separately and do not count against the memory bound.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
 
@@ -177,8 +177,18 @@ export class RunCache {
       }
     }
     this.counters.released += n;
-    const runDir = path.join(this.fileDir, ...prefix.split('/').filter(Boolean));
-    if (runDir !== this.fileDir) rmSync(runDir, { recursive: true, force: true });
+    const parts = prefix.split('/').filter(Boolean);
+    if (parts.length > 0) {
+      rmSync(path.join(this.fileDir, ...parts), { recursive: true, force: true });
+      // A run's folder goes with its last video.
+      if (parts.length > 1) {
+        try {
+          rmdirSync(path.join(this.fileDir, parts[0]));
+        } catch {
+          // not empty (another video of the run still cached) or never created
+        }
+      }
+    }
     return n;
   }
 

@@ -84,6 +84,7 @@ export interface Augmentation {
 
 /**
  * Draws the augmentation of copy `k` of a crop from a PRNG seeded with `${seed}|${cropName}|${k}`
+ * (`cropName`: any stable identity of the crop; the pipeline uses `{videoGuid}/{track}/{n}`)
  * (seedrandom's ARC4), so a retried activity produces the same parameters and bytes. Every draw is made
  * whatever the params, so switching one augmentation off does not change the others.
  */

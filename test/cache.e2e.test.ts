@@ -1,0 +1,207 @@
+/**
+ * Issue 5 end to end: the run cache and worker-specific task queues with the real activities (ffmpeg,
+ * sharp, YOLOv8n), the real dev server and the GCS emulator, on 6 s of vtest.avi.
+ *
+ * One reference run with the cache off; then, each compared byte for byte with it:
+ * - cache on: no step after the import downloads an artifact from GCS (checked at the store), and the
+ *   finished run leaves nothing in the cache;
+ * - the worker process holding the run's cache is killed (SIGKILL) during detection: the run completes
+ *   through the fallback path (shared queues, GCS);
+ * - a cache bound far below the run's size: never exceeded, entries evicted, run still identical.
+ *
+ * All runs share one run GUID (so augmentation seeds match) under different tenant ids; JSON and HTML
+ * outputs are compared with the tenant id normalised.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import type { Client } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../src/activities';
+import { startRun } from '../src/cli/client';
+import { loadConfig, PROJECT_ROOT, type Config } from '../src/config';
+import { createObjectStore, type ObjectStore } from '../src/storage/gcs';
+import { RunLayout } from '../src/storage/layout';
+import type { PipelineOptionsInput } from '../src/validation';
+import { createDeps, splitActivities, WORKER_READY_MESSAGE } from '../src/workers/worker';
+import { progressQuery } from '../src/workflows/messages';
+import type { RunSummary } from '../src/workflows/types';
+import { testClient, withWorkers } from './helpers/temporal';
+
+const DATA = '/usr/share/doc/opencv-doc/examples/data';
+const tmp = mkdtempSync(path.join(tmpdir(), 'dataprep-cache-'));
+const clip = path.join(tmp, 'vtest_6s.avi');
+const cfg = loadConfig();
+const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost });
+const runGuid = `cache-${Math.random().toString(36).slice(2, 8)}`;
+/** Every frame of the clip (60), so the decoded frames (~80 MB) dwarf the small cache bound below. */
+const OPTIONS: PipelineOptionsInput = { frameStride: 1, augment: { count: 1 } };
+let client: Client;
+
+/** A store that records the name of every object downloaded through it (and its scoped views). */
+function recordingStore(inner: ObjectStore, downloads: string[]): ObjectStore {
+  return new Proxy(inner, {
+    get(target, prop, receiver) {
+      if (prop === 'get' || prop === 'getFile') {
+        return (name: string, ...rest: unknown[]) => {
+          downloads.push(name);
+          return (target[prop] as (...a: unknown[]) => unknown)(name, ...rest);
+        };
+      }
+      if (prop === 'scoped') return () => recordingStore(target.scoped(), downloads);
+      return Reflect.get(target, prop, receiver);
+    },
+  });
+}
+
+/** Real activities over their own worker folder and cache settings, with downloads recorded. */
+function realDeps(name: string, over: Partial<Config> = {}) {
+  const deps = createDeps({ ...cfg, dataDir: path.join(tmp, name), ...over });
+  const downloads: string[] = [];
+  deps.store = recordingStore(deps.store, downloads);
+  return { deps, downloads, ...splitActivities(createActivities(deps)) };
+}
+
+/** Runs the clip under `tenantId` on in-process workers built from `d` and returns the summary. */
+async function runWith(d: ReturnType<typeof realDeps>, tenantId: string, options: PipelineOptionsInput = OPTIONS): Promise<RunSummary> {
+  return withWorkers(
+    d.cpu,
+    async (taskQueue) => {
+      const run = await startRun(client, { ...cfg, taskQueue }, { tenantId, runGuid, videos: [{ source: clip }], options });
+      return run.handle.result();
+    },
+    d.gpu,
+  );
+}
+
+/**
+ * sha256 of every object of the video's folder, by relative name; JSON and HTML with the tenant id replaced
+ * by a placeholder (the only byte that differs by design between two runs of one run GUID).
+ */
+async function snapshot(tenantId: string, videoGuid: string): Promise<Record<string, string>> {
+  const prefix = new RunLayout(tenantId, runGuid).video(videoGuid).prefix;
+  const out: Record<string, string> = {};
+  for (const o of await store.list(prefix)) {
+    let data = await store.get(o.name);
+    if (/\.(json|html)$/.test(o.name)) data = Buffer.from(data.toString('utf8').replaceAll(tenantId, 'TENANT'), 'utf8');
+    out[o.name.slice(prefix.length)] = createHash('sha256').update(data).digest('hex');
+  }
+  return out;
+}
+
+let reference: Record<string, string>;
+let videoGuid: string;
+
+beforeAll(async () => {
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', path.join(DATA, 'vtest.avi'), '-t', '6', '-c', 'copy', clip]);
+  client = await testClient();
+  // Reference: cache off, every step reads its inputs from GCS.
+  const off = realDeps('off', { cacheEnabled: false });
+  const summary = await runWith(off, 'cacheoff');
+  await off.deps.release();
+  expect(summary.status).toBe('completed');
+  videoGuid = summary.videos[0].videoGuid;
+  reference = await snapshot('cacheoff', videoGuid);
+  expect(Object.keys(reference).filter((n) => n.startsWith('datasets/train/')).length).toBeGreaterThan(20);
+  // With the cache off the later steps do download their inputs (this is what the cache saves).
+  expect(off.downloads.filter((n) => n.includes('/selected_frames/')).length).toBeGreaterThanOrEqual(60);
+  expect(summary.cache.artifactDownloads).toBeGreaterThan(100);
+}, 300_000);
+
+afterAll(async () => {
+  await client?.connection.close();
+});
+
+describe('run cache and worker-specific task queues (real activities)', () => {
+  it('with the cache on, downloads no intermediate artifact and gives byte-identical outputs', async () => {
+    const on = realDeps('on');
+    const summary = await runWith(on, 'cacheon');
+    expect(summary.status).toBe('completed');
+    // Nothing of the video's folder was downloaded: every step after the import found its inputs in memory.
+    const videoPrefix = new RunLayout('cacheon', runGuid).video(videoGuid).prefix;
+    expect(on.downloads.filter((n) => n.startsWith(videoPrefix))).toEqual([]);
+    expect(summary.cache.artifactDownloads).toBe(0);
+    expect(summary.cache.hits).toBeGreaterThan(200);
+    expect(summary.cache.bytesFromCache).toBeGreaterThan(60 * 768 * 576 * 3);
+    // Every step ran on this worker's own queues.
+    const routing = summary.videos[0].routing!;
+    expect(routing.cpu).toMatch(/@/);
+    expect(routing.gpu).toMatch(/-gpu@/);
+    expect(routing.reroutes).toEqual([]);
+    expect(await snapshot('cacheon', videoGuid)).toEqual(reference);
+    // The finished run left nothing in the cache, in memory or on disk.
+    expect(on.deps.cache.count(`${runGuid}/`)).toBe(0);
+    expect(existsSync(path.join(on.deps.cache.fileDir, runGuid))).toBe(false);
+    await on.deps.release();
+  });
+
+  it('never exceeds a byte bound smaller than the run and still gives identical outputs', async () => {
+    const maxBytes = 16 * 1024 * 1024; // the run's decoded frames alone are ~80 MB
+    const small = realDeps('small', { cacheMaxBytes: maxBytes });
+    const summary = await runWith(small, 'cachesmall');
+    expect(summary.status).toBe('completed');
+    const stats = small.deps.cache.stats();
+    expect(stats.peakBytes).toBeLessThanOrEqual(maxBytes);
+    expect(stats.peakBytes).toBeGreaterThan(maxBytes / 2);
+    expect(stats.evicted).toBeGreaterThan(0);
+    // Evicted inputs were read back from GCS: the fallback path inside one worker.
+    expect(summary.cache.artifactDownloads).toBeGreaterThan(0);
+    expect(await snapshot('cachesmall', videoGuid)).toEqual(reference);
+    expect(small.deps.cache.count(`${runGuid}/`)).toBe(0);
+    await small.deps.release();
+  });
+
+  it('completes through the fallback path when the worker holding the cache is killed during detection', async () => {
+    const taskQueue = `kill-${Math.random().toString(36).slice(2, 8)}`;
+    const workerDir = path.join(tmp, 'killed');
+    // The worker to kill: a separate process (`npm run worker`'s entry point) on this test's queue.
+    // node --import tsx (not the tsx CLI, which would run the worker in a grandchild that SIGKILL misses).
+    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/workers/main.ts'], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, TASK_QUEUE: taskQueue, DATAPREP_DATA_DIR: workerDir, LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let log = '';
+    child.stdout!.on('data', (b: Buffer) => (log += b.toString()));
+    child.stderr!.on('data', (b: Buffer) => (log += b.toString()));
+    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    try {
+      for (let i = 0; i < 600 && !log.includes(WORKER_READY_MESSAGE); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(log).toContain(WORKER_READY_MESSAGE);
+      // Short timeouts so the test notices the dead worker quickly (defaults: 30 s heartbeat, 60 s start).
+      const options = { ...OPTIONS, routing: { heartbeatTimeoutSeconds: 5, scheduleToStartSeconds: 3 } };
+      const run = await startRun(client, { ...cfg, taskQueue }, { tenantId: 'cachekill', runGuid, videos: [{ source: clip }], options });
+      let step: string | null | undefined;
+      for (let i = 0; i < 1200 && step !== 'detectPlayers'; i++) {
+        step = (await run.handle.query(progressQuery).catch(() => undefined))?.videos[0]?.currentStep;
+        if (step !== 'detectPlayers') await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(step).toBe('detectPlayers');
+      await new Promise((r) => setTimeout(r, 1500)); // well inside the ~60-frame detection loop
+      child.kill('SIGKILL');
+      await exited;
+      // A fresh worker (empty cache) takes over the shared queues.
+      const rescue = realDeps('rescue');
+      const summary: RunSummary = await withWorkers(rescue.cpu, () => run.handle.result(), rescue.gpu, { taskQueue });
+      await rescue.deps.release();
+      expect(summary.status).toBe('completed');
+      const routing = summary.videos[0].routing!;
+      expect(routing.reroutes.length).toBeGreaterThanOrEqual(1);
+      expect(routing.reroutes[0].step).toBe('detectPlayers');
+      expect(routing).toMatchObject({ cpu: taskQueue, gpu: `${taskQueue}-gpu` });
+      // The remaining steps read their inputs from GCS.
+      expect(rescue.downloads.some((n) => n.includes('/selected_frames/'))).toBe(true);
+      expect(await snapshot('cachekill', videoGuid)).toEqual(reference);
+      // The killed worker's cache files are garbage now; the next worker start on that folder removes them.
+      const cacheDir = path.join(workerDir, 'worker-cache');
+      expect(readdirSync(cacheDir).length).toBe(1);
+      createDeps({ ...cfg, dataDir: workerDir });
+      expect(readdirSync(cacheDir)).toEqual([]);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+});
