@@ -81,6 +81,20 @@ describe('object store', () => {
     const final = await stores[0].getJson<Record<string, number>>(name);
     expect(Object.keys(final!)).toHaveLength(16);
   });
+
+  it('updateJson skips the read after its own write, and still sees another writer', async () => {
+    const a = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost });
+    const b = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost });
+    const name = `${prefix}remembered.json`;
+    await a.updateJson<Record<string, number>>(name, (cur) => ({ ...(cur ?? {}), a1: 1 }));
+    const before = a.stats().downloads;
+    await a.updateJson<Record<string, number>>(name, (cur) => ({ ...(cur ?? {}), a2: 2 }));
+    expect(a.stats().downloads).toBe(before); // its own last write was assumed current
+    await b.updateJson<Record<string, number>>(name, (cur) => ({ ...(cur ?? {}), b1: 3 }));
+    await a.updateJson<Record<string, number>>(name, (cur) => ({ ...(cur ?? {}), a3: 4 }));
+    expect(a.stats().downloads).toBe(before + 1); // the precondition failed, so it read b's version
+    expect(await a.getJson(name)).toEqual({ a1: 1, a2: 2, b1: 3, a3: 4 });
+  });
 });
 
 describe('storage layout', () => {

@@ -16,6 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
 import { Storage, type File } from '@google-cloud/storage';
 import pLimit, { type LimitFunction } from 'p-limit';
+import { LRUCache } from 'lru-cache';
 import pRetry from 'p-retry';
 import { isTransientError } from '../errors';
 
@@ -80,7 +81,9 @@ export interface ObjectStore {
   /**
    * Read-modify-write of a JSON object under optimistic concurrency (GCS `ifGenerationMatch`
    * preconditions, https://cloud.google.com/storage/docs/request-preconditions): concurrent writers of the
-   * same object (one per video of a run) never lose each other's updates.
+   * same object (one per video of a run) never lose each other's updates. The version this process wrote
+   * last is kept in memory and assumed current, so a lone writer does not re-download the object before
+   * each update; a stale assumption fails the precondition and the object is read again.
    * @param update receives the current value (undefined when absent) and returns the new one.
    */
   updateJson<T>(name: string, update: (current: T | undefined) => T): Promise<T>;
@@ -132,10 +135,16 @@ function newStorageClient(opts: ObjectStoreOptions): Storage {
  */
 export function createObjectStore(opts: ObjectStoreOptions, storage?: Storage): ObjectStore {
   const client = storage ?? newStorageClient(opts);
-  return buildStore(opts, client, pLimit(opts.concurrency ?? 8), []);
+  return buildStore(opts, client, pLimit(opts.concurrency ?? 8), [], new LRUCache({ max: 256 }));
 }
 
-function buildStore(opts: ObjectStoreOptions, client: Storage, limit: LimitFunction, parentSinks: StorageStats[]): ObjectStore {
+/** The last version of a JSON object this process wrote (see `updateJson`). */
+interface JsonVersion {
+  generation: number;
+  text: string;
+}
+
+function buildStore(opts: ObjectStoreOptions, client: Storage, limit: LimitFunction, parentSinks: StorageStats[], jsonVersions: LRUCache<string, JsonVersion>): ObjectStore {
   const bucket = client.bucket(opts.bucket);
   const maxRetries = opts.maxRetries ?? 5;
   const minTimeout = opts.minRetryDelayMs ?? 200;
@@ -254,25 +263,37 @@ function buildStore(opts: ObjectStoreOptions, client: Storage, limit: LimitFunct
       for (let attempt = 0; ; attempt++) {
         let generation = 0;
         let current: T | undefined;
-        try {
-          const [meta] = await call(() => file(name).getMetadata());
-          generation = Number(meta.generation);
-          const [buf] = await call(() => file(name, generation).download({ validation: false }));
-          count({ downloads: 1, bytesDownloaded: buf.length });
-          current = JSON.parse(buf.toString('utf8')) as T;
-        } catch (err) {
-          if (!isNotFound(err)) throw err;
-          generation = 0; // precondition "object must not exist"
+        // The version this process wrote last is assumed current (no read); the generation precondition
+        // catches any other writer since, and then the object is read again.
+        const known = attempt === 0 ? jsonVersions.get(name) : undefined;
+        if (known) {
+          generation = known.generation;
+          current = JSON.parse(known.text) as T;
+        } else {
+          try {
+            const [meta] = await call(() => file(name).getMetadata());
+            generation = Number(meta.generation);
+            const [buf] = await call(() => file(name, generation).download({ validation: false }));
+            count({ downloads: 1, bytesDownloaded: buf.length });
+            current = JSON.parse(buf.toString('utf8')) as T;
+          } catch (err) {
+            if (!isNotFound(err)) throw err;
+            generation = 0; // precondition "object must not exist"
+          }
         }
         const next = update(current);
-        const body = Buffer.from(`${JSON.stringify(next, null, 2)}\n`, 'utf8');
+        const text = `${JSON.stringify(next, null, 2)}\n`;
+        const body = Buffer.from(text, 'utf8');
         try {
-          await call(() =>
-            file(name).save(body, { resumable: false, contentType: 'application/json', validation: false, preconditionOpts: { ifGenerationMatch: generation } }),
-          );
+          const f = file(name);
+          await call(() => f.save(body, { resumable: false, contentType: 'application/json', validation: false, preconditionOpts: { ifGenerationMatch: generation } }));
           count({ uploads: 1, bytesUploaded: body.length });
+          const written = Number(f.metadata?.generation);
+          if (written > 0) jsonVersions.set(name, { generation: written, text });
+          else jsonVersions.delete(name);
           return next;
         } catch (err) {
+          jsonVersions.delete(name);
           if (!isPreconditionFailed(err) || attempt >= 20) throw err;
           await new Promise((r) => setTimeout(r, 10 + Math.floor(Math.random() * 40 * (attempt + 1))));
         }
@@ -291,7 +312,7 @@ function buildStore(opts: ObjectStoreOptions, client: Storage, limit: LimitFunct
 
     stats: () => ({ ...counters }),
 
-    scoped: () => buildStore(opts, client, limit, sinks),
+    scoped: () => buildStore(opts, client, limit, sinks, jsonVersions),
 
     async getUrlToFile(gsUrl, localPath) {
       const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(gsUrl);

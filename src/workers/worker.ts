@@ -147,14 +147,15 @@ export async function createPipelineWorkers(o: PipelineWorkersOptions): Promise<
   const routing = createRoutingActivities(queues);
   const release = (o.cpuActivities?.releaseVideoCache ?? o.gpuActivities?.releaseVideoCache) as unknown;
   const releaseOnly = release ? { releaseVideoCache: release } : {};
-  const common = { connection: o.connection, namespace: o.namespace, shutdownGraceTime: o.shutdownGraceTime, ...WORKER_TUNING };
+  // Worker.create rejects keys present with an undefined value; leave unset options out.
+  const common = { connection: o.connection, namespace: o.namespace, ...(o.shutdownGraceTime !== undefined && { shutdownGraceTime: o.shutdownGraceTime }), ...WORKER_TUNING };
   const workers: Worker[] = [];
   if (o.cpuActivities) {
     const steps = { ...o.cpuActivities, ...releaseOnly };
-    const max = o.maxConcurrentActivities;
+    const max = o.maxConcurrentActivities !== undefined ? { maxConcurrentActivityTaskExecutions: o.maxConcurrentActivities } : {};
     workers.push(
-      await Worker.create({ ...common, taskQueue: o.taskQueue, workflowBundle: o.workflowBundle, activities: { claimWorker: routing.claimWorker, ...steps }, maxConcurrentActivityTaskExecutions: max }),
-      await Worker.create({ ...common, taskQueue: queues.cpu!, activities: steps, maxConcurrentActivityTaskExecutions: max }),
+      await Worker.create({ ...common, taskQueue: o.taskQueue, ...(o.workflowBundle && { workflowBundle: o.workflowBundle }), activities: { claimWorker: routing.claimWorker, ...steps }, ...max }),
+      await Worker.create({ ...common, taskQueue: queues.cpu!, activities: steps, ...max }),
     );
   }
   if (o.gpuActivities) {

@@ -1,7 +1,9 @@
 /**
- * Fault injection for storage tests: an HTTP proxy on loopback in front of the GCS emulator that forwards
- * every request, except that it can be told to answer the next N requests with HTTP 503 or to reset their
- * connections. Bounded and local: it only ever talks to the emulator on 127.0.0.1.
+ * Fault injection for storage tests and latency for benchmarks: an HTTP proxy on loopback in front of the
+ * GCS emulator that forwards every request, except that it can be told to answer the next N requests with
+ * HTTP 503 or to reset their connections, and can delay every answer like a remote bucket would (a fixed
+ * round-trip latency plus transfer time at a given bandwidth). It counts requests and payload bytes both
+ * ways. Bounded and local: it only ever talks to the emulator on 127.0.0.1.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,8 +14,10 @@ export interface FaultyProxy {
   url: string;
   /** Make the next `n` requests fail: `503` answers Service Unavailable, `reset` destroys the socket. */
   failNext(n: number, mode: '503' | 'reset'): void;
-  /** Requests seen and requests failed so far. */
-  counts(): { seen: number; failed: number };
+  /** Requests seen and failed, and body bytes sent to the emulator (up) and returned by it (down). */
+  counts(): { seen: number; failed: number; bytesUp: number; bytesDown: number };
+  /** Delay every answer by `latencyMs` plus its request and response bytes at `bytesPerSecond` (0: no limit). */
+  setLatency(latencyMs: number, bytesPerSecond?: number): void;
   close(): Promise<void>;
 }
 
@@ -24,6 +28,10 @@ export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
   let mode: '503' | 'reset' = '503';
   let seen = 0;
   let failed = 0;
+  let bytesUp = 0;
+  let bytesDown = 0;
+  let latencyMs = 0;
+  let bytesPerSecond = 0;
   const server = http.createServer((req, res) => {
     seen++;
     if (pending > 0) {
@@ -34,14 +42,28 @@ export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
       res.writeHead(503, { 'content-type': 'application/json' });
       return void res.end('{"error":{"code":503,"message":"injected fault"}}');
     }
+    let reqBytes = 0;
+    req.on('data', (b: Buffer) => (reqBytes += b.length));
     const upstream = http.request(
       { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } },
       (up) => {
         // Resumable-upload Location headers point at the emulator; keep clients on the proxy.
         const headers = { ...up.headers };
         if (typeof headers.location === 'string') headers.location = headers.location.replace(t.origin, url);
-        res.writeHead(up.statusCode ?? 502, headers);
-        up.pipe(res);
+        const chunks: Buffer[] = [];
+        up.on('data', (b: Buffer) => chunks.push(b));
+        up.on('end', () => {
+          const body = Buffer.concat(chunks);
+          bytesUp += reqBytes;
+          bytesDown += body.length;
+          const delay = latencyMs + (bytesPerSecond > 0 ? ((reqBytes + body.length) / bytesPerSecond) * 1000 : 0);
+          const answer = () => {
+            res.writeHead(up.statusCode ?? 502, headers);
+            res.end(body);
+          };
+          if (delay > 0) setTimeout(answer, delay);
+          else answer();
+        });
       },
     );
     upstream.on('error', () => res.destroy());
@@ -55,7 +77,11 @@ export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
       pending = n;
       mode = m;
     },
-    counts: () => ({ seen, failed }),
+    counts: () => ({ seen, failed, bytesUp, bytesDown }),
+    setLatency(ms, bps = 0) {
+      latencyMs = ms;
+      bytesPerSecond = bps;
+    },
     close: () => new Promise((r) => server.close(() => r())),
   };
 }
