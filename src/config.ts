@@ -26,7 +26,7 @@ const schema = z.object({
   /** Empty string means "talk to real GCS with the usual credentials". */
   STORAGE_EMULATOR_HOST: z.string().default('http://127.0.0.1:4443'),
   GCS_PROJECT_ID: z.string().default('dataprep-local'),
-  STORAGE_CONCURRENCY: intFromEnv(8),
+  STORAGE_CONCURRENCY: intFromEnv(16),
   STORAGE_MAX_RETRIES: z.coerce.number().int().min(0).default(5),
   DETECTOR_MODEL_PATH: z.string().default(path.join(PROJECT_ROOT, 'models', 'yolov8n.onnx')),
   SEGMENTER_MODEL_PATH: z.string().default(path.join(PROJECT_ROOT, 'models', 'u2netp.onnx')),

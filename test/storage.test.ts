@@ -82,6 +82,17 @@ describe('object store', () => {
     expect(Object.keys(final!)).toHaveLength(16);
   });
 
+  it('copies an object server-side without transferring its bytes', async () => {
+    const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost });
+    const s = store.scoped();
+    const data = randomBytes(200_000);
+    await s.put(`${prefix}copy-src.bin`, data);
+    await s.copy(`${prefix}copy-src.bin`, `${prefix}copy-dst.bin`);
+    expect(s.stats()).toMatchObject({ copies: 1, downloads: 0, bytesUploaded: 200_000 });
+    expect(Buffer.compare(await store.get(`${prefix}copy-dst.bin`), data)).toBe(0);
+    await expect(s.copy(`${prefix}missing.bin`, `${prefix}x.bin`)).rejects.toMatchObject({ code: 404 });
+  });
+
   it('updateJson skips the read after its own write, and still sees another writer', async () => {
     const a = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost });
     const b = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost });

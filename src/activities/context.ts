@@ -94,6 +94,11 @@ export class RunFiles {
     this.cache.set(this.key(`obj:${objectName}`), buf, buf.length);
   }
 
+  /** Copies object `from` to `to` inside the bucket (server-side: no bytes transferred; not cached). */
+  async copy(from: string, to: string): Promise<void> {
+    await this.store.copy(from, to);
+  }
+
   /** Writes JSON to GCS and the cache. */
   async writeJson(objectName: string, value: unknown): Promise<void> {
     await this.write(objectName, `${JSON.stringify(value, null, 2)}\n`, 'application/json');

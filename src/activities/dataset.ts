@@ -126,12 +126,8 @@ export function createDatasetActivities(deps: ActivityDeps) {
             const object = video.crop('original', trackId, n);
             const r = c.region;
             entries.push({ track_id: trackId, n, frame_id: c.frameId, bbox: c.trackBBox, region: [r.left, r.top, r.left + r.width, r.top + r.height], object });
-            jobs.push(
-              limit(async () => {
-                await files.write(object, c.jpeg, 'image/jpeg');
-                heartbeat({ cropsWritten: entries.length });
-              }),
-            );
+            // Uploads are bounded by the store's own concurrency, not by the image-processing limit.
+            jobs.push(files.write(object, c.jpeg, 'image/jpeg').then(() => heartbeat({ cropsWritten: entries.length })));
           });
         }
         await Promise.all(jobs);
@@ -161,35 +157,35 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const crops = await readCropIndex(files, video);
         const limit = pLimit(IMAGE_CONCURRENCY);
         let done = 0;
-        let removedSum = 0;
+        const removed = new Array<number>(crops.length).fill(0);
         await Promise.all(
-          crops.map((c) =>
+          crops.map((c, i) =>
             limit(async () => {
               const original = await files.read(c.object);
-              let out = original;
-              if (effective !== 'none') {
-                const grass = effective === 'grass' || effective === 'both' ? await grassAlpha(original, pitch!, GRASS_FEATHER_SIGMA) : undefined;
-                const seg = segmenter ? await segmenter.mask(original) : undefined;
-                const alpha = grass && seg ? intersectMasks(seg, grass) : (seg ?? grass)!;
-                out = await applyMask(original, alpha.alpha, fill, input.options.jpegQuality);
-                removedSum += alpha.alpha.reduce((s, a) => s + (255 - a), 0) / (255 * alpha.alpha.length);
-              }
-              await files.write(video.crop('modified', c.track_id, c.n), out, 'image/jpeg');
-              heartbeat({ cropsDone: ++done });
-            }),
+              if (effective === 'none') return original;
+              const grass = effective === 'grass' || effective === 'both' ? await grassAlpha(original, pitch!, GRASS_FEATHER_SIGMA) : undefined;
+              const seg = segmenter ? await segmenter.mask(original) : undefined;
+              const alpha = grass && seg ? intersectMasks(seg, grass) : (seg ?? grass)!;
+              removed[i] = alpha.alpha.reduce((s, a) => s + (255 - a), 0) / (255 * alpha.alpha.length);
+              return applyMask(original, alpha.alpha, fill, input.options.jpegQuality);
+            })
+              // The upload runs outside the image-processing limit (the store bounds requests in flight).
+              .then((out) => files.write(video.crop('modified', c.track_id, c.n), out, 'image/jpeg'))
+              .then(() => heartbeat({ cropsDone: ++done })),
           ),
         );
         return {
           result: { mode: effective, crops: crops.length },
-          details: { requestedMode: mode, meanRemovedFraction: crops.length ? Math.round((removedSum / crops.length) * 1000) / 1000 : 0 },
+          details: { requestedMode: mode, meanRemovedFraction: crops.length ? Math.round((removed.reduce((a, b) => a + b, 0) / crops.length) * 1000) / 1000 : 0 },
         };
       });
     },
 
     /**
      * Step 8: make `augment.count` deterministic augmented copies of every training crop (the split is
-     * planned here exactly as step 9 will apply it, so validation crops are never augmented). Copies stay
-     * on this worker; step 9 regenerates them bit-identically when it runs elsewhere.
+     * planned here exactly as step 9 will apply it, so validation crops are never augmented). Copies stay in
+     * this worker's run cache (step 9 uploads them into the dataset); step 9 regenerates them bit-identically
+     * when it runs elsewhere or the cache is off.
      */
     async augmentCrops(input: StepInput): Promise<AugmentResult> {
       return runStep(deps, 'augmentCrops', input, async (files, layout) => {
@@ -242,14 +238,15 @@ export function createDatasetActivities(deps: ActivityDeps) {
           const name = video.datasetImage(split, c.track_id, `crop_${c.n}.jpg`);
           images.push({ path: name, ...base, augmentation: null });
           t[split]++;
-          jobs.push(limit(async () => files.write(name, await files.read(modified), 'image/jpeg')));
+          // The image is the background-removed crop itself: a server-side copy, no bytes transferred.
+          jobs.push(files.copy(modified, name));
           if (split !== 'train') continue;
           for (let k = 0; k < input.options.augment.count; k++) {
             const augName = video.datasetImage(split, c.track_id, `crop_${c.n}_aug${k}.jpg`);
             const aug = planAugmentation(augmentSeed(input), augmentKey(input, c), k, input.options.augment);
             images.push({ path: augName, ...base, augmentation: aug });
             t.train++;
-            jobs.push(limit(async () => files.write(augName, await augmentedCopy(files, video, input, c, k), 'image/jpeg')));
+            jobs.push(limit(() => augmentedCopy(files, video, input, c, k)).then((buf) => files.write(augName, buf, 'image/jpeg')));
           }
         }
         await Promise.all(jobs);

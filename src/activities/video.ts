@@ -14,6 +14,9 @@ import { encodeJpeg, extractFrames, importToMp4, probeVideo } from '../vision/vi
 import type { FramesResult, ImportResult, LoadResult, StepInput } from '../workflows/types';
 import { cancellationSignal, heartbeat, runStep, type ActivityDeps, type RunFiles } from './context';
 
+/** Frame uploads in flight at once in step 3 (latency of a remote bucket is hidden by parallel requests). */
+const FRAME_UPLOAD_CONCURRENCY = 16;
+
 /** Run-cache artifact holding the sorted frame ids step 3 wrote (saves a GCS listing in steps 4-5). */
 export const FRAME_IDS_ARTIFACT = 'frameIds';
 
@@ -123,7 +126,8 @@ export function createVideoActivities(deps: ActivityDeps) {
       return runStep(deps, 'extractFramesForDetections', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
         const { frameStride: stride, maxFrames, jpegQuality } = input.options;
-        const limit = pLimit(4);
+        // Uploads (and the decode for the run cache) in flight at once; the store bounds requests further.
+        const limit = pLimit(FRAME_UPLOAD_CONCURRENCY);
         const ids: number[] = [];
         await files.withLocalFile(video.video, async (file) => {
           const uploads: Promise<void>[] = [];
@@ -134,8 +138,8 @@ export function createVideoActivities(deps: ActivityDeps) {
             uploads.push(limit(() => files.writeFrame(video.frame(frame.frameId), jpeg)).catch((err) => void (failed = err)));
             ids.push(frame.frameId);
             heartbeat({ framesDone: ids.length, lastFrameId: frame.frameId });
-            // Back-pressure: at most ~8 encoded frames wait for upload (the queue is FIFO).
-            if (limit.pendingCount > 8) await uploads[uploads.length - 8];
+            // Back-pressure: at most ~2 x the concurrency of encoded frames wait for upload (the queue is FIFO).
+            if (limit.pendingCount > FRAME_UPLOAD_CONCURRENCY) await uploads[uploads.length - FRAME_UPLOAD_CONCURRENCY];
           }
           await Promise.all(uploads);
           if (failed) throw failed;

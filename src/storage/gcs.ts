@@ -28,6 +28,8 @@ export interface StorageStats {
   bytesUploaded: number;
   bytesDownloaded: number;
   retries: number;
+  /** Server-side copies (no payload bytes transferred). */
+  copies: number;
 }
 
 /** A stored object's name and size in bytes. */
@@ -70,6 +72,11 @@ export interface ObjectStore {
   getFile(name: string, localPath: string): Promise<void>;
   /** Whether `name` exists. */
   exists(name: string): Promise<boolean>;
+  /**
+   * Server-side copy of `from` to `to` in this bucket (GCS `objects.rewrite`): no payload bytes cross the
+   * network. @throws an error with `code` 404 when `from` is missing.
+   */
+  copy(from: string, to: string): Promise<void>;
   /** Lists objects under `prefix`, sorted by name. */
   list(prefix: string): Promise<ObjectInfo[]>;
   /** Deletes every object under `prefix`; returns how many. `prefix` must end in `/`. */
@@ -100,7 +107,7 @@ export interface ObjectStore {
   getUrlToFile(gsUrl: string, localPath: string): Promise<void>;
 }
 
-const emptyStats = (): StorageStats => ({ requests: 0, uploads: 0, downloads: 0, bytesUploaded: 0, bytesDownloaded: 0, retries: 0 });
+const emptyStats = (): StorageStats => ({ requests: 0, uploads: 0, downloads: 0, bytesUploaded: 0, bytesDownloaded: 0, retries: 0, copies: 0 });
 
 function isNotFound(err: unknown): boolean {
   return (err as { code?: unknown })?.code === 404;
@@ -222,6 +229,11 @@ function buildStore(opts: ObjectStoreOptions, client: Storage, limit: LimitFunct
     async exists(name) {
       const [ok] = await call(() => file(name).exists());
       return ok;
+    },
+
+    async copy(from, to) {
+      await call(() => file(from).copy(file(to)));
+      count({ copies: 1 });
     },
 
     async list(prefix) {
