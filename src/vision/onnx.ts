@@ -63,6 +63,10 @@ export async function openSession(opts: OpenSessionOptions): Promise<OpenedSessi
         graphOptimizationLevel: 'all',
         executionMode: 'sequential',
         ...(opts.intraOpNumThreads ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
+        // onnxruntime's intra-op threads busy-wait after each run by default ("session.intra_op.allow_spinning",
+        // https://onnxruntime.ai/docs/performance/tune-performance/threading.html). Between runs our own
+        // pre- and post-processing needs those cores, so the threads sleep instead.
+        extra: { session: { intra_op: { allow_spinning: '0' } } },
       });
       return { session, modelPath, modelSha256, executionProvider: eps[0] };
     } catch (err) {

@@ -112,16 +112,19 @@ export function toPlanar(frame: RgbFrame): Float32Array {
 /**
  * The 1x3xHxW input tensor of a tile, cut by row copies out of {@link toPlanar}'s output. Equals
  * `letterbox(cropRgb(frame, tile))` when the tile is exactly the model's input size (scale 1, no padding).
- * @throws RangeError when the tile is not inside the frame
+ * @param into optional buffer of `3 * tile.width * tile.height` floats to fill (reused across the tiles of a
+ *   frame) instead of a new array
+ * @throws RangeError when the tile is not inside the frame or `into` has the wrong length
  */
-export function tileTensor(planar: Float32Array, frameWidth: number, frameHeight: number, tile: Tile): Float32Array {
+export function tileTensor(planar: Float32Array, frameWidth: number, frameHeight: number, tile: Tile, into?: Float32Array): Float32Array {
   const { x, y, width, height } = tile;
   if (x < 0 || y < 0 || x + width > frameWidth || y + height > frameHeight) {
     throw new RangeError(`tileTensor: tile ${width}x${height}+${x}+${y} outside the ${frameWidth}x${frameHeight} frame`);
   }
   const n = frameWidth * frameHeight;
   const plane = width * height;
-  const out = new Float32Array(3 * plane);
+  if (into && into.length !== 3 * plane) throw new RangeError(`tileTensor: buffer has ${into.length} values, expected ${3 * plane}`);
+  const out = into ?? new Float32Array(3 * plane);
   for (let c = 0; c < 3; c++) {
     for (let r = 0; r < height; r++) {
       const src = c * n + (y + r) * frameWidth + x;
@@ -317,13 +320,15 @@ export async function detectTiledWithStats(detector: Detector, frame: RgbFrame, 
   // Tiles of exactly the model's input size need no resize: their input tensors are cut out of one planar
   // conversion of the whole frame by row copies (the same values `letterbox` computes for the crop).
   let planar: Float32Array | undefined;
+  let tileBuffer: Float32Array | undefined; // one per call, reused by its tiles (each inference ends before the next tile)
   for (const tile of tiles) {
     if (tile.width === frame.width && tile.height === frame.height) continue; // the full-frame pass already is this tile
     let dets: Detection[];
     if (tile.width === detector.inputSize && tile.height === detector.inputSize) {
       const tp = performance.now();
       planar ??= toPlanar(frame);
-      const tensor = tileTensor(planar, frame.width, frame.height, tile);
+      tileBuffer ??= new Float32Array(3 * tile.width * tile.height);
+      const tensor = tileTensor(planar, frame.width, frame.height, tile, tileBuffer);
       const t1 = performance.now();
       const { output, dims, inferenceMs } = await detector.inferRaw(tensor);
       const t2 = performance.now();
