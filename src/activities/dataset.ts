@@ -199,7 +199,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
           train.flatMap((c) =>
             Array.from({ length: input.options.augment.count }, (_, k) =>
               limit(async () => {
-                await augmentedCopy(files, video, input, c, k);
+                await augmentedCopy(files, video, input, c, k, false);
                 heartbeat({ augmented: ++made });
               }),
             ),
@@ -340,11 +340,12 @@ function augmentSeed(input: StepInput): string {
 
 /**
  * Augmented copy `k` of crop `c`: from this worker's run cache when step 8 ran here, else regenerated
- * (deterministically identical) from the background-removed crop.
+ * (deterministically identical) from the background-removed crop. Step 8, which makes them, passes
+ * `lookup = false` (nothing to find yet; no cache miss counted).
  */
-async function augmentedCopy(files: RunFiles, video: VideoLayout, input: StepInput, c: CropEntry, k: number): Promise<Buffer> {
+async function augmentedCopy(files: RunFiles, video: VideoLayout, input: StepInput, c: CropEntry, k: number, lookup = true): Promise<Buffer> {
   const artifact = `augmented/track_${c.track_id}/crop_${c.n}_aug${k}.jpg`;
-  const cached = files.getLocal<Buffer>(artifact, (b) => b.length);
+  const cached = lookup ? files.getLocal<Buffer>(artifact, (b) => b.length) : undefined;
   if (cached) return cached;
   const modified = video.crop('modified', c.track_id, c.n);
   const aug: Augmentation = planAugmentation(augmentSeed(input), augmentKey(input, c), k, input.options.augment);
