@@ -9,7 +9,7 @@
  *
  * `--latency-ms` and `--mbps` are lists: one pair of runs (off, on) per latency setting (bandwidth 0 = no
  * limit). Default video: the first 20 s of vtest.avi (opencv-doc). It starts its own stack on benchmark-only
- * ports (Temporal 27233, Web UI 28233, GCS emulator 24443; data in `.data/bench-stack`) and stops it after.
+ * ports (Temporal 37233, Web UI 38233, GCS emulator 34443; data in `.data/bench-stack`) and stops it after.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -40,9 +40,9 @@ const source = o.processedArgs[0] as string;
 const STACK: StackOptions = {
   dataDir: path.join(PROJECT_ROOT, '.data', 'bench-stack'),
   toolsDir: path.join(PROJECT_ROOT, '.tools'),
-  temporalPort: 27233,
-  uiPort: 28233,
-  gcsPort: 24443,
+  temporalPort: 37233,
+  uiPort: 38233,
+  gcsPort: 34443,
   bucket: 'dataprep-bench',
   namespace: 'default',
   withWorker: false,

@@ -15,13 +15,13 @@ const buf = (n: number, fill = 1) => Buffer.alloc(n, fill);
 describe('RunCache', () => {
   it('never holds more than its byte bound and evicts the least recently used entry first', () => {
     const cache = new RunCache({ enabled: true, maxBytes: 1000, ttlMs: 60_000, fileDir: dir() });
-    cache.set(cacheKey('r1', 'v1', 'a'), buf(400), 400);
-    cache.set(cacheKey('r1', 'v1', 'b'), buf(400), 400);
-    expect(cache.get(cacheKey('r1', 'v1', 'a'))).toBeDefined(); // a is now more recent than b
-    cache.set(cacheKey('r1', 'v1', 'c'), buf(400), 400);
-    expect(cache.get(cacheKey('r1', 'v1', 'b'))).toBeUndefined();
-    expect(cache.get(cacheKey('r1', 'v1', 'a'))).toBeDefined();
-    for (let i = 0; i < 50; i++) cache.set(cacheKey('r2', 'v', `x${i}`), buf(90 + i), 90 + i);
+    cache.set(cacheKey('t', 'r1', 'v1', 'a'), buf(400), 400);
+    cache.set(cacheKey('t', 'r1', 'v1', 'b'), buf(400), 400);
+    expect(cache.get(cacheKey('t', 'r1', 'v1', 'a'))).toBeDefined(); // a is now more recent than b
+    cache.set(cacheKey('t', 'r1', 'v1', 'c'), buf(400), 400);
+    expect(cache.get(cacheKey('t', 'r1', 'v1', 'b'))).toBeUndefined();
+    expect(cache.get(cacheKey('t', 'r1', 'v1', 'a'))).toBeDefined();
+    for (let i = 0; i < 50; i++) cache.set(cacheKey('t', 'r2', 'v', `x${i}`), buf(90 + i), 90 + i);
     const s = cache.stats();
     expect(s.bytes).toBeLessThanOrEqual(1000);
     expect(s.peakBytes).toBeLessThanOrEqual(1000);
@@ -49,10 +49,10 @@ describe('RunCache', () => {
 
   it('releases one video or a whole run, deleting file entries from disk', () => {
     const cache = new RunCache({ enabled: true, maxBytes: 1 << 20, ttlMs: 60_000, fileDir: dir() });
-    cache.set(cacheKey('run1', 'v1', 'a'), buf(10), 10);
-    cache.set(cacheKey('run1', 'v2', 'a'), buf(10), 10);
-    cache.set(cacheKey('run10', 'v1', 'a'), buf(10), 10); // prefix of another run must not match
-    const key = cacheKey('run1', 'v1', 'file:video.mp4');
+    cache.set(cacheKey('t', 'run1', 'v1', 'a'), buf(10), 10);
+    cache.set(cacheKey('t', 'run1', 'v2', 'a'), buf(10), 10);
+    cache.set(cacheKey('t', 'run10', 'v1', 'a'), buf(10), 10); // prefix of another run must not match
+    const key = cacheKey('t', 'run1', 'v1', 'file:video.mp4');
     const file = cache.newFilePath(key)!;
     writeFileSync(file, buf(5000));
     cache.setFile(key, file, 5000);
@@ -60,18 +60,26 @@ describe('RunCache', () => {
     expect(cache.stats().bytes).toBe(30 + FILE_ENTRY_BYTES);
     expect(cache.get<string>(key)).toBe(file);
 
-    expect(cache.release('run1/v1/')).toBe(2);
+    expect(cache.release('t/run1/v1/')).toBe(2);
     expect(existsSync(file)).toBe(false);
     expect(cache.stats().diskBytes).toBe(0);
-    expect(cache.count('run1/')).toBe(1);
-    expect(cache.release('run1/')).toBe(1);
-    expect(cache.count('run1/')).toBe(0);
-    expect(cache.count('run10/')).toBe(1);
+    expect(cache.count('t/run1/')).toBe(1);
+    expect(cache.release('t/run1/')).toBe(1);
+    expect(cache.count('t/run1/')).toBe(0);
+    expect(cache.count('t/run10/')).toBe(1);
+  });
+
+  it('keeps two tenants apart even when they use the same run GUID', () => {
+    const cache = new RunCache({ enabled: true, maxBytes: 1 << 20, ttlMs: 60_000, fileDir: dir() });
+    cache.set(cacheKey('acme', 'run', 'v', 'obj:x'), buf(10, 1), 10);
+    expect(cache.get(cacheKey('other', 'run', 'v', 'obj:x'))).toBeUndefined();
+    cache.release('other/run/v/');
+    expect(cache.get<Buffer>(cacheKey('acme', 'run', 'v', 'obj:x'))?.[0]).toBe(1);
   });
 
   it('evicting a file entry deletes its file', () => {
     const cache = new RunCache({ enabled: true, maxBytes: FILE_ENTRY_BYTES + 100, ttlMs: 60_000, fileDir: dir() });
-    const key = cacheKey('r', 'v', 'file:a.mp4');
+    const key = cacheKey('t', 'r', 'v', 'file:a.mp4');
     const file = cache.newFilePath(key)!;
     writeFileSync(file, 'x');
     cache.setFile(key, file, 1);

@@ -59,13 +59,14 @@ export class RunFiles {
   constructor(
     readonly store: ObjectStore,
     readonly cache: RunCache,
+    readonly tenantId: string,
     readonly runGuid: string,
     readonly videoGuid: string,
     readonly scratchDir: string,
   ) {}
 
   private key(artifact: string): string {
-    return cacheKey(this.runGuid, this.videoGuid, artifact);
+    return cacheKey(this.tenantId, this.runGuid, this.videoGuid, artifact);
   }
 
   private hit(bytes: number): void {
@@ -256,7 +257,7 @@ export async function runStep<R extends object>(
 ): Promise<R & StepResultBase> {
   const startedAt = new Date();
   const layout = new RunLayout(input.tenantId, input.runGuid);
-  const files = new RunFiles(deps.store.scoped(), deps.cache, input.runGuid, input.videoGuid, path.join(deps.workDir, `${name}-${randomUUID()}`));
+  const files = new RunFiles(deps.store.scoped(), deps.cache, input.tenantId, input.runGuid, input.videoGuid, path.join(deps.workDir, `${name}-${randomUUID()}`));
   const n = stepNumber(name);
   heartbeat({ step: name, phase: 'started' });
   try {

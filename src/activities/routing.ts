@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { RunCache } from '../cache/runCache';
+import { videoPrefix, type RunCache } from '../cache/runCache';
 
 /**
  * This process's worker id: host name, pid and a random suffix (unique across restarts and hosts).
@@ -53,9 +53,9 @@ export type RoutingActivities = ReturnType<typeof createRoutingActivities>;
  */
 export function createCacheActivities(cache: RunCache) {
   return {
-    /** Releases `{runGuid}/{videoGuid}/` from this worker's cache; returns the number of entries dropped. */
-    async releaseVideoCache(ref: { runGuid: string; videoGuid: string }): Promise<{ released: number; workerId: string }> {
-      return { released: cache.release(`${ref.runGuid}/${ref.videoGuid}/`), workerId: WORKER_ID };
+    /** Releases one video of a run from this worker's cache; returns the number of entries dropped. */
+    async releaseVideoCache(ref: { tenantId: string; runGuid: string; videoGuid: string }): Promise<{ released: number; workerId: string }> {
+      return { released: cache.release(videoPrefix(ref.tenantId, ref.runGuid, ref.videoGuid)), workerId: WORKER_ID };
     },
   };
 }

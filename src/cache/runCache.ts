@@ -4,8 +4,9 @@
  * consecutive steps of a video hand to each other: decoded frames, the imported video file, detections,
  * crop JPEGs, background-removed crops and augmented copies.
  *
- * - Keys are `{runGuid}/{videoGuid}/{artifact}`, so runs and videos never see each other's entries and a
- *   whole run (or one video of it) can be released at once.
+ * - Keys are `{tenantId}/{runGuid}/{videoGuid}/{artifact}`, so tenants, runs and videos never see each
+ *   other's entries (even two tenants that pick the same run GUID) and a whole run (or one video of it) can
+ *   be released at once.
  * - Bounded in bytes with least-recently-used eviction and a time-to-live, by
  *   {@link https://github.com/isaacs/node-lru-cache | lru-cache} (`maxSize` + `sizeCalculation`, `ttl`).
  *   An entry larger than the whole bound is not stored.
@@ -67,9 +68,14 @@ export interface RunCacheStats {
   tooLarge: number;
 }
 
-/** Cache key of an artifact of one video of one run. */
-export function cacheKey(runGuid: string, videoGuid: string, artifact: string): string {
-  return `${runGuid}/${videoGuid}/${artifact}`;
+/** Cache key of an artifact of one video of one run of one tenant. */
+export function cacheKey(tenantId: string, runGuid: string, videoGuid: string, artifact: string): string {
+  return `${tenantId}/${runGuid}/${videoGuid}/${artifact}`;
+}
+
+/** Key prefix of one video of a run (`release` it when the video ends). */
+export function videoPrefix(tenantId: string, runGuid: string, videoGuid: string): string {
+  return `${tenantId}/${runGuid}/${videoGuid}/`;
 }
 
 /**
@@ -143,7 +149,7 @@ export class RunCache {
    */
   newFilePath(key: string): string | undefined {
     if (!this.lru) return undefined;
-    const dir = path.join(this.fileDir, ...key.split('/').slice(0, 2));
+    const dir = path.join(this.fileDir, ...key.split('/').slice(0, 3));
     mkdirSync(dir, { recursive: true });
     return path.join(dir, `${randomUUID()}-${path.basename(key)}`);
   }
@@ -164,8 +170,9 @@ export class RunCache {
   }
 
   /**
-   * Drops every entry whose key starts with `prefix` (`{runGuid}/` for a run, `{runGuid}/{videoGuid}/` for
-   * one video) and deletes their files. Returns how many entries were released.
+   * Drops every entry whose key starts with `prefix` (`{tenantId}/{runGuid}/` for a run,
+   * `{tenantId}/{runGuid}/{videoGuid}/` for one video) and deletes their files. Returns how many entries
+   * were released.
    */
   release(prefix: string): number {
     if (!this.lru) return 0;
@@ -180,12 +187,12 @@ export class RunCache {
     const parts = prefix.split('/').filter(Boolean);
     if (parts.length > 0) {
       rmSync(path.join(this.fileDir, ...parts), { recursive: true, force: true });
-      // A run's folder goes with its last video.
-      if (parts.length > 1) {
+      // Parent folders (run, tenant) go with their last child.
+      for (let k = parts.length - 1; k > 0; k--) {
         try {
-          rmdirSync(path.join(this.fileDir, parts[0]));
+          rmdirSync(path.join(this.fileDir, ...parts.slice(0, k)));
         } catch {
-          // not empty (another video of the run still cached) or never created
+          break; // not empty (another video or run still cached) or never created
         }
       }
     }

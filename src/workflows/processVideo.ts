@@ -175,7 +175,7 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
   async function releaseCaches(): Promise<void> {
     const release = (queue: string) =>
       proxyActivities<Activities>({ taskQueue: queue, scheduleToStartTimeout: '10 seconds', startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 2 } })
-        .releaseVideoCache({ runGuid: input.runGuid, videoGuid: input.videoGuid })
+        .releaseVideoCache({ tenantId: input.tenantId, runGuid: input.runGuid, videoGuid: input.videoGuid })
         .catch((err) => log.warn('cache release failed; the entries expire by TTL', { queue, error: String(err) }));
     await Promise.all([...cachedOn].map(release));
   }

@@ -14,6 +14,8 @@ export interface FaultyProxy {
   url: string;
   /** Make the next `n` requests fail: `503` answers Service Unavailable, `reset` destroys the socket. */
   failNext(n: number, mode: '503' | 'reset'): void;
+  /** Make every request fail for the next `ms` milliseconds (the emulator "down" for a while). */
+  failFor(ms: number, mode: '503' | 'reset'): void;
   /** Requests seen and failed, and body bytes sent to the emulator (up) and returned by it (down). */
   counts(): { seen: number; failed: number; bytesUp: number; bytesDown: number };
   /** Delay every answer by `latencyMs` plus its request and response bytes at `bytesPerSecond` (0: no limit). */
@@ -25,6 +27,7 @@ export interface FaultyProxy {
 export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
   const t = new URL(target);
   let pending = 0;
+  let downUntil = 0;
   let mode: '503' | 'reset' = '503';
   let seen = 0;
   let failed = 0;
@@ -34,8 +37,9 @@ export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
   let bytesPerSecond = 0;
   const server = http.createServer((req, res) => {
     seen++;
-    if (pending > 0) {
-      pending--;
+    const down = Date.now() < downUntil;
+    if (pending > 0 || down) {
+      if (!down) pending--;
       failed++;
       req.resume();
       if (mode === 'reset') return void req.socket.destroy();
@@ -75,6 +79,10 @@ export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
     url,
     failNext(n, m) {
       pending = n;
+      mode = m;
+    },
+    failFor(ms, m) {
+      downUntil = Date.now() + ms;
       mode = m;
     },
     counts: () => ({ seen, failed, bytesUp, bytesDown }),

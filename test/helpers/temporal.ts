@@ -28,13 +28,14 @@ export async function testClient(): Promise<Client> {
  * Runs `fn` while this process serves a fresh task queue `q` as a pipeline worker would
  * (`createPipelineWorkers`): the shared CPU queue `q` (workflows + `activities`) and this process's own
  * queue `q@{workerId}`, and, when `gpuActivities` are given, `q-gpu` and `q-gpu@{workerId}`.
+ * `opts.address` points the workers at another Temporal server than the test stack's.
  * Returns what `fn` returns.
  */
 export async function withWorkers<T>(
   activities: object,
   fn: (taskQueue: string) => Promise<T>,
   gpuActivities?: object,
-  opts: { taskQueue?: string; workerId?: string } = {},
+  opts: { taskQueue?: string; workerId?: string; address?: string } = {},
 ): Promise<T> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('ERROR') });
@@ -42,7 +43,7 @@ export async function withWorkers<T>(
   }
   const cfg = loadConfig();
   const taskQueue = opts.taskQueue ?? `test-${randomUUID().slice(0, 8)}`;
-  const connection = await NativeConnection.connect({ address: cfg.temporalAddress });
+  const connection = await NativeConnection.connect({ address: opts.address ?? cfg.temporalAddress });
   const { workers } = await createPipelineWorkers({
     connection,
     namespace: cfg.temporalNamespace,
