@@ -2,75 +2,16 @@
  * Workflow logic against the real Temporal dev server with mocked activities: progress query, cancel
  * signal and native cancellation, validation errors, search attributes, idempotent starts.
  */
-import { Context } from '@temporalio/activity';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config';
 import { startRun } from '../src/cli/client';
 import { cancelSignal, PIPELINE_STEP, progressQuery, RUN_GUID, runWorkflowId, TENANT_ID } from '../src/workflows/messages';
-import { STEP_NAMES, type RunRecord, type StepInput } from '../src/workflows/types';
+import { STEP_NAMES, type StepInput } from '../src/workflows/types';
 import { WORKER_ID } from '../src/activities/routing';
+import { mockActivities } from './helpers/mockActivities';
 import { testClient, withWorkers } from './helpers/temporal';
-
-const io = { gcsRequests: 1, bytesUploaded: 10, bytesDownloaded: 5, cacheHits: 2, cacheMisses: 1, bytesFromCache: 100, artifactDownloads: 1 };
-
-/** Mock activities that record calls; `gate` lets a test hold a step until it says so. */
-function mockActivities(opts: { hold?: string; gate?: Promise<void> } = {}) {
-  const calls: { name: string; input: unknown; queue: string }[] = [];
-  const releases: { queue: string; videoGuid: string }[] = [];
-  const records: RunRecord[] = [];
-  const base = (name: string, input: StepInput) => ({
-    step: STEP_NAMES.indexOf(name as never) + 1,
-    name,
-    videoGuid: input.videoGuid,
-    startedAt: '',
-    finishedAt: '',
-    durationMs: 1,
-    io,
-  });
-  const step =
-    (name: string, extra: (input: StepInput) => object) =>
-    async (input: StepInput) => {
-      const queue = Context.current().info.taskQueue;
-      calls.push({ name, input, queue });
-      if (opts.hold === name) {
-        // Heartbeat until released or cancelled, as real long activities do.
-        const ctx = Context.current();
-        let released = false;
-        void opts.gate?.then(() => (released = true));
-        while (!released) {
-          ctx.heartbeat();
-          if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-      return { ...base(name, input), cachedOn: queue, ...extra(input) };
-    };
-  const cpu = {
-    recordRunStart: async (r: RunRecord) => {
-      records.push(r);
-      return { bucket: 'b', outputPrefix: `gs://b/${r.tenantId}/user/process/train_pipeline/run_${r.runGuid}/` };
-    },
-    recordRunEnd: async (r: RunRecord) => void records.push(r),
-    importVideo: step('importVideo', () => ({ frameCount: 100 })),
-    loadVideo: step('loadVideo', () => ({})),
-    extractFramesForDetections: step('extractFramesForDetections', () => ({ frames: 20 })),
-    initializeGrassMask: step('initializeGrassMask', () => ({ grass: { pitchFound: true } })),
-    extractCrops: step('extractCrops', () => ({ crops: 40 })),
-    augmentCrops: step('augmentCrops', () => ({})),
-    createTrainingAndValidationSets: step('createTrainingAndValidationSets', () => ({ train: 30, val: 10 })),
-    releaseVideoCache: async (ref: { runGuid: string; videoGuid: string }) => {
-      releases.push({ queue: Context.current().info.taskQueue, videoGuid: ref.videoGuid });
-      return { released: 1, workerId: 'mock' };
-    },
-  };
-  const gpu = {
-    detectPlayers: step('detectPlayers', () => ({ detections: 50, tracks: 4 })),
-    removeCropBackground: step('removeCropBackground', () => ({})),
-  };
-  return { cpu, gpu, calls, records, releases };
-}
 
 let client: Client;
 beforeAll(async () => {

@@ -1,0 +1,171 @@
+/**
+ * Records the workflow histories that test/replay.test.ts replays against the current workflow code.
+ *
+ *   TEMPORAL_ADDRESS=127.0.0.1:17233 npx tsx scripts/record-histories.ts
+ *
+ * Needs a Temporal server with the pipeline's search attributes (the test stack, started by any
+ * `KEEP_TEST_STACK=1 npx vitest run ...`, or the local stack of `npm run stack:start`). Runs complete
+ * `trainPipeline` executions in this process with the current workflow code and mocked activities
+ * (test/helpers/mockActivities.ts), one per scenario:
+ *
+ * - `completed`: two videos, every step on the claimed worker's own queues;
+ * - `cancelled`: the `cancel` signal arrives while step 3 runs (also records the `requestCancellation` child);
+ * - `rerouted`: the claimed worker is gone (nobody polls its queues), the steps go to the shared queues;
+ * - `rejected`: an unknown option, refused with `InvalidInput` before any step.
+ *
+ * and saves the history of the run and of every child workflow it started (`processVideo` per video) as
+ * `test/fixtures/histories/{scenario}.{workflowType}[.{n}].json`, listed in `manifest.json`. Previously
+ * recorded `*.json` files there are replaced.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { loadConfig, PROJECT_ROOT } from '../src/config';
+import { startRun } from '../src/cli/client';
+import { cancelSignal } from '../src/workflows/messages';
+import type { TrainPipelineInput } from '../src/validation';
+import { HISTORIES_DIR, historyToJson, MANIFEST_PATH, type HistoryFixture, type HistoryManifest, type Scenario } from '../test/fixtures/histories/fixtures';
+import { mockActivities } from '../test/helpers/mockActivities';
+import { testClient, withWorkers } from '../test/helpers/temporal';
+
+/** Tenant of every recorded run. */
+const TENANT = 'replay';
+
+/** A fresh run GUID per recording, so a re-recording never attaches to an earlier run. */
+const runGuid = (scenario: Scenario) => `${scenario}-${randomUUID().slice(0, 8)}`;
+
+/** Starts a run through the CLI's `startRun` (workflow id `train-pipeline-{tenant}-{runGuid}`) on `taskQueue`. */
+async function start(client: Client, taskQueue: string, input: TrainPipelineInput): Promise<WorkflowHandle> {
+  return (await startRun(client, { ...loadConfig(), taskQueue }, input)).handle;
+}
+
+/** Waits until the execution of `handle` is closed, whatever its outcome; returns its status name. */
+async function closed(handle: WorkflowHandle): Promise<string> {
+  await handle.result().catch(() => undefined);
+  for (let i = 0; i < 100; i++) {
+    const status = (await handle.describe()).status.name;
+    if (status !== 'RUNNING') return status;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${handle.workflowId} is still running`);
+}
+
+/** A fetched history (JSON) with its manifest entry. */
+type Recorded = HistoryFixture & { json: string };
+
+/**
+ * Fetches the closed history of run `workflowId` and of every child workflow it started (recursively), named
+ * `{scenario}.{workflowType}[.{n}].json`, the run first. Call it while the workers still run: an abandoned
+ * child (`requestCancellation`) may still be finishing.
+ */
+async function fetchTree(client: Client, scenario: Scenario, workflowId: string, expectedStatus: string): Promise<Recorded[]> {
+  const found: { workflowId: string; workflowType: string; status: string; json: string }[] = [];
+  const visit = async (id: string, workflowType: string): Promise<void> => {
+    const handle = client.workflow.getHandle(id);
+    const status = await closed(handle);
+    const history = await handle.fetchHistory();
+    found.push({ workflowId: id, workflowType, status, json: historyToJson(history) });
+    for (const e of history.events ?? []) {
+      const child = e.startChildWorkflowExecutionInitiatedEventAttributes;
+      if (child?.workflowId && child.workflowType?.name) await visit(child.workflowId, child.workflowType.name);
+    }
+  };
+  await visit(workflowId, 'trainPipeline');
+  if (found[0].status !== expectedStatus) throw new Error(`${scenario}: run ${workflowId} ended ${found[0].status}, expected ${expectedStatus}`);
+  return found.map((h) => {
+    const sameType = found.filter((o) => o.workflowType === h.workflowType);
+    const n = sameType.length > 1 ? `.${sameType.indexOf(h) + 1}` : '';
+    const file = `${scenario}.${h.workflowType}${n}.json`;
+    return { file, scenario, workflowType: h.workflowType, workflowId: h.workflowId, status: h.status, json: h.json };
+  });
+}
+
+/** Records the four scenarios (see the module comment) and writes the fixtures and `manifest.json`. */
+async function main(): Promise<void> {
+  const client = await testClient();
+  const fixtures: Recorded[] = [];
+  try {
+    // (a) A completed run of two videos.
+    {
+      const m = mockActivities();
+      const saved = await withWorkers(
+        m.cpu,
+        async (q) => {
+          const handle = await start(client, q, { tenantId: TENANT, runGuid: runGuid('completed'), videos: [{ source: '/a.mp4' }, { source: '/b.mp4' }] });
+          await handle.result();
+          return fetchTree(client, 'completed', handle.workflowId, 'COMPLETED');
+        },
+        m.gpu,
+      );
+      fixtures.push(...saved);
+    }
+
+    // (b) Cancelled through the `cancel` signal while step 3 runs (held until its cancellation).
+    {
+      const m = mockActivities({ hold: 'extractFramesForDetections', gate: new Promise(() => undefined) });
+      const saved = await withWorkers(
+        m.cpu,
+        async (q) => {
+          const handle = await start(client, q, { tenantId: TENANT, runGuid: runGuid('cancelled'), videos: [{ source: '/a.mp4' }] });
+          for (let i = 0; i < 200 && !m.calls.some((c) => c.name === 'extractFramesForDetections'); i++) await new Promise((r) => setTimeout(r, 100));
+          if (!m.calls.some((c) => c.name === 'extractFramesForDetections')) throw new Error('cancelled: step 3 did not start within 20 s');
+          await client.workflow.getHandle(handle.workflowId).signal(cancelSignal, { reason: 'recorded for the replay tests', by: 'record-histories' });
+          return fetchTree(client, 'cancelled', handle.workflowId, 'CANCELLED');
+        },
+        m.gpu,
+      );
+      fixtures.push(...saved);
+    }
+
+    // (c) Re-routed: the claimed worker answers the claim, then nobody polls its queues (as in test/workflow.test.ts).
+    {
+      const m = mockActivities();
+      const ghost = { workerId: 'ghost', cpu: 'ghost-cpu-queue', gpu: 'ghost-gpu-queue' };
+      const saved = await withWorkers(
+        { ...m.cpu, claimWorker: async () => ghost },
+        async (q) => {
+          const options = { routing: { scheduleToStartSeconds: 1 } };
+          const handle = await start(client, q, { tenantId: TENANT, runGuid: runGuid('rerouted'), videos: [{ source: '/a.mp4' }], options });
+          const summary = (await handle.result()) as { videos: { routing?: { reroutes: unknown[] } }[] };
+          if (summary.videos[0].routing?.reroutes.length !== 1) throw new Error(`rerouted: expected one re-route, got ${JSON.stringify(summary.videos[0].routing)}`);
+          return fetchTree(client, 'rerouted', handle.workflowId, 'COMPLETED');
+        },
+        m.gpu,
+      );
+      fixtures.push(...saved);
+    }
+
+    // (d) Rejected: started directly (as from the Temporal CLI), bypassing client-side validation.
+    {
+      const m = mockActivities();
+      const saved = await withWorkers(
+        m.cpu,
+        async (taskQueue) => {
+          const input = { tenantId: TENANT, videos: [{ source: '/a.mp4' }], options: { frameStrid: 3 } };
+          const handle = await client.workflow.start('trainPipeline', { taskQueue, workflowId: `train-pipeline-${TENANT}-${runGuid('rejected')}`, args: [input] });
+          return fetchTree(client, 'rejected', handle.workflowId, 'FAILED');
+        },
+        m.gpu,
+      );
+      fixtures.push(...saved);
+    }
+
+    const sdkVersion = (JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'node_modules/@temporalio/worker/package.json'), 'utf8')) as { version: string }).version;
+    // Only now that every scenario went as expected: replace the earlier recording.
+    for (const f of fs.readdirSync(HISTORIES_DIR)) if (f.endsWith('.json')) fs.rmSync(path.join(HISTORIES_DIR, f));
+    for (const f of fixtures) fs.writeFileSync(path.join(HISTORIES_DIR, f.file), f.json + '\n');
+    const histories = fixtures.map(({ json: _json, ...entry }) => entry);
+    const manifest: HistoryManifest = { recordedAt: new Date().toISOString(), sdkVersion, histories };
+    fs.writeFileSync(MANIFEST_PATH, JSON.stringify(manifest, null, 2) + '\n');
+    for (const f of fixtures) console.log(`${f.file.padEnd(40)} ${f.workflowType.padEnd(20)} ${f.status.padEnd(10)} ${f.workflowId}`);
+    console.log(`${fixtures.length} histories in ${path.relative(process.cwd(), HISTORIES_DIR)}`);
+  } finally {
+    await client.connection.close();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,76 @@
+/**
+ * Mock pipeline activities for workflow tests and history recording (scripts/record-histories.ts): every
+ * step returns fixed counts and `io` statistics, records its call and the task queue it ran on, and one
+ * step can be held (heartbeating) until a gate opens or the activity is cancelled.
+ */
+import { Context } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/common';
+import { STEP_NAMES, type RunRecord, type StepInput } from '../../src/workflows/types';
+
+/** The `io` statistics every mocked step reports. */
+export const MOCK_STEP_IO = { gcsRequests: 1, bytesUploaded: 10, bytesDownloaded: 5, cacheHits: 2, cacheMisses: 1, bytesFromCache: 100, artifactDownloads: 1 };
+
+/**
+ * Mock activities that record calls; `gate` lets a test hold a step until it says so.
+ * @param opts.hold name of the step to hold (it heartbeats until `gate` resolves or it is cancelled)
+ * @returns the CPU and GPU activities and the arrays they record into: step `calls` (with their queue),
+ *   cache `releases`, and run `records` (`recordRunStart` / `recordRunEnd`)
+ */
+export function mockActivities(opts: { hold?: string; gate?: Promise<void> } = {}) {
+  const calls: { name: string; input: unknown; queue: string }[] = [];
+  const releases: { queue: string; videoGuid: string }[] = [];
+  const records: RunRecord[] = [];
+  const base = (name: string, input: StepInput) => ({
+    step: STEP_NAMES.indexOf(name as never) + 1,
+    name,
+    videoGuid: input.videoGuid,
+    startedAt: '',
+    finishedAt: '',
+    durationMs: 1,
+    io: MOCK_STEP_IO,
+  });
+  const step =
+    (name: string, extra: (input: StepInput) => object) =>
+    async (input: StepInput) => {
+      const queue = Context.current().info.taskQueue;
+      calls.push({ name, input, queue });
+      if (opts.hold === name) {
+        // Heartbeat until released or cancelled, as real long activities do.
+        const ctx = Context.current();
+        let released = false;
+        void opts.gate?.then(() => (released = true));
+        while (!released) {
+          ctx.heartbeat();
+          if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      return { ...base(name, input), cachedOn: queue, ...extra(input) };
+    };
+  const cpu = {
+    recordRunStart: async (r: RunRecord) => {
+      records.push(r);
+      return { bucket: 'b', outputPrefix: `gs://b/${r.tenantId}/user/process/train_pipeline/run_${r.runGuid}/` };
+    },
+    recordRunEnd: async (r: RunRecord) => void records.push(r),
+    importVideo: step('importVideo', () => ({ frameCount: 100 })),
+    loadVideo: step('loadVideo', () => ({})),
+    extractFramesForDetections: step('extractFramesForDetections', () => ({ frames: 20 })),
+    initializeGrassMask: step('initializeGrassMask', () => ({ grass: { pitchFound: true } })),
+    extractCrops: step('extractCrops', () => ({ crops: 40 })),
+    augmentCrops: step('augmentCrops', () => ({})),
+    createTrainingAndValidationSets: step('createTrainingAndValidationSets', () => ({ train: 30, val: 10 })),
+    releaseVideoCache: async (ref: { runGuid: string; videoGuid: string }) => {
+      releases.push({ queue: Context.current().info.taskQueue, videoGuid: ref.videoGuid });
+      return { released: 1, workerId: 'mock' };
+    },
+  };
+  const gpu = {
+    detectPlayers: step('detectPlayers', () => ({ detections: 50, tracks: 4 })),
+    removeCropBackground: step('removeCropBackground', () => ({})),
+  };
+  return { cpu, gpu, calls, records, releases };
+}
+
+/** What {@link mockActivities} returns. */
+export type MockActivities = ReturnType<typeof mockActivities>;

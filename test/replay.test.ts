@@ -1,0 +1,166 @@
+/**
+ * Replay tests: the recorded workflow histories of test/fixtures/histories (scripts/record-histories.ts) are
+ * replayed with `Worker.runReplayHistories` against the current workflow bundle (WORKFLOWS_PATH), which
+ * must reproduce every one of them (no nondeterminism). A deliberately changed `processVideo`
+ * (test/fixtures/changed-workflow) shows what such a test catches: without a patch it fails replay with a
+ * DeterminismViolationError; behind `patched()` it replays every old history, while new executions take
+ * the new branch and record a patch marker.
+ *
+ * Replay itself needs no server; the last test runs one execution on the test stack's dev server.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Client } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config';
+import { startRun } from '../src/cli/client';
+import { videoWorkflowId } from '../src/workflows/messages';
+import { createPipelineWorkers } from '../src/workers/worker';
+import { loadHistory, readManifest, SCENARIOS, type History, type HistoryFixture } from './fixtures/histories/fixtures';
+import { PATCH_ID } from './fixtures/changed-workflow/extraStep';
+import { mockActivities } from './helpers/mockActivities';
+import { testClient, workflowBundle } from './helpers/temporal';
+
+// Core logs each expected nondeterminism as a WARN "Failing workflow task"; the tests check the errors themselves.
+Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } } });
+
+const CHANGED_WORKFLOW_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'changed-workflow');
+const fixtures = readManifest().histories;
+const processVideoFixtures = fixtures.filter((f) => f.workflowType === 'processVideo');
+
+/** Bundles one of the changed workflow modules of test/fixtures/changed-workflow. */
+function changedBundle(module: 'unversioned' | 'patched'): Promise<WorkflowBundleWithSourceMap> {
+  return bundleWorkflowCode({ workflowsPath: path.join(CHANGED_WORKFLOW_DIR, `${module}.ts`), logger: new DefaultLogger('WARN') });
+}
+
+/** Replays `list` against `bundle`; returns per fixture file the replay error's class and message, or null. */
+async function replay(bundle: WorkflowBundleWithSourceMap, list: HistoryFixture[] = fixtures): Promise<Record<string, string | null>> {
+  const byId = new Map(list.map((f) => [f.workflowId, f.file]));
+  const out: Record<string, string | null> = {};
+  for await (const r of Worker.runReplayHistories({ workflowBundle: bundle, replayName: 'replay-test' }, list.map(loadHistory))) {
+    out[byId.get(r.workflowId)!] = r.error ? `${r.error.name}: ${r.error.message}` : null;
+  }
+  return out;
+}
+
+/** The workflow type a history's first event names. */
+const typeOf = (history: History) => history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name;
+
+let current: WorkflowBundleWithSourceMap;
+let unversioned: WorkflowBundleWithSourceMap;
+let patchedBundle: WorkflowBundleWithSourceMap;
+beforeAll(async () => {
+  current = await workflowBundle();
+  unversioned = await changedBundle('unversioned');
+  patchedBundle = await changedBundle('patched');
+});
+
+describe('recorded workflow histories', () => {
+  it('cover every scenario, with the run, its processVideo children and the cancel helper', () => {
+    for (const scenario of SCENARIOS) expect(fixtures.filter((f) => f.scenario === scenario && f.workflowType === 'trainPipeline'), scenario).toHaveLength(1);
+    const count = (scenario: string, type: string) => fixtures.filter((f) => f.scenario === scenario && f.workflowType === type).length;
+    expect([count('completed', 'processVideo'), count('cancelled', 'processVideo'), count('rerouted', 'processVideo'), count('rejected', 'processVideo')]).toEqual([2, 1, 1, 0]);
+    expect(count('cancelled', 'requestCancellation')).toBe(1);
+    expect(Object.fromEntries(fixtures.map((f) => [f.file, f.status]))).toMatchObject({
+      'completed.trainPipeline.json': 'COMPLETED',
+      'cancelled.trainPipeline.json': 'CANCELLED',
+      'cancelled.processVideo.json': 'CANCELLED',
+      'rerouted.trainPipeline.json': 'COMPLETED',
+      'rejected.trainPipeline.json': 'FAILED',
+    });
+    for (const f of fixtures) {
+      const { history } = loadHistory(f);
+      // File name, manifest and the history itself agree on the workflow type; children carry the parent's id scheme.
+      expect(f.file.split('.')[1], f.file).toBe(f.workflowType);
+      expect(typeOf(history), f.file).toBe(f.workflowType);
+      if (f.workflowType === 'processVideo') {
+        const parent = history.events![0].workflowExecutionStartedEventAttributes!.parentWorkflowExecution!.workflowId!;
+        expect(f.workflowId.startsWith(videoWorkflowId(parent, '')), f.file).toBe(true);
+      }
+    }
+    // The re-routed run really went through a lost worker: its first step timed out on the ghost's queue.
+    const rerouted = loadHistory(fixtures.find((f) => f.file === 'rerouted.processVideo.json')!).history;
+    expect(rerouted.events!.some((e) => e.activityTaskTimedOutEventAttributes)).toBe(true);
+  });
+
+  it('replay against the current workflow code without nondeterminism', async () => {
+    const results = await replay(current);
+    expect(results).toEqual(Object.fromEntries(fixtures.map((f) => [f.file, null])));
+  });
+});
+
+describe('a changed processVideo', () => {
+  it('fails replay of the recorded processVideo histories with a DeterminismViolationError', async () => {
+    const completed = loadHistory(processVideoFixtures[0]);
+    const err = await Worker.runReplayHistory({ workflowBundle: unversioned, replayName: 'replay-test' }, completed.history, completed.workflowId).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeterminismViolationError);
+    // Core names the mismatch: the history scheduled claimWorker where the code now schedules releaseVideoCache.
+    expect((err as Error).message).toMatch(/claimWorker/);
+    expect((err as Error).message).toMatch(/releaseVideoCache/);
+
+    // Every processVideo history fails the same way; the parent's and the cancel helper's still replay.
+    const results = await replay(unversioned);
+    for (const f of fixtures) {
+      if (f.workflowType === 'processVideo') expect(results[f.file], f.file).toMatch(/^DeterminismViolationError: /);
+      else expect(results[f.file], f.file).toBeNull();
+    }
+  });
+
+  it(`replays every recorded history when the change is behind patched('${PATCH_ID}')`, async () => {
+    const results = await replay(patchedBundle);
+    expect(results).toEqual(Object.fromEntries(fixtures.map((f) => [f.file, null])));
+  });
+
+  describe('new executions with the patched code (test stack)', () => {
+    let client: Client;
+    beforeAll(async () => {
+      client = await testClient();
+    });
+    afterAll(async () => {
+      await client?.connection.close();
+    });
+
+    it('take the new branch and record the patch marker, which the unpatched code cannot replay', async () => {
+      const m = mockActivities();
+      const cfg = loadConfig();
+      const taskQueue = `replay-${Math.random().toString(36).slice(2, 10)}`;
+      const connection = await NativeConnection.connect({ address: cfg.temporalAddress });
+      const { workers } = await createPipelineWorkers({
+        connection,
+        namespace: cfg.temporalNamespace,
+        taskQueue,
+        workflowBundle: patchedBundle,
+        cpuActivities: m.cpu,
+        gpuActivities: m.gpu,
+        shutdownGraceTime: '5s',
+      });
+      const others = workers.slice(1).map((w) => w.run());
+      let history: History;
+      let childId: string;
+      try {
+        const tenantId = `t${Math.random().toString(36).slice(2, 10)}`;
+        const summary = await workers[0].runUntil(async () => {
+          const run = await startRun(client, { ...cfg, taskQueue }, { tenantId, videos: [{ source: '/a.mp4' }] });
+          return run.handle.result();
+        });
+        expect(summary.status).toBe('completed');
+        childId = videoWorkflowId(summary.workflowId, summary.videos[0].videoGuid);
+        history = await client.workflow.getHandle(childId).fetchHistory();
+      } finally {
+        for (const w of workers.slice(1)) w.shutdown();
+        await Promise.allSettled(others);
+        await connection.close();
+      }
+      // The extra release ran first, on the shared queue, before the two releases at the end of the video.
+      expect(m.releases.map((r) => r.queue)[0]).toBe(taskQueue);
+      expect(m.releases).toHaveLength(3);
+      const markers = history.events!.flatMap((e) => (e.markerRecordedEventAttributes ? [e.markerRecordedEventAttributes.markerName] : []));
+      expect(markers).toEqual(['core_patch']);
+      // The new history replays with the patched code, but not with the code in src/workflows.
+      await Worker.runReplayHistory({ workflowBundle: patchedBundle, replayName: 'replay-test' }, history, childId);
+      await expect(Worker.runReplayHistory({ workflowBundle: current, replayName: 'replay-test' }, history, childId)).rejects.toBeInstanceOf(DeterminismViolationError);
+    });
+  });
+});
