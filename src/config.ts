@@ -13,6 +13,19 @@ import { z } from 'zod';
 /** Absolute path of the repository root (the folder holding package.json). */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+/** Default of `MAX_SOURCE_BYTES`: 20 GiB, about 2.5 h of 1080p broadcast at 18 Mbit/s, far above any match half. */
+export const DEFAULT_MAX_SOURCE_BYTES = 20 * 1024 ** 3;
+
+/**
+ * Default of `MAX_FRAME_PIXELS`: 4096 × 2304 = 9,437,184 pixels, so every 4K format (UHD 3840×2160, DCI
+ * 4096×2160) passes and 8K UHD (7680×4320 = 33,177,600 pixels) is rejected as BadMedia before it is decoded.
+ * Reasons (our choice, not a standard): one decoded 8K frame is 99.5 MB of RGB24, so the 4 GiB default run
+ * cache would hold about 40 sampled frames of a video; tiled detection (640 px tiles, 20 % overlap) needs
+ * about 15 × 9 model runs per 8K frame against 8 × 5 for 4K; and sports broadcast footage is at most 4K. An operator
+ * who wants 8K raises the limit; the pipeline itself handles 8K frames correctly (tested).
+ */
+export const DEFAULT_MAX_FRAME_PIXELS = 4096 * 2304;
+
 const intFromEnv = (def: number) => z.coerce.number().int().positive().default(def);
 
 const schema = z.object({
@@ -39,6 +52,9 @@ const schema = z.object({
   CACHE_TTL_SECONDS: intFromEnv(2 * 3600),
   MAX_CONCURRENT_ACTIVITIES: intFromEnv(4),
   WORKER_SHUTDOWN_GRACE_MS: intFromEnv(30_000),
+  SOURCE_ROOTS: z.string().default(''),
+  MAX_SOURCE_BYTES: intFromEnv(DEFAULT_MAX_SOURCE_BYTES),
+  MAX_FRAME_PIXELS: intFromEnv(DEFAULT_MAX_FRAME_PIXELS),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -76,7 +92,49 @@ export interface Config {
   maxConcurrentActivities: number;
   /** How long a worker waits for running activities on SIGTERM/SIGINT before abandoning them. */
   workerShutdownGraceMs: number;
+  /**
+   * `SOURCE_ROOTS`: absolute directories that local video sources must lie in after `realpath` (so `..`
+   * and symlinks cannot leave them). Empty (the default) means no confinement, which suits the local
+   * stack; production workers shared by tenants should set it. See {@link SourcePolicy}.
+   */
+  sourceRoots: string[];
+  /** `MAX_SOURCE_BYTES`: largest accepted video source, bytes (default {@link DEFAULT_MAX_SOURCE_BYTES}). */
+  maxSourceBytes: number;
+  /** `MAX_FRAME_PIXELS`: largest accepted frame, width × height in pixels (default {@link DEFAULT_MAX_FRAME_PIXELS}). */
+  maxFramePixels: number;
   logLevel: string;
+}
+
+/**
+ * What workers accept as a video source (issue "strict on bad input, closed between tenants"); enforced by
+ * `importVideo` (src/activities/video.ts) before a source is read.
+ */
+export interface SourcePolicy {
+  /**
+   * Absolute, normalised directories that a local source must lie in after symlinks and `..` are resolved
+   * (`realpath`); empty = local sources are not confined.
+   */
+  roots: string[];
+  /** Largest accepted source file, bytes. */
+  maxBytes: number;
+  /** Largest accepted frame, width × height in pixels (checked from ffprobe's stream info, before decoding). */
+  maxFramePixels: number;
+}
+
+/** The {@link SourcePolicy} of a configuration (`SOURCE_ROOTS`, `MAX_SOURCE_BYTES`, `MAX_FRAME_PIXELS`). */
+export function sourcePolicyOf(cfg: Pick<Config, 'sourceRoots' | 'maxSourceBytes' | 'maxFramePixels'>): SourcePolicy {
+  return { roots: cfg.sourceRoots, maxBytes: cfg.maxSourceBytes, maxFramePixels: cfg.maxFramePixels };
+}
+
+/**
+ * Splits `SOURCE_ROOTS` (directories separated by `:`, like `PATH`; empty entries ignored).
+ * @throws Error naming the entry when one is not an absolute path (a relative root would depend on the
+ *   worker's working directory).
+ */
+export function parseSourceRoots(value: string): string[] {
+  const roots = value.split(':').map((s) => s.trim()).filter(Boolean);
+  for (const r of roots) if (!path.isAbsolute(r)) throw new Error(`configuration: SOURCE_ROOTS: ${JSON.stringify(r)} is not an absolute path`);
+  return roots.map((r) => path.resolve(r));
 }
 
 /** Name of the GPU task queue that belongs to CPU queue `taskQueue` (SPEC section 2). */
@@ -119,6 +177,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cacheTtlMs: e.CACHE_TTL_SECONDS * 1000,
     maxConcurrentActivities: e.MAX_CONCURRENT_ACTIVITIES,
     workerShutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS,
+    sourceRoots: parseSourceRoots(e.SOURCE_ROOTS),
+    maxSourceBytes: e.MAX_SOURCE_BYTES,
+    maxFramePixels: e.MAX_FRAME_PIXELS,
     logLevel: e.LOG_LEVEL,
   };
 }

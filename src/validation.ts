@@ -36,19 +36,40 @@ export function assertGuid(guid: unknown, what: string): string {
   return guid;
 }
 
+/** Longest accepted source string, characters (Linux `PATH_MAX` is 4096 bytes; URLs get the same bound). */
+export const MAX_SOURCE_LENGTH = 4096;
+
 /**
- * Checks a video source: `gs://bucket/object`, `https://...`, or an absolute or relative local path.
- * @throws PipelineError(InvalidInput) for other schemes (`http:`, `file:`, `ftp:` ...) or malformed URLs.
+ * Checks a video source's syntax and scheme: `gs://bucket/object`, `https://host/...`, or a local path.
+ *
+ * Any leading `name:` (with or without `//`) is read as a URL scheme, so `file:///x`, `http://x`, `ftp:x` and
+ * `C:\x` are all rejected; a local file whose first path segment contains `:` is given as `./name:...`.
+ * Whether a local path is confined to `SOURCE_ROOTS`, exists, and is not too large is checked by the worker
+ * that reads it (`importVideo`, src/activities/video.ts): this function is deterministic and does no I/O,
+ * because the workflow calls it too.
+ *
+ * @param source the `source` field of a video as given by the caller.
+ * @returns `source` unchanged.
+ * @throws PipelineError(InvalidInput) naming the source and the reason: not a non-empty string, longer than
+ *   {@link MAX_SOURCE_LENGTH}, containing control characters (NUL, newline ...), an unsupported scheme,
+ *   a malformed `gs://` URL, or an `https://` URL without a host or with a user name/password.
  */
 export function assertSource(source: unknown): string {
   if (typeof source !== 'string' || source.trim() === '') throw invalidInput(`source ${JSON.stringify(source)}`, 'must be a non-empty string');
-  const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//.exec(source)?.[1]?.toLowerCase();
+  if (source.length > MAX_SOURCE_LENGTH) throw invalidInput(`source ${JSON.stringify(source.slice(0, 80))}...`, `longer than ${MAX_SOURCE_LENGTH} characters`);
+  if (/[\u0000-\u001f\u007f]/.test(source)) throw invalidInput(`source ${JSON.stringify(source)}`, 'contains control characters (NUL, newline, ...)');
+  const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(source)?.[1]?.toLowerCase();
   if (scheme === undefined) return source; // local path
   if (scheme === 'gs') {
-    if (!/^gs:\/\/[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]\/.+/.test(source)) throw invalidInput(`source ${source}`, 'gs:// sources must look like gs://bucket/object');
+    if (!/^gs:\/\/[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]\/.*[^/]$/.test(source)) throw invalidInput(`source ${source}`, 'gs:// sources must look like gs://bucket/object');
     return source;
   }
-  if (scheme === 'https') return source;
+  if (scheme === 'https') {
+    const authority = /^https:\/\/([^/?#]*)/i.exec(source)?.[1];
+    if (!authority) throw invalidInput(`source ${source}`, 'https:// sources must look like https://host/path');
+    if (authority.includes('@')) throw invalidInput(`source ${source.replace(/\/\/[^/?#]*@/, '//***@')}`, 'https:// sources must not carry a user name or password (they would be recorded with the run)');
+    return source;
+  }
   throw invalidInput(`source ${source}`, `unsupported scheme "${scheme}:" (allowed: gs://, https://, or a local path)`);
 }
 

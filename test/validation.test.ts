@@ -1,8 +1,9 @@
 /** The workflow input contract: identifiers, sources, options and their defaults. */
 import { describe, expect, it } from 'vitest';
 import { prepareInput } from '../src/cli/client';
-import { PipelineError } from '../src/errors';
-import { validateInput } from '../src/validation';
+import { DEFAULT_MAX_FRAME_PIXELS, DEFAULT_MAX_SOURCE_BYTES, loadConfig, parseSourceRoots, sourcePolicyOf } from '../src/config';
+import { ErrorType, PipelineError } from '../src/errors';
+import { assertSource, MAX_SOURCE_LENGTH, validateInput } from '../src/validation';
 
 const ok = { tenantId: 'acme', videos: [{ source: '/v.mp4' }] };
 
@@ -52,5 +53,65 @@ describe('prepareInput (client side)', () => {
     expect(a.runGuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     expect(a.videos[0].source).toMatch(/^\//);
     expect(a.videos[0].videoGuid).toMatch(/^[0-9a-f]{16}$/);
+  });
+});
+
+describe('assertSource (syntax and scheme; confinement and size are checked by the worker)', () => {
+  it.each([
+    '/usr/share/doc/opencv-doc/examples/data/vtest.avi',
+    'relative/clip.mp4',
+    './clip:1.mp4',
+    'gs://dataprep-test/sources/a b.mp4',
+    'https://example.org/v.mp4?sig=abc&x=1',
+    'https://example.org:8443/v.mp4',
+  ])('accepts %s', (source) => expect(assertSource(source)).toBe(source));
+
+  it.each([
+    ['', /must be a non-empty string/],
+    [42, /must be a non-empty string/],
+    ['http://example.org/v.mp4', /unsupported scheme "http:"/],
+    ['HTTP://example.org/v.mp4', /unsupported scheme "http:"/],
+    ['file:///etc/passwd', /unsupported scheme "file:"/],
+    ['file:/etc/passwd', /unsupported scheme "file:"/],
+    ['data:video/mp4;base64,AAAA', /unsupported scheme "data:"/],
+    ['C:\\videos\\a.mp4', /unsupported scheme "c:"/],
+    ['gs://bucket', /gs:\/\/bucket\/object/],
+    ['gs://bucket/folder/', /gs:\/\/bucket\/object/],
+    ['gs://Bad_Bucket/x.mp4', /gs:\/\/bucket\/object/],
+    ['https:///v.mp4', /https:\/\/host\/path/],
+    ['https://user:pw@example.org/v.mp4', /must not carry a user name or password/],
+    ['/videos/a.mp4\u0000.txt', /control characters/],
+    ['/videos/a\nb.mp4', /control characters/],
+    [`/${'a'.repeat(MAX_SOURCE_LENGTH)}`, new RegExp(`longer than ${MAX_SOURCE_LENGTH} characters`)],
+  ])('rejects %j with a non-retryable InvalidInput naming it', (source, reason) => {
+    let err: unknown;
+    try {
+      assertSource(source);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(PipelineError);
+    expect((err as PipelineError).type).toBe(ErrorType.InvalidInput);
+    expect((err as PipelineError).nonRetryable).toBe(true);
+    expect((err as PipelineError).subject).toMatch(/^source /);
+    expect((err as PipelineError).reason).toMatch(reason);
+    expect((err as PipelineError).message).not.toContain('pw@');
+  });
+});
+
+describe('source policy configuration', () => {
+  it('defaults: no confinement, 20 GiB, 4096x2304 pixels', () => {
+    const cfg = loadConfig({});
+    expect(sourcePolicyOf(cfg)).toEqual({ roots: [], maxBytes: DEFAULT_MAX_SOURCE_BYTES, maxFramePixels: DEFAULT_MAX_FRAME_PIXELS });
+    expect([DEFAULT_MAX_SOURCE_BYTES, DEFAULT_MAX_FRAME_PIXELS]).toEqual([20 * 1024 ** 3, 4096 * 2304]);
+  });
+  it('reads SOURCE_ROOTS, MAX_SOURCE_BYTES and MAX_FRAME_PIXELS', () => {
+    const cfg = loadConfig({ SOURCE_ROOTS: '/srv/videos/:/mnt/in/../media::', MAX_SOURCE_BYTES: '1000', MAX_FRAME_PIXELS: '33177600' });
+    expect(sourcePolicyOf(cfg)).toEqual({ roots: ['/srv/videos', '/mnt/media'], maxBytes: 1000, maxFramePixels: 33177600 });
+  });
+  it('rejects relative roots and non-positive limits', () => {
+    expect(() => parseSourceRoots('/srv:videos')).toThrow(/SOURCE_ROOTS: "videos" is not an absolute path/);
+    expect(() => loadConfig({ MAX_SOURCE_BYTES: '0' })).toThrow(/MAX_SOURCE_BYTES/);
+    expect(() => loadConfig({ MAX_FRAME_PIXELS: 'lots' })).toThrow(/MAX_FRAME_PIXELS/);
   });
 });

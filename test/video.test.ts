@@ -231,6 +231,10 @@ describe('probeVideo', () => {
     it('JPEG still (messi5.jpg)', () => expectBadMedia(probeVideo(path.join(DATA, 'messi5.jpg')), path.join(DATA, 'messi5.jpg'), /still image/));
     it('PNG still (basketball1.png)', () => expectBadMedia(probeVideo(path.join(DATA, 'basketball1.png')), path.join(DATA, 'basketball1.png'), /still image/));
     it('truncated AVI', () => expectBadMedia(probeVideo(FIX.truncated), FIX.truncated, /truncated or damaged video: only 26 of the 795 frames/));
+    it('frames over maxFramePixels (checked before decoding; the limit itself is allowed)', async () => {
+      await expectBadMedia(probeVideo(FIX.vfr, { maxFramePixels: 64 * 48 - 1 }), FIX.vfr, /^frame size 64x48 \(3072 pixels\) is over the limit of 3071 pixels \(MAX_FRAME_PIXELS\)$/);
+      expect((await probeVideo(FIX.vfr, { maxFramePixels: 64 * 48 })).frameCount).toBe(50);
+    });
     it('AVI with garbage in its frame data', () => expectBadMedia(probeVideo(FIX.garbled), FIX.garbled, /damaged video: \d+ of \d+ frames are corrupt/));
   });
 });

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { cacheKey, type RunCache } from '../cache/runCache';
+import type { SourcePolicy } from '../config';
 import { toApplicationFailure } from '../errors';
 import type { ObjectStore } from '../storage/gcs';
 import { RunLayout } from '../storage/layout';
@@ -33,6 +34,8 @@ export interface ActivityDeps {
   codeVersion: string;
   /** ffmpeg and ffprobe executables. */
   ffmpeg: FfmpegBinaries;
+  /** What `importVideo` accepts as a source: confinement of local paths, size and frame-size limits. */
+  sourcePolicy: SourcePolicy;
   /** The detector session for a model file name (one session per process, created on first use). */
   getDetector(modelName: string): Promise<Detector>;
   /** The background segmentation session (u2netp), one per process, created on first use. */

@@ -2,12 +2,13 @@
  * Steps 1-3: `importVideo`, `loadVideo`, `extractFramesForDetections` (SPEC section 4).
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
-import { badMedia, ErrorType, PipelineError } from '../errors';
+import type { SourcePolicy } from '../config';
+import { badMedia, ErrorType, invalidInput, PipelineError } from '../errors';
 import { sha256File } from '../util/hash';
 import { assertSource } from '../validation';
 import { encodeJpeg, extractFrames, importToMp4, probeVideo } from '../vision/video';
@@ -20,12 +21,70 @@ const FRAME_UPLOAD_CONCURRENCY = 16;
 /** Run-cache artifact holding the sorted frame ids step 3 wrote (saves a GCS listing in steps 4-5). */
 export const FRAME_IDS_ARTIFACT = 'frameIds';
 
+/** Whether `file` (absolute, normalised) is `dir` itself or lies below it. */
+function isWithin(dir: string, file: string): boolean {
+  const rel = path.relative(dir, file);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
+}
+
+/** `realpath` of each configured root (a root that cannot be resolved is kept as written). */
+async function resolvedRoots(roots: readonly string[]): Promise<string[]> {
+  return Promise.all(roots.map((r) => realpath(r).catch(() => path.resolve(r))));
+}
+
+/** The message part naming `bytes` against the `MAX_SOURCE_BYTES` limit. */
+function overLimit(bytes: number | string, policy: SourcePolicy): string {
+  return `is ${bytes} bytes, over the limit of ${policy.maxBytes} bytes (MAX_SOURCE_BYTES)`;
+}
+
 /**
- * Brings a source to a local file: a local path is used in place; `gs://` is downloaded through the store;
- * `https://` is fetched. @throws PipelineError(BadMedia) for a missing local file or an HTTP 4xx;
- * transient network errors are retryable.
+ * Resolves a local source under `policy` and returns the real path to read (symlinks and `..` resolved).
+ *
+ * With `policy.roots` set, the path as written (made absolute against the worker's working directory) must
+ * lie in a root before the file system is asked anything, so files outside cannot even be probed for
+ * existence; then its `realpath` must lie in a root too, so a symlink cannot lead out.
+ *
+ * @throws PipelineError(InvalidInput) naming `source`: outside the roots (as written, or once `..` and
+ *   symlinks are resolved), or larger than `policy.maxBytes`.
+ * @throws PipelineError(BadMedia) naming `source`: missing, unreadable, a symlink loop, or not a regular file.
  */
-async function fetchSource(files: RunFiles, source: string, tmpDir: string): Promise<string> {
+export async function resolveLocalSource(source: string, policy: SourcePolicy): Promise<string> {
+  const written = path.resolve(source);
+  const realRoots = await resolvedRoots(policy.roots);
+  const roots = [...new Set([...policy.roots.map((r) => path.resolve(r)), ...realRoots])];
+  const outside = `outside the allowed source directories (SOURCE_ROOTS)`;
+  if (roots.length && !roots.some((r) => isWithin(r, written))) throw invalidInput(source, `is ${outside}`);
+  let real: string;
+  try {
+    real = await realpath(written);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw badMedia(source, 'file not found', err);
+    if (code === 'ELOOP') throw badMedia(source, 'symbolic link loop', err);
+    throw badMedia(source, `cannot read file (${code ?? (err as Error).message})`, err);
+  }
+  if (realRoots.length && !realRoots.some((r) => isWithin(r, real))) {
+    // The real path is not echoed: it would tell a tenant about folders outside the roots.
+    throw invalidInput(source, `resolves (through ".." or a symbolic link) to a file ${outside}`);
+  }
+  const st = await stat(real);
+  if (!st.isFile()) throw badMedia(source, 'not a regular file');
+  if (st.size > policy.maxBytes) throw invalidInput(source, overLimit(st.size, policy));
+  return real;
+}
+
+/**
+ * Brings a source to a local file, enforcing `policy`: a local path is resolved and checked by
+ * {@link resolveLocalSource} and used in place; `gs://` is downloaded through the store; `https://` is
+ * fetched (its `Content-Length` and the bytes received are held to `policy.maxBytes`).
+ *
+ * @returns the local file to read.
+ * @throws PipelineError(InvalidInput) for a scheme or syntax {@link assertSource} rejects, a source over
+ *   `policy.maxBytes`, a local path outside `policy.roots`, or an https redirect to another scheme;
+ *   PipelineError(BadMedia) for a missing local file or object, or an HTTP 4xx; transient network errors
+ *   are retryable (Transient).
+ */
+async function fetchSource(files: RunFiles, source: string, tmpDir: string, policy: SourcePolicy): Promise<string> {
   assertSource(source);
   if (source.startsWith('gs://')) {
     const dest = path.join(tmpDir, 'source');
@@ -35,6 +94,9 @@ async function fetchSource(files: RunFiles, source: string, tmpDir: string): Pro
       if ((err as { code?: unknown }).code === 404) throw badMedia(source, 'object not found');
       throw err;
     }
+    // The store has no size lookup for objects of other buckets, so the limit is checked after the download.
+    const { size } = await stat(dest);
+    if (size > policy.maxBytes) throw invalidInput(source, overLimit(size, policy));
     return dest;
   }
   if (source.startsWith('https://')) {
@@ -45,19 +107,50 @@ async function fetchSource(files: RunFiles, source: string, tmpDir: string): Pro
     } catch (err) {
       throw new PipelineError(ErrorType.Transient, source, `download failed: ${(err as Error).message}`, { cause: err });
     }
+    if (res.url && !res.url.startsWith('https://')) {
+      await res.body?.cancel();
+      throw invalidInput(source, 'was redirected to a URL that is not https://');
+    }
     if (!res.ok || !res.body) {
       const reason = `download failed: HTTP ${res.status}`;
       if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw badMedia(source, reason);
       throw new PipelineError(ErrorType.Transient, source, reason);
     }
-    await pipeline(Readable.fromWeb(res.body as never), createWriteStream(dest));
+    const declared = Number(res.headers.get('content-length') ?? NaN);
+    if (declared > policy.maxBytes) {
+      await res.body.cancel();
+      throw invalidInput(source, overLimit(declared, policy));
+    }
+    let received = 0;
+    await pipeline(
+      Readable.fromWeb(res.body as never),
+      async function* limitBytes(chunks: AsyncIterable<Buffer>) {
+        for await (const chunk of chunks) {
+          received += chunk.length;
+          if (received > policy.maxBytes) throw invalidInput(source, overLimit(`more than ${policy.maxBytes}`, policy));
+          yield chunk;
+        }
+      },
+      createWriteStream(dest),
+    );
     return dest;
   }
-  const local = path.resolve(source);
-  const st = await stat(local).catch(() => undefined);
-  if (!st) throw badMedia(source, 'file not found');
-  if (!st.isFile()) throw badMedia(source, 'not a regular file');
-  return local;
+  return resolveLocalSource(source, policy);
+}
+
+/**
+ * Runs `fn`, rewriting the subject of a {@link PipelineError} about the local file `local` (a download in
+ * the scratch folder, or the real path behind a symlink) to `source`, so failures name the caller's input.
+ */
+async function namingSource<T>(source: string, local: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof PipelineError && err.subject === local && local !== source) {
+      throw new PipelineError(err.type, source, err.reason, { cause: err.cause });
+    }
+    throw err;
+  }
 }
 
 /** Creates steps 1-3 over `deps`. */
@@ -66,7 +159,12 @@ export function createVideoActivities(deps: ActivityDeps) {
     /**
      * Step 1: fetch the source, probe it (true decoded frame count, rotation, video stream), stream-copy or
      * transcode it to H.264 MP4, upload `video_{guid}/{guid}.mp4` and `metadata.json`.
-     * @throws BadMedia for unreadable, non-video, zero-length or broken input (non-retryable).
+     * Every source is checked against `deps.sourcePolicy` first (scheme, `SOURCE_ROOTS`, `MAX_SOURCE_BYTES`,
+     * and `MAX_FRAME_PIXELS` before decoding).
+     * @throws InvalidInput (non-retryable) for an unsupported scheme, a local path outside `SOURCE_ROOTS`
+     *   (also through `..` or a symlink) or a source over `MAX_SOURCE_BYTES`; BadMedia (non-retryable) for
+     *   missing, unreadable, non-video, zero-length, truncated or broken input and frames over
+     *   `MAX_FRAME_PIXELS`. Messages name `input.source`.
      */
     async importVideo(input: StepInput): Promise<ImportResult> {
       return runStep(deps, 'importVideo', input, async (files, layout) => {
@@ -75,12 +173,15 @@ export function createVideoActivities(deps: ActivityDeps) {
         const tmpDir = await mkdtemp(path.join(files.scratchDir, 'import-'));
         try {
           const signal = cancellationSignal();
-          const local = await fetchSource(files, input.source, tmpDir);
+          const local = await fetchSource(files, input.source, tmpDir, deps.sourcePolicy);
           heartbeat({ phase: 'probing' });
-          const meta = await probeVideo(local, { signal, bins: deps.ffmpeg });
-          const sourceSha256 = await sha256File(local);
           const out = path.join(tmpDir, `${input.videoGuid}.mp4`);
-          const { mode } = await importToMp4(local, out, meta, { signal, bins: deps.ffmpeg, onProgress: (framesDone) => heartbeat({ phase: 'import', framesDone }) });
+          const { meta, mode } = await namingSource(input.source, local, async () => {
+            const meta = await probeVideo(local, { signal, bins: deps.ffmpeg, maxFramePixels: deps.sourcePolicy.maxFramePixels });
+            const { mode } = await importToMp4(local, out, meta, { signal, bins: deps.ffmpeg, onProgress: (framesDone) => heartbeat({ phase: 'import', framesDone }) });
+            return { meta, mode };
+          });
+          const sourceSha256 = await sha256File(local);
           heartbeat({ phase: 'uploading' });
           const outSha256 = await sha256File(out);
           const sizeBytes = (await stat(out)).size;

@@ -74,6 +74,15 @@ export interface MediaOptions {
   bins?: FfmpegBinaries;
 }
 
+/** Options of {@link probeVideo}. */
+export interface ProbeOptions extends MediaOptions {
+  /**
+   * Largest accepted frame, width × height in pixels (`MAX_FRAME_PIXELS`); checked from ffprobe's stream
+   * info before anything is decoded. Default: no limit.
+   */
+  maxFramePixels?: number;
+}
+
 /** Result of decoding a video stream completely ({@link countDecodedFrames}). */
 export interface DecodeReport {
   /** Frames the decoder output (edit lists applied). */
@@ -146,6 +155,20 @@ function lastErrorLine(stderrTail: string, file: string): string {
   const lines = stderrTail.split('\n').map((l) => l.trim()).filter(Boolean);
   const last = lines[lines.length - 1] ?? 'unknown error';
   return last.startsWith(`${file}: `) ? last.slice(file.length + 2) : last;
+}
+
+/**
+ * {@link lastErrorLine} followed by the distinct messages of the earlier lines that carry a component
+ * prefix (`[mov,mp4,... @ 0x...] moov atom not found`), which often say why: e.g. `Invalid data found when
+ * processing input; moov atom not found` for an MP4 cut before its index.
+ */
+function errorSummary(stderrTail: string, file: string): string {
+  const last = lastErrorLine(stderrTail, file);
+  const causes = stderrTail
+    .split('\n')
+    .map((l) => /^\[[^\]]+ @ 0x[0-9a-f]+\]\s*(.+)$/.exec(l.trim())?.[1]?.trim())
+    .filter((m): m is string => !!m && m !== last);
+  return [last, ...new Set(causes)].slice(0, 3).join('; ');
 }
 
 async function statMedia(file: string): Promise<number> {
@@ -278,15 +301,17 @@ function unevenSpacing(sorted: number[]): boolean {
  * check for damage.
  *
  * @param file a local path.
+ * @param opts.maxFramePixels frame-size limit in pixels, checked before decoding (default none).
  * @returns {@link VideoMetadata}.
  * @throws PipelineError of type BadMedia (message `file: reason`) when the file is missing, empty, not a
- *   regular file, not a media file ffprobe can read, has no video stream (e.g. audio only), is a still
- *   image (`image2`/`*_pipe` formats, or one frame of an image codec), decodes to zero frames, or is
+ *   regular file, not a media file ffprobe can read (e.g. an MP4 cut before its `moov` index), has no
+ *   video stream (e.g. audio only), is a still image (`image2`/`*_pipe` formats, or one frame of an image
+ *   codec), has frames larger than `opts.maxFramePixels`, decodes to zero frames, or is
  *   damaged beyond the thresholds above (more than max(2, 2 %) corrupt/undecodable frames, or damage
  *   plus fewer than half the frames the header claims).
  * @throws `signal.reason` when aborted; ToolError when ffprobe/ffmpeg cannot be started.
  */
-export async function probeVideo(file: string, opts: MediaOptions = {}): Promise<VideoMetadata> {
+export async function probeVideo(file: string, opts: ProbeOptions = {}): Promise<VideoMetadata> {
   throwIfAborted(opts.signal);
   const bins = opts.bins ?? defaultFfmpeg();
   const sizeBytes = await statMedia(file);
@@ -301,7 +326,7 @@ export async function probeVideo(file: string, opts: MediaOptions = {}): Promise
     probe = JSON.parse(stdout) as ProbeJson;
   } catch (err) {
     if (err instanceof ToolError && err.exitCode !== null) {
-      throw badMedia(file, `not a readable media file (${lastErrorLine(err.stderrTail, file)})`, err);
+      throw badMedia(file, `not a readable media file (${errorSummary(err.stderrTail, file)})`, err);
     }
     if (err instanceof SyntaxError) throw badMedia(file, 'ffprobe returned unparseable output', err);
     throw err;
@@ -321,6 +346,12 @@ export async function probeVideo(file: string, opts: MediaOptions = {}): Promise
   const codedWidth = video.width ?? 0;
   const codedHeight = video.height ?? 0;
   if (!(codedWidth > 0 && codedHeight > 0)) throw badMedia(file, `video stream ${video.index} has no frame size`);
+  if (opts.maxFramePixels !== undefined && codedWidth * codedHeight > opts.maxFramePixels) {
+    throw badMedia(
+      file,
+      `frame size ${codedWidth}x${codedHeight} (${codedWidth * codedHeight} pixels) is over the limit of ${opts.maxFramePixels} pixels (MAX_FRAME_PIXELS)`,
+    );
+  }
 
   const matrix = video.side_data_list?.find((d) => /display\s*matrix/i.test(d.side_data_type ?? '') && typeof d.rotation === 'number');
   const tag = video.tags?.rotate !== undefined ? Number(video.tags.rotate) : undefined;

@@ -12,7 +12,7 @@ import pino from 'pino';
 import { createActivities, createRoutingActivities, GPU_ACTIVITY_NAMES, type ActivityDeps, type WorkerQueues } from '../activities';
 import { WORKER_ID, workerQueueFor } from '../activities/routing';
 import { RunCache, removeOrphanedCacheFiles } from '../cache/runCache';
-import { gpuTaskQueueFor, loadConfig, PROJECT_ROOT, type Config } from '../config';
+import { gpuTaskQueueFor, loadConfig, PROJECT_ROOT, sourcePolicyOf, type Config } from '../config';
 import { createObjectStore } from '../storage/gcs';
 import { sha256File } from '../util/hash';
 import { resolveFfmpeg } from '../vision/ffmpeg';
@@ -62,6 +62,7 @@ export function createDeps(cfg: Config): ActivityDeps & { release(): Promise<voi
     workDir: path.join(cfg.dataDir, 'worker-scratch', `${process.pid}`),
     codeVersion: codeVersion(),
     ffmpeg: resolveFfmpeg({ ffmpegPath: cfg.ffmpegPath, ffprobePath: cfg.ffprobePath }),
+    sourcePolicy: sourcePolicyOf(cfg),
     getDetector(name) {
       let d = detectors.get(name);
       if (!d) {
