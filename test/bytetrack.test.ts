@@ -66,6 +66,27 @@ describe('linearAssignment', () => {
 });
 
 describe('ByteTracker', () => {
+  it('continues identically from a JSON round trip of its snapshot (checkpoint and restore)', () => {
+    // Three walkers, one leaving and one arriving, low-score frames, frame gaps: 60 sampled frames.
+    const frameAt = (t: number): Detection[] => [
+      det(100 + 7 * t, 200, t % 9 === 4 ? 0.3 : 0.9),
+      ...(t < 30 ? [det(600 - 5 * t, 220, 0.85)] : []),
+      ...(t > 20 ? [det(300, 100 + 4 * t, 0.8)] : []),
+    ];
+    const opts = { frameGap: 2, trackBuffer: 5 };
+    const whole = new ByteTracker(opts);
+    const expected = Array.from({ length: 60 }, (_, t) => whole.update(2 * t, frameAt(t)));
+    let part = new ByteTracker(opts);
+    const got: TrackedDetection[][] = [];
+    for (let t = 0; t < 60; t++) {
+      if (t === 27) part = ByteTracker.restore(opts, JSON.parse(JSON.stringify(part.snapshot())));
+      got.push(part.update(2 * t, frameAt(t)));
+    }
+    expect(got).toEqual(expected);
+    expect(part.confirmedTrackCount).toBe(whole.confirmedTrackCount);
+    expect(() => ByteTracker.restore(opts, { ...part.snapshot(), version: 2 as never })).toThrow(RangeError);
+  });
+
   it('1. keeps ids 0 and 1 for two boxes moving in parallel, in either detection order', () => {
     const t = new ByteTracker();
     for (let f = 0; f < 50; f++) {

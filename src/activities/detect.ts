@@ -4,7 +4,10 @@
 import { badMedia } from '../errors';
 import type { VideoLayout } from '../storage/layout';
 import { fitPitchModel } from '../vision/pitch';
-import { ByteTracker } from '../vision/bytetrack';
+import { Context } from '@temporalio/activity';
+import { ByteTracker, type ByteTrackerState } from '../vision/bytetrack';
+import { sha256 } from '../util/hash';
+import type { RunLayout } from '../storage/layout';
 import { detectAndTrackFrame, type FrameDetectOptions } from '../vision/players';
 import type { DetectResult, GrassResult, StepInput } from '../workflows/types';
 import type { RgbFrame } from '../vision/detector';
@@ -55,6 +58,74 @@ export interface DetectionsFile {
   frames: FrameDetections[];
 }
 
+/** Sampled frames per checkpoint chunk of step 5 (about 5 s of CPU inference untiled, 35 s tiled). */
+export const DETECT_CHUNK_FRAMES = 50;
+
+/** What step 5 keeps about its progress besides the chunks: tracker state and counters after the last chunk. */
+interface DetectProgressState {
+  tracker: ByteTrackerState;
+  count: number;
+  tiledFrames: number;
+  dropReasons: Record<string, number>;
+}
+
+/**
+ * A step-5 checkpoint as carried in heartbeat details: the chunks written so far (object, size, sha256,
+ * frames) and the state after the last one. Kept small: the frames themselves are in the chunks.
+ */
+export interface DetectCheckpointRef extends DetectProgressState {
+  framesDone: number;
+  chunks: { object: string; sha256: string; size: number; frames: number }[];
+}
+
+/** Step 5's heartbeat details. */
+export interface DetectHeartbeat {
+  framesDone: number;
+  detections: number;
+  checkpoint?: DetectCheckpointRef;
+}
+
+/** The current activity's heartbeat details from its previous attempt, if any (undefined outside activities). */
+function activityHeartbeatDetails<T>(): T | undefined {
+  try {
+    return Context.current().info.heartbeatDetails as T | undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Writes the frames since the last chunk as chunk `k` (`intermediate/checkpoints/{videoGuid}/detect_{k}.json`)
+ * and returns the new checkpoint reference.
+ */
+async function saveDetectChunk(files: RunFiles, layout: RunLayout, videoGuid: string, prev: DetectCheckpointRef | undefined, frames: FrameDetections[], state: DetectProgressState): Promise<DetectCheckpointRef> {
+  const start = prev?.framesDone ?? 0;
+  const chunks = prev?.chunks ?? [];
+  const body = Buffer.from(JSON.stringify(frames.slice(start)), 'utf8');
+  const object = layout.checkpoint(videoGuid, 'detect', chunks.length);
+  await files.store.put(object, body, { contentType: 'application/json' });
+  return { ...state, framesDone: frames.length, chunks: [...chunks, { object, sha256: sha256(body), size: body.length, frames: frames.length - start }] };
+}
+
+/**
+ * The frames of a checkpoint, verified: every chunk must exist with the recorded size and sha256 and
+ * continue the sampled frame ids in order. Returns undefined (start over) when there is no checkpoint or a
+ * chunk fails verification.
+ */
+async function loadDetectCheckpoint(files: RunFiles, ref: DetectCheckpointRef | undefined, ids: number[]): Promise<{ frames: FrameDetections[]; framesDone: number; state: DetectCheckpointRef } | undefined> {
+  if (!ref?.chunks?.length) return undefined;
+  const frames: FrameDetections[] = [];
+  for (const c of ref.chunks) {
+    const body = await files.store.get(c.object).catch(() => undefined);
+    if (!body || body.length !== c.size || sha256(body) !== c.sha256) return undefined;
+    const part = JSON.parse(body.toString('utf8')) as FrameDetections[];
+    if (part.length !== c.frames) return undefined;
+    frames.push(...part);
+  }
+  if (frames.length !== ref.framesDone || frames.some((f, i) => f.frame_id !== ids[i])) return undefined;
+  return { frames, framesDone: frames.length, state: ref };
+}
+
 /** Creates steps 4 and 5 over `deps`. */
 export function createDetectActivities(deps: ActivityDeps) {
   return {
@@ -81,6 +152,12 @@ export function createDetectActivities(deps: ActivityDeps) {
     /**
      * Step 5: run the detector on every sampled frame and link detections into tracks with a fresh tracker
      * per video (track ids from 0); write `detections.json`.
+     *
+     * Resumable: every {@link DETECT_CHUNK_FRAMES} frames the new frames' results go to GCS as a checkpoint
+     * chunk and the heartbeat details carry the chunk list (size, sha256) with the tracker state. A retried
+     * attempt (after a crash, a lost worker or a transient fault) verifies the chunks, restores the tracker
+     * and continues after the last chunk; the result is identical to an uninterrupted run. The chunks are
+     * deleted once `detections.json` is written.
      */
     async detectPlayers(input: StepInput): Promise<DetectResult> {
       return runStep(deps, 'detectPlayers', input, async (files, layout) => {
@@ -92,11 +169,22 @@ export function createDetectActivities(deps: ActivityDeps) {
         // ByteTrack counts its buffer in update calls; one call per sampled frame.
         const trackBuffer = Math.max(1, Math.round((opts.tracker.bufferSeconds * (meta.fps || 25)) / opts.frameStride));
         const { bufferSeconds: _seconds, ...trackerOpts } = opts.tracker;
-        const tracker = new ByteTracker({ ...trackerOpts, trackBuffer, frameGap: opts.frameStride });
-        const frames: FrameDetections[] = [];
-        const dropReasons: Record<string, number> = {};
+        const trackerOptions = { ...trackerOpts, trackBuffer, frameGap: opts.frameStride };
+        let tracker = new ByteTracker(trackerOptions);
+        let frames: FrameDetections[] = [];
+        let dropReasons: Record<string, number> = {};
         let count = 0;
         let tiledFrames = 0;
+        // Resume from the last checkpoint of an earlier attempt (Temporal keeps the last heartbeat's details).
+        const checkpoint = await loadDetectCheckpoint(files, activityHeartbeatDetails<DetectHeartbeat>()?.checkpoint, ids);
+        const resumedFromFrame = checkpoint?.framesDone ?? 0;
+        if (checkpoint) {
+          frames = checkpoint.frames;
+          tracker = ByteTracker.restore(trackerOptions, checkpoint.state.tracker);
+          ({ count, tiledFrames } = checkpoint.state);
+          dropReasons = { ...checkpoint.state.dropReasons };
+        }
+        let saved: DetectCheckpointRef | undefined = checkpoint?.state;
         const round2 = (x: number) => Math.round(x * 100) / 100;
         const frameOpts: FrameDetectOptions = {
           detect: {
@@ -109,7 +197,7 @@ export function createDetectActivities(deps: ActivityDeps) {
           },
           pitch: input.grass?.pitchFound ? { colour: input.grass, params: input.grass.pitch?.params } : null,
         };
-        for (const frameId of ids) {
+        for (const frameId of ids.slice(frames.length)) {
           const frame = await files.readFrame(video.frame(frameId));
           const r = await detectAndTrackFrame(detector, tracker, frame, frameId, frameOpts);
           for (const d of r.dropped) dropReasons[d.reason] = (dropReasons[d.reason] ?? 0) + 1;
@@ -128,8 +216,14 @@ export function createDetectActivities(deps: ActivityDeps) {
             dropped: r.dropped.map((d) => ({ bbox: d.det.bbox.map(round2) as [number, number, number, number], score: Math.round(d.det.score * 10000) / 10000, reason: d.reason })),
           });
           count += r.tracked.length;
+          // Every DETECT_CHUNK_FRAMES frames: the new frames go to GCS as a chunk, and the heartbeat carries the
+          // chunk list with the tracker state after the chunk's last frame (a checkpoint a retry resumes from).
+          const sinceSaved = frames.length - (saved?.framesDone ?? 0);
+          if (sinceSaved >= DETECT_CHUNK_FRAMES && frames.length < ids.length) {
+            saved = await saveDetectChunk(files, layout, input.videoGuid, saved, frames, { tracker: tracker.snapshot(), count, tiledFrames, dropReasons: { ...dropReasons } });
+          }
           // Inference blocks the event loop for each pass; heartbeat (and notice cancellation) per frame.
-          heartbeat({ framesDone: frames.length, detections: count });
+          heartbeat({ framesDone: frames.length, detections: count, checkpoint: saved } satisfies DetectHeartbeat);
         }
         const tracks = new Set(frames.flatMap((f) => f.detections.map((d) => d.track_id))).size;
         const file: DetectionsFile = {
@@ -148,9 +242,10 @@ export function createDetectActivities(deps: ActivityDeps) {
           frames,
         };
         await files.writeJson(video.detections, file);
+        if (saved) await files.store.deletePrefix(layout.checkpointPrefix(input.videoGuid));
         return {
           result: { frames: frames.length, detections: count, tracks, model: detector.modelName, modelSha256: detector.modelSha256, object: video.detections },
-          details: { dropped: dropReasons, tiledFrames, trackBuffer, pitchFilter: frameOpts.pitch !== null },
+          details: { dropped: dropReasons, tiledFrames, trackBuffer, pitchFilter: frameOpts.pitch !== null, resumedFromFrame },
         };
       });
     },

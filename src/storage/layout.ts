@@ -113,6 +113,19 @@ export class RunLayout {
     if (!Number.isInteger(n) || n < 1 || n > 9) throw invalidInput(`step ${n}`, 'must be 1-9');
     return `${this.prefix}intermediate/step${n}_result.json`;
   }
+  /**
+   * Checkpoint chunk `k` of a step of one video (partial results a retried step resumes from; deleted when
+   * the step completes): `intermediate/checkpoints/{videoGuid}/{step}_{k}.json`.
+   */
+  checkpoint(videoGuid: string, step: string, k: number): string {
+    assertGuid(videoGuid, 'videoGuid');
+    if (!/^[A-Za-z]+$/.test(step)) throw invalidInput(`checkpoint step ${step}`, 'must be letters only');
+    return `${this.checkpointPrefix(videoGuid)}${step}_${assertIndex(k, 'checkpoint chunk')}.json`;
+  }
+  /** Prefix of one video's checkpoint chunks. */
+  checkpointPrefix(videoGuid: string): string {
+    return `${this.prefix}intermediate/checkpoints/${assertGuid(videoGuid, 'videoGuid')}/`;
+  }
   /** Layout of one video of this run. */
   video(videoGuid: string): VideoLayout {
     return new VideoLayout(this, videoGuid);

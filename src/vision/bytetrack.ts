@@ -408,6 +408,16 @@ interface Track {
   lastStep: number;
 }
 
+/** Serialised {@link ByteTracker} state ({@link ByteTracker.snapshot}); Kalman mean 8 and covariance 8x8 values. */
+export interface ByteTrackerState {
+  version: 1;
+  nextId: number;
+  updates: number;
+  step: number;
+  lastFrameId: number | null;
+  tracks: { id: number | null; state: TrackState; mean: number[]; covariance: number[]; classId: number; hits: number; startStep: number; lastStep: number }[];
+}
+
 const FORBIDDEN = 1e6;
 /** Reference `remove_duplicate_stracks`: a tracked and a lost track with 1 - IoU < 0.15 are duplicates. */
 const DUPLICATE_IOU_DISTANCE = 0.15;
@@ -499,6 +509,57 @@ export class ByteTracker {
   /** Confirmed tracks that are not currently tracked: lost (kept for re-identification) or removed. */
   get removedOrLostCount(): number {
     return this.nextId - this.tracks.filter((t) => t.state === 'tracked' && t.id !== undefined).length;
+  }
+
+  /**
+   * The tracker's whole state as plain JSON-safe data (numbers and arrays; a JSON round trip keeps every
+   * double exactly), so a retried step can continue from a checkpoint with identical results
+   * ({@link ByteTracker.restore}). The options are not included: restore with the same options.
+   */
+  snapshot(): ByteTrackerState {
+    return {
+      version: 1,
+      nextId: this.nextId,
+      updates: this.updates,
+      step: this.step,
+      lastFrameId: Number.isFinite(this.lastFrameId) ? this.lastFrameId : null,
+      tracks: this.tracks.map((t) => ({
+        id: t.id ?? null,
+        state: t.state,
+        mean: Array.from(t.kf.mean),
+        covariance: Array.from(t.kf.covariance),
+        classId: t.classId,
+        hits: t.hits,
+        startStep: t.startStep,
+        lastStep: t.lastStep,
+      })),
+    };
+  }
+
+  /**
+   * A tracker with `opts` continuing from `state` (from {@link snapshot} of a tracker with the same options).
+   * @throws RangeError for a state of another version or with malformed Kalman arrays
+   */
+  static restore(opts: ByteTrackerOptions, state: ByteTrackerState): ByteTracker {
+    if (state.version !== 1) throw new RangeError(`unknown ByteTracker state version ${String(state.version)}`);
+    const t = new ByteTracker(opts);
+    t.nextId = state.nextId;
+    t.updates = state.updates;
+    t.step = state.step;
+    t.lastFrameId = state.lastFrameId ?? -Infinity;
+    t.tracks = state.tracks.map((x) => {
+      if (x.mean.length !== 8 || x.covariance.length !== 64) throw new RangeError('malformed Kalman state in ByteTracker state');
+      return {
+        id: x.id ?? undefined,
+        state: x.state,
+        kf: { mean: Float64Array.from(x.mean), covariance: Float64Array.from(x.covariance) },
+        classId: x.classId,
+        hits: x.hits,
+        startStep: x.startStep,
+        lastStep: x.lastStep,
+      };
+    });
+    return t;
   }
 
   /** Snapshot of the confirmed tracks still held (tracked and lost), by id. */

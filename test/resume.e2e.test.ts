@@ -1,0 +1,115 @@
+/**
+ * Step 5 resumes from its last heartbeat (issue 6): the real `detectPlayers` activity in Temporal's
+ * MockActivityEnvironment is cancelled part-way (as a crash or timeout would end an attempt), then run again
+ * with the last heartbeat details, as Temporal hands them to a retry. It must continue after the last
+ * checkpoint chunk instead of starting over, and write a `detections.json` byte-identical to an
+ * uninterrupted run. A chunk that fails verification makes it start over, with the same result.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CancelledFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../src/activities';
+import { DETECT_CHUNK_FRAMES, type DetectHeartbeat } from '../src/activities/detect';
+import { loadConfig } from '../src/config';
+import { createObjectStore } from '../src/storage/gcs';
+import { RunLayout } from '../src/storage/layout';
+import { validateInput } from '../src/validation';
+import { createDeps } from '../src/workers/worker';
+import type { StepInput } from '../src/workflows/types';
+
+const DATA = '/usr/share/doc/opencv-doc/examples/data';
+const tmp = mkdtempSync(path.join(tmpdir(), 'dataprep-resume-'));
+const clip = path.join(tmp, 'vtest_8s.avi');
+const cfg = loadConfig();
+const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost });
+const runGuid = `resume-${Math.random().toString(36).slice(2, 8)}`;
+const videoGuid = 'resumevideo';
+/** 80 sampled frames: one checkpoint chunk of 50, then 30 more. */
+const options = validateInput({ tenantId: 'x', videos: [{ source: '/x' }], options: { frameStride: 1 } }).options;
+const deps = createDeps({ ...cfg, dataDir: path.join(tmp, 'worker') });
+const acts = createActivities(deps);
+
+/** Runs steps 1-4 for `tenantId` and returns step 5's input. */
+async function prepare(tenantId: string): Promise<StepInput> {
+  const base: StepInput = { tenantId, runGuid, videoGuid, workflowId: `wf-${tenantId}`, source: clip, options };
+  await acts.importVideo(base);
+  await acts.loadVideo(base);
+  await acts.extractFramesForDetections(base);
+  const { grass } = await acts.initializeGrassMask(base);
+  return { ...base, grass };
+}
+
+/** Runs detectPlayers in a mock activity context; returns its result or error and the heartbeats it sent. */
+async function detect(input: StepInput, info: { heartbeatDetails?: unknown; attempt?: number }, cancelAtFrame?: number) {
+  const env = new MockActivityEnvironment({ ...info, taskQueue: 'resume-test' });
+  const beats: DetectHeartbeat[] = [];
+  env.on('heartbeat', (d: DetectHeartbeat) => {
+    if (d?.framesDone === undefined) return;
+    beats.push(d);
+    if (cancelAtFrame !== undefined && d.framesDone >= cancelAtFrame) env.cancel();
+  });
+  type Result = Awaited<ReturnType<typeof acts.detectPlayers>>;
+  const outcome = await (env.run(acts.detectPlayers, input) as Promise<Result>).then(
+    (result) => ({ result, error: undefined }),
+    (error: unknown) => ({ result: undefined, error }),
+  );
+  return { ...outcome, beats };
+}
+
+let referenceDetections: Buffer;
+
+beforeAll(async () => {
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', path.join(DATA, 'vtest.avi'), '-t', '8', '-c', 'copy', clip]);
+  const input = await prepare('resumeref');
+  const ref = await detect(input, {});
+  expect(ref.error).toBeUndefined();
+  expect(ref.result!.frames).toBe(80);
+  referenceDetections = await store.get(new RunLayout('resumeref', runGuid).video(videoGuid).detections);
+}, 300_000);
+
+afterAll(async () => {
+  await deps.release();
+});
+
+describe('step 5 resumes from its last heartbeat', () => {
+  it('continues after the last checkpoint chunk and writes identical detections', async () => {
+    const input = await prepare('resumeok');
+    const layout = new RunLayout('resumeok', runGuid);
+    const first = await detect(input, {}, DETECT_CHUNK_FRAMES + 5);
+    expect(first.error).toBeInstanceOf(CancelledFailure);
+    const last = first.beats.at(-1)!;
+    expect(last.framesDone).toBe(DETECT_CHUNK_FRAMES + 5);
+    expect(last.checkpoint?.framesDone).toBe(DETECT_CHUNK_FRAMES);
+    expect(last.checkpoint?.chunks).toHaveLength(1);
+    expect(await store.exists(last.checkpoint!.chunks[0].object)).toBe(true);
+
+    const second = await detect(input, { heartbeatDetails: last, attempt: 2 });
+    expect(second.error).toBeUndefined();
+    // The retry did not redo the checkpointed frames: its first heartbeat is for frame 51.
+    expect(second.beats[0].framesDone).toBe(DETECT_CHUNK_FRAMES + 1);
+    const step5 = (await store.getJson<{ videos: Record<string, { resumedFromFrame: number }> }>(layout.stepResult(5)))!;
+    expect(step5.videos[videoGuid].resumedFromFrame).toBe(DETECT_CHUNK_FRAMES);
+    expect(Buffer.compare(await store.get(layout.video(videoGuid).detections), referenceDetections)).toBe(0);
+    // Checkpoint chunks are removed once detections.json is written.
+    expect(await store.list(layout.checkpointPrefix(videoGuid))).toEqual([]);
+  });
+
+  it('starts over when a checkpoint chunk fails verification, with the same result', async () => {
+    const input = await prepare('resumebad');
+    const layout = new RunLayout('resumebad', runGuid);
+    const first = await detect(input, {}, DETECT_CHUNK_FRAMES + 2);
+    const last = first.beats.at(-1)!;
+    // Someone (or a partial write) changed the chunk: its sha256 no longer matches the heartbeat's record.
+    await store.put(last.checkpoint!.chunks[0].object, '[]');
+    const second = await detect(input, { heartbeatDetails: last, attempt: 2 });
+    expect(second.error).toBeUndefined();
+    expect(second.beats[0].framesDone).toBe(1);
+    const step5 = (await store.getJson<{ videos: Record<string, { resumedFromFrame: number }> }>(layout.stepResult(5)))!;
+    expect(step5.videos[videoGuid].resumedFromFrame).toBe(0);
+    expect(Buffer.compare(await store.get(layout.video(videoGuid).detections), referenceDetections)).toBe(0);
+  });
+});
