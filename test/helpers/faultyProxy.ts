@@ -14,8 +14,11 @@ export interface FaultyProxy {
   url: string;
   /** Make the next `n` requests fail: `503` answers Service Unavailable, `reset` destroys the socket. */
   failNext(n: number, mode: '503' | 'reset'): void;
-  /** Make every request fail for the next `ms` milliseconds (the emulator "down" for a while). */
-  failFor(ms: number, mode: '503' | 'reset'): void;
+  /**
+   * Make every request fail for `ms` milliseconds (the emulator "down" for a while), starting now, or with
+   * `onNextUpload` at the next upload (POST/PUT) request, so the outage is sure to hit uploads.
+   */
+  failFor(ms: number, mode: '503' | 'reset', opts?: { onNextUpload?: boolean }): void;
   /** Requests seen and failed, and body bytes sent to the emulator (up) and returned by it (down). */
   counts(): { seen: number; failed: number; bytesUp: number; bytesDown: number };
   /** Delay every answer by `latencyMs` plus its request and response bytes at `bytesPerSecond` (0: no limit). */
@@ -28,6 +31,7 @@ export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
   const t = new URL(target);
   let pending = 0;
   let downUntil = 0;
+  let armedMs = 0;
   let mode: '503' | 'reset' = '503';
   let seen = 0;
   let failed = 0;
@@ -37,6 +41,10 @@ export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
   let bytesPerSecond = 0;
   const server = http.createServer((req, res) => {
     seen++;
+    if (armedMs > 0 && (req.method === 'POST' || req.method === 'PUT')) {
+      downUntil = Date.now() + armedMs;
+      armedMs = 0;
+    }
     const down = Date.now() < downUntil;
     if (pending > 0 || down) {
       if (!down) pending--;
@@ -81,9 +89,10 @@ export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
       pending = n;
       mode = m;
     },
-    failFor(ms, m) {
-      downUntil = Date.now() + ms;
+    failFor(ms, m, o) {
       mode = m;
+      if (o?.onNextUpload) armedMs = ms;
+      else downUntil = Date.now() + ms;
     },
     counts: () => ({ seen, failed, bytesUp, bytesDown }),
     setLatency(ms, bps = 0) {
