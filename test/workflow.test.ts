@@ -131,6 +131,9 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
       if (how === 'signal') expect(end.cancellation?.by).toBe('test');
       expect(end.summary?.videos[0].status).toBe('cancelled');
       expect(m.calls.some((c) => c.name === 'detectPlayers')).toBe(false);
+      // The cancelled video's cache is released on the worker that held it.
+      const videoGuid = (m.calls[0].input as StepInput).videoGuid;
+      expect(m.releases.filter((r) => r.videoGuid === videoGuid).map((r) => r.queue)).toEqual([m.calls[0].queue]);
     });
   }
 

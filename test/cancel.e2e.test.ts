@@ -1,0 +1,113 @@
+/**
+ * Cancellation with the real activities (issue 6): a run is cancelled while frames are being extracted and
+ * while players are being detected, once through the `cancel` signal and once natively. Measured: how long
+ * the running activity takes to stop after the request; checked: no ffmpeg process is left, the workflow
+ * ends as Canceled, `.pipeline_info.json` says cancelled (with who, why and when) and marks the step
+ * cancelled, no dataset manifest exists, and the run's entries are gone from the worker's cache.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../src/activities';
+import { prepareInput, startRun } from '../src/cli/client';
+import { loadConfig } from '../src/config';
+import { createObjectStore } from '../src/storage/gcs';
+import { RunLayout } from '../src/storage/layout';
+import { createDeps, splitActivities } from '../src/workers/worker';
+import { cancelSignal } from '../src/workflows/messages';
+import { testClient, withWorkers } from './helpers/temporal';
+
+const DATA = '/usr/share/doc/opencv-doc/examples/data';
+const tmp = mkdtempSync(path.join(tmpdir(), 'dataprep-cancel-'));
+/** 40 s of vtest.avi re-encoded to MPEG-4 (the import stream-copies it): ~400 frames to extract or detect. */
+const clip = path.join(tmp, 'vtest_40s.mp4');
+const cfg = loadConfig();
+const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost });
+let client: Client;
+
+beforeAll(async () => {
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', path.join(DATA, 'vtest.avi'), '-t', '40', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', clip]);
+  client = await testClient();
+});
+afterAll(async () => {
+  await client?.connection.close();
+});
+
+/** ffmpeg processes of this test (their command line names a file under this test's folder). */
+function ffmpegProcesses(): string[] {
+  try {
+    return execFileSync('pgrep', ['-af', `ffmpeg.*${tmp}`]).toString().trim().split('\n').filter(Boolean);
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
+  }
+}
+
+const cases = [
+  { step: 'extractFramesForDetections', how: 'signal', options: { frameStride: 1 } },
+  { step: 'detectPlayers', how: 'native', options: { frameStride: 1 } },
+] as const;
+
+describe('cancellation of running steps (real activities)', () => {
+  for (const c of cases) {
+    it(`stops ${c.step} within seconds when cancelled via ${c.how === 'signal' ? 'the cancel signal' : 'native cancellation'}`, async () => {
+      const deps = createDeps({ ...cfg, dataDir: path.join(tmp, c.step) });
+      const { cpu, gpu } = splitActivities(createActivities(deps));
+      const tenantId = `cancel${c.step.slice(0, 6).toLowerCase()}`;
+      const input = { tenantId, videos: [{ source: clip }], options: c.options };
+      const videoGuid = prepareInput(input).videos[0].videoGuid!;
+      const measured = await withWorkers(
+        cpu,
+        async (taskQueue) => {
+          const run = await startRun(client, { ...cfg, taskQueue }, input);
+          const childHandle = client.workflow.getHandle(`${run.workflowId}-video-${videoGuid}`);
+          // Wait until the step runs and has made progress (its heartbeat details say so).
+          const deadline = Date.now() + 120_000;
+          let running = false;
+          while (!running && Date.now() < deadline) {
+            const desc = await childHandle.describe().catch(() => undefined);
+            running = (desc?.raw.pendingActivities ?? []).some((p) => {
+              if (p.activityType?.name !== c.step || !p.heartbeatDetails?.payloads?.length) return false;
+              const d = JSON.parse(Buffer.from(p.heartbeatDetails.payloads[0].data as Uint8Array).toString('utf8')) as { framesDone?: number };
+              return (d.framesDone ?? 0) >= 5;
+            });
+            if (!running) await new Promise((r) => setTimeout(r, 100));
+          }
+          expect(running).toBe(true);
+          if (c.step === 'extractFramesForDetections') expect(ffmpegProcesses().length).toBeGreaterThan(0);
+          const t0 = Date.now();
+          if (c.how === 'signal') await client.workflow.getHandle(run.workflowId).signal(cancelSignal, { reason: 'test stop', by: 'cancel-test' });
+          else await run.handle.cancel();
+          const err = await run.handle.result().catch((e: unknown) => e);
+          const closedMs = Date.now() - t0;
+          expect(err).toBeInstanceOf(WorkflowFailedError);
+          expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+          expect((await run.handle.describe()).status.name).toBe('CANCELLED');
+          return { closedMs, requestedAt: t0, runGuid: run.runGuid };
+        },
+        gpu,
+      );
+      // The run is closed only after its activities stopped (WAIT_CANCELLATION_COMPLETED).
+      console.log(`cancel during ${c.step}: workflow closed ${measured.closedMs} ms after the request`);
+      expect(measured.closedMs).toBeLessThan(10_000);
+      expect(ffmpegProcesses()).toEqual([]);
+      const layout = new RunLayout(tenantId, measured.runGuid);
+      const info = (await store.getJson<Record<string, any>>(layout.pipelineInfo))!;
+      expect(info.status).toBe('cancelled');
+      expect(info.cancellation.at).toMatch(/^\d{4}-/);
+      if (c.how === 'signal') expect(info.cancellation).toMatchObject({ reason: 'test stop', by: 'cancel-test' });
+      expect(info.steps[videoGuid][c.step].status).toBe('cancelled');
+      // The activity recorded its own end: how long it ran on after the request.
+      const stoppedMs = Date.parse(info.steps[videoGuid][c.step].finishedAt) - measured.requestedAt;
+      console.log(`cancel during ${c.step}: the activity stopped ${stoppedMs} ms after the request`);
+      expect(stoppedMs).toBeLessThan(5_000);
+      expect(await store.exists(layout.video(videoGuid).manifest)).toBe(false);
+      // The video's cache entries were released on cancellation.
+      expect(deps.cache.count(`${tenantId}/`)).toBe(0);
+      await deps.release();
+    });
+  }
+});
