@@ -98,9 +98,14 @@ export class RunFiles {
     this.cache.set(this.key(`obj:${objectName}`), buf, buf.length);
   }
 
-  /** Copies object `from` to `to` inside the bucket (server-side: no bytes transferred; not cached). */
+  /**
+   * Copies object `from` to `to` inside the bucket (server-side: no bytes transferred). When `from` is in
+   * the cache, `to` is cached with the same bytes, so later steps find it in memory too.
+   */
   async copy(from: string, to: string): Promise<void> {
     await this.store.copy(from, to);
+    const cached = this.cache.peek<Buffer>(this.key(`obj:${from}`));
+    if (cached) this.cache.set(this.key(`obj:${to}`), cached, cached.length);
   }
 
   /** Writes JSON to GCS and the cache. */
@@ -229,6 +234,19 @@ export function heartbeat(details?: unknown): void {
   }
   ctx.heartbeat(details);
   if (ctx.cancellationSignal.aborted) throw new CancelledFailure(`activity cancelled: ${String(ctx.cancellationSignal.reason ?? 'cancel requested')}`);
+}
+
+/**
+ * Records progress in a heartbeat without the cancellation check of {@link heartbeat}: for event callbacks
+ * (e.g. ffmpeg progress lines), where a thrown CancelledFailure would escape as an uncaught exception and
+ * bring the worker down. Code using it must stop through {@link cancellationSignal} instead.
+ */
+export function heartbeatProgress(details?: unknown): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    // outside an activity: nothing to record
+  }
 }
 
 /** The activity's AbortSignal (fires on cancellation), or a never-firing one outside an activity. */

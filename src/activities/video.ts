@@ -13,7 +13,7 @@ import { sha256File } from '../util/hash';
 import { assertSource } from '../validation';
 import { encodeJpeg, extractFrames, importToMp4, probeVideo } from '../vision/video';
 import type { FramesResult, ImportResult, LoadResult, StepInput } from '../workflows/types';
-import { cancellationSignal, heartbeat, runStep, type ActivityDeps, type RunFiles } from './context';
+import { cancellationSignal, heartbeat, heartbeatProgress, runStep, type ActivityDeps, type RunFiles } from './context';
 
 /** Frame uploads in flight at once in step 3 (latency of a remote bucket is hidden by parallel requests). */
 const FRAME_UPLOAD_CONCURRENCY = 16;
@@ -178,7 +178,7 @@ export function createVideoActivities(deps: ActivityDeps) {
           const out = path.join(tmpDir, `${input.videoGuid}.mp4`);
           const { meta, mode } = await namingSource(input.source, local, async () => {
             const meta = await probeVideo(local, { signal, bins: deps.ffmpeg, maxFramePixels: deps.sourcePolicy.maxFramePixels });
-            const { mode } = await importToMp4(local, out, meta, { signal, bins: deps.ffmpeg, onProgress: (framesDone) => heartbeat({ phase: 'import', framesDone }) });
+            const { mode } = await importToMp4(local, out, meta, { signal, bins: deps.ffmpeg, onProgress: (framesDone) => heartbeatProgress({ phase: 'import', framesDone }) });
             return { meta, mode };
           });
           const sourceSha256 = await sha256File(local);
