@@ -20,6 +20,7 @@ import { videoWorkflowId } from '../src/workflows/messages';
 import { createPipelineWorkers } from '../src/workers/worker';
 import { loadHistory, readManifest, SCENARIOS, type History, type HistoryFixture } from './fixtures/histories/fixtures';
 import { PATCH_ID } from './fixtures/changed-workflow/extraStep';
+import { PATCH_RELEASE_OWN_QUEUES } from '../src/workflows/processVideo';
 import { mockActivities } from './helpers/mockActivities';
 import { testClient, workflowBundle } from './helpers/temporal';
 
@@ -156,8 +157,16 @@ describe('a changed processVideo', () => {
       // The extra release ran first, on the shared queue, before the two releases at the end of the video.
       expect(m.releases.map((r) => r.queue)[0]).toBe(taskQueue);
       expect(m.releases).toHaveLength(3);
-      const markers = history.events!.flatMap((e) => (e.markerRecordedEventAttributes ? [e.markerRecordedEventAttributes.markerName] : []));
-      expect(markers).toEqual(['core_patch']);
+      // One patch marker per patch id the execution met: the test's, and src/workflows' own cache-release patch.
+      const markers = history.events!.flatMap((e) => {
+        const m = e.markerRecordedEventAttributes;
+        if (!m) return [];
+        // Core records `{ id, deprecated }` as a JSON payload under details["patch-data"].
+        const payload = m.details?.['patch-data']?.payloads?.[0]?.data;
+        const id = payload ? (JSON.parse(Buffer.from(payload as Uint8Array).toString('utf8')) as { id: string }).id : undefined;
+        return [`${m.markerName}:${id}`];
+      });
+      expect(markers.sort()).toEqual([`core_patch:${PATCH_ID}`, `core_patch:${PATCH_RELEASE_OWN_QUEUES}`].sort());
       // The new history replays with the patched code, but not with the code in src/workflows.
       await Worker.runReplayHistory({ workflowBundle: patchedBundle, replayName: 'replay-test' }, history, childId);
       await expect(Worker.runReplayHistory({ workflowBundle: current, replayName: 'replay-test' }, history, childId)).rejects.toBeInstanceOf(DeterminismViolationError);

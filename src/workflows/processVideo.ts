@@ -12,6 +12,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   TimeoutFailure,
   proxyActivities,
   setHandler,
@@ -51,6 +52,9 @@ function stepOptions(taskQueue: string, routing: PipelineOptions['routing'], own
     },
   };
 }
+
+/** Patch id: cache release also on the video's own queues and never on a lost worker's (see releaseCaches). */
+export const PATCH_RELEASE_OWN_QUEUES = 'release-cache-on-own-queues';
 
 /**
  * Whether an activity failure means its worker is gone: the attempt's heartbeats stopped, or nobody took the
@@ -98,6 +102,8 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
   const route = progress.routing!;
   /** Worker-specific queues whose run caches hold artifacts of this video (released at the end). */
   const cachedOn = new Set<string>();
+  /** Queues of workers found lost (nobody would take a release there). */
+  const lostQueues = new Set<string>();
 
   const report = async (): Promise<void> => {
     if (parent) await parent.signal(videoProgressSignal, { ...progress, counts: { ...progress.counts }, io: { ...progress.io! } });
@@ -151,8 +157,15 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
         const reason = `${(err as ActivityFailure).cause?.message ?? 'timeout'}: worker ${lost} is gone`;
         log.warn('worker lost; re-routing to the shared queue', { step: name, queue, reason });
         route.reroutes.push({ step: name, from: queue, to: shared[kind], reason });
-        if (route.cpuWorker === lost) route.cpu = shared.cpu;
-        if (route.gpuWorker === lost) route.gpu = shared.gpu;
+        lostQueues.add(queue);
+        if (route.cpuWorker === lost) {
+          lostQueues.add(route.cpu);
+          route.cpu = shared.cpu;
+        }
+        if (route.gpuWorker === lost) {
+          lostQueues.add(route.gpu);
+          route.gpu = shared.gpu;
+        }
         result = await call(acts(shared[kind]));
       }
     }
@@ -177,7 +190,13 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
       proxyActivities<Activities>({ taskQueue: queue, scheduleToStartTimeout: '10 seconds', startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 2 } })
         .releaseVideoCache({ tenantId: input.tenantId, runGuid: input.runGuid, videoGuid: input.videoGuid })
         .catch((err) => log.warn('cache release failed; the entries expire by TTL', { queue, error: String(err) }));
-    await Promise.all([...cachedOn].map(release));
+    // Completed steps say where they cached; a step that failed or was cancelled may have cached something
+    // on the video's own workers too, and a lost worker's queue would only time out. Executions that started
+    // before this rule replay without it (patching API: https://docs.temporal.io/develop/typescript/versioning).
+    const v2 = patched(PATCH_RELEASE_OWN_QUEUES);
+    const own = v2 ? [route.cpu, route.gpu].filter((q) => q !== shared.cpu && q !== shared.gpu) : [];
+    const queues = new Set([...cachedOn, ...own].filter((q) => !v2 || !lostQueues.has(q)));
+    await Promise.all([...queues].map(release));
   }
 
   try {
