@@ -59,6 +59,7 @@ interface Figures {
 }
 
 async function main(): Promise<void> {
+  process.env.LOG_LEVEL ??= 'warn'; // keep stdout to the figures (the detector logs its start at info)
   const tmp = mkdtempSync(path.join(tmpdir(), 'bench-cache-'));
   let video = source;
   if (Number(opts.seconds) > 0) {
@@ -121,9 +122,9 @@ async function main(): Promise<void> {
       const mbps = bandwidths[i] ?? 0;
       proxy.setLatency(latencyMs, mbps * 1e6);
       const tag = `l${latencyMs}b${mbps}`;
-      console.error(`latency ${latencyMs} ms, bandwidth ${mbps || 'unlimited'} MB/s: cache off ...`);
+      console.error(`latency ${latencyMs} ms, bandwidth ${mbps ? `${mbps} MB/s` : 'unlimited'}: cache off ...`);
       const off = await runOnce('off', tag);
-      console.error(`latency ${latencyMs} ms, bandwidth ${mbps || 'unlimited'} MB/s: cache on ...`);
+      console.error(`latency ${latencyMs} ms, bandwidth ${mbps ? `${mbps} MB/s` : 'unlimited'}: cache on ...`);
       const on = await runOnce('on', tag);
       results.push({ latencyMs, mbps, off, on });
     }
@@ -136,7 +137,7 @@ async function main(): Promise<void> {
 
   console.log(`video: ${source}${Number(opts.seconds) > 0 ? ` (first ${opts.seconds} s)` : ''}, frame stride ${opts.stride}`);
   for (const r of results) {
-    console.log(`\nGCS latency ${r.latencyMs} ms per request, bandwidth ${r.mbps || 'unlimited'} MB/s`);
+    console.log(`\nGCS latency ${r.latencyMs} ms per request, bandwidth ${r.mbps ? `${r.mbps} MB/s` : 'unlimited'}`);
     console.table([r.off, r.on]);
     const pct = (on: number, off: number) => `${off ? Math.round((1 - on / off) * 100) : 0}% less`;
     console.log(

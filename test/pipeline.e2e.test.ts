@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -177,6 +178,10 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
   it('removes backgrounds with the segmentation model, and re-running steps 6-9 gives byte-identical outputs', async () => {
     const { cpu, gpu, deps } = realActivities();
     const tenantId = uniq();
+    // The heaviest per-call model work (u2netp, about 0.5 s per crop) must not starve the event loop that
+    // carries heartbeats and cancellation: measure the longest stall over the whole run.
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
     const summary: RunSummary = await withWorkers(
       cpu,
       async (taskQueue) => {
@@ -185,6 +190,9 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
       },
       gpu,
     );
+    loop.disable();
+    console.log(`event loop during the segmentation run: p99 ${(loop.percentile(99) / 1e6).toFixed(0)} ms, max ${(loop.max / 1e6).toFixed(0)} ms`);
+    expect(loop.max / 1e6).toBeLessThan(2000); // the workers' heartbeat throttle interval
     expect(summary.status).toBe('completed');
     const layout = new RunLayout(tenantId, summary.runGuid);
     const video = layout.video(summary.videos[0].videoGuid);

@@ -161,8 +161,8 @@ export function createDatasetActivities(deps: ActivityDeps) {
         await Promise.all(
           crops.map((c, i) =>
             limit(async () => {
+              if (effective === 'none') return undefined; // the crop as it is: a server-side copy below
               const original = await files.read(c.object);
-              if (effective === 'none') return original;
               const grass = effective === 'grass' || effective === 'both' ? await grassAlpha(original, pitch!, GRASS_FEATHER_SIGMA) : undefined;
               const seg = segmenter ? await segmenter.mask(original) : undefined;
               const alpha = grass && seg ? intersectMasks(seg, grass) : (seg ?? grass)!;
@@ -170,7 +170,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
               return applyMask(original, alpha.alpha, fill, input.options.jpegQuality);
             })
               // The upload runs outside the image-processing limit (the store bounds requests in flight).
-              .then((out) => files.write(video.crop('modified', c.track_id, c.n), out, 'image/jpeg'))
+              .then((out) => (out ? files.write(video.crop('modified', c.track_id, c.n), out, 'image/jpeg') : files.copy(c.object, video.crop('modified', c.track_id, c.n))))
               .then(() => heartbeat({ cropsDone: ++done })),
           ),
         );
@@ -193,6 +193,9 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const crops = await readCropIndex(files, video);
         const plan = await planFor(files, video, input, crops);
         const train = crops.filter((c) => plan.assignments.get(cropKey(c.track_id, c.n)) === 'train');
+        const planned = train.length * input.options.augment.count;
+        // With the cache off nothing would keep the copies for step 9, which makes them anyway: plan only.
+        if (!files.cache.enabled) return { result: { augmented: planned, sources: train.length }, details: { generatedHere: false } };
         const limit = pLimit(IMAGE_CONCURRENCY);
         let made = 0;
         await Promise.all(
@@ -205,7 +208,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
             ),
           ),
         );
-        return { result: { augmented: made, sources: train.length } };
+        return { result: { augmented: made, sources: train.length }, details: { generatedHere: true } };
       });
     },
 

@@ -127,6 +127,11 @@ export class RunCache {
     return e.value as T;
   }
 
+  /** The value of `key` without counting a hit or miss or refreshing its recency (bookkeeping lookups). */
+  peek<T>(key: string): T | undefined {
+    return this.lru?.peek(key)?.value as T | undefined;
+  }
+
   /**
    * Stores `value` under `key`, charging `bytes` against the bound (evicting least-recently-used entries
    * first). Returns false when the cache is off or the value alone exceeds the bound (then not stored).

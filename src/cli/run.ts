@@ -1,18 +1,26 @@
 /**
  * `npm run client -- <command>`: start, follow, inspect and cancel runs on an already running stack.
  *
- *   start [--tenant ID] [--run-guid G] [--options JSON] [--no-wait] VIDEO...   start (or attach to) a run
+ *   start [--tenant ID] [--run-guid G] [--options JSON] [--stride N] [--max-frames N] [--no-wait] VIDEO...
+ *                                                                                start (or attach to) a run
  *   status WORKFLOW_ID                                                           progress and status as JSON
  *   cancel WORKFLOW_ID [--reason TEXT] [--by NAME]                               send the `cancel` signal
  *
  * Unlike `npm run pipeline` it starts nothing: it talks to TEMPORAL_ADDRESS as configured.
  */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../config';
 import { PipelineError } from '../errors';
 import type { PipelineOptionsInput } from '../validation';
 import { cancelSignal, progressQuery } from '../workflows/messages';
 import { connectClient, followRun, printRunStats, startRun } from './client';
+
+/** commander parser of a positive integer option. @throws InvalidArgumentError otherwise */
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
 
 const program = new Command('client').description('Start, inspect and cancel trainPipeline runs.');
 
@@ -22,12 +30,16 @@ program
   .option('--tenant <id>', 'tenant id', 'local')
   .option('--run-guid <guid>', 'run GUID (default: derived from the input)')
   .option('--options <json>', 'pipeline options as JSON')
+  .option('--stride <n>', 'keep every n-th decoded frame (options.frameStride)', positiveInt)
+  .option('--max-frames <n>', 'at most n sampled frames per video (options.maxFrames)', positiveInt)
   .option('--no-wait', 'print the workflow id and return at once')
-  .action(async (videos: string[], o: { tenant: string; runGuid?: string; options?: string; wait: boolean }) => {
+  .action(async (videos: string[], o: { tenant: string; runGuid?: string; options?: string; stride?: number; maxFrames?: number; wait: boolean }) => {
     const cfg = loadConfig();
     const client = await connectClient(cfg);
     try {
-      const options = o.options ? (JSON.parse(o.options) as PipelineOptionsInput) : undefined;
+      let options = o.options ? (JSON.parse(o.options) as PipelineOptionsInput) : undefined;
+      if (o.stride) options = { ...options, frameStride: o.stride };
+      if (o.maxFrames) options = { ...options, maxFrames: o.maxFrames };
       const run = await startRun(client, cfg, { tenantId: o.tenant, runGuid: o.runGuid, videos: videos.map((source) => ({ source })), options });
       console.error(`${run.started ? 'started' : 'attached to existing'} ${run.workflowId}`);
       if (!o.wait) {
