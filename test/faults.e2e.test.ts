@@ -218,8 +218,9 @@ describe('fault injection (real activities, own stack)', () => {
   it('runs 8 pipelines at once on two videos without any run seeing another run\'s data', async () => {
     // Two option sets whose every artifact differs (JPEG quality), each with its own reference run.
     const sets = [
-      { runGuid: `c80-${suffix}`, options: { frameStride: 3, jpegQuality: 80, augment: { count: 1 }, routing: ROUTING } },
-      { runGuid: `c95-${suffix}`, options: { frameStride: 3, jpegQuality: 95, augment: { count: 1 }, routing: ROUTING } },
+      // Default routing timeouts: 16 videos queue for two workers' model sessions, and nothing is killed here.
+      { runGuid: `c80-${suffix}`, options: { frameStride: 3, jpegQuality: 80, augment: { count: 1 } } },
+      { runGuid: `c95-${suffix}`, options: { frameStride: 3, jpegQuality: 95, augment: { count: 1 } } },
     ];
     const refs: Record<string, string>[] = [];
     for (const s of sets) {
