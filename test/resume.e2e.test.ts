@@ -3,9 +3,11 @@
  * MockActivityEnvironment is cancelled part-way (as a crash or timeout would end an attempt), then run again
  * with the last heartbeat details, as Temporal hands them to a retry. It must continue after the last
  * checkpoint chunk instead of starting over, and write a `detections.json` byte-identical to an
- * uninterrupted run. A chunk that fails verification makes it start over, with the same result.
+ * uninterrupted run. A chunk that fails verification makes it start over, with the same result. Step 7
+ * (background removal with the segmentation model) likewise skips the crops its checkpoint verified.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,6 +15,7 @@ import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../src/activities';
+import { BACKGROUND_CHUNK, type BackgroundHeartbeat } from '../src/activities/dataset';
 import { DETECT_CHUNK_FRAMES, type DetectHeartbeat } from '../src/activities/detect';
 import { loadConfig } from '../src/config';
 import { createObjectStore } from '../src/storage/gcs';
@@ -112,4 +115,60 @@ describe('step 5 resumes from its last heartbeat', () => {
     expect(step5.videos[videoGuid].resumedFromFrame).toBe(0);
     expect(Buffer.compare(await store.get(layout.video(videoGuid).detections), referenceDetections)).toBe(0);
   });
+});
+
+describe('step 7 resumes from its last heartbeat', () => {
+  /** Steps 1-6 with the segmentation model (slow: about 0.5 s per crop) on a few crops per track. */
+  const opts7 = validateInput({ tenantId: 'x', videos: [{ source: '/x' }], options: { frameStride: 1, crops: { maxPerTrack: 6 }, background: { mode: 'segmentation' } } }).options;
+  async function prepare7(tenantId: string): Promise<StepInput> {
+    const base: StepInput = { tenantId, runGuid, videoGuid, workflowId: `wf-${tenantId}`, source: clip, options: opts7 };
+    await acts.importVideo(base);
+    await acts.extractFramesForDetections(base);
+    const { grass } = await acts.initializeGrassMask(base);
+    await acts.detectPlayers({ ...base, grass });
+    await acts.extractCrops({ ...base, grass });
+    return { ...base, grass };
+  }
+  async function background(input: StepInput, info: { heartbeatDetails?: unknown }, cancelAt?: number) {
+    const env = new MockActivityEnvironment({ ...info, taskQueue: 'resume-test' });
+    const beats: BackgroundHeartbeat[] = [];
+    env.on('heartbeat', (d: BackgroundHeartbeat) => {
+      if (d?.cropsDone === undefined) return;
+      beats.push(d);
+      if (cancelAt !== undefined && d.cropsDone >= cancelAt) env.cancel();
+    });
+    const error = await (env.run(acts.removeCropBackground, input) as Promise<unknown>).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    return { error, beats };
+  }
+  /** sha256 of every background-removed crop of a tenant's run, by relative name. */
+  async function modified(tenantId: string): Promise<Record<string, string>> {
+    const prefix = new RunLayout(tenantId, runGuid).video(videoGuid).cropsPrefix('modified');
+    const out: Record<string, string> = {};
+    for (const o of await store.list(prefix)) out[o.name.slice(prefix.length)] = createHash('sha256').update(await store.get(o.name)).digest('hex');
+    return out;
+  }
+
+  it('skips the crops its checkpoint verified and makes identical outputs', async () => {
+    const ref = await prepare7('bgref');
+    expect((await background(ref, {})).error).toBeUndefined();
+    const reference = await modified('bgref');
+    expect(Object.keys(reference).length).toBeGreaterThan(BACKGROUND_CHUNK + 5);
+
+    const input = await prepare7('bgresume');
+    const first = await background(input, {}, BACKGROUND_CHUNK + 3);
+    expect(first.error).toBeInstanceOf(CancelledFailure);
+    const last = first.beats.at(-1)!;
+    expect(last.checkpoint?.chunks).toHaveLength(1);
+    const second = await background(input, { heartbeatDetails: last });
+    expect(second.error).toBeUndefined();
+    expect(second.beats[0].skipped).toBe(BACKGROUND_CHUNK);
+    const layout = new RunLayout('bgresume', runGuid);
+    const step7 = (await store.getJson<{ videos: Record<string, { resumedCrops: number }> }>(layout.stepResult(7)))!;
+    expect(step7.videos[videoGuid].resumedCrops).toBe(BACKGROUND_CHUNK);
+    expect(await modified('bgresume')).toEqual(reference);
+    expect(await store.list(layout.checkpointPrefix(videoGuid))).toEqual([]);
+  }, 600_000);
 });

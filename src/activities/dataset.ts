@@ -2,14 +2,16 @@
  * Steps 6-9: `extractCrops`, `removeCropBackground` (GPU queue), `augmentCrops`,
  * `createTrainingAndValidationSets` (SPEC section 4).
  */
+import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
-import type { Split, VideoLayout } from '../storage/layout';
+import type { RunLayout, Split, VideoLayout } from '../storage/layout';
 import { renderReport, type ReportTrack } from '../vision/report';
 import { applyAugmentation, cropJpeg, cropKey, padAndClamp, planAugmentation, planSplit, type Augmentation, type Region, type SplitPlan } from '../vision/crops';
 import { applyMask, grassAlpha, intersectMasks } from '../vision/segment';
 import { qualityFilter, type QualityCrop } from '../vision/quality';
 import type { AugmentResult, BackgroundResult, CropsResult, SplitResult, StepInput } from '../workflows/types';
 import { heartbeat, runStep, type ActivityDeps, type RunFiles } from './context';
+import { previousHeartbeat, readChunks, writeChunk, type ChunkRef } from './checkpoint';
 import type { DetectionsFile } from './detect';
 import { groupBy } from '../util/group';
 import type { RgbFrame } from '../vision/detector';
@@ -48,6 +50,47 @@ async function planFor(files: RunFiles, video: VideoLayout, input: StepInput, cr
     { valFraction: input.options.split.valFraction, minCropsToSplit: input.options.split.minCropsToSplit, gapFrames },
   );
   return { ...plan, gapFrames };
+}
+
+/** Background-removed crops per checkpoint chunk of step 7 (about 12 s of u2netp on 2 CPU cores). */
+export const BACKGROUND_CHUNK = 25;
+
+/** A finished crop of step 7: its index in the crop index, the uploaded object's size and MD5, the removed share. */
+interface BackgroundRecord {
+  i: number;
+  size: number;
+  /** base64 MD5, as GCS reports `md5Hash`. */
+  md5: string;
+  removed: number;
+}
+
+/** Step 7's heartbeat details. */
+export interface BackgroundHeartbeat {
+  cropsDone: number;
+  skipped: number;
+  checkpoint?: { chunks: ChunkRef[] };
+}
+
+/**
+ * Indices of crops that an earlier attempt of step 7 finished, by its checkpoint (from the last heartbeat),
+ * whose objects in GCS still match the recorded size and MD5; fills `removed` for them. Empty when there is
+ * no valid checkpoint.
+ */
+async function verifiedBackgroundOutputs(files: RunFiles, layout: RunLayout, videoGuid: string, crops: CropEntry[], removed: number[]): Promise<Set<number>> {
+  const records = await readChunks<BackgroundRecord>(files.store, previousHeartbeat<BackgroundHeartbeat>()?.checkpoint?.chunks);
+  const done = new Set<number>();
+  if (!records) return done;
+  const video = layout.video(videoGuid);
+  const stored = new Map((await files.store.list(video.cropsPrefix('modified'))).map((o) => [o.name, o]));
+  for (const r of records) {
+    const c = crops[r.i];
+    const o = c && stored.get(video.crop('modified', c.track_id, c.n));
+    if (o && o.size === r.size && o.md5 === r.md5) {
+      done.add(r.i);
+      removed[r.i] = r.removed;
+    }
+  }
+  return done;
 }
 
 /** Creates steps 6-9 over `deps`. */
@@ -144,8 +187,12 @@ export function createDatasetActivities(deps: ActivityDeps) {
      * Step 7: remove the background of every crop, filling it with `background.fill` (JPEG has no alpha).
      * Modes: `grass` keys out the pitch colour learned in step 4 with slightly feathered (soft) edges;
      * `segmentation` uses the u2netp person-segmentation model's soft mask; `both` the per-pixel minimum of
-     * the two; `none` keeps the crop. Without a pitch, `grass` becomes `none` and `both` becomes
-     * `segmentation`. Writes `crops/modified/track_{id}/crop_{n}.jpg`.
+     * the two; `none` keeps the crop (a server-side copy). Without a pitch, `grass` becomes `none` and
+     * `both` becomes `segmentation`. Writes `crops/modified/track_{id}/crop_{n}.jpg`.
+     *
+     * Resumable: every {@link BACKGROUND_CHUNK} crops, their records (index, size, MD5) go to GCS as a
+     * checkpoint chunk referenced from the heartbeat details; a retried attempt skips recorded crops whose
+     * objects still match and makes only the rest.
      */
     async removeCropBackground(input: StepInput): Promise<BackgroundResult> {
       return runStep(deps, 'removeCropBackground', input, async (files, layout) => {
@@ -158,25 +205,55 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const limit = pLimit(IMAGE_CONCURRENCY);
         let done = 0;
         const removed = new Array<number>(crops.length).fill(0);
+        // Resume: crops an earlier attempt recorded (checkpoint chunks) and whose object in GCS still has
+        // the recorded size and MD5 are not made again.
+        const skip = effective === 'none' ? new Set<number>() : await verifiedBackgroundOutputs(files, layout, input.videoGuid, crops, removed);
+        const records: BackgroundRecord[] = [];
+        let checkpoint = previousHeartbeat<BackgroundHeartbeat>()?.checkpoint;
+        if (skip.size === 0) checkpoint = undefined;
+        let saving: Promise<void> = Promise.resolve();
         await Promise.all(
           crops.map((c, i) =>
-            limit(async () => {
-              if (effective === 'none') return undefined; // the crop as it is: a server-side copy below
-              const original = await files.read(c.object);
-              const grass = effective === 'grass' || effective === 'both' ? await grassAlpha(original, pitch!, GRASS_FEATHER_SIGMA) : undefined;
-              const seg = segmenter ? await segmenter.mask(original) : undefined;
-              const alpha = grass && seg ? intersectMasks(seg, grass) : (seg ?? grass)!;
-              removed[i] = alpha.alpha.reduce((s, a) => s + (255 - a), 0) / (255 * alpha.alpha.length);
-              return applyMask(original, alpha.alpha, fill, input.options.jpegQuality);
-            })
-              // The upload runs outside the image-processing limit (the store bounds requests in flight).
-              .then((out) => (out ? files.write(video.crop('modified', c.track_id, c.n), out, 'image/jpeg') : files.copy(c.object, video.crop('modified', c.track_id, c.n))))
-              .then(() => heartbeat({ cropsDone: ++done })),
+            skip.has(i)
+              ? Promise.resolve()
+              : limit(async () => {
+                  if (effective === 'none') return undefined; // the crop as it is: a server-side copy below
+                  const original = await files.read(c.object);
+                  const grass = effective === 'grass' || effective === 'both' ? await grassAlpha(original, pitch!, GRASS_FEATHER_SIGMA) : undefined;
+                  const seg = segmenter ? await segmenter.mask(original) : undefined;
+                  const alpha = grass && seg ? intersectMasks(seg, grass) : (seg ?? grass)!;
+                  removed[i] = alpha.alpha.reduce((s, a) => s + (255 - a), 0) / (255 * alpha.alpha.length);
+                  return applyMask(original, alpha.alpha, fill, input.options.jpegQuality);
+                })
+                  // The upload runs outside the image-processing limit (the store bounds requests in flight).
+                  .then(async (out) => {
+                    const name = video.crop('modified', c.track_id, c.n);
+                    if (!out) return files.copy(c.object, name);
+                    await files.write(name, out, 'image/jpeg');
+                    records.push({ i, size: out.length, md5: createHash('md5').update(out).digest('base64'), removed: removed[i] });
+                    // Every BACKGROUND_CHUNK crops, the records go to GCS as a checkpoint chunk (one write at a time).
+                    if (records.length >= BACKGROUND_CHUNK) {
+                      const batch = records.splice(0);
+                      saving = saving.then(async () => {
+                        const k = checkpoint?.chunks.length ?? 0;
+                        const ref = await writeChunk(files.store, layout.checkpoint(input.videoGuid, 'background', k), batch);
+                        checkpoint = { chunks: [...(checkpoint?.chunks ?? []), ref] };
+                      });
+                      await saving;
+                    }
+                  })
+                  .then(() => heartbeat({ cropsDone: ++done, skipped: skip.size, checkpoint } satisfies BackgroundHeartbeat)),
           ),
         );
+        await saving;
+        if (checkpoint) await files.store.deletePrefix(layout.checkpointPrefix(input.videoGuid));
         return {
           result: { mode: effective, crops: crops.length },
-          details: { requestedMode: mode, meanRemovedFraction: crops.length ? Math.round((removed.reduce((a, b) => a + b, 0) / crops.length) * 1000) / 1000 : 0 },
+          details: {
+            requestedMode: mode,
+            meanRemovedFraction: crops.length ? Math.round((removed.reduce((a, b) => a + b, 0) / crops.length) * 1000) / 1000 : 0,
+            resumedCrops: skip.size,
+          },
         };
       });
     },

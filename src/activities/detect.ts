@@ -4,9 +4,8 @@
 import { badMedia } from '../errors';
 import type { VideoLayout } from '../storage/layout';
 import { fitPitchModel } from '../vision/pitch';
-import { Context } from '@temporalio/activity';
 import { ByteTracker, type ByteTrackerState } from '../vision/bytetrack';
-import { sha256 } from '../util/hash';
+import { previousHeartbeat, readChunks, writeChunk, type ChunkRef } from './checkpoint';
 import type { RunLayout } from '../storage/layout';
 import { detectAndTrackFrame, type FrameDetectOptions } from '../vision/players';
 import type { DetectResult, GrassResult, StepInput } from '../workflows/types';
@@ -75,7 +74,7 @@ interface DetectProgressState {
  */
 export interface DetectCheckpointRef extends DetectProgressState {
   framesDone: number;
-  chunks: { object: string; sha256: string; size: number; frames: number }[];
+  chunks: ChunkRef[];
 }
 
 /** Step 5's heartbeat details. */
@@ -85,15 +84,6 @@ export interface DetectHeartbeat {
   checkpoint?: DetectCheckpointRef;
 }
 
-/** The current activity's heartbeat details from its previous attempt, if any (undefined outside activities). */
-function activityHeartbeatDetails<T>(): T | undefined {
-  try {
-    return Context.current().info.heartbeatDetails as T | undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Writes the frames since the last chunk as chunk `k` (`intermediate/checkpoints/{videoGuid}/detect_{k}.json`)
  * and returns the new checkpoint reference.
@@ -101,28 +91,17 @@ function activityHeartbeatDetails<T>(): T | undefined {
 async function saveDetectChunk(files: RunFiles, layout: RunLayout, videoGuid: string, prev: DetectCheckpointRef | undefined, frames: FrameDetections[], state: DetectProgressState): Promise<DetectCheckpointRef> {
   const start = prev?.framesDone ?? 0;
   const chunks = prev?.chunks ?? [];
-  const body = Buffer.from(JSON.stringify(frames.slice(start)), 'utf8');
-  const object = layout.checkpoint(videoGuid, 'detect', chunks.length);
-  await files.store.put(object, body, { contentType: 'application/json' });
-  return { ...state, framesDone: frames.length, chunks: [...chunks, { object, sha256: sha256(body), size: body.length, frames: frames.length - start }] };
+  const ref = await writeChunk(files.store, layout.checkpoint(videoGuid, 'detect', chunks.length), frames.slice(start));
+  return { ...state, framesDone: frames.length, chunks: [...chunks, ref] };
 }
 
 /**
- * The frames of a checkpoint, verified: every chunk must exist with the recorded size and sha256 and
- * continue the sampled frame ids in order. Returns undefined (start over) when there is no checkpoint or a
- * chunk fails verification.
+ * The frames of a checkpoint, verified ({@link readChunks}) and continuing the sampled frame ids in order;
+ * undefined (start over) when there is no checkpoint or it fails verification.
  */
 async function loadDetectCheckpoint(files: RunFiles, ref: DetectCheckpointRef | undefined, ids: number[]): Promise<{ frames: FrameDetections[]; framesDone: number; state: DetectCheckpointRef } | undefined> {
-  if (!ref?.chunks?.length) return undefined;
-  const frames: FrameDetections[] = [];
-  for (const c of ref.chunks) {
-    const body = await files.store.get(c.object).catch(() => undefined);
-    if (!body || body.length !== c.size || sha256(body) !== c.sha256) return undefined;
-    const part = JSON.parse(body.toString('utf8')) as FrameDetections[];
-    if (part.length !== c.frames) return undefined;
-    frames.push(...part);
-  }
-  if (frames.length !== ref.framesDone || frames.some((f, i) => f.frame_id !== ids[i])) return undefined;
+  const frames = await readChunks<FrameDetections>(files.store, ref?.chunks);
+  if (!ref || !frames || frames.length !== ref.framesDone || frames.some((f, i) => f.frame_id !== ids[i])) return undefined;
   return { frames, framesDone: frames.length, state: ref };
 }
 
@@ -176,7 +155,7 @@ export function createDetectActivities(deps: ActivityDeps) {
         let count = 0;
         let tiledFrames = 0;
         // Resume from the last checkpoint of an earlier attempt (Temporal keeps the last heartbeat's details).
-        const checkpoint = await loadDetectCheckpoint(files, activityHeartbeatDetails<DetectHeartbeat>()?.checkpoint, ids);
+        const checkpoint = await loadDetectCheckpoint(files, previousHeartbeat<DetectHeartbeat>()?.checkpoint, ids);
         const resumedFromFrame = checkpoint?.framesDone ?? 0;
         if (checkpoint) {
           frames = checkpoint.frames;

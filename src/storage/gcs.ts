@@ -32,10 +32,11 @@ export interface StorageStats {
   copies: number;
 }
 
-/** A stored object's name and size in bytes. */
+/** A stored object's name, size in bytes and MD5 (base64, GCS `md5Hash`; absent for composite objects). */
 export interface ObjectInfo {
   name: string;
   size: number;
+  md5?: string;
 }
 
 /** Options of {@link createObjectStore}. */
@@ -238,7 +239,7 @@ function buildStore(opts: ObjectStoreOptions, client: Storage, limit: LimitFunct
 
     async list(prefix) {
       const [files] = await call(() => bucket.getFiles({ prefix, autoPaginate: true }));
-      return files.map((f) => ({ name: f.name, size: Number(f.metadata.size ?? 0) })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      return files.map((f) => ({ name: f.name, size: Number(f.metadata.size ?? 0), md5: f.metadata.md5Hash })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     },
 
     async deletePrefix(prefix) {

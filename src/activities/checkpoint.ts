@@ -1,0 +1,53 @@
+/**
+ * Checkpoints of long steps (issue 6): partial results go to GCS as immutable JSON chunks under
+ * `intermediate/checkpoints/{videoGuid}/{step}_{k}.json`, and the heartbeat details carry the list of chunks
+ * with their size and sha256. Temporal hands a retried attempt the last heartbeat's details
+ * (`Context.info.heartbeatDetails`), so the attempt can verify the chunks and continue instead of starting
+ * over. A chunk that is missing or differs from its record invalidates the checkpoint (start over).
+ */
+import { Context } from '@temporalio/activity';
+import type { ObjectStore } from '../storage/gcs';
+import { sha256 } from '../util/hash';
+
+/** One chunk as recorded in heartbeat details. */
+export interface ChunkRef {
+  object: string;
+  sha256: string;
+  /** Bytes of the chunk object. */
+  size: number;
+  /** Items in the chunk. */
+  count: number;
+}
+
+/** The current activity's heartbeat details from its previous attempt, if any (undefined outside activities). */
+export function previousHeartbeat<T>(): T | undefined {
+  try {
+    return Context.current().info.heartbeatDetails as T | undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes `items` as the chunk `object` and returns its record. */
+export async function writeChunk(store: ObjectStore, object: string, items: unknown[]): Promise<ChunkRef> {
+  const body = Buffer.from(JSON.stringify(items), 'utf8');
+  await store.put(object, body, { contentType: 'application/json' });
+  return { object, sha256: sha256(body), size: body.length, count: items.length };
+}
+
+/**
+ * The items of `refs` in order, each chunk verified against its record (exists, size, sha256, item count);
+ * undefined when there are no chunks or any fails verification.
+ */
+export async function readChunks<T>(store: ObjectStore, refs: readonly ChunkRef[] | undefined): Promise<T[] | undefined> {
+  if (!refs?.length) return undefined;
+  const items: T[] = [];
+  for (const c of refs) {
+    const body = await store.get(c.object).catch(() => undefined);
+    if (!body || body.length !== c.size || sha256(body) !== c.sha256) return undefined;
+    const part = JSON.parse(body.toString('utf8')) as T[];
+    if (!Array.isArray(part) || part.length !== c.count) return undefined;
+    items.push(...part);
+  }
+  return items;
+}
