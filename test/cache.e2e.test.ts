@@ -12,7 +12,6 @@
  * All runs share one run GUID (so augmentation seeds match) under different tenant ids; JSON and HTML
  * outputs are compared with the tenant id normalised.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,14 +21,14 @@ import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../src/activities';
 import { startRun } from '../src/cli/client';
-import { loadConfig, PROJECT_ROOT, type Config } from '../src/config';
+import { loadConfig, type Config } from '../src/config';
 import { createObjectStore, type ObjectStore } from '../src/storage/gcs';
 import { RunLayout } from '../src/storage/layout';
 import type { PipelineOptionsInput } from '../src/validation';
-import { createDeps, splitActivities, WORKER_READY_MESSAGE } from '../src/workers/worker';
+import { createDeps, splitActivities } from '../src/workers/worker';
 import { progressQuery } from '../src/workflows/messages';
 import type { RunSummary } from '../src/workflows/types';
-import { testClient, withWorkers } from './helpers/temporal';
+import { spawnWorkerProcess, testClient, withWorkers } from './helpers/temporal';
 
 const DATA = '/usr/share/doc/opencv-doc/examples/data';
 const tmp = mkdtempSync(path.join(tmpdir(), 'dataprep-cache-'));
@@ -158,19 +157,8 @@ describe('run cache and worker-specific task queues (real activities)', () => {
     const taskQueue = `kill-${Math.random().toString(36).slice(2, 8)}`;
     const workerDir = path.join(tmp, 'killed');
     // The worker to kill: a separate process (`npm run worker`'s entry point) on this test's queue.
-    // node --import tsx (not the tsx CLI, which would run the worker in a grandchild that SIGKILL misses).
-    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/workers/main.ts'], {
-      cwd: PROJECT_ROOT,
-      env: { ...process.env, TASK_QUEUE: taskQueue, DATAPREP_DATA_DIR: workerDir, LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let log = '';
-    child.stdout!.on('data', (b: Buffer) => (log += b.toString()));
-    child.stderr!.on('data', (b: Buffer) => (log += b.toString()));
-    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    const { child, exited } = await spawnWorkerProcess({ TASK_QUEUE: taskQueue, DATAPREP_DATA_DIR: workerDir });
     try {
-      for (let i = 0; i < 600 && !log.includes(WORKER_READY_MESSAGE); i++) await new Promise((r) => setTimeout(r, 100));
-      expect(log).toContain(WORKER_READY_MESSAGE);
       // Short timeouts so the test notices the dead worker quickly (defaults: 30 s heartbeat, 60 s start).
       const options = { ...OPTIONS, routing: { heartbeatTimeoutSeconds: 5, scheduleToStartSeconds: 3 } };
       const run = await startRun(client, { ...cfg, taskQueue }, { tenantId: 'cachekill', runGuid, videos: [{ source: clip }], options });

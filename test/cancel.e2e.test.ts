@@ -19,7 +19,7 @@ import { createObjectStore } from '../src/storage/gcs';
 import { RunLayout } from '../src/storage/layout';
 import { createDeps, splitActivities } from '../src/workers/worker';
 import { cancelSignal } from '../src/workflows/messages';
-import { testClient, withWorkers } from './helpers/temporal';
+import { testClient, waitForActivity, withWorkers } from './helpers/temporal';
 
 const DATA = '/usr/share/doc/opencv-doc/examples/data';
 const tmp = mkdtempSync(path.join(tmpdir(), 'dataprep-cancel-'));
@@ -68,20 +68,8 @@ describe('cancellation of running steps (real activities)', () => {
         cpu,
         async (taskQueue) => {
           const run = await startRun(client, { ...cfg, taskQueue }, input);
-          const childHandle = client.workflow.getHandle(`${run.workflowId}-video-${videoGuid}`);
           // Wait until the step runs and has made progress (its heartbeat details say so).
-          const deadline = Date.now() + 120_000;
-          let running = false;
-          while (!running && Date.now() < deadline) {
-            const desc = await childHandle.describe().catch(() => undefined);
-            running = (desc?.raw.pendingActivities ?? []).some((p) => {
-              if (p.activityType?.name !== c.step || !p.heartbeatDetails?.payloads?.length) return false;
-              const d = JSON.parse(Buffer.from(p.heartbeatDetails.payloads[0].data as Uint8Array).toString('utf8')) as { framesDone?: number };
-              return (d.framesDone ?? 0) >= 5;
-            });
-            if (!running) await new Promise((r) => setTimeout(r, 100));
-          }
-          expect(running).toBe(true);
+          await waitForActivity<{ framesDone?: number }>(client, `${run.workflowId}-video-${videoGuid}`, c.step, (d) => (d.framesDone ?? 0) >= 5);
           if (c.step !== 'detectPlayers') expect(ffmpegProcesses().length).toBeGreaterThan(0);
           const t0 = Date.now();
           if (c.how === 'signal') await client.workflow.getHandle(run.workflowId).signal(cancelSignal, { reason: 'test stop', by: 'cancel-test' });

@@ -11,7 +11,7 @@
  * All runs of one option set share a run GUID (augmentation seeds match) under different tenant ids; JSON
  * and HTML are compared with the tenant id normalised.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,10 +25,10 @@ import { stackStatus, startStack, stopStack, type StackOptions } from '../src/st
 import { createObjectStore } from '../src/storage/gcs';
 import { RunLayout } from '../src/storage/layout';
 import type { PipelineOptionsInput } from '../src/validation';
-import { createDeps, splitActivities, WORKER_READY_MESSAGE } from '../src/workers/worker';
+import { createDeps, splitActivities } from '../src/workers/worker';
 import type { RunSummary } from '../src/workflows/types';
 import { startFaultyProxy, type FaultyProxy } from './helpers/faultyProxy';
-import { withWorkers } from './helpers/temporal';
+import { spawnWorkerProcess, waitForActivity, withWorkers } from './helpers/temporal';
 
 const DATA = '/usr/share/doc/opencv-doc/examples/data';
 const STACK: StackOptions = {
@@ -92,44 +92,15 @@ async function snapshot(tenantId: string, runGuid: string): Promise<Record<strin
   return out;
 }
 
-/**
- * Waits until a video's child workflow (`{workflowId}-video-{videoGuid}`) has `activity` running with
- * heartbeat details that pass `ready`.
- */
-async function waitForActivity(run: { workflowId: string }, source: string, activity: string, ready: (details: Record<string, number>) => boolean, timeoutMs = 120_000): Promise<void> {
+/** Waits until the child workflow of `source` in `run` has `activity` running with details passing `ready`. */
+async function waitForStep(run: { workflowId: string }, source: string, activity: string, ready: (details: Record<string, number>) => boolean): Promise<void> {
   const videoGuid = prepareInput({ tenantId: 'x', videos: [{ source }] }).videos[0].videoGuid!;
-  const child = client.workflow.getHandle(`${run.workflowId}-video-${videoGuid}`);
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const desc = await child.describe().catch(() => undefined);
-    for (const p of desc?.raw.pendingActivities ?? []) {
-      if (p.activityType?.name !== activity || !p.heartbeatDetails?.payloads?.length) continue;
-      const details = JSON.parse(Buffer.from(p.heartbeatDetails.payloads[0].data as Uint8Array).toString('utf8')) as Record<string, number>;
-      if (ready(details)) return;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${activity}`);
+  await waitForActivity(client, `${run.workflowId}-video-${videoGuid}`, activity, ready);
 }
 
-/** A worker process (`npm run worker`'s entry point) on `taskQueue` of this stack; resolves when ready. */
-async function spawnWorker(taskQueue: string, name: string): Promise<{ child: ChildProcess; exited: Promise<void> }> {
-  // node --import tsx (not the tsx CLI, which would run the worker in a grandchild that SIGKILL misses).
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/workers/main.ts'], {
-    cwd: PROJECT_ROOT,
-    env: { ...process.env, TASK_QUEUE: taskQueue, TEMPORAL_ADDRESS: ADDRESS, STORAGE_EMULATOR_HOST: EMULATOR, GCS_BUCKET: STACK.bucket, DATAPREP_DATA_DIR: path.join(tmp, name), LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  child.stdout!.on('data', (b: Buffer) => (log += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (log += b.toString()));
-  const exited = new Promise<void>((r) => child.on('exit', () => r()));
-  for (let i = 0; i < 600 && !log.includes(WORKER_READY_MESSAGE) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
-  if (!log.includes(WORKER_READY_MESSAGE)) {
-    child.kill('SIGKILL');
-    throw new Error(`worker ${name} did not start: ${log.slice(-2000)}`);
-  }
-  return { child, exited };
+/** A worker process on `taskQueue` of this stack, its data under `name`. */
+function spawnWorker(taskQueue: string, name: string) {
+  return spawnWorkerProcess({ TASK_QUEUE: taskQueue, TEMPORAL_ADDRESS: ADDRESS, STORAGE_EMULATOR_HOST: EMULATOR, GCS_BUCKET: STACK.bucket, DATAPREP_DATA_DIR: path.join(tmp, name) });
 }
 
 /** Awaits a run's result, riding out a Temporal server restart (the client reconnects). */
@@ -174,7 +145,7 @@ describe('fault injection (real activities, own stack)', () => {
     const { child, exited } = await spawnWorker(taskQueue, 'killed');
     try {
       const run = await start(taskQueue, 'killextract', REF, [clipA]);
-      await waitForActivity(run, clipA, 'extractFramesForDetections', (d) => (d.framesDone ?? 0) >= 5);
+      await waitForStep(run, clipA, 'extractFramesForDetections', (d) => (d.framesDone ?? 0) >= 5);
       child.kill('SIGKILL');
       await exited;
       const summary = await withRealWorkers('rescue3', () => resultOf(run), taskQueue);
@@ -189,7 +160,7 @@ describe('fault injection (real activities, own stack)', () => {
   it('survives a Temporal server restart in the middle of detection', async () => {
     const summary = await withRealWorkers('restart', async (q) => {
       const run = await start(q, 'restart', REF, [clipA]);
-      await waitForActivity(run, clipA, 'detectPlayers', (d) => (d.framesDone ?? 0) >= 10);
+      await waitForStep(run, clipA, 'detectPlayers', (d) => (d.framesDone ?? 0) >= 10);
       const temporal = (await stackStatus(STACK)).find((s) => s.name === 'temporal')!;
       process.kill(temporal.pid!, 'SIGKILL');
       await new Promise((r) => setTimeout(r, 2000));
@@ -204,7 +175,7 @@ describe('fault injection (real activities, own stack)', () => {
   it('survives the GCS emulator being unreachable for several seconds during uploads', async () => {
     const summary = await withRealWorkers('gcsdown', async (q) => {
       const run = await start(q, 'gcsdown', REF, [clipA]);
-      await waitForActivity(run, clipA, 'extractCrops', () => true);
+      await waitForStep(run, clipA, 'extractCrops', () => true);
       const before = proxy.counts().failed;
       proxy.failFor(4000, '503', { onNextUpload: true });
       const result = await resultOf(run);

@@ -46,21 +46,36 @@ async function prepare(tenantId: string): Promise<StepInput> {
   return { ...base, grass };
 }
 
-/** Runs detectPlayers in a mock activity context; returns its result or error and the heartbeats it sent. */
-async function detect(input: StepInput, info: { heartbeatDetails?: unknown; attempt?: number }, cancelAtFrame?: number) {
+/**
+ * Runs a step activity in a mock activity context, as attempt `info` (e.g. with the last heartbeat details
+ * of an earlier attempt), cancelling it once a heartbeat's `progress` reaches `cancelAt`. Returns its result
+ * or error and the progress heartbeats it sent (those where `progress` is defined).
+ */
+async function runStepActivity<R, H>(
+  fn: (input: StepInput) => Promise<R>,
+  input: StepInput,
+  info: { heartbeatDetails?: unknown; attempt?: number },
+  progress: (details: H) => number | undefined,
+  cancelAt?: number,
+) {
   const env = new MockActivityEnvironment({ ...info, taskQueue: 'resume-test' });
-  const beats: DetectHeartbeat[] = [];
-  env.on('heartbeat', (d: DetectHeartbeat) => {
-    if (d?.framesDone === undefined) return;
+  const beats: H[] = [];
+  env.on('heartbeat', (d: H) => {
+    const done = d === undefined ? undefined : progress(d);
+    if (done === undefined) return;
     beats.push(d);
-    if (cancelAtFrame !== undefined && d.framesDone >= cancelAtFrame) env.cancel();
+    if (cancelAt !== undefined && done >= cancelAt) env.cancel();
   });
-  type Result = Awaited<ReturnType<typeof acts.detectPlayers>>;
-  const outcome = await (env.run(acts.detectPlayers, input) as Promise<Result>).then(
+  const outcome = await (env.run(fn, input) as Promise<R>).then(
     (result) => ({ result, error: undefined }),
     (error: unknown) => ({ result: undefined, error }),
   );
   return { ...outcome, beats };
+}
+
+/** detectPlayers through {@link runStepActivity}, cancelled at frame `cancelAtFrame`. */
+function detect(input: StepInput, info: { heartbeatDetails?: unknown; attempt?: number }, cancelAtFrame?: number) {
+  return runStepActivity(acts.detectPlayers, input, info, (d: DetectHeartbeat) => d.framesDone, cancelAtFrame);
 }
 
 let referenceDetections: Buffer;
@@ -129,19 +144,8 @@ describe('step 7 resumes from its last heartbeat', () => {
     await acts.extractCrops({ ...base, grass });
     return { ...base, grass };
   }
-  async function background(input: StepInput, info: { heartbeatDetails?: unknown }, cancelAt?: number) {
-    const env = new MockActivityEnvironment({ ...info, taskQueue: 'resume-test' });
-    const beats: BackgroundHeartbeat[] = [];
-    env.on('heartbeat', (d: BackgroundHeartbeat) => {
-      if (d?.cropsDone === undefined) return;
-      beats.push(d);
-      if (cancelAt !== undefined && d.cropsDone >= cancelAt) env.cancel();
-    });
-    const error = await (env.run(acts.removeCropBackground, input) as Promise<unknown>).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    return { error, beats };
+  function background(input: StepInput, info: { heartbeatDetails?: unknown }, cancelAt?: number) {
+    return runStepActivity(acts.removeCropBackground, input, info, (d: BackgroundHeartbeat) => d.cropsDone, cancelAt);
   }
   /** sha256 of every background-removed crop of a tenant's run, by relative name. */
   async function modified(tenantId: string): Promise<Record<string, string>> {

@@ -2,11 +2,12 @@
  * Test helpers: a Temporal client and short-lived workers against the test stack's real dev server
  * (started by test/globalSetup.ts). Each worker gets its own task queue so tests never share work.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { loadConfig } from '../../src/config';
-import { createPipelineWorkers, WORKFLOWS_PATH } from '../../src/workers/worker';
+import { loadConfig, PROJECT_ROOT } from '../../src/config';
+import { createPipelineWorkers, WORKER_READY_MESSAGE, WORKFLOWS_PATH } from '../../src/workers/worker';
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 let runtimeInstalled = false;
@@ -62,4 +63,47 @@ export async function withWorkers<T>(
     await Promise.allSettled(others);
     await connection.close();
   }
+}
+
+/**
+ * Starts a worker process (`npm run worker`'s entry point) with `env` on top of this process's environment
+ * and resolves once it logs that its workers are ready. It runs as `node --import tsx`, not the tsx CLI,
+ * which would run the worker in a grandchild that a SIGKILL of the child misses.
+ * @throws Error with the tail of its log when it exits or does not get ready within 60 s
+ */
+export async function spawnWorkerProcess(env: Record<string, string>): Promise<{ child: ChildProcess; exited: Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/workers/main.ts'], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  child.stdout!.on('data', (b: Buffer) => (log += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (log += b.toString()));
+  const exited = new Promise<void>((r) => child.on('exit', () => r()));
+  for (let i = 0; i < 600 && !log.includes(WORKER_READY_MESSAGE) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+  if (!log.includes(WORKER_READY_MESSAGE)) {
+    child.kill('SIGKILL');
+    throw new Error(`worker process did not start: ${log.slice(-2000)}`);
+  }
+  return { child, exited };
+}
+
+/**
+ * Waits until workflow `workflowId` has `activity` running with heartbeat details (decoded from JSON) that
+ * pass `ready`, polling `describe` every 100 ms.
+ * @throws Error after `timeoutMs`
+ */
+export async function waitForActivity<D>(client: Client, workflowId: string, activity: string, ready: (details: D) => boolean, timeoutMs = 120_000): Promise<void> {
+  const handle = client.workflow.getHandle(workflowId);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const desc = await handle.describe().catch(() => undefined);
+    for (const p of desc?.raw.pendingActivities ?? []) {
+      if (p.activityType?.name !== activity || !p.heartbeatDetails?.payloads?.length) continue;
+      if (ready(JSON.parse(Buffer.from(p.heartbeatDetails.payloads[0].data as Uint8Array).toString('utf8')) as D)) return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${activity} of ${workflowId}`);
 }
