@@ -168,8 +168,9 @@ export class RunFiles {
   async withLocalFile<T>(objectName: string, fn: (file: string) => Promise<T>): Promise<{ value: T; wasCached: boolean; sizeBytes: number }> {
     const key = this.key(`file:${objectName}`);
     const cached = this.cache.get<string>(key);
-    if (cached && (await stat(cached).catch(() => undefined))) {
-      const { size } = await stat(cached);
+    const st = cached ? await stat(cached).catch(() => undefined) : undefined;
+    if (cached && st) {
+      const size = st.size;
       this.hit(size);
       return { value: await fn(cached), wasCached: true, sizeBytes: size };
     }

@@ -76,8 +76,8 @@ export interface BackgroundHeartbeat {
  * whose objects in GCS still match the recorded size and MD5; fills `removed` for them. Empty when there is
  * no valid checkpoint.
  */
-async function verifiedBackgroundOutputs(files: RunFiles, layout: RunLayout, videoGuid: string, crops: CropEntry[], removed: number[]): Promise<Set<number>> {
-  const records = await readChunks<BackgroundRecord>(files.store, previousHeartbeat<BackgroundHeartbeat>()?.checkpoint?.chunks);
+async function verifiedBackgroundOutputs(files: RunFiles, layout: RunLayout, videoGuid: string, checkpoint: BackgroundHeartbeat['checkpoint'], crops: CropEntry[], removed: number[]): Promise<Set<number>> {
+  const records = await readChunks<BackgroundRecord>(files.store, checkpoint?.chunks);
   const done = new Set<number>();
   if (!records) return done;
   const video = layout.video(videoGuid);
@@ -207,10 +207,11 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const removed = new Array<number>(crops.length).fill(0);
         // Resume: crops an earlier attempt recorded (checkpoint chunks) and whose object in GCS still has
         // the recorded size and MD5 are not made again.
-        const skip = effective === 'none' ? new Set<number>() : await verifiedBackgroundOutputs(files, layout, input.videoGuid, crops, removed);
+        const previous = previousHeartbeat<BackgroundHeartbeat>()?.checkpoint;
+        const skip = effective === 'none' ? new Set<number>() : await verifiedBackgroundOutputs(files, layout, input.videoGuid, previous, crops, removed);
         const records: BackgroundRecord[] = [];
-        let checkpoint = previousHeartbeat<BackgroundHeartbeat>()?.checkpoint;
-        if (skip.size === 0) checkpoint = undefined;
+        // New chunks extend a checkpoint that still holds; otherwise they start a new one.
+        let checkpoint = skip.size > 0 ? previous : undefined;
         let saving: Promise<void> = Promise.resolve();
         await Promise.all(
           crops.map((c, i) =>
