@@ -23,17 +23,21 @@ import { testClient, waitForActivity, withWorkers } from './helpers/temporal';
 
 const DATA = '/usr/share/doc/opencv-doc/examples/data';
 const tmp = mkdtempSync(path.join(tmpdir(), 'dataprep-cancel-'));
-/** 40 s of vtest.avi re-encoded to MPEG-4 (the import stream-copies it): ~400 frames to extract or detect. */
-const clip = path.join(tmp, 'vtest_40s.mp4');
-/** The same 40 s as MPEG-4 Part 2 in AVI: the import must transcode it (ffmpeg reports progress). */
-const aviClip = path.join(tmp, 'vtest_40s.avi');
+/**
+ * vtest.avi played twice (159 s, 1590 frames) as H.264 MP4, which the import stream-copies: long enough that
+ * extraction at stride 1 cannot finish within the 2 s heartbeat throttle on a fast machine, so the cancel
+ * request always reaches a running step.
+ */
+const clip = path.join(tmp, 'vtest_x2.mp4');
+/** vtest.avi played four times (318 s) as MPEG-4 Part 2 in AVI: the import must transcode it (ffmpeg reports progress). */
+const aviClip = path.join(tmp, 'vtest_x4.avi');
 const cfg = loadConfig();
 const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost });
 let client: Client;
 
 beforeAll(async () => {
-  execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', path.join(DATA, 'vtest.avi'), '-t', '40', '-c', 'copy', aviClip]);
-  execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', path.join(DATA, 'vtest.avi'), '-t', '40', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', clip]);
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-stream_loop', '3', '-i', path.join(DATA, 'vtest.avi'), '-c', 'copy', aviClip]);
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-stream_loop', '1', '-i', path.join(DATA, 'vtest.avi'), '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', clip]);
   client = await testClient();
 });
 afterAll(async () => {
@@ -53,7 +57,8 @@ const cases = [
   // ffmpeg's progress callback heartbeats here: cancellation must stop ffmpeg, not throw from the callback.
   { step: 'importVideo', how: 'native', source: aviClip, options: { frameStride: 1 } },
   { step: 'extractFramesForDetections', how: 'signal', source: clip, options: { frameStride: 1 } },
-  { step: 'detectPlayers', how: 'native', source: clip, options: { frameStride: 1 } },
+  // Stride 4: ~400 frames to extract before detection starts, then ~400 to detect.
+  { step: 'detectPlayers', how: 'native', source: clip, options: { frameStride: 4 } },
 ] as const;
 
 describe('cancellation of running steps (real activities)', () => {
