@@ -196,8 +196,11 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     expect(summary.status).toBe('completed');
     const layout = new RunLayout(tenantId, summary.runGuid);
     const video = layout.video(summary.videos[0].videoGuid);
-    const step7 = (await store.getJson<{ videos: Record<string, { mode: string; meanRemovedFraction: number }> }>(layout.stepResult(7)))!.videos[video.videoGuid];
+    const step7 = (await store.getJson<{ videos: Record<string, { mode: string; meanRemovedFraction: number; eventLoopDelayMs?: { p99: number; max: number } }> }>(layout.stepResult(7)))!.videos[video.videoGuid];
     expect(step7.mode).toBe('segmentation');
+    // The step recorded the worker's event-loop delay while it ran (same process as the test here).
+    expect(step7.eventLoopDelayMs!.max).toBeGreaterThan(0);
+    expect(step7.eventLoopDelayMs!.max).toBeLessThan(2000);
     expect(step7.meanRemovedFraction).toBeGreaterThan(0.2); // the pavement around each walker is removed
     // Re-run steps 6-9 as a retry would (same input, cold worker): every output byte stays the same.
     const before = new Map<string, string>();

@@ -4,7 +4,8 @@
  * with the last heartbeat details, as Temporal hands them to a retry. It must continue after the last
  * checkpoint chunk instead of starting over, and write a `detections.json` byte-identical to an
  * uninterrupted run. A chunk that fails verification makes it start over, with the same result. Step 7
- * (background removal with the segmentation model) likewise skips the crops its checkpoint verified.
+ * (background removal with the segmentation model) likewise skips the crops its checkpoint verified. Retried
+ * steps 3, 6, 8 and 9 skip the uploads (or, step 8, the work) that the cancelled attempt already did.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -174,5 +175,101 @@ describe('step 7 resumes from its last heartbeat', () => {
     expect(step7.videos[videoGuid].resumedCrops).toBe(BACKGROUND_CHUNK);
     expect(await modified('bgresume')).toEqual(reference);
     expect(await store.list(layout.checkpointPrefix(videoGuid))).toEqual([]);
+  }, 600_000);
+});
+
+describe('steps 3, 6, 8 and 9 skip what an earlier attempt already stored', () => {
+  /** A short full run: every frame, at most 8 crops per track, background copied, one augmented copy. */
+  const optsSkip = validateInput({
+    tenantId: 'x',
+    videos: [{ source: '/x' }],
+    options: { frameStride: 1, crops: { maxPerTrack: 8 }, background: { mode: 'none' }, augment: { count: 1 } },
+  }).options;
+  type Beat = Record<string, number | undefined>;
+  type Io = { io: { uploadsSkipped: number; cacheHits: number } };
+
+  /** sha256 of every object of a tenant's video folder by relative name (JSON and HTML with the tenant normalised). */
+  async function videoFolder(tenantId: string): Promise<Record<string, string>> {
+    const prefix = new RunLayout(tenantId, runGuid).video(videoGuid).prefix;
+    const out: Record<string, string> = {};
+    for (const o of await store.list(prefix)) {
+      const rel = o.name.slice(prefix.length);
+      if (rel.startsWith('intermediate/')) continue; // step records hold timings and I/O counters
+      let data = await store.get(o.name);
+      if (/\.(json|html)$/.test(rel)) data = Buffer.from(data.toString('utf8').replaceAll(tenantId, 'TENANT'), 'utf8');
+      out[rel] = createHash('sha256').update(data).digest('hex');
+    }
+    return out;
+  }
+
+  /**
+   * Runs `fn` as attempt 1, cancelled once the heartbeat field `field` reaches `cancelAt`, then (after the
+   * first attempt's in-flight uploads settled) as attempt 2 with its last heartbeat. Returns the second
+   * attempt's result and how many objects under `prefix` were stored before it started.
+   */
+  async function interrupted<R>(fn: (input: StepInput) => Promise<R>, input: StepInput, field: string, cancelAt: number, prefix: string) {
+    const first = await runStepActivity(fn, input, {}, (d: Beat) => d[field], cancelAt);
+    expect(first.error).toBeInstanceOf(CancelledFailure);
+    await new Promise((r) => setTimeout(r, 1500));
+    const storedBefore = (await store.list(prefix)).length;
+    const second = await runStepActivity(fn, input, { heartbeatDetails: first.beats.at(-1), attempt: 2 }, (d: Beat) => d[field]);
+    expect(second.error).toBeUndefined();
+    return { result: second.result as R & Io, storedBefore };
+  }
+
+  it('retries upload only what is missing and end byte-identical to an uninterrupted run', async () => {
+    // The uninterrupted reference.
+    const ref: StepInput = { tenantId: 'skipref', runGuid, videoGuid, workflowId: 'wf-skipref', source: clip, options: optsSkip };
+    await acts.importVideo(ref);
+    await acts.extractFramesForDetections(ref);
+    const refGrass = { ...ref, grass: (await acts.initializeGrassMask(ref)).grass };
+    await acts.detectPlayers(refGrass);
+    await acts.extractCrops(refGrass);
+    await acts.removeCropBackground(refGrass);
+    await acts.augmentCrops(refGrass);
+    await acts.createTrainingAndValidationSets(refGrass);
+    const reference = await videoFolder('skipref');
+    expect(Object.keys(reference).filter((n) => n.startsWith('datasets/train/')).length).toBeGreaterThan(40);
+
+    const base: StepInput = { ...ref, tenantId: 'skipretry', workflowId: 'wf-skipretry' };
+    const video = new RunLayout('skipretry', runGuid).video(videoGuid);
+    await acts.importVideo(base);
+
+    // Step 3: frames stored by the cancelled attempt are not uploaded again.
+    const s3 = await interrupted(acts.extractFramesForDetections, base, 'framesDone', 30, video.framesPrefix);
+    expect(s3.storedBefore).toBeGreaterThanOrEqual(20);
+    expect(s3.storedBefore).toBeLessThan(80);
+    expect(s3.result.io.uploadsSkipped).toBe(s3.storedBefore);
+
+    const input = { ...base, grass: (await acts.initializeGrassMask(base)).grass };
+    await acts.detectPlayers(input);
+
+    // Step 6: crops stored by the cancelled attempt are not uploaded again.
+    const s6 = await interrupted(acts.extractCrops, input, 'cropsWritten', 15, video.cropsPrefix('original'));
+    expect(s6.storedBefore).toBeGreaterThanOrEqual(10);
+    expect(s6.result.io.uploadsSkipped).toBe(s6.storedBefore);
+
+    await acts.removeCropBackground(input);
+
+    // Step 8: on the same worker, the copies the cancelled attempt made are taken from the run cache.
+    const s8 = await interrupted(acts.augmentCrops, input, 'augmented', 10, video.prefix);
+    expect(s8.result.io.cacheHits).toBeGreaterThanOrEqual(10);
+
+    // Step 9: no manifest while incomplete; stored images are neither copied nor uploaded again, and a
+    // leftover the plan does not contain is removed.
+    const first9 = await runStepActivity(acts.createTrainingAndValidationSets, input, {}, (d: Beat) => d.imagesWritten, 20);
+    expect(first9.error).toBeInstanceOf(CancelledFailure);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await store.exists(video.manifest)).toBe(false);
+    const storedBefore9 = (await store.list(video.datasetPrefix)).length;
+    expect(storedBefore9).toBeGreaterThanOrEqual(20);
+    const stale = video.datasetImage('train', 999, 'crop_0.jpg');
+    await store.put(stale, 'not part of this dataset');
+    const second9 = await runStepActivity(acts.createTrainingAndValidationSets, input, { heartbeatDetails: first9.beats.at(-1), attempt: 2 }, (d: Beat) => d.imagesWritten);
+    expect(second9.error).toBeUndefined();
+    expect((second9.result as unknown as Io).io.uploadsSkipped).toBe(storedBefore9);
+    expect(await store.exists(stale)).toBe(false);
+
+    expect(await videoFolder('skipretry')).toEqual(reference);
   }, 600_000);
 });

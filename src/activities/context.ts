@@ -4,15 +4,16 @@
  * cancellation checks, and {@link runStep}, which records the step's result in
  * `intermediate/step{N}_result.json` and its status and timing in `.pipeline_info.json`.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { cacheKey, type RunCache } from '../cache/runCache';
 import type { SourcePolicy } from '../config';
 import { toApplicationFailure } from '../errors';
-import type { ObjectStore } from '../storage/gcs';
+import type { ObjectInfo, ObjectStore } from '../storage/gcs';
 import { RunLayout } from '../storage/layout';
 import type { Detector, RgbFrame } from '../vision/detector';
 import type { FfmpegBinaries } from '../vision/ffmpeg';
@@ -54,6 +55,8 @@ export interface ActivityDeps {
  */
 export class RunFiles {
   readonly io: StepIo = emptyIo();
+  /** Objects already in GCS (name → size and MD5), listed by {@link loadPriorOutputs}. */
+  private readonly prior = new Map<string, ObjectInfo>();
   /**
    * @param store a scoped store whose counters belong to this activity call.
    * @param cache the worker's run cache (possibly disabled).
@@ -91,19 +94,42 @@ export class RunFiles {
     return buf;
   }
 
-  /** Uploads `data` to GCS, then caches it. */
+  /**
+   * Resume support (issue 6): lists the objects under `prefixes` that are already in GCS, so that
+   * {@link write}, {@link writeFrame} and {@link copy} skip every upload whose object is already stored with
+   * exactly the bytes they would write (same size and MD5; GCS computes `md5Hash` from the stored bytes,
+   * https://cloud.google.com/storage/docs/hashes-etags). A write skipped this way counts in
+   * `io.uploadsSkipped`. Steps call it on retried attempts ({@link activityAttempt} > 1), when an earlier
+   * attempt may have uploaded part of the outputs. Returns the listing (name → info).
+   */
+  async loadPriorOutputs(prefixes: readonly string[]): Promise<ReadonlyMap<string, ObjectInfo>> {
+    for (const prefix of prefixes) for (const o of await this.store.list(prefix)) this.prior.set(o.name, o);
+    return this.prior;
+  }
+
+  /** Whether `objectName` is stored (per {@link loadPriorOutputs}) with exactly the bytes `buf`. */
+  private isStored(objectName: string, buf: Buffer): boolean {
+    const o = this.prior.get(objectName);
+    return !!o?.md5 && o.size === buf.length && o.md5 === createHash('md5').update(buf).digest('base64');
+  }
+
+  /** Uploads `data` to GCS (unless already stored: {@link loadPriorOutputs}), then caches it. */
   async write(objectName: string, data: Buffer | string, contentType?: string): Promise<void> {
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    await this.store.put(objectName, buf, { contentType });
+    if (this.isStored(objectName, buf)) this.io.uploadsSkipped++;
+    else await this.store.put(objectName, buf, { contentType });
     this.cache.set(this.key(`obj:${objectName}`), buf, buf.length);
   }
 
   /**
-   * Copies object `from` to `to` inside the bucket (server-side: no bytes transferred). When `from` is in
-   * the cache, `to` is cached with the same bytes, so later steps find it in memory too.
+   * Copies object `from` to `to` inside the bucket (server-side: no bytes transferred), unless both are
+   * listed by {@link loadPriorOutputs} with the same size and MD5. When `from` is in the cache, `to` is
+   * cached with the same bytes, so later steps find it in memory too.
    */
   async copy(from: string, to: string): Promise<void> {
-    await this.store.copy(from, to);
+    const [src, dst] = [this.prior.get(from), this.prior.get(to)];
+    if (src?.md5 && dst && src.md5 === dst.md5 && src.size === dst.size) this.io.uploadsSkipped++;
+    else await this.store.copy(from, to);
     const cached = this.cache.peek<Buffer>(this.key(`obj:${from}`));
     if (cached) this.cache.set(this.key(`obj:${to}`), cached, cached.length);
   }
@@ -140,7 +166,8 @@ export class RunFiles {
    * later {@link readFrame} gives exactly what a cold worker decoding the stored JPEG would).
    */
   async writeFrame(objectName: string, jpeg: Buffer): Promise<void> {
-    await this.store.put(objectName, jpeg, { contentType: 'image/jpeg' });
+    if (this.isStored(objectName, jpeg)) this.io.uploadsSkipped++;
+    else await this.store.put(objectName, jpeg, { contentType: 'image/jpeg' });
     if (!this.cache.enabled) return;
     const frame = await decodeFrame(jpeg);
     this.cache.set(this.key(`rgb:${objectName}`), frame, frame.rgb.length);
@@ -250,6 +277,15 @@ export function heartbeatProgress(details?: unknown): void {
   }
 }
 
+/** The current activity's attempt number (1 for the first; Temporal `info.attempt`), 1 outside activities. */
+export function activityAttempt(): number {
+  try {
+    return Context.current().info.attempt;
+  } catch {
+    return 1;
+  }
+}
+
 /** The activity's AbortSignal (fires on cancellation), or a never-firing one outside an activity. */
 export function cancellationSignal(): AbortSignal {
   try {
@@ -281,6 +317,9 @@ export async function runStep<R extends object>(
   const layout = new RunLayout(input.tenantId, input.runGuid);
   const files = new RunFiles(deps.store.scoped(), deps.cache, input.tenantId, input.runGuid, input.videoGuid, path.join(deps.workDir, `${name}-${randomUUID()}`));
   const n = stepNumber(name);
+  // How long this process's event loop (which carries heartbeats and cancellation) stalled during the step.
+  const loop = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS });
+  loop.enable();
   heartbeat({ step: name, phase: 'started' });
   try {
     const out = await body(files, layout);
@@ -298,6 +337,7 @@ export async function runStep<R extends object>(
       io: files.finalIo(),
       taskQueue: activityTaskQueue(),
       cachedOn: deps.cache.enabled ? cacheQueue() : undefined,
+      eventLoopDelayMs: eventLoopDelay(loop),
     } as R & StepResultBase;
     await files.store.updateJson<{ step: number; name: string; videos: Record<string, unknown> }>(layout.stepResult(n), (cur) => ({
       step: n,
@@ -311,6 +351,7 @@ export async function runStep<R extends object>(
       durationMs: result.durationMs,
       taskQueue: result.taskQueue,
       io: result.io,
+      eventLoopDelayMs: result.eventLoopDelayMs,
     });
     return result;
   } catch (err) {
@@ -324,8 +365,22 @@ export async function runStep<R extends object>(
     }).catch(() => undefined);
     throw cancelled ? err : failure;
   } finally {
+    loop.disable();
     await files.cleanup();
   }
+}
+
+/** Sampling interval of the per-step event-loop delay histogram (Node's `perf_hooks.monitorEventLoopDelay`). */
+const EVENT_LOOP_RESOLUTION_MS = 20;
+
+/**
+ * p99 and maximum of an event-loop delay histogram, in milliseconds (the histogram counts nanoseconds;
+ * https://nodejs.org/api/perf_hooks.html#perf_hooksmonitoreventloopdelayoptions). A step whose maximum nears
+ * the heartbeat throttle interval (`WORKER_TUNING`, 2 s) would delay heartbeats and the notice of a cancel.
+ */
+function eventLoopDelay(h: IntervalHistogram): { p99: number; max: number } {
+  const ms = (ns: number) => (Number.isFinite(ns) ? Math.round(ns / 1e5) / 10 : 0);
+  return { p99: ms(h.percentile(99)), max: ms(h.max) };
 }
 
 /**

@@ -10,7 +10,7 @@ import { applyAugmentation, cropJpeg, cropKey, padAndClamp, planAugmentation, pl
 import { applyMask, grassAlpha, intersectMasks } from '../vision/segment';
 import { qualityFilter, type QualityCrop } from '../vision/quality';
 import type { AugmentResult, BackgroundResult, CropsResult, SplitResult, StepInput } from '../workflows/types';
-import { heartbeat, runStep, type ActivityDeps, type RunFiles } from './context';
+import { activityAttempt, heartbeat, runStep, type ActivityDeps, type RunFiles } from './context';
 import { previousHeartbeat, readChunks, writeChunk, type ChunkRef } from './checkpoint';
 import type { DetectionsFile } from './detect';
 import { groupBy } from '../util/group';
@@ -103,12 +103,16 @@ export function createDatasetActivities(deps: ActivityDeps) {
      * of the Laplacian), near-duplicate of the previous kept crop of the track (`duplicate`, dHash), and the
      * optional per-track cap (`overTrackCap`). Kept crops of a track are numbered from 0 in time order.
      * Writes `crops/original/track_{id}/crop_{n}.jpg` and the crop index.
+     *
+     * On a retry the crops are cut again (deterministic), and only those not already stored with the same
+     * bytes by an earlier attempt are uploaded.
      */
     async extractCrops(input: StepInput): Promise<CropsResult> {
       return runStep(deps, 'extractCrops', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
         const { padding, minHeight, maxPerTrack, minBlurVariance, maxOcclusion, dedupMaxDistance } = input.options.crops;
         const detections = await files.readJson<DetectionsFile>(video.detections);
+        if (activityAttempt() > 1) await files.loadPriorOutputs([video.cropsPrefix('original')]);
         const rejected: Record<string, number> = {};
         const reject = (reason: string, n = 1) => void (rejected[reason] = (rejected[reason] ?? 0) + n);
         // 1. Candidate crops (cut in memory), with the other boxes of their frame for the occlusion test.
@@ -157,6 +161,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
         // 3. Optional cap, numbering, upload.
         const entries: CropEntry[] = [];
         const jobs: Promise<void>[] = [];
+        let written = 0;
         for (const trackId of [...perTrack.keys()].sort((a, b) => a - b)) {
           let list = perTrack.get(trackId)!.sort((a, b) => a.frameId - b.frameId);
           if (maxPerTrack && list.length > maxPerTrack) {
@@ -170,7 +175,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
             const r = c.region;
             entries.push({ track_id: trackId, n, frame_id: c.frameId, bbox: c.trackBBox, region: [r.left, r.top, r.left + r.width, r.top + r.height], object });
             // Uploads are bounded by the store's own concurrency, not by the image-processing limit.
-            jobs.push(files.write(object, c.jpeg, 'image/jpeg').then(() => heartbeat({ cropsWritten: entries.length })));
+            jobs.push(files.write(object, c.jpeg, 'image/jpeg').then(() => heartbeat({ cropsWritten: ++written, uploadsSkipped: files.io.uploadsSkipped })));
           });
         }
         await Promise.all(jobs);
@@ -263,7 +268,8 @@ export function createDatasetActivities(deps: ActivityDeps) {
      * Step 8: make `augment.count` deterministic augmented copies of every training crop (the split is
      * planned here exactly as step 9 will apply it, so validation crops are never augmented). Copies stay in
      * this worker's run cache (step 9 uploads them into the dataset); step 9 regenerates them bit-identically
-     * when it runs elsewhere or the cache is off.
+     * when it runs elsewhere or the cache is off. A retry on the same worker reuses the copies an earlier
+     * attempt left in the cache.
      */
     async augmentCrops(input: StepInput): Promise<AugmentResult> {
       return runStep(deps, 'augmentCrops', input, async (files, layout) => {
@@ -275,12 +281,13 @@ export function createDatasetActivities(deps: ActivityDeps) {
         // With the cache off nothing would keep the copies for step 9, which makes them anyway: plan only.
         if (!files.cache.enabled) return { result: { augmented: planned, sources: train.length }, details: { generatedHere: false } };
         const limit = pLimit(IMAGE_CONCURRENCY);
+        const retry = activityAttempt() > 1;
         let made = 0;
         await Promise.all(
           train.flatMap((c) =>
             Array.from({ length: input.options.augment.count }, (_, k) =>
               limit(async () => {
-                await augmentedCopy(files, video, input, c, k, false);
+                await augmentedCopy(files, video, input, c, k, retry);
                 heartbeat({ augmented: ++made });
               }),
             ),
@@ -294,12 +301,17 @@ export function createDatasetActivities(deps: ActivityDeps) {
      * Step 9: ImageFolder dataset `datasets/{train,val}/track_{id}/`: background-removed crops split by time
      * inside each track, augmented copies in train only, and `datasets/manifest.json` written last (a
      * dataset without a manifest is incomplete).
+     *
+     * The manifest is deleted first, so a dataset being (re)written never looks complete. Images already
+     * stored with the same bytes (by an earlier attempt) are not uploaded or copied again, and objects of the
+     * dataset folder that this plan does not write are deleted before the manifest is written.
      */
     async createTrainingAndValidationSets(input: StepInput): Promise<SplitResult> {
       return runStep(deps, 'createTrainingAndValidationSets', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
         // A retry must never leave an old manifest next to half-rewritten images.
-        await files.store.deletePrefix(video.datasetPrefix);
+        await files.store.delete([video.manifest]);
+        const prior = await files.loadPriorOutputs(activityAttempt() > 1 ? [video.datasetPrefix, video.cropsPrefix('modified')] : [video.datasetPrefix]);
         const crops = await readCropIndex(files, video);
         const plan = await planFor(files, video, input, crops);
         const images: Record<string, unknown>[] = [];
@@ -330,11 +342,14 @@ export function createDatasetActivities(deps: ActivityDeps) {
             jobs.push(limit(() => augmentedCopy(files, video, input, c, k)).then((buf) => files.write(augName, buf, 'image/jpeg')));
           }
         }
-        await Promise.all(jobs);
-        heartbeat({ imagesWritten: images.length });
+        let written = 0;
+        await Promise.all(jobs.map((j) => j.then(() => heartbeat({ imagesWritten: ++written, uploadsSkipped: files.io.uploadsSkipped }))));
         const train = images.filter((i) => i.split === 'train').length;
         const val = images.length - train;
         await files.write(video.report, await buildReport(files, video, input, crops, tracks, plan, { train, val }), 'text/html; charset=utf-8');
+        // Leftovers of an earlier dataset in this folder that this plan does not contain.
+        const planned = new Set([...images.map((i) => i.path as string), video.report, video.manifest]);
+        await files.store.delete([...prior.keys()].filter((n) => n.startsWith(video.datasetPrefix) && !planned.has(n)));
         await files.writeJson(video.manifest, {
           tenantId: input.tenantId,
           runGuid: input.runGuid,

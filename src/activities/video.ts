@@ -13,7 +13,7 @@ import { sha256File } from '../util/hash';
 import { assertSource } from '../validation';
 import { encodeJpeg, extractFrames, importToMp4, probeVideo } from '../vision/video';
 import type { FramesResult, ImportResult, LoadResult, StepInput } from '../workflows/types';
-import { cancellationSignal, heartbeat, heartbeatProgress, runStep, type ActivityDeps, type RunFiles } from './context';
+import { activityAttempt, cancellationSignal, heartbeat, heartbeatProgress, runStep, type ActivityDeps, type RunFiles } from './context';
 
 /** Frame uploads in flight at once in step 3 (latency of a remote bucket is hidden by parallel requests). */
 const FRAME_UPLOAD_CONCURRENCY = 16;
@@ -222,6 +222,9 @@ export function createVideoActivities(deps: ActivityDeps) {
     /**
      * Step 3: decode the video and keep every `frameStride`-th frame as `selected_frames/frame_{frame_id}.jpg`,
      * `frame_id` being the frame's true index among the decoded frames of the source.
+     *
+     * On a retry it decodes again from the start (ffmpeg cannot seek to an exact frame index of every
+     * codec) but skips the upload of every frame an earlier attempt already stored with the same bytes.
      */
     async extractFramesForDetections(input: StepInput): Promise<FramesResult> {
       return runStep(deps, 'extractFramesForDetections', input, async (files, layout) => {
@@ -230,6 +233,9 @@ export function createVideoActivities(deps: ActivityDeps) {
         // Uploads (and the decode for the run cache) in flight at once; the store bounds requests further.
         const limit = pLimit(FRAME_UPLOAD_CONCURRENCY);
         const ids: number[] = [];
+        // A retry decodes and encodes again (deterministic) but uploads only frames not already stored with
+        // the same bytes by an earlier attempt.
+        if (activityAttempt() > 1) await files.loadPriorOutputs([video.framesPrefix]);
         await files.withLocalFile(video.video, async (file) => {
           const uploads: Promise<void>[] = [];
           let failed: unknown;
@@ -238,7 +244,7 @@ export function createVideoActivities(deps: ActivityDeps) {
             const jpeg = await encodeJpeg(frame, jpegQuality);
             uploads.push(limit(() => files.writeFrame(video.frame(frame.frameId), jpeg)).catch((err) => void (failed = err)));
             ids.push(frame.frameId);
-            heartbeat({ framesDone: ids.length, lastFrameId: frame.frameId });
+            heartbeat({ framesDone: ids.length, lastFrameId: frame.frameId, uploadsSkipped: files.io.uploadsSkipped });
             // Back-pressure: at most ~2 x the concurrency of encoded frames wait for upload (the queue is FIFO).
             if (limit.pendingCount > FRAME_UPLOAD_CONCURRENCY) await uploads[uploads.length - FRAME_UPLOAD_CONCURRENCY];
           }

@@ -173,6 +173,9 @@ export interface StepIoRow {
   'MB down': number;
   'MB up': number;
   'GCS requests': number;
+  'uploads skipped': number;
+  /** Longest event-loop stall of the worker while the step ran. */
+  'loop max ms': number;
 }
 
 /**
@@ -181,7 +184,7 @@ export interface StepIoRow {
  */
 export async function stepIoTable(cfg: Config, tenantId: string, runGuid: string): Promise<StepIoRow[]> {
   const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost, projectId: cfg.gcsProjectId, maxRetries: 1 });
-  const info = await store.getJson<{ steps?: Record<string, Record<string, { step: number; taskQueue?: string; io?: StepIo }>> }>(new RunLayout(tenantId, runGuid).pipelineInfo).catch(() => undefined);
+  const info = await store.getJson<{ steps?: Record<string, Record<string, { step: number; taskQueue?: string; io?: StepIo; eventLoopDelayMs?: { max: number } }>> }>(new RunLayout(tenantId, runGuid).pipelineInfo).catch(() => undefined);
   const mb = (b: number | undefined) => Math.round(((b ?? 0) / 1e6) * 100) / 100;
   const rows: StepIoRow[] = [];
   for (const [videoGuid, steps] of Object.entries(info?.steps ?? {})) {
@@ -198,6 +201,8 @@ export async function stepIoTable(cfg: Config, tenantId: string, runGuid: string
         'MB down': mb(io?.bytesDownloaded),
         'MB up': mb(io?.bytesUploaded),
         'GCS requests': io?.gcsRequests ?? 0,
+        'uploads skipped': io?.uploadsSkipped ?? 0,
+        'loop max ms': s.eventLoopDelayMs?.max ?? 0,
       });
     }
   }

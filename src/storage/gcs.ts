@@ -82,6 +82,8 @@ export interface ObjectStore {
   list(prefix: string): Promise<ObjectInfo[]>;
   /** Deletes every object under `prefix`; returns how many. `prefix` must end in `/`. */
   deletePrefix(prefix: string): Promise<number>;
+  /** Deletes the objects `names` (missing ones are ignored); returns how many were asked for. */
+  delete(names: readonly string[]): Promise<number>;
   /** Writes `value` as pretty JSON. */
   putJson(name: string, value: unknown): Promise<void>;
   /** Reads JSON, or undefined when the object does not exist. */
@@ -244,19 +246,22 @@ function buildStore(opts: ObjectStoreOptions, client: Storage, limit: LimitFunct
 
     async deletePrefix(prefix) {
       if (!prefix.endsWith('/')) throw new Error(`deletePrefix: prefix ${prefix} must end in "/"`);
-      const objects = await store.list(prefix);
+      return store.delete((await store.list(prefix)).map((o) => o.name));
+    },
+
+    async delete(names) {
       await Promise.all(
-        objects.map((o) =>
+        names.map((name) =>
           call(async () => {
             try {
-              await file(o.name).delete();
+              await file(name).delete();
             } catch (err) {
               if (!isNotFound(err)) throw err;
             }
           }),
         ),
       );
-      return objects.length;
+      return names.length;
     },
 
     async putJson(name, value) {

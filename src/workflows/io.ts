@@ -5,7 +5,7 @@ import type { StepIo } from './types';
 
 /** Zeroed {@link StepIo}. */
 export function emptyIo(): StepIo {
-  return { gcsRequests: 0, bytesUploaded: 0, bytesDownloaded: 0, cacheHits: 0, cacheMisses: 0, bytesFromCache: 0, artifactDownloads: 0 };
+  return { gcsRequests: 0, bytesUploaded: 0, bytesDownloaded: 0, cacheHits: 0, cacheMisses: 0, bytesFromCache: 0, artifactDownloads: 0, uploadsSkipped: 0 };
 }
 
 /** Adds the counters of `b` to `a` (in place) and returns `a`. */

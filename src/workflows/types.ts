@@ -54,6 +54,11 @@ export interface StepIo {
   bytesFromCache: number;
   /** Artifacts (frames, crops, the video, JSON) this step had to download from GCS: cache misses that hit GCS. */
   artifactDownloads: number;
+  /**
+   * Uploads and copies a retried attempt skipped because the object was already stored with the same bytes
+   * (size and MD5); 0 on first attempts. Absent in results recorded before it existed.
+   */
+  uploadsSkipped: number;
 }
 
 /** Fields common to every step result. */
@@ -69,6 +74,11 @@ export interface StepResultBase {
   taskQueue?: string;
   /** Worker-specific queue of the worker whose run cache now holds this step's artifacts (cache on). */
   cachedOn?: string;
+  /**
+   * Event-loop delay of the worker process while the step ran, p99 and maximum in milliseconds (all work of
+   * the process counts, not only this step's). Heartbeats and the notice of a cancel wait this long at most.
+   */
+  eventLoopDelayMs?: { p99: number; max: number };
 }
 
 /** Result of step 1. */
