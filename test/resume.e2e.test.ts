@@ -204,14 +204,15 @@ describe('steps 3, 6, 8 and 9 skip what an earlier attempt already stored', () =
 
   /**
    * Runs `fn` as attempt 1, cancelled once the heartbeat field `field` reaches `cancelAt`, then (after the
-   * first attempt's in-flight uploads settled) as attempt 2 with its last heartbeat. Returns the second
-   * attempt's result and how many objects under `prefix` were stored before it started.
+   * first attempt's in-flight uploads settled, and `beforeRetry`) as attempt 2 with its last heartbeat.
+   * Returns the second attempt's result and how many objects under `prefix` the first attempt stored.
    */
-  async function interrupted<R>(fn: (input: StepInput) => Promise<R>, input: StepInput, field: string, cancelAt: number, prefix: string) {
+  async function interrupted<R>(fn: (input: StepInput) => Promise<R>, input: StepInput, field: string, cancelAt: number, prefix: string, beforeRetry?: () => Promise<void>) {
     const first = await runStepActivity(fn, input, {}, (d: Beat) => d[field], cancelAt);
     expect(first.error).toBeInstanceOf(CancelledFailure);
     await new Promise((r) => setTimeout(r, 1500));
     const storedBefore = (await store.list(prefix)).length;
+    await beforeRetry?.();
     const second = await runStepActivity(fn, input, { heartbeatDetails: first.beats.at(-1), attempt: 2 }, (d: Beat) => d[field]);
     expect(second.error).toBeUndefined();
     return { result: second.result as R & Io, storedBefore };
@@ -257,17 +258,13 @@ describe('steps 3, 6, 8 and 9 skip what an earlier attempt already stored', () =
 
     // Step 9: no manifest while incomplete; stored images are neither copied nor uploaded again, and a
     // leftover the plan does not contain is removed.
-    const first9 = await runStepActivity(acts.createTrainingAndValidationSets, input, {}, (d: Beat) => d.imagesWritten, 20);
-    expect(first9.error).toBeInstanceOf(CancelledFailure);
-    await new Promise((r) => setTimeout(r, 1500));
-    expect(await store.exists(video.manifest)).toBe(false);
-    const storedBefore9 = (await store.list(video.datasetPrefix)).length;
-    expect(storedBefore9).toBeGreaterThanOrEqual(20);
     const stale = video.datasetImage('train', 999, 'crop_0.jpg');
-    await store.put(stale, 'not part of this dataset');
-    const second9 = await runStepActivity(acts.createTrainingAndValidationSets, input, { heartbeatDetails: first9.beats.at(-1), attempt: 2 }, (d: Beat) => d.imagesWritten);
-    expect(second9.error).toBeUndefined();
-    expect((second9.result as unknown as Io).io.uploadsSkipped).toBe(storedBefore9);
+    const s9 = await interrupted(acts.createTrainingAndValidationSets, input, 'imagesWritten', 20, video.datasetPrefix, async () => {
+      expect(await store.exists(video.manifest)).toBe(false);
+      await store.put(stale, 'not part of this dataset');
+    });
+    expect(s9.storedBefore).toBeGreaterThanOrEqual(20);
+    expect(s9.result.io.uploadsSkipped).toBe(s9.storedBefore);
     expect(await store.exists(stale)).toBe(false);
 
     expect(await videoFolder('skipretry')).toEqual(reference);

@@ -81,7 +81,8 @@ async function verifiedBackgroundOutputs(files: RunFiles, layout: RunLayout, vid
   const done = new Set<number>();
   if (!records) return done;
   const video = layout.video(videoGuid);
-  const stored = new Map((await files.store.list(video.cropsPrefix('modified'))).map((o) => [o.name, o]));
+  // The same listing lets this attempt's writes skip crops stored after the last checkpoint chunk, too.
+  const stored = await files.loadPriorOutputs([video.cropsPrefix('modified')]);
   for (const r of records) {
     const c = crops[r.i];
     const o = c && stored.get(video.crop('modified', c.track_id, c.n));
