@@ -27,6 +27,7 @@ import {
   type RgbFrame,
 } from '../src/vision/detector';
 import { drawDetections, loadRgb } from '../src/vision/draw';
+import { cropRgb } from '../src/vision/tiling';
 import { IouTracker } from '../src/vision/tracker';
 
 const DATA = '/usr/share/doc/opencv-doc/examples/data';
@@ -321,6 +322,22 @@ describe.skipIf(!existsSync(MODEL))('YOLOv8n on real images', () => {
     const raw = await detector.inferRaw(lb.tensor);
     expect(raw.dims).toEqual([1, 84, 8400]);
     expect(raw.output.length).toBe(84 * 8400);
+  });
+
+  it('runs an S x S region of a frame with the same output as the letterbox of its crop', async () => {
+    const width = 960;
+    const height = 720;
+    const rgb = await sharp(vtest.rgb, { raw: { width: vtest.width, height: vtest.height, channels: 3 } }).resize(width, height).raw().toBuffer();
+    const frame = { rgb, width, height };
+    const rect = { x: 200, y: 60, width: 640, height: 640 };
+    const region = await detector.inferRegion(frame, rect);
+    const crop = cropRgb(frame, rect);
+    const raw = await detector.inferRaw((await letterbox(crop.rgb, crop.width, crop.height, 640)).tensor);
+    expect(region.dims).toEqual(raw.dims);
+    expect(Buffer.compare(Buffer.from(region.output.buffer, region.output.byteOffset, region.output.byteLength), Buffer.from(raw.output.buffer, raw.output.byteOffset, raw.output.byteLength))).toBe(0);
+    expect(region.preprocessMs).toBeGreaterThan(0);
+    await expect(detector.inferRegion(frame, { x: 0, y: 0, width: 600, height: 640 })).rejects.toThrow(/not a 640x640 rectangle/);
+    await expect(detector.inferRegion(frame, { x: 0, y: 100, width: 640, height: 640 })).rejects.toThrow(/not a 640x640 rectangle/);
   });
 
   it('falls back to CPU when CUDA is unavailable, and refuses work after release', async () => {

@@ -204,24 +204,3 @@ describe.skipIf(!MEDIA)('soccer broadcast frame 300 (TEST_MEDIA_DIR): tiling + p
     expect(kept.length).toBeGreaterThanOrEqual(18);
   });
 });
-
-describe('tile tensors cut from one planar conversion', () => {
-  it('equal the letterbox of the cropped tile, value for value', async () => {
-    const { letterbox } = await import('../src/vision/detector');
-    const { cropRgb, planTiles, tileTensor, toPlanar } = await import('../src/vision/tiling');
-    const width = 1280;
-    const height = 720;
-    const rgb = Buffer.alloc(width * height * 3);
-    for (let i = 0; i < rgb.length; i++) rgb[i] = (i * 7919 + (i >> 5)) & 255;
-    const frame = { rgb, width, height };
-    const planar = toPlanar(frame);
-    const tiles = planTiles(width, height, { tileSize: 640, overlap: 0.2 });
-    expect(tiles.length).toBeGreaterThan(1);
-    for (const tile of tiles) {
-      const crop = cropRgb(frame, tile);
-      const lb = await letterbox(crop.rgb, crop.width, crop.height, 640);
-      expect([lb.scale, lb.padX, lb.padY]).toEqual([1, 0, 0]);
-      expect(Buffer.compare(Buffer.from(tileTensor(planar, width, height, tile).buffer), Buffer.from(lb.tensor.buffer))).toBe(0);
-    }
-  });
-});

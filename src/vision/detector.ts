@@ -26,6 +26,7 @@ import pino from 'pino';
 import sharp from 'sharp';
 import { ErrorType, PipelineError } from '../errors';
 import { openSession, sessionQueue } from './onnx';
+import { createPlanarWriter, type PixelRect, type PlanarWriter } from './planar';
 
 /** Axis-aligned box `[x1, y1, x2, y2]` (top-left, bottom-right corners), in pixels; x2 >= x1, y2 >= y1. */
 export type BBox = [number, number, number, number];
@@ -98,9 +99,6 @@ export function yoloV8AnchorCount(size: number): number {
   return YOLOV8_STRIDES.reduce((n, s) => n + Math.ceil(size / s) ** 2, 0);
 }
 
-/** `BYTE_TO_UNIT[v] = v / 255` as float32: pixel byte to the model's 0..1 input range. */
-const BYTE_TO_UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
-
 function checkFrame(rgb: Buffer, width: number, height: number): void {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
     throw new PipelineError(ErrorType.Internal, 'frame', `invalid size ${width}x${height}`);
@@ -124,13 +122,13 @@ function checkFrame(rgb: Buffer, width: number, height: number): void {
  * @param width source width, pixels
  * @param height source height, pixels
  * @param size side S of the square model input, pixels (default 640)
- * @param out optional buffer of 3*S*S floats to write the tensor into (reused between frames: a fresh 4.9 MB
- *   array per frame costs page faults); every value is overwritten
+ * @param writer where the tensor is built (a {@link PlanarWriter}, reused between frames: a fresh 4.9 MB
+ *   tensor per frame costs page faults); default a new one. The returned tensor is a view into its memory,
+ *   valid until the writer's next use; every value is overwritten
  * @returns tensor 1x3xSxS float32 (CHW, RGB, 0..1), the gain and the left/top padding
- * @throws PipelineError(Internal) when the buffer length does not match `width * height * 3`, or `out` has
- *   the wrong length
+ * @throws PipelineError(Internal) when the buffer length does not match `width * height * 3`
  */
-export async function letterbox(rgb: Buffer, width: number, height: number, size = DEFAULT_INPUT_SIZE, out?: Float32Array): Promise<Letterboxed> {
+export async function letterbox(rgb: Buffer, width: number, height: number, size = DEFAULT_INPUT_SIZE, writer?: PlanarWriter): Promise<Letterboxed> {
   checkFrame(rgb, width, height);
   const scale = Math.min(size / height, size / width);
   const newW = Math.min(size, Math.max(1, Math.round(width * scale)));
@@ -147,32 +145,24 @@ export async function letterbox(rgb: Buffer, width: number, height: number, size
           .raw()
           .toBuffer();
 
+  const w = writer ?? (await createPlanarWriter());
   const plane = size * size;
-  if (out && out.length !== 3 * plane) throw new PipelineError(ErrorType.Internal, 'letterbox', `output buffer has ${out.length} values, expected ${3 * plane}`);
-  const tensor = out ?? new Float32Array(3 * plane);
+  const padded = w.tensor(size, size);
   const pad = LETTERBOX_PAD_VALUE / 255;
-  // Padding only where the image is not (top/bottom bands, left/right strips), then the image via a lookup
-  // table from byte to 0..1 float: the same values as filling everything and dividing per pixel, faster.
+  // Padding only where the image is not (top/bottom bands, left/right strips); the image itself is written by
+  // the SIMD kernel (byte / 255 as float32, the same values as a per-pixel division).
   for (let c = 0; c < 3; c++) {
     const base = c * plane;
-    tensor.fill(pad, base, base + padY * size);
-    tensor.fill(pad, base + (padY + newH) * size, base + plane);
+    padded.fill(pad, base, base + padY * size);
+    padded.fill(pad, base + (padY + newH) * size, base + plane);
     if (newW < size) {
       for (let y = padY; y < padY + newH; y++) {
-        tensor.fill(pad, base + y * size, base + y * size + padX);
-        tensor.fill(pad, base + y * size + padX + newW, base + (y + 1) * size);
+        padded.fill(pad, base + y * size, base + y * size + padX);
+        padded.fill(pad, base + y * size + padX + newW, base + (y + 1) * size);
       }
     }
   }
-  for (let y = 0; y < newH; y++) {
-    let src = y * newW * 3;
-    let dst = (y + padY) * size + padX;
-    for (let x = 0; x < newW; x++, src += 3, dst++) {
-      tensor[dst] = BYTE_TO_UNIT[resized[src]];
-      tensor[dst + plane] = BYTE_TO_UNIT[resized[src + 1]];
-      tensor[dst + 2 * plane] = BYTE_TO_UNIT[resized[src + 2]];
-    }
-  }
+  const tensor = w.write(resized, newW, { x: 0, y: 0, width: newW, height: newH }, size, size, padX, padY);
   return { tensor, size, scale, padX, padY };
 }
 
@@ -442,6 +432,14 @@ export interface Detector {
    * output 1x(4+nc)xN, for benchmarks comparing model time with whole-step time.
    */
   inferRaw(tensor: Float32Array): Promise<{ output: Float32Array; dims: number[]; inferenceMs: number }>;
+  /**
+   * Runs the model on the S x S rectangle `rect` of `frame` taken as it is (scale 1, no padding: the tiles
+   * of tiled inference), converted into the detector's own input tensor inside its queue. The same values
+   * as `letterbox(cropRgb(frame, rect))`.
+   * @returns the raw output 1x(4+nc)xN, the inference time and the conversion time, ms
+   * @throws PipelineError(Internal) when `rect` is not S x S or not inside the frame, or after `release`
+   */
+  inferRegion(frame: RgbFrame, rect: PixelRect): Promise<{ output: Float32Array; dims: number[]; inferenceMs: number; preprocessMs: number }>;
   /** Waits for queued calls, then releases the session. Idempotent. */
   release(): Promise<void>;
 }
@@ -501,7 +499,7 @@ export async function createDetector(opts: CreateDetectorOptions): Promise<Detec
   const queue = sessionQueue(opened, 'detector');
   const enqueue = queue.enqueue.bind(queue);
   let lastTimings: DetectTimings = { preprocessMs: 0, inferenceMs: 0, postprocessMs: 0 };
-  let inputBuffer: Float32Array | undefined;
+  let inputWriter: PlanarWriter | undefined;
 
   const run = async (tensor: Float32Array) => {
     if (tensor.length !== 3 * size * size) {
@@ -526,9 +524,9 @@ export async function createDetector(opts: CreateDetectorOptions): Promise<Detec
     detect(frame, dopts) {
       return enqueue(async () => {
         const t0 = performance.now();
-        // One input buffer per detector, reused: calls are queued, so it is never in use twice.
-        inputBuffer ??= new Float32Array(3 * size * size);
-        const lb = await letterbox(frame.rgb, frame.width, frame.height, size, inputBuffer);
+        // One input tensor per detector, reused: calls are queued, so it is never in use twice.
+        inputWriter ??= await createPlanarWriter();
+        const lb = await letterbox(frame.rgb, frame.width, frame.height, size, inputWriter);
         const t1 = performance.now();
         const { output, dims, inferenceMs } = await run(lb.tensor);
         const t2 = performance.now();
@@ -540,6 +538,18 @@ export async function createDetector(opts: CreateDetectorOptions): Promise<Detec
     },
     inferRaw(tensor) {
       return enqueue(() => run(tensor));
+    },
+    inferRegion(frame, rect) {
+      return enqueue(async () => {
+        if (rect.width !== size || rect.height !== size || rect.y + rect.height > frame.height) {
+          throw new PipelineError(ErrorType.Internal, modelPath, `region ${rect.width}x${rect.height}+${rect.x}+${rect.y} is not a ${size}x${size} rectangle inside the ${frame.width}x${frame.height} frame`);
+        }
+        const t0 = performance.now();
+        inputWriter ??= await createPlanarWriter();
+        const tensor = inputWriter.write(frame.rgb, frame.width, rect, size, size, 0, 0);
+        const preprocessMs = performance.now() - t0;
+        return { ...(await run(tensor)), preprocessMs };
+      });
     },
     release: () => queue.release(),
   };

@@ -90,50 +90,6 @@ export function planTiles(width: number, height: number, opts: TilePlanOptions =
   return ys.flatMap((y) => xs.map((x) => ({ x, y, width: tw, height: th })));
 }
 
-/** `BYTE_TO_UNIT[v] = v / 255` as float32, as in the detector's letterbox. */
-const BYTE_TO_UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
-
-/**
- * The whole frame as model input values: planes R, G, B of `width * height` float32 each, values 0..1
- * (byte / 255, the YOLOv8 input scaling used by `letterbox`).
- */
-export function toPlanar(frame: RgbFrame): Float32Array {
-  const n = frame.width * frame.height;
-  const out = new Float32Array(3 * n);
-  const rgb = frame.rgb;
-  for (let i = 0, j = 0; i < n; i++, j += 3) {
-    out[i] = BYTE_TO_UNIT[rgb[j]];
-    out[i + n] = BYTE_TO_UNIT[rgb[j + 1]];
-    out[i + 2 * n] = BYTE_TO_UNIT[rgb[j + 2]];
-  }
-  return out;
-}
-
-/**
- * The 1x3xHxW input tensor of a tile, cut by row copies out of {@link toPlanar}'s output. Equals
- * `letterbox(cropRgb(frame, tile))` when the tile is exactly the model's input size (scale 1, no padding).
- * @param into optional buffer of `3 * tile.width * tile.height` floats to fill (reused across the tiles of a
- *   frame) instead of a new array
- * @throws RangeError when the tile is not inside the frame or `into` has the wrong length
- */
-export function tileTensor(planar: Float32Array, frameWidth: number, frameHeight: number, tile: Tile, into?: Float32Array): Float32Array {
-  const { x, y, width, height } = tile;
-  if (x < 0 || y < 0 || x + width > frameWidth || y + height > frameHeight) {
-    throw new RangeError(`tileTensor: tile ${width}x${height}+${x}+${y} outside the ${frameWidth}x${frameHeight} frame`);
-  }
-  const n = frameWidth * frameHeight;
-  const plane = width * height;
-  if (into && into.length !== 3 * plane) throw new RangeError(`tileTensor: buffer has ${into.length} values, expected ${3 * plane}`);
-  const out = into ?? new Float32Array(3 * plane);
-  for (let c = 0; c < 3; c++) {
-    for (let r = 0; r < height; r++) {
-      const src = c * n + (y + r) * frameWidth + x;
-      out.set(planar.subarray(src, src + width), c * plane + r * width);
-    }
-  }
-  return out;
-}
-
 /**
  * Copies a tile out of a frame (row by row from the RGB buffer, no decode/encode).
  * @throws RangeError when the tile is not inside the frame
@@ -317,26 +273,19 @@ export async function detectTiledWithStats(detector: Detector, frame: RgbFrame, 
   }
   const tiles = planTiles(frame.width, frame.height, { tileSize: opts.tileSize ?? detector.inputSize, overlap: opts.overlap });
   const all: Detection[] = [...full];
-  // Tiles of exactly the model's input size need no resize: their input tensors are cut out of one planar
-  // conversion of the whole frame by row copies (the same values `letterbox` computes for the crop).
-  let planar: Float32Array | undefined;
-  let tileBuffer: Float32Array | undefined; // one per call, reused by its tiles (each inference ends before the next tile)
+  // Tiles of exactly the model's input size need no resize: the detector converts the tile's pixels straight
+  // into its input tensor (the same values `letterbox` computes for the crop).
   for (const tile of tiles) {
     if (tile.width === frame.width && tile.height === frame.height) continue; // the full-frame pass already is this tile
     let dets: Detection[];
     if (tile.width === detector.inputSize && tile.height === detector.inputSize) {
-      const tp = performance.now();
-      planar ??= toPlanar(frame);
-      tileBuffer ??= new Float32Array(3 * tile.width * tile.height);
-      const tensor = tileTensor(planar, frame.width, frame.height, tile, tileBuffer);
-      const t1 = performance.now();
-      const { output, dims, inferenceMs } = await detector.inferRaw(tensor);
+      const { output, dims, inferenceMs, preprocessMs } = await detector.inferRegion(frame, tile);
       const t2 = performance.now();
       const geometry = { scale: 1, padX: 0, padY: 0 };
       dets = unletterbox(nms(decodeYoloV8(output, dims, { confThreshold: dopts.confThreshold, classes: dopts.classes }), dopts.iouThreshold, true), geometry, tile.width, tile.height);
       stats.passes++;
       stats.inferenceMs += inferenceMs;
-      stats.preprocessMs += t1 - tp;
+      stats.preprocessMs += preprocessMs;
       stats.postprocessMs += performance.now() - t2;
     } else {
       const tc = performance.now();
