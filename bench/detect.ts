@@ -18,6 +18,7 @@ import { loadConfig } from '../src/config';
 import { ByteTracker } from '../src/vision/bytetrack';
 import { createDetector, letterbox } from '../src/vision/detector';
 import { fitPitchModel } from '../src/vision/pitch';
+import { createPlanarWriter } from '../src/vision/planar';
 import { decodeFrame, detectAndTrackFrame, type FrameResult } from '../src/vision/players';
 import type { RgbFrame } from '../src/vision/detector';
 import { cropRgb, planTiles } from '../src/vision/tiling';
@@ -73,6 +74,9 @@ const tracker = new ByteTracker({ frameGap: Number(opts.stride) });
 const trackerJpeg = new ByteTracker({ frameGap: Number(opts.stride) });
 const pitch = grass.pitchFound ? { colour: grass } : null;
 const results: FrameResult[] = [];
+// The raw passes get their tensors from one reused writer too, as the detector does: a fresh WebAssembly
+// memory per tensor would add page faults and garbage collection to the raw figure.
+const rawWriter = await createPlanarWriter();
 let wholeTotal = 0;
 let jpegTotal = 0;
 let rawTotal = 0;
@@ -87,7 +91,7 @@ for (const f of jpegs) {
   const frame = f.frame;
   const inputs = [frame, ...(r.detectStats.tiled ? planTiles(frame.width, frame.height, { tileSize: detectOpts.tileSize, overlap: detectOpts.overlap }).map((t) => cropRgb(frame, t)) : [])];
   for (const input of inputs) {
-    const { tensor } = await letterbox(input.rgb, input.width, input.height, detector.inputSize);
+    const { tensor } = await letterbox(input.rgb, input.width, input.height, detector.inputSize, rawWriter);
     rawTotal += (await detector.inferRaw(tensor)).inferenceMs;
   }
 }

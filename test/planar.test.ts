@@ -1,7 +1,8 @@
 /**
- * The WebAssembly SIMD HWC-to-CHW kernel (src/vision/planar.ts, src/vision/wasm/planar.wat) against a plain
- * JavaScript reference: exact values for every byte, rectangles of any width (the SIMD steps and the scalar
- * tail), untouched values outside the written rectangle, memory growth, and bad rectangles.
+ * The WebAssembly SIMD kernels (src/vision/planar.ts, src/vision/wasm/planar.wat). Conversion: exact values
+ * for every byte against a plain JavaScript reference, rectangles of any width (the SIMD steps and the scalar
+ * tail), untouched values outside the written rectangle, memory growth. Resize: OpenCV INTER_LINEAR geometry
+ * on linear ramps, 2x2 means at an exact 2x downscale. Bad rectangles and sizes.
  */
 import { describe, expect, it } from 'vitest';
 import { ErrorType, PipelineError } from '../src/errors';
@@ -97,6 +98,57 @@ describe('planar writer (WebAssembly SIMD kernel)', () => {
     }
   });
 
+  it('resizes with OpenCV INTER_LINEAR geometry: a linear ramp maps to its sample positions', async () => {
+    // R = x, G = y, B = 7: bilinear interpolation of a linear function is exact, so output pixel (x, y) must
+    // hold R = clamp((x + 0.5) * sw / dw - 0.5, 0, sw - 1) and likewise G, whatever the implementation.
+    const w = await createPlanarWriter();
+    for (const [sw, sh, dw, dh] of [
+      [200, 150, 160, 120], // 0.8: vtest-like downscale
+      [240, 120, 120, 60], // exactly 2x
+      [60, 40, 150, 100], // 2.5x upscale (messi5.jpg is upscaled)
+      [97, 33, 64, 22], // odd sizes, SIMD steps and scalar tail in the vertical pass
+    ]) {
+      const rgb = Buffer.alloc(sw * sh * 3);
+      for (let y = 0; y < sh; y++) for (let x = 0; x < sw; x++) rgb.set([x, y, 7], (y * sw + x) * 3);
+      const [tw, th, dx, dy] = [dw + 5, dh + 3, 2, 1];
+      const t = w.resize(rgb, sw, sh, dw, dh, tw, th, dx, dy);
+      const plane = tw * th;
+      const at = (f: number, s: number, d: number) => Math.min(Math.max((d + 0.5) * (s / f) - 0.5, 0), s - 1);
+      for (let y = 0; y < dh; y++) {
+        for (let x = 0; x < dw; x++) {
+          const i = (y + dy) * tw + x + dx;
+          expect(t[i] * 255).toBeCloseTo(at(dw, sw, x), 3);
+          expect(t[plane + i] * 255).toBeCloseTo(at(dh, sh, y), 3);
+          expect(t[2 * plane + i] * 255).toBeCloseTo(7, 4);
+        }
+      }
+    }
+  });
+
+  it('resizes an exact 2x downscale to the mean of each 2x2 block, and leaves the padding alone', async () => {
+    const w = await createPlanarWriter();
+    const rgb = noise(64, 32, 5);
+    const t0 = w.tensor(40, 20);
+    t0.fill(-1);
+    const t = w.resize(rgb, 64, 32, 32, 16, 40, 20, 4, 2);
+    const plane = 40 * 20;
+    for (let y = 0; y < 20; y++) {
+      for (let x = 0; x < 40; x++) {
+        const inside = x >= 4 && x < 36 && y >= 2 && y < 18;
+        for (let c = 0; c < 3; c++) {
+          const v = t[c * plane + y * 40 + x];
+          if (!inside) {
+            expect(v).toBe(-1);
+            continue;
+          }
+          const [sx, sy] = [2 * (x - 4), 2 * (y - 2)];
+          const px = (xx: number, yy: number) => rgb[(yy * 64 + xx) * 3 + c];
+          expect(v * 255).toBeCloseTo((px(sx, sy) + px(sx + 1, sy) + px(sx, sy + 1) + px(sx + 1, sy + 1)) / 4, 3);
+        }
+      }
+    }
+  });
+
   it('rejects rectangles outside the image or the tensor, and short images', async () => {
     const w = await createPlanarWriter();
     const rgb = noise(10, 10, 1);
@@ -120,5 +172,7 @@ describe('planar writer (WebAssembly SIMD kernel)', () => {
       expect((err as PipelineError).type).toBe(ErrorType.Internal);
     }
     expect(() => w.tensor(0, 4)).toThrow(/invalid tensor size/);
+    expect(() => w.resize(rgb, 10, 10, 5, 5, 4, 4, 0, 0)).toThrow(/cannot resize/);
+    expect(() => w.resize(rgb, 10, 9, 5, 5, 8, 8, 0, 0)).toThrow(/expected 10x9x3/);
   });
 });

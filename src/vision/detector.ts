@@ -8,8 +8,8 @@
  *   --model--> output 1x(4+nc)xN --decodeYoloV8--> boxes in letterbox pixels --nms--> --unletterbox-->
  *   {@link Detection}s with bbox [x1, y1, x2, y2] in source pixels.
  *
- * Everything except {@link createDetector} is pure and synchronous-or-sharp-only, so it can be unit-tested
- * without the model.
+ * Everything except {@link createDetector} is pure (letterbox awaits only the first compilation of its
+ * WebAssembly kernels), so it can be unit-tested without the model.
  *
  * onnxruntime-node notes (checked against onnxruntime-node 1.30 `dist/backend.js`):
  * - `InferenceSession.run` executes the model synchronously on the calling (main) thread inside a
@@ -23,7 +23,6 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
 import pino from 'pino';
-import sharp from 'sharp';
 import { ErrorType, PipelineError } from '../errors';
 import { openSession, sessionQueue } from './onnx';
 import { createPlanarWriter, type PixelRect, type PlanarWriter } from './planar';
@@ -114,9 +113,8 @@ function checkFrame(rgb: Buffer, width: number, height: number): void {
  * gain r = min(S/H, S/W); resized size (round(W*r), round(H*r)); padding split in two with
  * left = round(dw/2 - 0.1), top = round(dh/2 - 0.1) (the rest goes right/bottom); pad colour 114.
  *
- * The resize uses sharp's bilinear (`linear`) kernel; Ultralytics uses cv2.INTER_LINEAR. For downscaling
- * libvips' linear reduce averages over the whole footprint while OpenCV samples 2x2 pixels, so values differ
- * slightly (not the geometry).
+ * The resize samples like Ultralytics' `cv2.resize(..., interpolation=cv2.INTER_LINEAR)` (2x2 neighbours, no
+ * anti-aliasing), in float32 and straight into the tensor: {@link PlanarWriter.resize}.
  *
  * @param rgb source pixels, `width * height * 3` bytes, interleaved RGB
  * @param width source width, pixels
@@ -137,20 +135,12 @@ export async function letterbox(rgb: Buffer, width: number, height: number, size
   const padX = Math.max(0, Math.round((size - newW) / 2 - 0.1));
   const padY = Math.max(0, Math.round((size - newH) / 2 - 0.1));
 
-  const resized =
-    newW === width && newH === height
-      ? rgb
-      : await sharp(rgb, { raw: { width, height, channels: 3 } })
-          .resize(newW, newH, { fit: 'fill', kernel: 'linear' })
-          .raw()
-          .toBuffer();
-
   const w = writer ?? (await createPlanarWriter());
   const plane = size * size;
   const padded = w.tensor(size, size);
   const pad = LETTERBOX_PAD_VALUE / 255;
-  // Padding only where the image is not (top/bottom bands, left/right strips); the image itself is written by
-  // the SIMD kernel (byte / 255 as float32, the same values as a per-pixel division).
+  // Padding only where the image is not (top/bottom bands, left/right strips); the image itself is resized
+  // and converted by the SIMD kernels (src/vision/planar.ts).
   for (let c = 0; c < 3; c++) {
     const base = c * plane;
     padded.fill(pad, base, base + padY * size);
@@ -162,7 +152,10 @@ export async function letterbox(rgb: Buffer, width: number, height: number, size
       }
     }
   }
-  const tensor = w.write(resized, newW, { x: 0, y: 0, width: newW, height: newH }, size, size, padX, padY);
+  const tensor =
+    newW === width && newH === height
+      ? w.write(rgb, width, { x: 0, y: 0, width, height }, size, size, padX, padY)
+      : w.resize(rgb, width, height, newW, newH, size, size, padX, padY);
   return { tensor, size, scale, padX, padY };
 }
 
@@ -388,7 +381,7 @@ export function validateModelIO(
 
 /** Per-call timings of the last {@link Detector.detect}, milliseconds (wall clock, `performance.now`). */
 export interface DetectTimings {
-  /** letterbox: sharp resize + HWC uint8 -> CHW float32. */
+  /** letterbox: bilinear resize + HWC uint8 -> CHW float32 (WebAssembly kernels). */
   preprocessMs: number;
   /** `session.run` only. */
   inferenceMs: number;

@@ -33,6 +33,12 @@ interface PlanarExports {
   memory: WasmMemory;
   /** See `wasm/planar.wat`; all offsets and strides in bytes. */
   hwcToChw(src: number, srcStride: number, width: number, height: number, dst: number, dstStride: number, plane: number): void;
+  /** See `wasm/planar.wat`; offsets and strides in bytes, sizes in pixels. */
+  resizeToChw(
+    src: number, srcW: number, dstW: number, dstH: number,
+    xOff: number, xw: number, yOff0: number, yOff1: number, yw: number,
+    row: number, dst: number, dstStride: number, plane: number,
+  ): void;
 }
 
 let compiled: Promise<object> | undefined;
@@ -91,6 +97,48 @@ export interface PlanarWriter {
    *   not inside the tensor, or `rgb` is shorter than the image rows that `rect` needs
    */
   write(rgb: Uint8Array, imageWidth: number, rect: PixelRect, width: number, height: number, dx: number, dy: number): Float32Array;
+  /**
+   * Resizes the whole interleaved RGB image `rgb` (`imageWidth x imageHeight`) to `outWidth x outHeight` with
+   * bilinear interpolation and writes it into the tensor of size `width x height` at column `dx`, row `dy`,
+   * as value / 255 float32. Values outside the written rectangle are left as they are.
+   *
+   * Sampling is OpenCV's `INTER_LINEAR` (what Ultralytics' `LetterBox` calls, `cv2.resize`): output pixel
+   * (x, y) reads the source at sx = (x + 0.5) * imageWidth / outWidth - 0.5 (likewise sy), interpolating the
+   * two neighbours on each axis, clamped at the borders (OpenCV `imgproc/src/resize.cpp`, `resize` with
+   * `INTER_LINEAR`). Arithmetic is float32 rather than OpenCV's 11-bit fixed point, so values can differ from
+   * `cv2.resize` by about half a grey level; no anti-aliasing, as in OpenCV.
+   * @returns the tensor view (as {@link tensor})
+   * @throws PipelineError(Internal, 'planar') when a size is not a positive integer, `rgb` is not
+   *   `imageWidth * imageHeight * 3` bytes, or the output rectangle does not fit into the tensor
+   */
+  resize(rgb: Uint8Array, imageWidth: number, imageHeight: number, outWidth: number, outHeight: number, width: number, height: number, dx: number, dy: number): Float32Array;
+}
+
+/**
+ * OpenCV INTER_LINEAR sampling along one axis: for each of `dst` output positions, the first source index i0
+ * and the weight a of source i0 + 1 (`resize.cpp`: fx = (dx + 0.5) * scale - 0.5, sx = floor(fx), fx -= sx;
+ * sx < 0 gives sx = 0, fx = 0; sx >= src - 1 gives sx = src - 1, fx = 0).
+ */
+function linearTaps(src: number, dst: number): { i0: Int32Array; a: Float32Array } {
+  const i0 = new Int32Array(dst);
+  const a = new Float32Array(dst);
+  const scale = src / dst;
+  for (let d = 0; d < dst; d++) {
+    const f = (d + 0.5) * scale - 0.5;
+    let s = Math.floor(f);
+    let w = f - s;
+    if (s < 0) {
+      s = 0;
+      w = 0;
+    }
+    if (s >= src - 1) {
+      s = src - 1;
+      w = 0;
+    }
+    i0[d] = s;
+    a[d] = w;
+  }
+  return { i0, a };
 }
 
 /**
@@ -150,6 +198,44 @@ export async function createPlanarWriter(): Promise<PlanarWriter> {
         }
       }
       ex.hwcToChw(tensorBytes, rw * 3, rw, rh, (dy * width + dx) * 4, width * 4, width * height * 4);
+      return t;
+    },
+    resize(rgb, imageWidth, imageHeight, outWidth, outHeight, width, height, dx, dy) {
+      const sizes = [imageWidth, imageHeight, outWidth, outHeight];
+      if (!sizes.every((v) => Number.isInteger(v) && v > 0) || !Number.isInteger(dx) || !Number.isInteger(dy) || dx < 0 || dy < 0 || dx + outWidth > width || dy + outHeight > height) {
+        throw new PipelineError(ErrorType.Internal, 'planar', `cannot resize ${imageWidth}x${imageHeight} to ${outWidth}x${outHeight} at +${dx}+${dy} into a ${width}x${height} tensor`);
+      }
+      if (rgb.length !== imageWidth * imageHeight * 3) {
+        throw new PipelineError(ErrorType.Internal, 'planar', `image has ${rgb.length} bytes, expected ${imageWidth}x${imageHeight}x3 = ${imageWidth * imageHeight * 3}`);
+      }
+      // Layout after the tensor: source bytes, then the tables (4 bytes per entry), then the float row.
+      const tensorBytes = 3 * width * height * 4;
+      const src = tensorBytes;
+      const xOff = src + Math.ceil(rgb.length / 4) * 4;
+      const xw = xOff + outWidth * 4;
+      const yOff0 = xw + outWidth * 4;
+      const yOff1 = yOff0 + outHeight * 4;
+      const yw = yOff1 + outHeight * 4;
+      const row = yw + outHeight * 4;
+      ensure(row + (imageWidth * 3 + 3) * 4);
+      const t = tensor(width, height);
+      const buf = memory.buffer;
+      new Uint8Array(buf).set(rgb, src);
+      const xs = linearTaps(imageWidth, outWidth);
+      const ys = linearTaps(imageHeight, outHeight);
+      const xo = new Int32Array(buf, xOff, outWidth);
+      for (let i = 0; i < outWidth; i++) xo[i] = xs.i0[i] * 12;
+      new Float32Array(buf, xw, outWidth).set(xs.a);
+      const y0 = new Int32Array(buf, yOff0, outHeight);
+      const y1 = new Int32Array(buf, yOff1, outHeight);
+      const rowBytes = imageWidth * 3;
+      for (let i = 0; i < outHeight; i++) {
+        y0[i] = ys.i0[i] * rowBytes;
+        y1[i] = Math.min(ys.i0[i] + 1, imageHeight - 1) * rowBytes;
+      }
+      new Float32Array(buf, yw, outHeight).set(ys.a);
+      new Float32Array(buf, row + imageWidth * 3 * 4, 3).fill(0);
+      ex.resizeToChw(src, imageWidth, outWidth, outHeight, xOff, xw, yOff0, yOff1, yw, row, (dy * width + dx) * 4, width * 4, width * height * 4);
       return t;
     },
   };
