@@ -1,11 +1,16 @@
 /**
- * Interleaved RGB bytes to the planar float32 input of a YOLOv8 model (HWC uint8 to CHW, value / 255), with a
- * WebAssembly SIMD kernel: `wasm/planar.wat`, 16 pixels per step. The same conversion in a JavaScript loop
- * (a byte-to-float lookup table, three plane writes per pixel) took 2.3-4 ms for a 640x480 image inside the
- * detect step on the 2-core development machine; the kernel takes about 0.8 ms, values bit for bit equal
- * (README "Performance").
+ * Interleaved RGB bytes to the planar float32 input of a YOLOv8 model (HWC uint8 to CHW, value / 255), with
+ * two WebAssembly SIMD kernels in `wasm/planar.wat`:
+ * - `hwcToChw` converts a rectangle as it is (tiles, and images already at the model's size), 16 pixels
+ *   per step, values bit for bit equal to `Math.fround(v / 255)`;
+ * - `resizeToChw` resizes with bilinear interpolation (OpenCV INTER_LINEAR sampling) and converts in one
+ *   pass (the letterbox of a whole frame).
  *
- * The kernel is assembled from its text source with `wabt` (the WebAssembly Binary Toolkit, compiled to
+ * Why: on the 2-core development machine, sharp's resize plus a JavaScript conversion loop took 8-10 ms of a
+ * vtest frame's detect step (640x480 out of 768x576), most of the step's overhead above raw inference; the
+ * kernels take 2.4-3.2 ms (README "Performance of step 5").
+ *
+ * The kernels are assembled from their text source with `wabt` (the WebAssembly Binary Toolkit, compiled to
  * JavaScript) once per process, so the repository holds no binary. The tensor lives in the instance's
  * WebAssembly memory, and onnxruntime reads it from there; the source pixels are copied in first (a
  * WebAssembly function sees only its own memory).
