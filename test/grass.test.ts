@@ -20,6 +20,7 @@ import {
   fillHoles,
   fillRowSpans,
   filterOnPitch,
+  pitchRunAt,
   fitPitchModel,
   isOnPitch,
   largestRegion,
@@ -155,6 +156,24 @@ describe('feet-on-pitch filter (synthetic mask, 1 mask px = 10 frame px)', () =>
     expect(dropped).toEqual([{ det: crowd, reason: 'feet-off-pitch' }]);
     expect(filterOnPitch([crowd], null).kept).toEqual([crowd]);
   });
+
+  it('drops feet on a sliver of pitch cut off from the body of the pitch below it', () => {
+    // 1 mask px = 1 frame px. Rows 60-71: a 12 px strip of "pitch" (columns 0-4) above a gap, as a green
+    // board or vest merged into the mask at the pitch's edge; rows 78-99: the body of the pitch.
+    const rows = Array.from({ length: 100 }, (_, y) => (y >= 78 ? '##########' : y >= 60 && y < 72 ? '#####.....' : '..........'));
+    const sliver = maskOf(rows, 1);
+    expect(pitchRunAt(sliver, 2, 65)).toBe(12);
+    expect(pitchRunAt(sliver, 2, 90)).toBe(22);
+    expect(pitchRunAt(sliver, 2, 75)).toBe(0);
+    const onStrip = d([1, 16, 4, 66]); // feet on the strip: 12 px < 0.25 x 50 px box height
+    const onBody = d([1, 40, 4, 90]); // feet on the body: 22 px >= 12.5
+    const { kept, dropped } = filterOnPitch([onStrip, onBody], sliver);
+    expect(kept).toEqual([onBody]);
+    expect(dropped).toEqual([{ det: onStrip, reason: 'feet-off-pitch' }]);
+    // Without the run condition (only the two-mask-pixel floor) the strip counts as pitch.
+    expect(filterOnPitch([onStrip], sliver, { minRunFraction: 0 }).kept).toEqual([onStrip]);
+  });
+
 });
 
 describe('pitch model and feet filter on real images (YOLOv8n)', () => {
