@@ -16,7 +16,6 @@
  * WebAssembly function sees only its own memory).
  */
 import { readFile } from 'node:fs/promises';
-import wabtInit from 'wabt';
 import { ErrorType, PipelineError } from '../errors';
 
 /** Where the kernel's text source lives, next to this file. */
@@ -55,6 +54,8 @@ let compiled: Promise<object> | undefined;
 function planarModule(): Promise<object> {
   compiled ??= (async () => {
     try {
+      // Loaded here, not at the top: only processes that build tensors pay for the assembler (about 3 MB).
+      const { default: wabtInit } = await import('wabt');
       const wabt = await wabtInit();
       const wat = await readFile(WAT_URL, 'utf8');
       const parsed = wabt.parseWat('planar.wat', wat, { simd: true });
