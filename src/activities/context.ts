@@ -4,7 +4,7 @@
  * cancellation checks, and {@link runStep}, which records the step's result in
  * `intermediate/step{N}_result.json` and its status and timing in `.pipeline_info.json`.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
@@ -15,6 +15,7 @@ import type { SourcePolicy } from '../config';
 import { toApplicationFailure } from '../errors';
 import type { ObjectInfo, ObjectStore } from '../storage/gcs';
 import { RunLayout } from '../storage/layout';
+import { md5Base64 } from '../util/hash';
 import type { Detector, RgbFrame } from '../vision/detector';
 import type { FfmpegBinaries } from '../vision/ffmpeg';
 import { decodeFrame } from '../vision/players';
@@ -110,7 +111,7 @@ export class RunFiles {
   /** Whether `objectName` is stored (per {@link loadPriorOutputs}) with exactly the bytes `buf`. */
   private isStored(objectName: string, buf: Buffer): boolean {
     const o = this.prior.get(objectName);
-    return !!o?.md5 && o.size === buf.length && o.md5 === createHash('md5').update(buf).digest('base64');
+    return !!o?.md5 && o.size === buf.length && o.md5 === md5Base64(buf);
   }
 
   /** Uploads `data` to GCS (unless already stored: {@link loadPriorOutputs}), then caches it. */

@@ -2,7 +2,6 @@
  * Steps 6-9: `extractCrops`, `removeCropBackground` (GPU queue), `augmentCrops`,
  * `createTrainingAndValidationSets` (SPEC section 4).
  */
-import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import type { RunLayout, Split, VideoLayout } from '../storage/layout';
 import { renderReport, type ReportTrack } from '../vision/report';
@@ -14,6 +13,7 @@ import { activityAttempt, heartbeat, runStep, type ActivityDeps, type RunFiles }
 import { previousHeartbeat, readChunks, writeChunk, type ChunkRef } from './checkpoint';
 import type { DetectionsFile } from './detect';
 import { groupBy } from '../util/group';
+import { md5Base64 } from '../util/hash';
 import type { RgbFrame } from '../vision/detector';
 
 /** One crop of the crop index (step 6 result details). */
@@ -237,7 +237,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
                     const name = video.crop('modified', c.track_id, c.n);
                     if (!out) return files.copy(c.object, name);
                     await files.write(name, out, 'image/jpeg');
-                    records.push({ i, size: out.length, md5: createHash('md5').update(out).digest('base64'), removed: removed[i] });
+                    records.push({ i, size: out.length, md5: md5Base64(out), removed: removed[i] });
                     // Every BACKGROUND_CHUNK crops, the records go to GCS as a checkpoint chunk (one write at a time).
                     if (records.length >= BACKGROUND_CHUNK) {
                       const batch = records.splice(0);

@@ -1,10 +1,18 @@
-/** sha256 helpers (FIPS 180-4 via Node's crypto), lowercase hex. */
+/** Hash helpers via Node's crypto: sha256 (FIPS 180-4, lowercase hex) and MD5 as GCS reports it. */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 
 /** sha256 of a buffer or UTF-8 string. */
 export function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * MD5 of a buffer, base64: the form of a GCS object's `md5Hash`
+ * (https://cloud.google.com/storage/docs/hashes-etags), to tell whether a stored object holds these bytes.
+ */
+export function md5Base64(data: Buffer): string {
+  return createHash('md5').update(data).digest('base64');
 }
 
 /** sha256 of a file, streamed. @throws the fs error when the file cannot be read. */
