@@ -382,10 +382,14 @@ export async function computePitchMask(input: Buffer | RgbFrame, colour: PitchCo
  * @returns false outside the frame
  */
 export function isOnPitch(mask: PitchMask, x: number, y: number): boolean {
-  if (!(x >= 0 && y >= 0 && x <= mask.frameWidth && y <= mask.frameHeight)) return false;
-  const mx = Math.min(mask.width - 1, Math.floor(x * mask.scale));
-  const my = Math.min(mask.height - 1, Math.floor(y * mask.scale));
-  return mask.data[my * mask.width + mx] === 1;
+  const cell = maskCell(mask, x, y);
+  return !!cell && mask.data[cell.my * mask.width + cell.mx] === 1;
+}
+
+/** The mask pixel of frame pixel (x, y) (right/bottom frame edge: last column/row), or undefined outside the frame. */
+function maskCell(mask: PitchMask, x: number, y: number): { mx: number; my: number } | undefined {
+  if (!(x >= 0 && y >= 0 && x <= mask.frameWidth && y <= mask.frameHeight)) return undefined;
+  return { mx: Math.min(mask.width - 1, Math.floor(x * mask.scale)), my: Math.min(mask.height - 1, Math.floor(y * mask.scale)) };
 }
 
 /**
@@ -407,8 +411,7 @@ export function pitchTopAt(mask: PitchMask, x: number): number {
  */
 export function pitchRunAt(mask: PitchMask, x: number, y: number): number {
   if (!isOnPitch(mask, x, y)) return 0;
-  const mx = Math.min(mask.width - 1, Math.floor(x * mask.scale));
-  const my = Math.min(mask.height - 1, Math.floor(y * mask.scale));
+  const { mx, my } = maskCell(mask, x, y)!;
   let top = my;
   while (top > 0 && mask.data[(top - 1) * mask.width + mx]) top--;
   let bottom = my;
