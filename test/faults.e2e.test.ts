@@ -28,15 +28,16 @@ import type { PipelineOptionsInput } from '../src/validation';
 import { createDeps, splitActivities } from '../src/workers/worker';
 import type { RunSummary } from '../src/workflows/types';
 import { startFaultyProxy, type FaultyProxy } from './helpers/faultyProxy';
+import { testPort } from './helpers/ports';
 import { spawnWorkerProcess, waitForActivity, withWorkers } from './helpers/temporal';
 
 const DATA = '/usr/share/doc/opencv-doc/examples/data';
 const STACK: StackOptions = {
   dataDir: path.join(PROJECT_ROOT, '.data', 'test-stack-faults'),
   toolsDir: process.env.DATAPREP_TOOLS_DIR ?? path.join(PROJECT_ROOT, '.tools'),
-  temporalPort: 47233,
-  uiPort: 48233,
-  gcsPort: 44443,
+  temporalPort: testPort(47233),
+  uiPort: testPort(48233),
+  gcsPort: testPort(44443),
   bucket: 'dataprep-faults',
   namespace: 'default',
   withWorker: false,

@@ -3,7 +3,8 @@
  * test-only ports so a developer's running stack (7233/8233/4443) is never touched, and stops it after the run.
  *
  * Test stack: data dir `<root>/.data/test-stack`, Temporal 127.0.0.1:17233, Web UI 18233, GCS emulator
- * http://127.0.0.1:14443, bucket `dataprep-test`, namespace `default`.
+ * http://127.0.0.1:14443, bucket `dataprep-test`, namespace `default`. `TEST_PORT_OFFSET` shifts every port
+ * (test/helpers/ports.ts).
  *
  * Test files see it through process.env (set here before the fork workers start, and inherited by them):
  * TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_UI_PORT, STORAGE_EMULATOR_HOST, GCS_BUCKET, DATAPREP_DATA_DIR,
@@ -17,14 +18,15 @@ import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { PROJECT_ROOT } from '../src/config';
 import { startStack, stopStack, type StackOptions } from '../src/stack';
+import { testPort } from './helpers/ports';
 
 /** Ports and names of the test stack (see the module comment). */
 export const TEST_STACK: StackOptions = {
   dataDir: path.join(PROJECT_ROOT, '.data', 'test-stack'),
   toolsDir: path.join(PROJECT_ROOT, '.tools'),
-  temporalPort: 17233,
-  uiPort: 18233,
-  gcsPort: 14443,
+  temporalPort: testPort(17233),
+  uiPort: testPort(18233),
+  gcsPort: testPort(14443),
   bucket: 'dataprep-test',
   namespace: 'default',
   withWorker: false,

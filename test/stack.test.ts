@@ -20,6 +20,7 @@ import { PROJECT_ROOT, loadConfig } from '../src/config';
 import { SEARCH_ATTRIBUTES, StackError, stackStatus, startStack, stopStack, type ServiceStatus, type StackOptions } from '../src/stack';
 import { readPidFile } from '../src/stack/process';
 import { TEST_STACK } from './globalSetup';
+import { testPort } from './helpers/ports';
 
 const byName = (rows: ServiceStatus[]) => Object.fromEntries(rows.map((r) => [r.name, r]));
 
@@ -47,14 +48,14 @@ async function sha256File(file: string): Promise<string> {
 describe('test stack (globalSetup)', () => {
   it('exports its addresses to test files through process.env and inject()', () => {
     const info = inject('testStack');
-    expect(info.temporalAddress).toBe('127.0.0.1:17233');
+    expect(info.temporalAddress).toBe(`127.0.0.1:${testPort(17233)}`);
     expect(process.env.TEMPORAL_ADDRESS).toBe(info.temporalAddress);
-    expect(process.env.STORAGE_EMULATOR_HOST).toBe('http://127.0.0.1:14443');
+    expect(process.env.STORAGE_EMULATOR_HOST).toBe(`http://127.0.0.1:${testPort(14443)}`);
     expect(process.env.GCS_BUCKET).toBe('dataprep-test');
     expect(process.env.DATAPREP_DATA_DIR).toBe(path.join(PROJECT_ROOT, '.data', 'test-stack'));
     const cfg = loadConfig();
     expect(cfg.bucket).toBe('dataprep-test');
-    expect(cfg.storageEmulatorHost).toBe('http://127.0.0.1:14443');
+    expect(cfg.storageEmulatorHost).toBe(`http://127.0.0.1:${testPort(14443)}`);
   });
 
   it('status reports temporal and gcs running', async () => {
@@ -131,9 +132,9 @@ describe('aux stack (own ports and data dir)', () => {
   const aux: StackOptions = {
     ...TEST_STACK,
     dataDir,
-    temporalPort: 27233,
-    uiPort: 28233,
-    gcsPort: 24443,
+    temporalPort: testPort(27233),
+    uiPort: testPort(28233),
+    gcsPort: testPort(24443),
     bucket: 'dataprep-aux',
     withWorker: true,
     rootDir: fakeRoot,
@@ -214,7 +215,7 @@ describe('aux stack (own ports and data dir)', () => {
     const squatter = net.createServer();
     await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', r));
     const port = (squatter.address() as net.AddressInfo).port;
-    const other: StackOptions = { ...aux, dataDir: path.join(dataDir, 'other'), temporalPort: 27333, uiPort: 28333, gcsPort: port, withWorker: false };
+    const other: StackOptions = { ...aux, dataDir: path.join(dataDir, 'other'), temporalPort: testPort(27333), uiPort: testPort(28333), gcsPort: port, withWorker: false };
     try {
       await expect(startStack(other)).rejects.toThrow(new RegExp(`port ${port} \\(GCS emulator\\) is already in use`));
       expect(byName(await stackStatus(other)).temporal.state).toBe('stopped');
