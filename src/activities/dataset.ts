@@ -7,10 +7,11 @@ import type { RunLayout, Split, VideoLayout } from '../storage/layout';
 import { renderReport, type ReportTrack } from '../vision/report';
 import { applyAugmentation, cropJpeg, cropKey, padAndClamp, planAugmentation, planSplit, type Augmentation, type Region, type SplitPlan } from '../vision/crops';
 import { applyMask, grassAlpha, intersectMasks } from '../vision/segment';
-import { qualityFilter, type QualityCrop } from '../vision/quality';
+import { scoreCrop, selectCrops, type ScoredCrop } from '../vision/quality';
 import type { AugmentResult, BackgroundResult, CropsResult, SplitResult, StepInput } from '../workflows/types';
 import { activityAttempt, heartbeat, runStep, type ActivityDeps, type RunFiles } from './context';
 import { previousHeartbeat, readChunks, writeChunk, type ChunkRef } from './checkpoint';
+import { forEachBounded } from './liveness';
 import type { DetectionsFile } from './detect';
 import { groupBy } from '../util/group';
 import { md5Base64 } from '../util/hash';
@@ -116,43 +117,34 @@ export function createDatasetActivities(deps: ActivityDeps) {
         if (activityAttempt() > 1) await files.loadPriorOutputs([video.cropsPrefix('original')]);
         const rejected: Record<string, number> = {};
         const reject = (reason: string, n = 1) => void (rejected[reason] = (rejected[reason] ?? 0) + n);
-        // 1. Candidate crops (cut in memory), with the other boxes of their frame for the occlusion test.
-        type Candidate = QualityCrop & { region: Region; trackBBox: [number, number, number, number] };
+        let framesCropped = 0;
+        // 1. Candidate crops, cut in memory and scored (occlusion, blur, dHash) in the same bounded jobs, so the
+        // CPU-heavy decodes run concurrently; each finished frame counts as progress (liveness.ts).
+        type Candidate = ScoredCrop & { jpeg: Buffer; region: Region; trackBBox: [number, number, number, number] };
         const candidates: Candidate[] = [];
-        const limit = pLimit(IMAGE_CONCURRENCY);
-        await Promise.all(
-          detections.frames.map((f) =>
-            limit(async () => {
-              const boxes = f.detections.map((d) => d.bbox);
-              let frame: RgbFrame | undefined;
-              for (const [i, d] of f.detections.entries()) {
-                const region = padAndClamp(d.bbox, padding, f.width, f.height);
-                if (!region) {
-                  reject('offFrame');
-                  continue;
-                }
-                if (region.height < minHeight) {
-                  reject('tooSmall');
-                  continue;
-                }
-                frame ??= await files.readFrame(video.frame(f.frame_id));
-                candidates.push({
-                  key: `${d.track_id}/${f.frame_id}`,
-                  trackId: d.track_id,
-                  frameId: f.frame_id,
-                  bbox: d.bbox,
-                  othersInFrame: boxes.filter((_, j) => j !== i),
-                  jpeg: await cropJpeg(frame, region, input.options.jpegQuality),
-                  region,
-                  trackBBox: d.bbox,
-                });
-              }
-              heartbeat({ framesCropped: f.frame_id });
-            }),
-          ),
-        );
-        // 2. Quality filters (deterministic: per track in frame order).
-        const quality = await qualityFilter(candidates, { minBlurVariance, maxOcclusion, dedupMaxDistance });
+        const filters = { minBlurVariance, maxOcclusion, dedupMaxDistance };
+        await forEachBounded(detections.frames, IMAGE_CONCURRENCY, async (f) => {
+          const boxes = f.detections.map((d) => d.bbox);
+          let frame: RgbFrame | undefined;
+          for (const [i, d] of f.detections.entries()) {
+            const region = padAndClamp(d.bbox, padding, f.width, f.height);
+            if (!region) {
+              reject('offFrame');
+              continue;
+            }
+            if (region.height < minHeight) {
+              reject('tooSmall');
+              continue;
+            }
+            frame ??= await files.readFrame(video.frame(f.frame_id));
+            const jpeg = await cropJpeg(frame, region, input.options.jpegQuality);
+            const score = await scoreCrop({ bbox: d.bbox, othersInFrame: boxes.filter((_, j) => j !== i), jpeg }, filters);
+            candidates.push({ key: `${d.track_id}/${f.frame_id}`, trackId: d.track_id, frameId: f.frame_id, score, jpeg, region, trackBBox: d.bbox });
+          }
+          heartbeat({ framesCropped: ++framesCropped, frames: detections.frames.length });
+        });
+        // 2. Quality filters (deterministic: per track in frame order, over the scores).
+        const quality = selectCrops(candidates, filters);
         for (const r of quality.rejected) reject(r.reason);
         const byKey = new Map(candidates.map((c) => [c.key, c]));
         const perTrack = groupBy(

@@ -6,6 +6,7 @@
  */
 import sharp, { type ResizeOptions } from 'sharp';
 import type { BBox } from './detector';
+import pLimit from 'p-limit';
 import { groupBy } from '../util/group';
 
 /**
@@ -216,38 +217,92 @@ export interface QualityResult {
 }
 
 /**
- * Applies the quality filters per track, crops in frame order (ties by `key`): a crop is rejected as
- * `occluded` first (cheap, no decoding), then as `blur`, then as `duplicate` when its dHash is within
+ * The measures of one crop that the filters need, computed in the filters' order and only as far as needed:
+ * `occlusion` always (no decoding); `blurVariance` only when the crop is not occluded; `dhash` only when it is
+ * also sharp enough. A crop's score depends on that crop alone, so scores can be computed concurrently and in
+ * any order ({@link selectCrops} then decides in frame order).
+ */
+export interface CropScore {
+  /** {@link occlusion} of the crop's bbox by the other boxes of its frame, 0-1. */
+  occlusion: number;
+  /** {@link laplacianVariance}, grey levels²; absent when occluded. */
+  blurVariance?: number;
+  /** {@link dHash}; absent when occluded or blurred. */
+  dhash?: bigint;
+}
+
+/**
+ * Scores one candidate crop (see {@link CropScore}): at most two decodes of its JPEG (blur, then dHash).
+ * @throws sharp's error when the crop cannot be decoded; RangeError for a degenerate bbox
+ */
+export async function scoreCrop(c: Pick<QualityCrop, 'bbox' | 'othersInFrame' | 'jpeg'>, opts: Pick<QualityOptions, 'minBlurVariance' | 'maxOcclusion'>): Promise<CropScore> {
+  const occ = occlusion(c.bbox, c.othersInFrame);
+  if (isOccluded(occ, opts.maxOcclusion)) return { occlusion: occ };
+  const blurVariance = await laplacianVariance(c.jpeg);
+  if (isBlurred(blurVariance, opts.minBlurVariance)) return { occlusion: occ, blurVariance };
+  return { occlusion: occ, blurVariance, dhash: await dHash(c.jpeg) };
+}
+
+/** A candidate of {@link selectCrops}: its identity and its {@link CropScore} (no image bytes needed). */
+export type ScoredCrop = Pick<QualityCrop, 'key' | 'trackId' | 'frameId'> & { score: CropScore };
+
+/**
+ * Applies the quality filters per track, crops in frame order (ties by `key`), over precomputed scores: a
+ * crop is rejected as `occluded`, else as `blur`, else as `duplicate` when its dHash is within
  * `dedupMaxDistance` of the previous KEPT crop of the same track (so a slow drift cannot chain through
- * rejected crops). Deterministic: the output depends only on the inputs, never on timing.
+ * rejected crops). Pure and synchronous: the output depends only on the inputs, never on timing.
  *
  * @returns kept keys and rejected keys with reasons, by track id ascending then frame order
- * @throws sharp's error when a crop cannot be decoded; RangeError for a degenerate bbox
  */
-export async function qualityFilter(crops: QualityCrop[], opts: QualityOptions): Promise<QualityResult> {
-  const byTrack = groupBy(crops, (c) => c.trackId);
+export function selectCrops(crops: readonly ScoredCrop[], opts: QualityOptions): QualityResult {
+  const byTrack = groupBy([...crops], (c) => c.trackId);
   const kept: string[] = [];
   const rejected: QualityResult['rejected'] = [];
   for (const trackId of [...byTrack.keys()].sort((a, b) => a - b)) {
     const list = byTrack.get(trackId)!.sort((a, b) => a.frameId - b.frameId || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     let lastHash: bigint | undefined;
-    for (const c of list) {
-      if (isOccluded(occlusion(c.bbox, c.othersInFrame), opts.maxOcclusion)) {
-        rejected.push({ key: c.key, reason: 'occluded' });
+    for (const { key, score } of list) {
+      if (isOccluded(score.occlusion, opts.maxOcclusion)) {
+        rejected.push({ key, reason: 'occluded' });
         continue;
       }
-      if (isBlurred(await laplacianVariance(c.jpeg), opts.minBlurVariance)) {
-        rejected.push({ key: c.key, reason: 'blur' });
+      if (score.blurVariance === undefined || isBlurred(score.blurVariance, opts.minBlurVariance)) {
+        rejected.push({ key, reason: 'blur' });
         continue;
       }
-      const h = await dHash(c.jpeg);
+      const h = score.dhash!;
       if (lastHash !== undefined && isNearDuplicate(h, lastHash, opts.dedupMaxDistance)) {
-        rejected.push({ key: c.key, reason: 'duplicate' });
+        rejected.push({ key, reason: 'duplicate' });
         continue;
       }
       lastHash = h;
-      kept.push(c.key);
+      kept.push(key);
     }
   }
   return { kept, rejected };
+}
+
+/** Crops scored at once by {@link qualityFilter}: sharp's default libuv thread pool has 4 threads. */
+export const QUALITY_CONCURRENCY = 4;
+
+/**
+ * {@link scoreCrop} for every crop, at most `concurrency` at a time, then {@link selectCrops}.
+ * Deterministic: the output depends only on the inputs, never on timing or concurrency.
+ *
+ * @param onScored called after each crop is scored (progress reporting of a long-running caller)
+ * @returns kept keys and rejected keys with reasons, by track id ascending then frame order
+ * @throws sharp's error when a crop cannot be decoded; RangeError for a degenerate bbox
+ */
+export async function qualityFilter(crops: QualityCrop[], opts: QualityOptions, concurrency = QUALITY_CONCURRENCY, onScored?: () => void): Promise<QualityResult> {
+  const limit = pLimit(concurrency);
+  const scored = await Promise.all(
+    crops.map((c) =>
+      limit(async (): Promise<ScoredCrop> => {
+        const score = await scoreCrop(c, opts);
+        onScored?.();
+        return { key: c.key, trackId: c.trackId, frameId: c.frameId, score };
+      }),
+    ),
+  );
+  return selectCrops(scored, opts);
 }
