@@ -26,6 +26,14 @@ export const DEFAULT_MAX_SOURCE_BYTES = 20 * 1024 ** 3;
  */
 export const DEFAULT_MAX_FRAME_PIXELS = 4096 * 2304;
 
+/**
+ * Default of `ACTIVITY_STALL_SECONDS` (src/activities/liveness.ts): 5 minutes. The longest legitimate silence
+ * measured between two progress reports of a step is one tiled inference of a 1080p frame (about 1.5 s on 2
+ * CPU cores) or one u2netp mask (about 0.5 s); 5 minutes is two orders of magnitude above that and still ends
+ * a hung attempt long before the steps' 2-hour start-to-close timeout.
+ */
+export const DEFAULT_ACTIVITY_STALL_SECONDS = 300;
+
 const intFromEnv = (def: number) => z.coerce.number().int().positive().default(def);
 
 const schema = z.object({
@@ -52,6 +60,7 @@ const schema = z.object({
   CACHE_TTL_SECONDS: intFromEnv(2 * 3600),
   MAX_CONCURRENT_ACTIVITIES: intFromEnv(4),
   WORKER_SHUTDOWN_GRACE_MS: intFromEnv(30_000),
+  ACTIVITY_STALL_SECONDS: intFromEnv(DEFAULT_ACTIVITY_STALL_SECONDS),
   SOURCE_ROOTS: z.string().default(''),
   MAX_SOURCE_BYTES: intFromEnv(DEFAULT_MAX_SOURCE_BYTES),
   MAX_FRAME_PIXELS: intFromEnv(DEFAULT_MAX_FRAME_PIXELS),
@@ -92,6 +101,11 @@ export interface Config {
   maxConcurrentActivities: number;
   /** How long a worker waits for running activities on SIGTERM/SIGINT before abandoning them. */
   workerShutdownGraceMs: number;
+  /**
+   * `ACTIVITY_STALL_SECONDS` in ms: an activity attempt that reports no progress for this long is given up
+   * (its heartbeats stop and it fails as `Stalled`); see src/activities/liveness.ts.
+   */
+  activityStallMs: number;
   /**
    * `SOURCE_ROOTS`: absolute directories that local video sources must lie in after `realpath` (so `..`
    * and symlinks cannot leave them). Empty (the default) means no confinement, which suits the local
@@ -177,6 +191,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cacheTtlMs: e.CACHE_TTL_SECONDS * 1000,
     maxConcurrentActivities: e.MAX_CONCURRENT_ACTIVITIES,
     workerShutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS,
+    activityStallMs: e.ACTIVITY_STALL_SECONDS * 1000,
     sourceRoots: parseSourceRoots(e.SOURCE_ROOTS),
     maxSourceBytes: e.MAX_SOURCE_BYTES,
     maxFramePixels: e.MAX_FRAME_PIXELS,

@@ -10,7 +10,7 @@
  * Classification rules follow the GCS retry guidance (https://cloud.google.com/storage/docs/retry-strategy):
  * HTTP 408, 429 and 5xx and connection-level errors are transient; every other 4xx is permanent.
  */
-import { ApplicationFailure } from '@temporalio/common';
+import { ActivityFailure, ApplicationFailure, RetryState, TimeoutFailure, TimeoutType } from '@temporalio/common';
 
 /** Failure types that appear as `ApplicationFailure.type` in Temporal history and the Web UI. */
 export const ErrorType = {
@@ -24,6 +24,16 @@ export const ErrorType = {
   Transient: 'Transient',
   /** An internal invariant was broken: a bug. Retried (a new worker build may fix it). */
   Internal: 'Internal',
+  /**
+   * An activity attempt made no progress for the stall limit (`ACTIVITY_STALL_SECONDS`, see
+   * src/activities/liveness.ts) and was given up. Retried: a hang may be a one-off (a stuck connection).
+   */
+  Stalled: 'Stalled',
+  /**
+   * A step ran out of attempts on a Temporal timeout (no heartbeat within the heartbeat timeout, no worker took
+   * it, or it ran past its start-to-close timeout). Only the workflow's step failure carries it.
+   */
+  Timeout: 'Timeout',
 } as const;
 
 /** One of the values of {@link ErrorType}. */
@@ -100,11 +110,27 @@ export function isTransientError(err: unknown, depth = 0): boolean {
  * Converts any thrown value into an `ApplicationFailure` carrying its classification.
  *
  * - {@link PipelineError}: its own type and retryability.
- * - an existing `ApplicationFailure`: returned as is.
+ * - an existing `ApplicationFailure`: returned as is (unless `attempt` is given: then copied with it).
  * - transient storage/network errors ({@link isTransientError}): type `Transient`, retryable.
  * - anything else: type `Internal`, retryable (bugs may be fixed by deploying a new worker).
+ *
+ * @param attempt the activity attempt that failed (Temporal `info.attempt`, from 1); when given it is added to
+ *   the failure's first detail as `attempt`, so the workflow can say which attempt failed ({@link stepFailure}).
  */
-export function toApplicationFailure(err: unknown): ApplicationFailure {
+export function toApplicationFailure(err: unknown, attempt?: number): ApplicationFailure {
+  const failure = classify(err);
+  if (attempt === undefined) return failure;
+  const first = (failure.details?.[0] ?? {}) as Record<string, unknown>;
+  return ApplicationFailure.create({
+    type: failure.type ?? ErrorType.Internal,
+    message: failure.message,
+    nonRetryable: failure.nonRetryable ?? false,
+    details: [{ ...first, attempt }, ...(failure.details?.slice(1) ?? [])],
+    cause: failure.cause,
+  });
+}
+
+function classify(err: unknown): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
   if (err instanceof PipelineError) {
     return ApplicationFailure.create({
@@ -118,4 +144,68 @@ export function toApplicationFailure(err: unknown): ApplicationFailure {
   const message = err instanceof Error ? err.message : String(err);
   const type = isTransientError(err) ? ErrorType.Transient : ErrorType.Internal;
   return ApplicationFailure.create({ type, message, nonRetryable: false, cause: err instanceof Error ? err : undefined });
+}
+
+/** What {@link stepFailure} found out about a failed step (also its failure's first detail). */
+export interface StepFailureInfo {
+  step: string;
+  stepNumber: number;
+  /** Attempts made, when known: the failing attempt's number, or the maximum when attempts ran out. */
+  attempts?: number;
+  maxAttempts: number;
+  /** Type of the root cause (an {@link ErrorType} value). */
+  rootType: string;
+  /** The root cause in words. */
+  rootCause: string;
+}
+
+/** At most this many characters of last heartbeat details are quoted in a timeout's root cause. */
+const QUOTED_DETAILS_CHARS = 200;
+
+/**
+ * The failure a workflow raises when one of its steps failed for good: its message names the step, the
+ * attempts and the root cause (`step 6 extractCrops failed on attempt 8 of 8: Timeout: no heartbeat ...`), so
+ * the run summary, `.pipeline_info.json` and the Web UI say what happened without opening the activity's
+ * history. The root cause is the innermost failure of `err` (an activity's `ApplicationFailure`, or a
+ * Temporal `TimeoutFailure`); the attempt number comes from the activity's failure details (set by
+ * `runStep` through {@link toApplicationFailure}) or, when the attempts ran out, is `maxAttempts`.
+ * Workflow-safe (no I/O).
+ *
+ * @param err what the step's activity call threw (normally an `ActivityFailure`)
+ * @returns a non-retryable `ApplicationFailure` of the root cause's type (`Timeout` for timeouts), with
+ *   `err` as its cause and a {@link StepFailureInfo} as its first detail
+ */
+export function stepFailure(step: string, stepNumber: number, err: unknown, maxAttempts: number): ApplicationFailure {
+  let root: unknown = err;
+  while (root instanceof Error && root.cause instanceof Error) root = root.cause;
+  let rootType: string = ErrorType.Internal;
+  let rootCause = root instanceof Error ? root.message : String(root);
+  let attempts: number | undefined;
+  if (root instanceof ApplicationFailure) {
+    rootType = root.type ?? ErrorType.Internal;
+    const attempt = (root.details?.[0] as { attempt?: unknown } | undefined)?.attempt;
+    if (typeof attempt === 'number') attempts = attempt;
+  } else if (root instanceof TimeoutFailure) {
+    rootType = ErrorType.Timeout;
+    const last = root.lastHeartbeatDetails === undefined ? 'none' : JSON.stringify(root.lastHeartbeatDetails).slice(0, QUOTED_DETAILS_CHARS);
+    rootCause =
+      root.timeoutType === TimeoutType.HEARTBEAT
+        ? `no heartbeat within the heartbeat timeout (the worker died, or its event loop was blocked); last heartbeat details: ${last}`
+        : root.timeoutType === TimeoutType.SCHEDULE_TO_START
+          ? 'no worker took the task from its queue within the schedule-to-start timeout'
+          : root.timeoutType === TimeoutType.START_TO_CLOSE
+            ? 'did not finish within its start-to-close timeout'
+            : `timed out (${root.timeoutType})`;
+  }
+  const activity = err instanceof ActivityFailure ? err : undefined;
+  if (activity?.retryState === RetryState.MAXIMUM_ATTEMPTS_REACHED) attempts = maxAttempts;
+  const where = attempts !== undefined ? `on attempt ${attempts} of ${maxAttempts}` : `(attempts: ${activity?.retryState ?? 'unknown'})`;
+  const info: StepFailureInfo = { step, stepNumber, attempts, maxAttempts, rootType, rootCause };
+  return ApplicationFailure.create({
+    type: rootType,
+    message: `step ${stepNumber} ${step} failed ${where}: ${rootType}: ${rootCause}`,
+    nonRetryable: true,
+    details: [info],
+    cause: err instanceof Error ? err : undefined,
+  });
 }

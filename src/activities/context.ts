@@ -19,6 +19,7 @@ import { md5Base64 } from '../util/hash';
 import type { Detector, RgbFrame } from '../vision/detector';
 import type { FfmpegBinaries } from '../vision/ffmpeg';
 import { decodeFrame } from '../vision/players';
+import { currentLiveness, reportProgress } from './liveness';
 import { workerQueueFor } from './routing';
 import type { Segmenter } from '../vision/segment';
 import { emptyIo } from '../workflows/io';
@@ -79,6 +80,7 @@ export class RunFiles {
   private hit(bytes: number): void {
     this.io.cacheHits++;
     this.io.bytesFromCache += bytes;
+    reportProgress();
   }
 
   /** Reads an object: from the cache, else downloaded from GCS (then cached). @throws on a GCS 404. */
@@ -92,6 +94,7 @@ export class RunFiles {
     this.io.artifactDownloads++;
     const buf = await this.store.get(objectName);
     this.cache.set(this.key(`obj:${objectName}`), buf, buf.length);
+    reportProgress();
     return buf;
   }
 
@@ -120,6 +123,7 @@ export class RunFiles {
     if (this.isStored(objectName, buf)) this.io.uploadsSkipped++;
     else await this.store.put(objectName, buf, { contentType });
     this.cache.set(this.key(`obj:${objectName}`), buf, buf.length);
+    reportProgress();
   }
 
   /**
@@ -131,6 +135,7 @@ export class RunFiles {
     const [src, dst] = [this.prior.get(from), this.prior.get(to)];
     if (src?.md5 && dst && src.md5 === dst.md5 && src.size === dst.size) this.io.uploadsSkipped++;
     else await this.store.copy(from, to);
+    reportProgress();
     const cached = this.cache.peek<Buffer>(this.key(`obj:${from}`));
     if (cached) this.cache.set(this.key(`obj:${to}`), cached, cached.length);
   }
@@ -159,6 +164,7 @@ export class RunFiles {
     this.io.artifactDownloads++;
     const frame = await decodeFrame(await this.store.get(objectName));
     this.cache.set(this.key(`rgb:${objectName}`), frame, frame.rgb.length);
+    reportProgress();
     return frame;
   }
 
@@ -169,6 +175,7 @@ export class RunFiles {
   async writeFrame(objectName: string, jpeg: Buffer): Promise<void> {
     if (this.isStored(objectName, jpeg)) this.io.uploadsSkipped++;
     else await this.store.put(objectName, jpeg, { contentType: 'image/jpeg' });
+    reportProgress();
     if (!this.cache.enabled) return;
     const frame = await decodeFrame(jpeg);
     this.cache.set(this.key(`rgb:${objectName}`), frame, frame.rgb.length);
@@ -180,6 +187,7 @@ export class RunFiles {
    */
   async writeFile(objectName: string, file: string, contentType?: string): Promise<void> {
     await this.store.putFile(objectName, file, { contentType });
+    reportProgress();
     const key = this.key(`file:${objectName}`);
     const dest = this.cache.newFilePath(key);
     if (!dest) return void (await rm(file, { force: true }));
@@ -206,6 +214,7 @@ export class RunFiles {
     this.io.artifactDownloads++;
     const dest = this.cache.newFilePath(key) ?? path.join(this.scratchDir, `download-${randomUUID()}`);
     await this.store.getFile(objectName, dest);
+    reportProgress();
     const { size } = await stat(dest);
     if (this.cache.enabled) {
       this.cache.setFile(key, dest, size);
@@ -250,9 +259,12 @@ export class RunFiles {
 }
 
 /**
- * Records a heartbeat with progress `details` and throws `CancelledFailure` when the activity has been
- * cancelled (cancellation reaches an activity only through heartbeats: SPEC section 10). Safe outside an
- * activity context (does nothing), so domain code can be tested without Temporal.
+ * Records progress `details` of the current activity and sends them as a heartbeat, then throws
+ * `CancelledFailure` when the activity has been cancelled or its watchdog gave up (cancellation reaches an
+ * activity only through heartbeats: SPEC section 10). Liveness does not depend on calling it: the activity's
+ * {@link ActivityLiveness} timer keeps sending the latest details (src/activities/liveness.ts); calling it
+ * marks progress and updates what is sent. Safe outside an activity context (does nothing), so domain code
+ * can be tested without Temporal.
  */
 export function heartbeat(details?: unknown): void {
   let ctx: Context;
@@ -261,8 +273,11 @@ export function heartbeat(details?: unknown): void {
   } catch {
     return;
   }
+  reportProgress(details);
   ctx.heartbeat(details);
   if (ctx.cancellationSignal.aborted) throw new CancelledFailure(`activity cancelled: ${String(ctx.cancellationSignal.reason ?? 'cancel requested')}`);
+  const gaveUp = currentLiveness()?.signal;
+  if (gaveUp?.aborted) throw gaveUp.reason;
 }
 
 /**
@@ -272,7 +287,9 @@ export function heartbeat(details?: unknown): void {
  */
 export function heartbeatProgress(details?: unknown): void {
   try {
-    Context.current().heartbeat(details);
+    const ctx = Context.current();
+    reportProgress(details);
+    ctx.heartbeat(details);
   } catch {
     // outside an activity: nothing to record
   }
@@ -287,13 +304,18 @@ export function activityAttempt(): number {
   }
 }
 
-/** The activity's AbortSignal (fires on cancellation), or a never-firing one outside an activity. */
+/**
+ * The activity's AbortSignal: fires on cancellation and when the activity's liveness watchdog gives up on a
+ * stalled attempt (so ffmpeg and downloads bound to it stop too); a never-firing one outside an activity.
+ */
 export function cancellationSignal(): AbortSignal {
+  let ctx: Context;
   try {
-    return Context.current().cancellationSignal;
+    ctx = Context.current();
   } catch {
     return new AbortController().signal;
   }
+  return currentLiveness()?.signalWith(ctx.cancellationSignal) ?? ctx.cancellationSignal;
 }
 
 /** What a step body returns: the small result for the workflow, and optional details for GCS only. */
@@ -323,7 +345,9 @@ export async function runStep<R extends object>(
   loop.enable();
   heartbeat({ step: name, phase: 'started' });
   try {
-    const out = await body(files, layout);
+    // A stalled attempt (no progress for the stall limit: src/activities/liveness.ts) fails here, recorded.
+    const liveness = currentLiveness();
+    const out = await (liveness ? Promise.race([body(files, layout), liveness.stalled]) : body(files, layout));
     // A step cancelled while its last phase ran must not be recorded as completed.
     heartbeat({ step: name, phase: 'recording' });
     const finishedAt = new Date();
@@ -339,6 +363,7 @@ export async function runStep<R extends object>(
       taskQueue: activityTaskQueue(),
       cachedOn: deps.cache.enabled ? cacheQueue() : undefined,
       eventLoopDelayMs: eventLoopDelay(loop),
+      liveness: liveness?.stats(),
     } as R & StepResultBase;
     await files.store.updateJson<{ step: number; name: string; videos: Record<string, unknown> }>(layout.stepResult(n), (cur) => ({
       step: n,
@@ -353,13 +378,16 @@ export async function runStep<R extends object>(
       taskQueue: result.taskQueue,
       io: result.io,
       eventLoopDelayMs: result.eventLoopDelayMs,
+      liveness: result.liveness,
     });
     return result;
   } catch (err) {
-    const failure = toApplicationFailure(err);
+    const attempt = activityAttempt();
+    const failure = toApplicationFailure(err, attempt);
     const cancelled = err instanceof CancelledFailure;
     await recordStepStatus(files.store, layout, input.videoGuid, name, {
       status: cancelled ? 'cancelled' : failure.nonRetryable ? 'failed' : 'retrying',
+      attempt,
       startedAt: startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
       error: cancelled ? undefined : { type: failure.type, message: failure.message },

@@ -41,6 +41,13 @@ export function createRoutingActivities(queues: WorkerQueues) {
     async claimGpuWorker(): Promise<WorkerQueues> {
       return queues;
     },
+    /**
+     * On each of this process's own queues: "are you there?". Taken only by this process, so an answer within
+     * the schedule-to-start timeout proves it alive (`processVideo` asks after a step's heartbeat timeout).
+     */
+    async pingWorker(): Promise<{ workerId: string }> {
+      return { workerId: queues.workerId };
+    },
   };
 }
 

@@ -10,6 +10,7 @@ import type { Duration } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type LogLevel, type WorkflowBundle } from '@temporalio/worker';
 import pino from 'pino';
 import { createActivities, createRoutingActivities, GPU_ACTIVITY_NAMES, type ActivityDeps, type WorkerQueues } from '../activities';
+import { createLivenessInterceptor, DEFAULT_STALL_MS, LIVENESS_INTERVAL_MS, type LivenessOptions } from '../activities/liveness';
 import { WORKER_ID, workerQueueFor } from '../activities/routing';
 import { RunCache, removeOrphanedCacheFiles } from '../cache/runCache';
 import { gpuTaskQueueFor, loadConfig, PROJECT_ROOT, sourcePolicyOf, type Config } from '../config';
@@ -126,14 +127,19 @@ export interface PipelineWorkersOptions {
   shutdownGraceTime?: Duration;
   /** Process id in worker-specific queue names (default {@link WORKER_ID}). */
   workerId?: string;
+  /**
+   * Liveness of every activity (src/activities/liveness.ts): heartbeat interval and stall limit. Default
+   * {@link LIVENESS_INTERVAL_MS} and {@link DEFAULT_STALL_MS} (`ACTIVITY_STALL_SECONDS`).
+   */
+  liveness?: Partial<LivenessOptions>;
 }
 
 /**
  * The workers of one process (issue 5, worker-specific task queues):
  * - shared CPU queue `{taskQueue}`: workflows, CPU steps, run bookkeeping and `claimWorker`;
- * - own CPU queue `{taskQueue}@{workerId}`: CPU steps and `releaseVideoCache`;
+ * - own CPU queue `{taskQueue}@{workerId}`: CPU steps, `releaseVideoCache` and `pingWorker`;
  * - shared GPU queue `{taskQueue}-gpu`: GPU steps and `claimGpuWorker`;
- * - own GPU queue `{taskQueue}-gpu@{workerId}`: GPU steps and `releaseVideoCache`.
+ * - own GPU queue `{taskQueue}-gpu@{workerId}`: GPU steps, `releaseVideoCache` and `pingWorker`.
  * GPU workers run one activity at a time per queue (one inference session per process).
  * @returns the workers (not yet running) and this process's own queues
  */
@@ -147,9 +153,17 @@ export async function createPipelineWorkers(o: PipelineWorkersOptions): Promise<
   };
   const routing = createRoutingActivities(queues);
   const release = (o.cpuActivities?.releaseVideoCache ?? o.gpuActivities?.releaseVideoCache) as unknown;
-  const releaseOnly = release ? { releaseVideoCache: release } : {};
+  // Served on every own queue of this process: the cache release, and the ping that proves it alive.
+  const releaseOnly = { ...(release ? { releaseVideoCache: release } : {}), pingWorker: routing.pingWorker };
   // Worker.create rejects keys present with an undefined value; leave unset options out.
-  const common = { connection: o.connection, namespace: o.namespace, ...(o.shutdownGraceTime !== undefined && { shutdownGraceTime: o.shutdownGraceTime }), ...WORKER_TUNING };
+  const liveness = createLivenessInterceptor({ intervalMs: o.liveness?.intervalMs ?? LIVENESS_INTERVAL_MS, stallMs: o.liveness?.stallMs ?? DEFAULT_STALL_MS });
+  const common = {
+    connection: o.connection,
+    namespace: o.namespace,
+    ...(o.shutdownGraceTime !== undefined && { shutdownGraceTime: o.shutdownGraceTime }),
+    ...WORKER_TUNING,
+    interceptors: { activity: [liveness] },
+  };
   const workers: Worker[] = [];
   if (o.cpuActivities) {
     const steps = { ...o.cpuActivities, ...releaseOnly };
@@ -196,6 +210,7 @@ export async function runWorkers(roles: WorkerRole[], cfg: Config = loadConfig()
     gpuActivities: roles.includes('gpu') ? gpu : undefined,
     maxConcurrentActivities: cfg.maxConcurrentActivities,
     shutdownGraceTime: cfg.workerShutdownGraceMs,
+    liveness: { stallMs: cfg.activityStallMs },
   });
   log.info(
     { roles, taskQueue: cfg.taskQueue, gpuTaskQueue: cfg.gpuTaskQueue, ownQueues: queues, cache: { enabled: deps.cache.enabled, maxBytes: deps.cache.maxBytes }, address: cfg.temporalAddress, pid: process.pid },

@@ -23,15 +23,16 @@ import {
 import { TimeoutType } from '@temporalio/common';
 import type { Activities, RoutingActivities } from '../activities';
 import { addIo, emptyIo } from './io';
-import { NON_RETRYABLE_ERROR_TYPES } from '../errors';
+import { NON_RETRYABLE_ERROR_TYPES, stepFailure } from '../errors';
 import { PIPELINE_STEP, videoProgressQuery, videoProgressSignal } from './messages';
 import type { PipelineOptions } from '../validation';
-import { STEP_NAMES, type GrassModel, type ProcessVideoInput, type StepInput, type StepName, type StepResultBase, type VideoProgress, type VideoSummary } from './types';
+import { STEP_NAMES, stepNumber, type GrassModel, type ProcessVideoInput, type StepInput, type StepName, type StepResultBase, type VideoProgress, type VideoSummary } from './types';
 
 /**
- * Activity options of a step. Heartbeats: long steps heartbeat every frame or crop, so a dead worker is
- * noticed within `heartbeatTimeoutSeconds` (default 30 s) and the step is retried (workers cap heartbeat
- * throttling at {@link https://typescript.temporal.io/api/interfaces/worker.WorkerOptions#maxheartbeatthrottleinterval | 2 s}
+ * Activity options of a step. Heartbeats: every activity heartbeats its latest progress on a timer while it
+ * makes progress (src/activities/liveness.ts), so a dead worker is noticed within `heartbeatTimeoutSeconds`
+ * (default 30 s) and the step is retried (workers cap heartbeat throttling at
+ * {@link https://typescript.temporal.io/api/interfaces/worker.WorkerOptions#maxheartbeatthrottleinterval | 2 s}
  * so cancellation reaches a running step within seconds). Retries back off from 1 s to 1 min; the error
  * classification in `src/errors.ts` decides what is not retried. On a worker-specific queue the step also
  * gets a schedule-to-start timeout: nobody taking it from there means the worker is gone.
@@ -47,22 +48,40 @@ function stepOptions(taskQueue: string, routing: PipelineOptions['routing'], own
       initialInterval: '1 second',
       backoffCoefficient: 2,
       maximumInterval: '1 minute',
-      maximumAttempts: 8,
+      maximumAttempts: STEP_MAX_ATTEMPTS,
       nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
     },
   };
 }
 
+/** Attempts of a step before it fails for good (its retry policy's `maximumAttempts`). */
+export const STEP_MAX_ATTEMPTS = 8;
+
 /** Patch id: cache release also on the video's own queues and never on a lost worker's (see releaseCaches). */
 export const PATCH_RELEASE_OWN_QUEUES = 'release-cache-on-own-queues';
 
 /**
- * Whether an activity failure means its worker is gone: the attempt's heartbeats stopped, or nobody took the
- * task from the worker's own queue in time (Temporal timeout types HEARTBEAT and SCHEDULE_TO_START).
+ * Patch id: a step whose last attempt timed out on heartbeats counts as a lost worker only when the worker also
+ * does not answer a ping on its own queue (a live worker whose step hung is not re-routed), and a step that
+ * fails for good fails the video with a failure naming the step, its attempts and the root cause.
+ */
+export const PATCH_PROBE_WORKER = 'probe-worker-on-heartbeat-timeout';
+
+/**
+ * Whether an activity failure may mean its worker is gone: the attempt's heartbeats stopped, or nobody took the
+ * task from the worker's own queue in time (Temporal timeout types HEARTBEAT and SCHEDULE_TO_START). A
+ * schedule-to-start timeout is conclusive (Temporal does not retry it); a heartbeat timeout is also what a live
+ * worker with a stuck step gives, so `processVideo` pings the worker before re-routing.
  */
 export function isWorkerLost(err: unknown): boolean {
-  if (!(err instanceof ActivityFailure) || !(err.cause instanceof TimeoutFailure)) return false;
-  return err.cause.timeoutType === TimeoutType.SCHEDULE_TO_START || err.cause.timeoutType === TimeoutType.HEARTBEAT;
+  const t = timeoutOf(err);
+  return t === TimeoutType.SCHEDULE_TO_START || t === TimeoutType.HEARTBEAT;
+}
+
+/** The Temporal timeout type of an activity failure, if a timeout caused it. */
+function timeoutOf(err: unknown): TimeoutType | undefined {
+  if (!(err instanceof ActivityFailure) || !(err.cause instanceof TimeoutFailure)) return undefined;
+  return err.cause.timeoutType;
 }
 
 /**
@@ -152,7 +171,7 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
       try {
         result = await call(acts(queue));
       } catch (err) {
-        if (!isWorkerLost(err)) throw err;
+        if (!isWorkerLost(err) || !(await workerGone(err, queue))) throw err;
         const lost = kind === 'cpu' ? route.cpuWorker : route.gpuWorker;
         const reason = `${(err as ActivityFailure).cause?.message ?? 'timeout'}: worker ${lost} is gone`;
         log.warn('worker lost; re-routing to the shared queue', { step: name, queue, reason });
@@ -173,12 +192,39 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
     return result;
   }
 
-  /** Runs one step: marks it current (search attribute + parent), awaits it, counts it done. */
+  /**
+   * After a heartbeat timeout on `queue` (a worker's own queue): whether that worker is gone. It is alive when it
+   * takes a ping from its own queue within the schedule-to-start timeout; then the step hung on a live worker
+   * and re-routing would only repeat it. Executions that started before this rule re-route on any heartbeat
+   * timeout (patching API: https://docs.temporal.io/develop/typescript/versioning).
+   */
+  async function workerGone(err: unknown, queue: string): Promise<boolean> {
+    if (timeoutOf(err) !== TimeoutType.HEARTBEAT || !patched(PATCH_PROBE_WORKER)) return true;
+    try {
+      const answer = await proxyActivities<RoutingActivities>({ taskQueue: queue, scheduleToStartTimeout: `${routing.scheduleToStartSeconds} seconds`, startToCloseTimeout: '10 seconds', retry: { maximumAttempts: 1 } }).pingWorker();
+      log.warn('step timed out on heartbeats, but its worker answers: not re-routed', { queue, workerId: answer.workerId });
+      return false;
+    } catch (e) {
+      if (isCancellation(e)) throw e;
+      return true;
+    }
+  }
+
+  /**
+   * Runs one step: marks it current (search attribute + parent), awaits it, counts it done. A step that fails
+   * for good fails the video with {@link stepFailure} (step, attempts, root cause); cancellation passes as is.
+   */
   async function step<R extends StepResultBase>(name: StepName, kind: 'cpu' | 'gpu', call: (a: Activities) => Promise<R>): Promise<R> {
     progress.currentStep = name;
     upsertSearchAttributes([{ key: PIPELINE_STEP, value: name }]);
     await report();
-    const result = await onWorker(kind, name, call);
+    let result: R;
+    try {
+      result = await onWorker(kind, name, call);
+    } catch (err) {
+      if (isCancellation(err) || !patched(PATCH_PROBE_WORKER)) throw err;
+      throw stepFailure(name, stepNumber(name), err, STEP_MAX_ATTEMPTS);
+    }
     progress.stepsDone++;
     addIo(progress.io!, result.io);
     return result;

@@ -79,6 +79,11 @@ export interface StepResultBase {
    * the process counts, not only this step's). Heartbeats and the notice of a cancel wait this long at most.
    */
   eventLoopDelayMs?: { p99: number; max: number };
+  /**
+   * Liveness of the attempt that completed (src/activities/liveness.ts), ms: the longest gap between two
+   * heartbeats sent and between two progress reports. Absent outside a worker (no liveness interceptor).
+   */
+  liveness?: { maxHeartbeatGapMs: number; maxProgressGapMs: number };
 }
 
 /** Result of step 1. */

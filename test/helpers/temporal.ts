@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { LivenessOptions } from '../../src/activities/liveness';
 import { loadConfig, PROJECT_ROOT } from '../../src/config';
 import { createPipelineWorkers, WORKER_READY_MESSAGE, WORKFLOWS_PATH } from '../../src/workers/worker';
 
@@ -29,14 +30,15 @@ export async function testClient(): Promise<Client> {
  * Runs `fn` while this process serves a fresh task queue `q` as a pipeline worker would
  * (`createPipelineWorkers`): the shared CPU queue `q` (workflows + `activities`) and this process's own
  * queue `q@{workerId}`, and, when `gpuActivities` are given, `q-gpu` and `q-gpu@{workerId}`.
- * `opts.address` points the workers at another Temporal server than the test stack's.
+ * `opts.address` points the workers at another Temporal server than the test stack's; `opts.liveness` sets the
+ * activities' heartbeat interval and stall limit (src/activities/liveness.ts).
  * Returns what `fn` returns.
  */
 export async function withWorkers<T>(
   activities: object,
   fn: (taskQueue: string) => Promise<T>,
   gpuActivities?: object,
-  opts: { taskQueue?: string; workerId?: string; address?: string } = {},
+  opts: { taskQueue?: string; workerId?: string; address?: string; liveness?: Partial<LivenessOptions> } = {},
 ): Promise<T> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('ERROR') });
@@ -54,6 +56,7 @@ export async function withWorkers<T>(
     gpuActivities: gpuActivities as Record<string, unknown> | undefined,
     shutdownGraceTime: '5s',
     workerId: opts.workerId,
+    liveness: opts.liveness,
   });
   const others = workers.slice(1).map((w) => w.run());
   try {

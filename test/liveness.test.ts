@@ -1,0 +1,127 @@
+/**
+ * Unit tests of the liveness watchdog (src/activities/liveness.ts) on a controlled clock, of
+ * `forEachBounded`, and of the step failure that names step, attempts and root cause (src/errors.ts).
+ * The same behaviour against the real dev server: test/liveness.e2e.test.ts.
+ */
+import { ActivityFailure, ApplicationFailure, RetryState, TimeoutFailure, TimeoutType } from '@temporalio/common';
+import { describe, expect, it } from 'vitest';
+import { ActivityLiveness, forEachBounded } from '../src/activities/liveness';
+import { ErrorType, PipelineError, stepFailure, toApplicationFailure } from '../src/errors';
+
+/** A context that records heartbeats; `previous` plays the last attempt's heartbeat details. */
+function recordingContext(previous?: unknown) {
+  const beats: unknown[] = [];
+  const ctx = { heartbeat: (d?: unknown) => void beats.push(d), info: { heartbeatDetails: previous, activityType: 'extractCrops' } };
+  return { ctx: ctx as unknown as ConstructorParameters<typeof ActivityLiveness>[0], beats };
+}
+
+describe('ActivityLiveness', () => {
+  it('heartbeats the latest details while progress is recent, then stops and fails as Stalled', async () => {
+    let now = 0;
+    const { ctx, beats } = recordingContext();
+    const l = new ActivityLiveness(ctx, { intervalMs: 1000, stallMs: 5000 }, () => now);
+    l.tick();
+    l.progress({ framesDone: 1 });
+    now = 4000;
+    l.tick();
+    l.progress(); // progress without new details keeps the old ones
+    now = 9000;
+    l.tick();
+    expect(beats).toEqual([undefined, { framesDone: 1 }, { framesDone: 1 }]);
+    expect(l.signal.aborted).toBe(false);
+    now = 9001 + 1; // 5002 ms after the last progress
+    l.tick();
+    expect(beats).toHaveLength(3); // no heartbeat once stalled: a blocked server-side timeout follows
+    expect(l.signal.aborted).toBe(true);
+    const err = await l.stalled.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PipelineError);
+    expect((err as PipelineError).type).toBe(ErrorType.Stalled);
+    expect((err as PipelineError).message).toBe('activity extractCrops: no progress for 5 s (limit 5 s, ACTIVITY_STALL_SECONDS); last progress: {"framesDone":1}');
+    now = 20_000;
+    l.progress();
+    l.tick();
+    expect(beats).toHaveLength(3); // a stalled attempt stays given up
+  });
+
+  it('keeps the previous attempt details alive until the attempt reports its own', () => {
+    const { ctx, beats } = recordingContext({ checkpoint: { chunks: 3 } });
+    const l = new ActivityLiveness(ctx, { intervalMs: 1000, stallMs: 5000 }, () => 0);
+    l.tick();
+    l.progress({ framesDone: 9 });
+    l.tick();
+    expect(beats).toEqual([{ checkpoint: { chunks: 3 } }, { framesDone: 9 }]);
+  });
+
+  it('combines the cancellation signal with its own, once', () => {
+    const { ctx } = recordingContext();
+    let now = 0;
+    const l = new ActivityLiveness(ctx, { intervalMs: 1000, stallMs: 10 }, () => now);
+    const cancel = new AbortController();
+    const s = l.signalWith(cancel.signal);
+    expect(l.signalWith(cancel.signal)).toBe(s);
+    expect(s.aborted).toBe(false);
+    now = 11;
+    l.tick();
+    expect(s.aborted).toBe(true);
+    expect(s.reason).toBeInstanceOf(PipelineError);
+  });
+});
+
+describe('forEachBounded', () => {
+  it('keeps results in input order with at most `concurrency` calls in flight', async () => {
+    let inFlight = 0;
+    let peak = 0;
+    const out = await forEachBounded([5, 1, 4, 2, 3, 0], 2, async (ms, i) => {
+      peak = Math.max(peak, ++inFlight);
+      await new Promise((r) => setTimeout(r, ms * 5));
+      inFlight--;
+      return `${i}:${ms}`;
+    });
+    expect(out).toEqual(['0:5', '1:1', '2:4', '3:2', '4:3', '5:0']);
+    expect(peak).toBe(2);
+  });
+
+  it('rejects with the first error and starts nothing after it', async () => {
+    const started: number[] = [];
+    const err = await forEachBounded([0, 1, 2, 3, 4], 1, async (i) => {
+      started.push(i);
+      if (i === 1) throw new Error('boom at 1');
+      return i;
+    }).catch((e: Error) => e);
+    expect((err as Error).message).toBe('boom at 1');
+    await new Promise((r) => setTimeout(r, 10));
+    expect(started).toEqual([0, 1]);
+  });
+});
+
+describe('stepFailure', () => {
+  const activityFailure = (cause: Error, retryState: RetryState) => new ActivityFailure('activity failed', 'extractCrops', '7', retryState, 'worker', cause);
+
+  it('names the step, the attempts and a heartbeat timeout with the last details', () => {
+    const f = stepFailure('extractCrops', 6, activityFailure(new TimeoutFailure('activity Heartbeat timeout', { framesCropped: 628 }, TimeoutType.HEARTBEAT), RetryState.MAXIMUM_ATTEMPTS_REACHED), 8);
+    expect(f.type).toBe(ErrorType.Timeout);
+    expect(f.nonRetryable).toBe(true);
+    expect(f.message).toBe(
+      'step 6 extractCrops failed on attempt 8 of 8: Timeout: no heartbeat within the heartbeat timeout (the worker died, or its event loop was blocked); last heartbeat details: {"framesCropped":628}',
+    );
+    expect(f.details?.[0]).toEqual(expect.objectContaining({ step: 'extractCrops', stepNumber: 6, attempts: 8, maxAttempts: 8, rootType: 'Timeout' }));
+  });
+
+  it('takes the failing attempt of a non-retryable failure from the activity failure details', () => {
+    const root = toApplicationFailure(new PipelineError(ErrorType.BadMedia, '/v.avi', 'no video stream'), 1);
+    const f = stepFailure('importVideo', 1, activityFailure(root, RetryState.NON_RETRYABLE_FAILURE), 8);
+    expect(f.type).toBe(ErrorType.BadMedia);
+    expect(f.message).toBe('step 1 importVideo failed on attempt 1 of 8: BadMedia: /v.avi: no video stream');
+  });
+
+  it('keeps the root cause of retryable failures that ran out of attempts', () => {
+    const root = toApplicationFailure(new PipelineError(ErrorType.Stalled, 'activity detectPlayers', 'no progress for 300 s'), 8);
+    const f = stepFailure('detectPlayers', 5, activityFailure(root, RetryState.MAXIMUM_ATTEMPTS_REACHED), 8);
+    expect(f.message).toBe('step 5 detectPlayers failed on attempt 8 of 8: Stalled: activity detectPlayers: no progress for 300 s');
+  });
+
+  it('says so when the attempts are unknown', () => {
+    const f = stepFailure('loadVideo', 2, activityFailure(ApplicationFailure.create({ type: 'Internal', message: 'x' }), RetryState.TIMEOUT), 8);
+    expect(f.message).toBe('step 2 loadVideo failed (attempts: TIMEOUT): Internal: x');
+  });
+});
