@@ -91,9 +91,11 @@ export function createDeps(cfg: Config): ActivityDeps & { release(): Promise<voi
   const cacheDir = path.join(cfg.dataDir, 'worker-cache');
   removeOrphanedCacheFiles(cacheDir);
   const cache = new RunCache({ enabled: cfg.cacheEnabled, maxBytes: cfg.cacheMaxBytes, ttlMs: cfg.cacheTtlMs, fileDir: cacheDir });
-  const workDir = path.join(cfg.dataDir, 'worker-scratch', `${process.pid}`);
-  if (cache.enabled) assertWritableFolder(cache.fileDir, 'run cache', 'DATAPREP_DATA_DIR');
-  assertWritableFolder(workDir, 'scratch', 'DATAPREP_DATA_DIR');
+  const scratchDir = path.join(cfg.dataDir, 'worker-scratch');
+  // The shared parents are probed; this process's own subfolders are created when first used.
+  if (cache.enabled) assertWritableFolder(cacheDir, 'run cache', 'DATAPREP_DATA_DIR');
+  assertWritableFolder(scratchDir, 'scratch', 'DATAPREP_DATA_DIR');
+  const workDir = path.join(scratchDir, `${process.pid}`);
   return {
     store,
     cache,
