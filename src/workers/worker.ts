@@ -39,8 +39,9 @@ export class WorkerStartupError extends Error {
 
 /**
  * Checks that the worker can create, write and remove a file in `dir` (creating `dir` first).
+ * @param label what the folder is for ("run cache", "scratch"); @param setting the variable that moves it.
  * @throws WorkerStartupError naming the folder, what it is for, and the errno, e.g.
- *   `run cache folder /data/worker-cache/12-ab is not writable (EROFS: read-only file system, mkdir '…')`.
+ *   `run cache folder /data/worker-cache is not writable (EROFS: read-only file system, open '…')`.
  */
 export function assertWritableFolder(dir: string, label: string, setting: string): void {
   const err = probeFolder(dir);
