@@ -67,6 +67,12 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
+/**
+ * Names of every environment variable {@link loadConfig} reads. The local stack records the values its worker
+ * was started with (src/stack/index.ts), so a restarted worker keeps its configuration.
+ */
+export const CONFIG_ENV_VARS: readonly string[] = Object.keys(schema.shape);
+
 /** Parsed configuration; see README "Configuration" for each field. */
 export interface Config {
   /** Root of local state: stack data, pid files, logs, worker caches. */

@@ -22,6 +22,12 @@ export const ErrorType = {
   ModelError: 'ModelError',
   /** Storage or network fault that is expected to go away (GCS 5xx, 429, connection reset). Retried. */
   Transient: 'Transient',
+  /**
+   * The worker's own disk failed it: no space left, quota exceeded, a read-only or otherwise unwritable cache or
+   * scratch folder. The message names the folder and the errno. Retried: space may free up, and another worker
+   * (another disk) may take the step; when every attempt fails, the run fails with this message.
+   */
+  LocalDisk: 'LocalDisk',
   /** An internal invariant was broken: a bug. Retried (a new worker build may fix it). */
   Internal: 'Internal',
   /**
@@ -71,6 +77,11 @@ export function invalidInput(subject: string, reason: string): PipelineError {
   return new PipelineError(ErrorType.InvalidInput, subject, reason);
 }
 
+/** Shorthand for a retryable {@link ErrorType.LocalDisk} error about the worker folder `folder`. */
+export function localDisk(folder: string, reason: string, cause?: unknown): PipelineError {
+  return new PipelineError(ErrorType.LocalDisk, folder, reason, { cause });
+}
+
 /** Shorthand for a non-retryable {@link ErrorType.BadMedia} error about `subject`. */
 export function badMedia(subject: string, reason: string, cause?: unknown): PipelineError {
   return new PipelineError(ErrorType.BadMedia, subject, reason, { cause });
@@ -87,6 +98,24 @@ const TRANSIENT_CODES = new Set([
   'UND_ERR_SOCKET',
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
+
+/**
+ * errno codes (errno(3), https://man7.org/linux/man-pages/man3/errno.3.html) that can only come from the
+ * worker's local disk, never from the input: classified {@link ErrorType.LocalDisk} wherever they are raised.
+ */
+export const LOCAL_DISK_CODES: Readonly<Record<string, string>> = {
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'read-only file system',
+};
+
+/** The {@link LOCAL_DISK_CODES} code of `err` or of an error in its `cause` chain, if any. */
+export function localDiskCode(err: unknown, depth = 0): string | undefined {
+  if (!err || typeof err !== 'object' || depth > 5) return undefined;
+  const e = err as { code?: unknown; cause?: unknown };
+  if (typeof e.code === 'string' && e.code in LOCAL_DISK_CODES) return e.code;
+  return localDiskCode(e.cause, depth + 1);
+}
 
 /**
  * Whether an error from a storage or HTTP client is worth retrying.
@@ -112,6 +141,9 @@ export function isTransientError(err: unknown, depth = 0): boolean {
  * - {@link PipelineError}: its own type and retryability.
  * - an existing `ApplicationFailure`: returned as is (unless `attempt` is given: then copied with it).
  * - transient storage/network errors ({@link isTransientError}): type `Transient`, retryable.
+ * - local disk errors ({@link LOCAL_DISK_CODES}, e.g. `ENOSPC`): type `LocalDisk`, retryable, the message
+ *   starting with what the code means (activities name the folder first: `explainLocalFault` in
+ *   src/activities/localDisk.ts).
  * - anything else: type `Internal`, retryable (bugs may be fixed by deploying a new worker).
  *
  * @param attempt the activity attempt that failed (Temporal `info.attempt`, from 1); when given it is added to
@@ -142,6 +174,10 @@ function classify(err: unknown): ApplicationFailure {
     });
   }
   const message = err instanceof Error ? err.message : String(err);
+  const disk = localDiskCode(err);
+  if (disk) {
+    return ApplicationFailure.create({ type: ErrorType.LocalDisk, message: `${LOCAL_DISK_CODES[disk]} (${disk}): ${message}`, nonRetryable: false, cause: err instanceof Error ? err : undefined });
+  }
   const type = isTransientError(err) ? ErrorType.Transient : ErrorType.Internal;
   return ApplicationFailure.create({ type, message, nonRetryable: false, cause: err instanceof Error ? err : undefined });
 }

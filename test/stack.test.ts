@@ -7,7 +7,7 @@
  *   they kill processes and restart workers; it is stopped at the end.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -18,7 +18,7 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PROJECT_ROOT, loadConfig } from '../src/config';
 import { SEARCH_ATTRIBUTES, StackError, stackStatus, startStack, stopStack, type ServiceStatus, type StackOptions } from '../src/stack';
-import { readPidFile } from '../src/stack/process';
+import { isAlive, readPidFile, waitUntil } from '../src/stack/process';
 import { TEST_STACK } from './globalSetup';
 import { testPort } from './helpers/ports';
 
@@ -209,6 +209,61 @@ describe('aux stack (own ports and data dir)', () => {
     expect((err as Error).message).toMatch(/exited with status 3/);
     expect((err as Error).message).toMatch(/boom at start-up/);
     expect(byName(await stackStatus(aux)).worker.state).toBe('stopped'); // pid file removed
+  });
+
+  it('reports a worker that refuses to start (unusable cache folder) with its reason in the first line', async () => {
+    const blocked = path.join(dataDir, 'blocked');
+    await mkdir(blocked, { recursive: true });
+    await writeFile(path.join(blocked, 'worker-cache'), 'a file where the run cache folder should be');
+    const real = { ...aux, workerCommand: [process.execPath, '--import', 'tsx', path.join(PROJECT_ROOT, 'src', 'workers', 'main.ts')], workerEnv: { DATAPREP_DATA_DIR: blocked } };
+    const err = await startStack(real).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StackError);
+    const headline = (err as Error).message.split('\n')[0];
+    expect(headline).toMatch(/^worker: cannot start: run cache folder \S*blocked\/worker-cache\S* is not writable \((ENOTDIR|EEXIST)/);
+    expect(headline).toMatch(/exited with status 1 during start-up/);
+    expect(byName(await stackStatus(aux)).worker.state).toBe('stopped');
+  });
+
+  it('a worker restarted after a crash keeps its configuration (SOURCE_ROOTS); a variable set differently is applied and reported', async () => {
+    const saved = process.env.SOURCE_ROOTS;
+    /** The environment the worker process really has (Linux /proc). */
+    const envOf = (pid: number) => Object.fromEntries(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    const crash = async () => {
+      const { pid } = byName(await stackStatus(aux)).worker;
+      process.kill(pid!, 'SIGKILL');
+      await waitUntil(() => !isAlive(pid!), 5_000);
+      expect(byName(await stackStatus(aux)).worker.state).toBe('stale');
+    };
+    try {
+      process.env.SOURCE_ROOTS = '/videos/a';
+      const first = byName(await startStack(aux)).worker;
+      expect(envOf(first.pid!).SOURCE_ROOTS).toBe('/videos/a');
+      expect((await readPidFile(path.join(dataDir, 'run', 'worker.json')))?.config?.SOURCE_ROOTS).toBe('/videos/a');
+
+      delete process.env.SOURCE_ROOTS; // a later command run from a shell without it
+      expect(byName(await startStack(aux)).worker.pid).toBe(first.pid); // no reason to restart
+      await crash();
+      const restarted = byName(await startStack(aux)).worker;
+      expect(restarted.pid).not.toBe(first.pid);
+      expect(envOf(restarted.pid!).SOURCE_ROOTS).toBe('/videos/a');
+      expect(restarted.detail).toMatch(/configuration kept from the previous worker: .*SOURCE_ROOTS=\/videos\/a/);
+
+      process.env.SOURCE_ROOTS = '/videos/b';
+      expect(byName(await stackStatus(aux)).worker.detail).toMatch(/outdated: configuration changed: SOURCE_ROOTS "\/videos\/a" → "\/videos\/b"/);
+      const changed = byName(await startStack(aux)).worker;
+      expect(changed.pid).not.toBe(restarted.pid);
+      expect(changed.detail).toMatch(/restarted: configuration changed: SOURCE_ROOTS "\/videos\/a" → "\/videos\/b"/);
+      expect(envOf(changed.pid!).SOURCE_ROOTS).toBe('/videos/b');
+
+      process.env.SOURCE_ROOTS = ''; // set empty: back to the default (no confinement), said so
+      await crash();
+      const cleared = byName(await startStack(aux)).worker;
+      expect(cleared.detail).toMatch(/configuration changed: SOURCE_ROOTS "\/videos\/b" → ""/);
+      expect(envOf(cleared.pid!).SOURCE_ROOTS).toBe('');
+    } finally {
+      if (saved === undefined) delete process.env.SOURCE_ROOTS;
+      else process.env.SOURCE_ROOTS = saved;
+    }
   });
 
   it('refuses a port taken by a foreign process, naming it, without starting anything', async () => {

@@ -5,7 +5,7 @@
  * `intermediate/step{N}_result.json` and its status and timing in `.pipeline_info.json`.
  */
 import { randomUUID } from 'node:crypto';
-import { rename, rm, stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Context } from '@temporalio/activity';
@@ -15,11 +15,13 @@ import type { SourcePolicy } from '../config';
 import { toApplicationFailure } from '../errors';
 import type { ObjectInfo, ObjectStore } from '../storage/gcs';
 import { RunLayout } from '../storage/layout';
+import { moveFile } from '../util/fs';
 import { md5Base64 } from '../util/hash';
 import type { Detector, RgbFrame } from '../vision/detector';
 import type { FfmpegBinaries } from '../vision/ffmpeg';
 import { decodeFrame } from '../vision/players';
 import { currentLiveness, reportProgress } from './liveness';
+import { explainLocalFault, workerFolders } from './localDisk';
 import { workerQueueFor } from './routing';
 import type { Segmenter } from '../vision/segment';
 import { emptyIo } from '../workflows/io';
@@ -183,7 +185,8 @@ export class RunFiles {
 
   /**
    * Uploads the local file `file` to `objectName`; when the cache is on the file moves into the cache as
-   * that object's local copy, otherwise it is deleted.
+   * that object's local copy (copied and deleted where the cache folder is on another file system:
+   * {@link moveFile}), otherwise it is deleted.
    */
   async writeFile(objectName: string, file: string, contentType?: string): Promise<void> {
     await this.store.putFile(objectName, file, { contentType });
@@ -192,7 +195,7 @@ export class RunFiles {
     const dest = this.cache.newFilePath(key);
     if (!dest) return void (await rm(file, { force: true }));
     const { size } = await stat(file);
-    await rename(file, dest);
+    await moveFile(file, dest);
     this.cache.setFile(key, dest, size);
   }
 
@@ -328,7 +331,8 @@ export interface StepOutput<R> {
 /**
  * Runs one step for one video: gives the body a {@link RunFiles}, heartbeats at start, then writes the
  * result under `videos.{videoGuid}` of `intermediate/step{N}_result.json` and the step's status and timings
- * into `.pipeline_info.json`. Any error is recorded there and rethrown classified (`toApplicationFailure`).
+ * into `.pipeline_info.json`. Any error is recorded there and rethrown classified (`toApplicationFailure`;
+ * faults of the worker's cache and scratch folders as `LocalDisk`, naming the folder).
  */
 export async function runStep<R extends object>(
   deps: ActivityDeps,
@@ -383,7 +387,8 @@ export async function runStep<R extends object>(
     return result;
   } catch (err) {
     const attempt = activityAttempt();
-    const failure = toApplicationFailure(err, attempt);
+    // A fault of the worker's own folders is reported as such, naming the folder (src/activities/localDisk.ts).
+    const failure = toApplicationFailure(explainLocalFault(err, workerFolders(deps)), attempt);
     const cancelled = err instanceof CancelledFailure;
     await recordStepStatus(files.store, layout, input.videoGuid, name, {
       status: cancelled ? 'cancelled' : failure.nonRetryable ? 'failed' : 'retrying',

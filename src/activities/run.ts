@@ -36,12 +36,14 @@ export function createRunActivities(deps: ActivityDeps) {
     /**
      * Writes the final status (completed, failed or cancelled) with the error or cancellation and the
      * summary. Written last, so a run that did not
-     * complete never looks complete.
+     * complete never looks complete. Step entries still `retrying` or `running` get their final status
+     * ({@link finaliseSteps}).
      */
     async recordRunEnd(record: RunRecord): Promise<void> {
       const layout = new RunLayout(record.tenantId, record.runGuid);
       await deps.store.updateJson<Record<string, unknown>>(layout.pipelineInfo, (cur) => ({
         ...(cur ?? { tenantId: record.tenantId, runGuid: record.runGuid, workflowId: record.workflowId, input: record.input, codeVersion: deps.codeVersion }),
+        ...(cur?.steps ? { steps: finaliseSteps(cur.steps as StepEntries, record) } : {}),
         status: record.status,
         error: record.error,
         cancellation: record.cancellation,
@@ -51,4 +53,38 @@ export function createRunActivities(deps: ActivityDeps) {
       }));
     },
   };
+}
+
+/** `steps` of `.pipeline_info.json`: video GUID → step name → the step's last recorded status entry. */
+type StepEntries = Record<string, Record<string, Record<string, unknown> & { status?: string; error?: unknown }>>;
+
+/** Step statuses that say an attempt may still come: they must not outlive the run. */
+const OPEN_STEP_STATUSES = new Set(['retrying', 'running']);
+
+/**
+ * The step entries of a run that has ended, with every entry still `retrying` or `running` (the last
+ * attempt failed retryably, or its worker vanished, and no attempt will come now) given its final status:
+ * `cancelled` when the run or its video was cancelled, `completed` when its video completed (the entry was
+ * left by an abandoned attempt), else `failed`. The entry keeps its last attempt's `error` (e.g. the
+ * "no space left on device" that made it retry), a failed one without its own error gets the run's, and
+ * `lastAttemptStatus` keeps what the entry said before. Other entries are returned unchanged.
+ */
+export function finaliseSteps(steps: StepEntries, record: RunRecord): StepEntries {
+  if (record.status === 'running') return steps;
+  const videoStatus = new Map((record.summary?.videos ?? []).map((v) => [v.videoGuid, v.status]));
+  const finishedAt = new Date().toISOString();
+  return Object.fromEntries(
+    Object.entries(steps).map(([videoGuid, byStep]) => [
+      videoGuid,
+      Object.fromEntries(
+        Object.entries(byStep).map(([name, entry]) => {
+          if (!OPEN_STEP_STATUSES.has(String(entry?.status))) return [name, entry];
+          const video = videoStatus.get(videoGuid);
+          const status = record.status === 'cancelled' || video === 'cancelled' ? 'cancelled' : video === 'completed' ? 'completed' : 'failed';
+          const error = entry.error ?? (status === 'failed' ? record.error : undefined);
+          return [name, { ...entry, status, lastAttemptStatus: entry.status, finishedAt: entry.finishedAt ?? finishedAt, ...(error ? { error } : {}) }];
+        }),
+      ),
+    ]),
+  );
 }

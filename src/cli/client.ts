@@ -65,7 +65,8 @@ export interface StartedRun {
 /**
  * Starts `trainPipeline` with workflow id `train-pipeline-{tenantId}-{runGuid}`. A run that is already
  * running is attached to; one that already completed is not run again (its result is reused); a failed or
- * cancelled one may be started again (Temporal's `ALLOW_DUPLICATE_FAILED_ONLY` reuse policy).
+ * cancelled one may be started again (Temporal's `ALLOW_DUPLICATE_FAILED_ONLY` reuse policy). Of several
+ * concurrent calls for one run exactly one gets `started: true`; the others attach to its execution.
  */
 export async function startRun(client: Client, cfg: Config, rawInput: TrainPipelineInput): Promise<StartedRun> {
   const input = prepareInput(rawInput);
@@ -76,7 +77,8 @@ export async function startRun(client: Client, cfg: Config, rawInput: TrainPipel
       workflowId,
       args: [input],
       workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
-      workflowIdConflictPolicy: 'USE_EXISTING',
+      // Conflict policy FAIL (the default, not USE_EXISTING): a start that finds the run open throws
+      // WorkflowExecutionAlreadyStartedError, so only the call that really started it reports `started`.
       typedSearchAttributes: [
         { key: TENANT_ID, value: input.tenantId },
         { key: RUN_GUID, value: input.runGuid },

@@ -4,7 +4,8 @@
  *
  * Every service runs detached, so it outlives the command that started it:
  * - logs:      `<dataDir>/logs/<name>.log`   (appended; rotated to `.log.1` above 10 MiB)
- * - pid files: `<dataDir>/run/<name>.json`   ({@link PidRecord})
+ * - pid files: `<dataDir>/run/<name>.json`   ({@link PidRecord}; the worker's also holds its configuration,
+ *   kept when it is restarted: {@link workerConfig})
  * - state:     `<dataDir>/temporal/temporal.sqlite`, `<dataDir>/gcs/` (bucket contents)
  *
  * Binaries come from `<toolsDir>` as installed by scripts/setup.sh: `<toolsDir>/venv/bin/temporal`
@@ -16,7 +17,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { PROJECT_ROOT, type Config } from '../config';
+import { CONFIG_ENV_VARS, PROJECT_ROOT, type Config } from '../config';
 import {
   StackError,
   describePortOwner,
@@ -260,7 +261,11 @@ interface ServiceDef {
   /** Ports that must be free before starting (with a label for the error message). */
   ports: { port: number; label: string; env: string }[];
   command: () => Promise<string[]>;
-  env?: () => Promise<NodeJS.ProcessEnv>;
+  /**
+   * The process's environment, what to add to its pid record, and a note for the status detail; `prev` is
+   * the record of the process it replaces (a crashed or outdated one), if any.
+   */
+  env?: (prev?: PidRecord) => Promise<{ env: NodeJS.ProcessEnv; record?: Partial<PidRecord>; note?: string }>;
   prepare?: () => Promise<void>;
   /** Health probe; `ensure` creates missing pieces (search attributes, bucket). */
   health: (ensure: boolean) => Promise<Health>;
@@ -271,6 +276,55 @@ interface ServiceDef {
   restartReason?: (rec: PidRecord) => Promise<string | undefined>;
   /** For the worker: wait for readiness after spawning (instead of polling `health`). */
   waitReady?: (started: StartedProcess, exited: () => boolean) => Promise<Health>;
+  /** The reason the process gave for refusing to start, found in the tail of its log, if any. */
+  startupError?: (logTail: string) => string | undefined;
+}
+
+/** A worker's configuration as {@link workerConfig} resolves it. */
+export interface WorkerConfig {
+  /** The value of each variable of `CONFIG_ENV_VARS` (src/config.ts) the worker gets; unset ones are absent. */
+  config: Record<string, string>;
+  /** Variables this command's environment does not set whose value comes from the previous worker's record. */
+  kept: string[];
+  /** Variables whose value differs from the previous worker's record, as `NAME "old" → "new"`. */
+  changed: string[];
+}
+
+/**
+ * The configuration the stack's worker is (re)started with. Each variable read by src/config.ts
+ * (`CONFIG_ENV_VARS`) takes, in this order: the stack's own value (its Temporal and emulator addresses, Web UI
+ * port, namespace, bucket, data and tools folders) or `opts.workerEnv`; else the value in `env` (the environment of
+ * the stack command; set but empty counts as set); else the value recorded for the worker it replaces
+ * (`prev`, from its pid record), so a worker restarted after a crash, or for new code, by a command run
+ * without those variables keeps them (e.g. `SOURCE_ROOTS`). To drop a kept variable, set it (empty for the
+ * default) or stop the stack first.
+ * @param prev the `config` of the previous worker's pid record; undefined when none (or an older record).
+ */
+export function workerConfig(opts: StackOptions, prev: Record<string, string> | undefined, env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const own: Record<string, string> = {
+    TEMPORAL_ADDRESS: `127.0.0.1:${opts.temporalPort}`,
+    TEMPORAL_NAMESPACE: opts.namespace,
+    TEMPORAL_UI_PORT: String(opts.uiPort),
+    STORAGE_EMULATOR_HOST: `http://127.0.0.1:${opts.gcsPort}`,
+    GCS_BUCKET: opts.bucket,
+    DATAPREP_DATA_DIR: opts.dataDir,
+    DATAPREP_TOOLS_DIR: opts.toolsDir,
+    ...opts.workerEnv,
+  };
+  const config: Record<string, string> = {};
+  const kept: string[] = [];
+  const changed: string[] = [];
+  const show = (v: string | undefined) => (v === undefined ? '(unset)' : JSON.stringify(v));
+  for (const name of CONFIG_ENV_VARS) {
+    let value = own[name] ?? env[name];
+    if (value === undefined && prev?.[name] !== undefined) {
+      value = prev[name];
+      kept.push(name);
+    }
+    if (value !== undefined) config[name] = value;
+    if (prev && value !== prev[name]) changed.push(`${name} ${show(prev[name])} → ${show(value)}`);
+  }
+  return { config, kept, changed };
 }
 
 function serviceDefs(opts: StackOptions): ServiceDef[] {
@@ -336,16 +390,14 @@ function serviceDefs(opts: StackOptions): ServiceDef[] {
       if (!existsSync(entry)) throw new StackError('worker', `worker entry point ${entry} does not exist (use --no-worker)`);
       return [process.execPath, '--import', 'tsx', entry];
     },
-    env: async () => ({
-      ...process.env,
-      TEMPORAL_ADDRESS: `127.0.0.1:${opts.temporalPort}`,
-      TEMPORAL_NAMESPACE: opts.namespace,
-      STORAGE_EMULATOR_HOST: `http://127.0.0.1:${opts.gcsPort}`,
-      GCS_BUCKET: opts.bucket,
-      DATAPREP_DATA_DIR: opts.dataDir,
-      DATAPREP_TOOLS_DIR: opts.toolsDir,
-      ...opts.workerEnv,
-    }),
+    env: async (prev) => {
+      const c = workerConfig(opts, prev?.config);
+      const note = [
+        c.kept.length ? `configuration kept from the previous worker: ${c.kept.map((n) => `${n}=${c.config[n]}`).join(' ')}` : '',
+        c.changed.length ? `configuration changed: ${c.changed.join(', ')}` : '',
+      ].filter(Boolean).join('; ');
+      return { env: { ...process.env, ...c.config, ...opts.workerEnv }, record: { config: c.config }, note: note || undefined };
+    },
     // Alive is all a status check can tell about a worker without talking to it.
     health: async () => ({ ok: true, detail: 'alive' }),
     startTimeoutMs: opts.workerReadyTimeoutMs ?? 20_000,
@@ -356,7 +408,13 @@ function serviceDefs(opts: StackOptions): ServiceDef[] {
       if (rec.codeVersion !== current) return `code changed (version ${rec.codeVersion?.slice(0, 12) ?? 'none'} → ${current.slice(0, 12)})`;
       const cmd = await worker.command();
       if (JSON.stringify(cmd) !== JSON.stringify(rec.command)) return 'worker command changed';
+      const changed = rec.config ? workerConfig(opts, rec.config).changed : [];
+      if (changed.length) return `configuration changed: ${changed.join(', ')}`;
       return undefined;
+    },
+    startupError: (tail) => {
+      const m = /^worker cannot start: (.+)$/m.exec(tail);
+      return m ? `cannot start: ${m[1]}` : undefined;
     },
     waitReady: async (started, exited) => {
       const timeout = opts.workerReadyTimeoutMs ?? 20_000;
@@ -410,20 +468,24 @@ async function assertPortsFree(def: ServiceDef, opts: StackOptions): Promise<voi
   }
 }
 
-/** Starts one service (after cleaning a stale pid file) and waits until it is healthy. */
-async function startOne(def: ServiceDef, opts: StackOptions, why: string): Promise<ServiceStatus> {
+/**
+ * Starts one service (after cleaning a stale pid file) and waits until it is healthy. `prev` is the record
+ * of the process it replaces, if any (a restarted worker keeps its configuration from it).
+ */
+async function startOne(def: ServiceDef, opts: StackOptions, why: string, prev?: PidRecord): Promise<ServiceStatus> {
   const p = paths(opts);
   await assertPortsFree(def, opts);
   await def.prepare?.();
   const logFile = p.log(def.name);
+  const launch = def.env ? await def.env(prev) : { env: process.env };
   const started = await spawnDetached({
     name: def.name,
     command: await def.command(),
     logFile,
     pidFile: p.pid(def.name),
-    env: def.env ? await def.env() : process.env,
+    env: launch.env,
     cwd: opts.rootDir ?? PROJECT_ROOT,
-    extra: def.extra ? await def.extra() : undefined,
+    extra: { ...(def.extra ? await def.extra() : {}), ...launch.record },
   });
   let exitInfo: string | undefined;
   started.child.once('exit', (code, signal) => {
@@ -433,7 +495,9 @@ async function startOne(def: ServiceDef, opts: StackOptions, why: string): Promi
   const fail = async (message: string): Promise<never> => {
     if (!exited()) await stopProcess(started.record.pid, 3_000);
     await removePidFile(p.pid(def.name));
-    throw new StackError(def.name, `${message} (log: ${logFile})`, await tailFile(logFile, 20, started.logOffset));
+    const tail = await tailFile(logFile, 20, started.logOffset);
+    const cause = def.startupError?.(tail);
+    throw new StackError(def.name, `${cause ? `${cause}; ` : ''}${message} (log: ${logFile})`, tail);
   };
 
   let health = { ok: false, detail: 'not checked' } as Health;
@@ -448,14 +512,17 @@ async function startOne(def: ServiceDef, opts: StackOptions, why: string): Promi
   }
   if (exited()) await fail(`process ${started.record.pid} ${exitInfo ?? 'exited'} during start-up`);
   if (!health.ok) await fail(`did not become healthy within ${def.startTimeoutMs / 1000} s: ${health.detail}`);
-  return { name: def.name, state: 'running', pid: started.record.pid, detail: `${why}; ${health.detail}`, url: urls(opts)[def.name] };
+  const detail = [why, health.detail, launch.note].filter(Boolean).join('; ');
+  return { name: def.name, state: 'running', pid: started.record.pid, detail, url: urls(opts)[def.name] };
 }
 
 /**
  * Starts whatever is not running: Temporal and the GCS emulator (in parallel), then the worker when
  * `opts.withWorker`. Idempotent: healthy services are left alone (their search attributes and bucket are
  * still ensured). Stale pid files are cleaned and the service restarted; a worker whose recorded code
- * version differs from the current code is restarted. Serialised across processes by `<dataDir>/run/stack.lock`.
+ * version differs from the current code, or whose configuration this command's environment sets differently
+ * ({@link workerConfig}), is restarted; a restarted worker keeps the recorded configuration variables the
+ * environment does not set, and `detail` names what was kept and what changed. Serialised across processes by `<dataDir>/run/stack.lock`.
  * @returns one status per service, `detail` saying what was done.
  * @throws StackError when a port is taken by a foreign process, a binary is missing, a service exits during
  *   start-up or is not healthy in time (90 s Temporal, 20 s GCS), with the last 20 lines of its log.
@@ -470,7 +537,7 @@ export async function startStack(opts: StackOptions): Promise<ServiceStatus[]> {
       if (st.state === 'stopped') return startOne(def, opts, 'started');
       if (st.state === 'stale') {
         await removePidFile(p.pid(def.name));
-        return startOne(def, opts, `restarted (stale pid ${st.pid} cleaned)`);
+        return startOne(def, opts, `restarted (stale pid ${st.pid} cleaned)`, record);
       }
       if (st.state === 'unhealthy') {
         // Maybe still starting (another command started it a moment ago): give it the start timeout.
@@ -488,7 +555,7 @@ export async function startStack(opts: StackOptions): Promise<ServiceStatus[]> {
       if (reason) {
         await stopProcess(record!.pid, def.stopGraceMs, record!.command[0]);
         await removePidFile(p.pid(def.name));
-        return startOne(def, opts, `restarted: ${reason}`);
+        return startOne(def, opts, `restarted: ${reason}`, record);
       }
       const h = await def.health(true); // ensures search attributes / bucket
       if (!h.ok) throw new StackError(def.name, `pid ${st.pid} is running but unhealthy: ${h.detail}`);

@@ -41,6 +41,11 @@ export interface PidRecord {
   port?: number;
   /** Absolute path of its log file. */
   logFile?: string;
+  /**
+   * Workers only: the value of every configuration variable (`CONFIG_ENV_VARS` of src/config.ts) the process
+   * was started with; unset ones are absent. A restarted worker keeps them (see `workerConfig` in ./index).
+   */
+  config?: Record<string, string>;
 }
 
 /** Reads a pid file; undefined when it is absent or unreadable (a corrupt file is treated as absent). */

@@ -1,7 +1,4 @@
 /** Worker process serving both task queues (`train-pipeline` and `train-pipeline-gpu`): the local default. */
-import { runWorkers } from './worker';
+import { exitOnWorkerFailure, runWorkers } from './worker';
 
-runWorkers(['cpu', 'gpu']).catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runWorkers(['cpu', 'gpu']).catch(exitOnWorkerFailure);

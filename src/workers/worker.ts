@@ -15,6 +15,7 @@ import { WORKER_ID, workerQueueFor } from '../activities/routing';
 import { RunCache, removeOrphanedCacheFiles } from '../cache/runCache';
 import { gpuTaskQueueFor, loadConfig, PROJECT_ROOT, sourcePolicyOf, type Config } from '../config';
 import { createObjectStore } from '../storage/gcs';
+import { probeFolder } from '../util/fs';
 import { sha256File } from '../util/hash';
 import { resolveFfmpeg } from '../vision/ffmpeg';
 import { createDetector, type Detector } from '../vision/detector';
@@ -25,6 +26,38 @@ export type WorkerRole = 'cpu' | 'gpu';
 
 /** Line logged when every requested worker polls its queue (the local stack waits for it). */
 export const WORKER_READY_MESSAGE = 'workers ready';
+
+/**
+ * Why a worker process cannot start (e.g. an unwritable cache folder). Its message is printed as
+ * `worker cannot start: <message>` ({@link exitOnWorkerFailure}), the line the local stack reports.
+ */
+export class WorkerStartupError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'WorkerStartupError';
+  }
+}
+
+/**
+ * Checks that the worker can create, write and remove a file in `dir` (creating `dir` first).
+ * @param label what the folder is for ("run cache", "scratch"); @param setting the variable that moves it.
+ * @throws WorkerStartupError naming the folder, what it is for, and the errno, e.g.
+ *   `run cache folder /data/worker-cache is not writable (EROFS: read-only file system, open '…')`.
+ */
+export function assertWritableFolder(dir: string, label: string, setting: string): void {
+  const err = probeFolder(dir);
+  if (err) throw new WorkerStartupError(`${label} folder ${dir} is not writable (${err.message}); make it writable or set ${setting} to another folder`, { cause: err });
+}
+
+/**
+ * Ends a worker process that failed: prints `worker cannot start: <message>` for a {@link WorkerStartupError}
+ * (the line the local stack shows), else the error with its stack; exit status 1.
+ */
+export function exitOnWorkerFailure(err: unknown): never {
+  if (err instanceof WorkerStartupError) console.error(`worker cannot start: ${err.message}`);
+  else console.error(err);
+  process.exit(1);
+}
 
 const log = pino({ name: 'worker', level: process.env.LOG_LEVEL ?? 'info' });
 
@@ -40,6 +73,9 @@ function codeVersion(): string {
  * Real dependencies of the activities from configuration: the GCS store, the run cache (its file folder
  * `{dataDir}/worker-cache/`, where folders of dead worker processes are removed first), a scratch folder,
  * ffmpeg, and one detector session per model and process (created on first use, released on shutdown).
+ * @throws WorkerStartupError when the run cache's folder (cache on) or the scratch folder cannot be created
+ *   or written ({@link assertWritableFolder}): better no worker than one that reports ready and fails
+ *   every step.
  */
 export function createDeps(cfg: Config): ActivityDeps & { release(): Promise<void> } {
   const store = createObjectStore({
@@ -57,10 +93,15 @@ export function createDeps(cfg: Config): ActivityDeps & { release(): Promise<voi
   const cacheDir = path.join(cfg.dataDir, 'worker-cache');
   removeOrphanedCacheFiles(cacheDir);
   const cache = new RunCache({ enabled: cfg.cacheEnabled, maxBytes: cfg.cacheMaxBytes, ttlMs: cfg.cacheTtlMs, fileDir: cacheDir });
+  const scratchDir = path.join(cfg.dataDir, 'worker-scratch');
+  // The shared parents are probed; this process's own subfolders are created when first used.
+  if (cache.enabled) assertWritableFolder(cacheDir, 'run cache', 'DATAPREP_DATA_DIR');
+  assertWritableFolder(scratchDir, 'scratch', 'DATAPREP_DATA_DIR');
+  const workDir = path.join(scratchDir, `${process.pid}`);
   return {
     store,
     cache,
-    workDir: path.join(cfg.dataDir, 'worker-scratch', `${process.pid}`),
+    workDir,
     codeVersion: codeVersion(),
     ffmpeg: resolveFfmpeg({ ffmpegPath: cfg.ffmpegPath, ffprobePath: cfg.ffprobePath }),
     sourcePolicy: sourcePolicyOf(cfg),
@@ -195,11 +236,13 @@ export function splitActivities(all: Record<string, unknown>): { cpu: Record<str
 /**
  * Creates the workers for `roles` and runs them until SIGINT/SIGTERM; on a signal, running activities get
  * `workerShutdownGraceMs` to finish or heartbeat out (SPEC section 10), then the detector is released.
+ * @throws WorkerStartupError from {@link createDeps} before connecting, when a worker folder is unusable.
  */
 export async function runWorkers(roles: WorkerRole[], cfg: Config = loadConfig()): Promise<void> {
+  // Folder checks first: a worker that cannot use its folders must not connect and report ready.
+  const deps = createDeps(cfg);
   Runtime.install({ logger: new DefaultLogger((cfg.logLevel === 'trace' ? 'TRACE' : cfg.logLevel === 'debug' ? 'DEBUG' : 'WARN') as LogLevel) });
   const connection = await NativeConnection.connect({ address: cfg.temporalAddress });
-  const deps = createDeps(cfg);
   const { cpu, gpu } = splitActivities(createActivities(deps));
   const { workers, queues } = await createPipelineWorkers({
     connection,
