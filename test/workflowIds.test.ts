@@ -170,22 +170,22 @@ describe('runs of tenants whose legacy ids collided (real dev server, mocked act
         const run = await startRun(client, cfg, input);
         expect(run.started).toBe(true);
         expect(await until(() => m.calls.some((c) => c.name === 'detectPlayers'))).toBe(true);
-        // Running: the same input attaches, another one is refused.
-        const same = await startRun(client, cfg, input);
-        expect([same.started, (await same.handle.describe()).runId]).toEqual([false, (await run.handle.describe()).runId]);
+        // Running: another input is refused, the same input attaches.
         const err = await startRun(client, cfg, other).catch((e: unknown) => e);
         expect(err).toBeInstanceOf(PipelineError);
         expect((err as PipelineError).message).toMatch(refusal);
         expect((err as PipelineError).message).toContain('(running)');
+        const same = await startRun(client, cfg, input);
+        expect([same.started, (await same.handle.describe()).runId]).toEqual([false, (await run.handle.describe()).runId]);
         release();
         const summary = await run.handle.result();
-        // Completed: the same input reuses the result, another one is refused.
-        const again = await startRun(client, cfg, input);
-        expect(again.started).toBe(false);
-        expect(await again.handle.result()).toEqual(summary);
+        // Completed: another input is refused, the same input reuses the result.
         const late = await startRun(client, cfg, other).catch((e: unknown) => e);
         expect((late as PipelineError).message).toMatch(refusal);
         expect((late as PipelineError).message).toContain('(completed)');
+        const again = await startRun(client, cfg, input);
+        expect(again.started).toBe(false);
+        expect(await again.handle.result()).toEqual(summary);
       },
       m.gpu,
     );
