@@ -16,13 +16,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { Command } from 'commander';
 import { createActivities } from '../src/activities';
 import { startRun } from '../src/cli/client';
 import { loadConfig, PROJECT_ROOT, type Config } from '../src/config';
 import { startStack, stopStack, type StackOptions } from '../src/stack';
-import { createPipelineWorkers, createDeps, splitActivities, WORKFLOWS_PATH } from '../src/workers/worker';
+import { bundlePipelineWorkflows, createPipelineWorkers, createDeps, splitActivities } from '../src/workers/worker';
 import type { RunSummary } from '../src/workflows/types';
 import { startFaultyProxy } from '../test/helpers/faultyProxy';
 
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
     storageEmulatorHost: proxy.url,
     dataDir: tmp,
   };
-  const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
+  const workflowBundle = await bundlePipelineWorkflows();
   const clientConn = await Connection.connect({ address: base.temporalAddress });
   const client = new Client({ connection: clientConn, namespace: base.temporalNamespace });
   const latencies = opts.latencyMs.split(',').map(Number);

@@ -1,7 +1,7 @@
 /**
  * Records the workflow histories that test/replay.test.ts replays against the current workflow code.
  *
- *   TEMPORAL_ADDRESS=127.0.0.1:17233 npx tsx scripts/record-histories.ts
+ *   TEMPORAL_ADDRESS=127.0.0.1:17233 npx tsx scripts/record-histories.ts [RECORDING]
  *
  * Needs a Temporal server with the pipeline's search attributes (the test stack, started by any
  * `KEEP_TEST_STACK=1 npx vitest run ...`, or the local stack of `npm run stack:start`). Runs complete
@@ -11,11 +11,15 @@
  * - `completed`: two videos, every step on the claimed worker's own queues;
  * - `cancelled`: the `cancel` signal arrives while step 3 runs (also records the `requestCancellation` child);
  * - `rerouted`: the claimed worker is gone (nobody polls its queues), the steps go to the shared queues;
- * - `rejected`: an unknown option, refused with `InvalidInput` before any step.
+ * - `rejected`: an unknown option, refused with `InvalidInput` before any step (started under the
+ *   conventional workflow id without a run GUID, which the workflow reads from the id);
+ * - `undecodable-signal`: while step 3 runs, a `cancel` signal whose payload has an unknown encoding and a
+ *   `videoProgress` signal about no video of the run arrive; both are dropped and the run completes.
  *
  * and saves the history of the run and of every child workflow it started (`processVideo` per video) as
- * `test/fixtures/histories/{scenario}.{workflowType}[.{n}].json`, listed in `manifest.json`. Previously
- * recorded `*.json` files there are replaced.
+ * `test/fixtures/histories/{RECORDING}/{scenario}.{workflowType}[.{n}].json`, listed in `manifest.json`.
+ * RECORDING defaults to `CURRENT_RECORDING` (test/fixtures/histories/fixtures.ts). Earlier histories of the
+ * same recording are replaced; other recordings (older code generations) are kept.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -23,11 +27,25 @@ import { randomUUID } from 'node:crypto';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { loadConfig, PROJECT_ROOT } from '../src/config';
 import { startRun } from '../src/cli/client';
+import { runWorkflowId } from '../src/workflows/ids';
 import { cancelSignal } from '../src/workflows/messages';
 import type { TrainPipelineInput } from '../src/validation';
-import { HISTORIES_DIR, historyToJson, MANIFEST_PATH, type HistoryFixture, type HistoryManifest, type Scenario } from '../test/fixtures/histories/fixtures';
+import {
+  CURRENT_RECORDING,
+  HISTORIES_DIR,
+  historyToJson,
+  MANIFEST_PATH,
+  readManifest,
+  SCENARIOS,
+  type HistoryFixture,
+  type HistoryManifest,
+  type Scenario,
+} from '../test/fixtures/histories/fixtures';
 import { mockActivities } from '../test/helpers/mockActivities';
-import { testClient, withWorkers } from '../test/helpers/temporal';
+import { GARBAGE_PAYLOAD, signalRaw, testClient, withWorkers } from '../test/helpers/temporal';
+
+/** The recording made: the first argument, else the current one. */
+const RECORDING = process.argv[2] ?? CURRENT_RECORDING;
 
 /** Tenant of every recorded run. */
 const TENANT = 'replay';
@@ -35,7 +53,7 @@ const TENANT = 'replay';
 /** A fresh run GUID per recording, so a re-recording never attaches to an earlier run. */
 const runGuid = (scenario: Scenario) => `${scenario}-${randomUUID().slice(0, 8)}`;
 
-/** Starts a run through the CLI's `startRun` (workflow id `train-pipeline-{tenant}-{runGuid}`) on `taskQueue`. */
+/** Starts a run through the CLI's `startRun` (workflow id `train-pipeline:{tenant}:{runGuid}`) on `taskQueue`. */
 async function start(client: Client, taskQueue: string, input: TrainPipelineInput): Promise<WorkflowHandle> {
   return (await startRun(client, { ...loadConfig(), taskQueue }, input)).handle;
 }
@@ -56,7 +74,7 @@ type Recorded = HistoryFixture & { json: string };
 
 /**
  * Fetches the closed history of run `workflowId` and of every child workflow it started (recursively), named
- * `{scenario}.{workflowType}[.{n}].json`, the run first. Call it while the workers still run: an abandoned
+ * `{RECORDING}/{scenario}.{workflowType}[.{n}].json`, the run first. Call it while the workers still run: an abandoned
  * child (`requestCancellation`) may still be finishing.
  */
 async function fetchTree(client: Client, scenario: Scenario, workflowId: string, expectedStatus: string): Promise<Recorded[]> {
@@ -76,12 +94,12 @@ async function fetchTree(client: Client, scenario: Scenario, workflowId: string,
   return found.map((h) => {
     const sameType = found.filter((o) => o.workflowType === h.workflowType);
     const n = sameType.length > 1 ? `.${sameType.indexOf(h) + 1}` : '';
-    const file = `${scenario}.${h.workflowType}${n}.json`;
-    return { file, scenario, workflowType: h.workflowType, workflowId: h.workflowId, status: h.status, json: h.json };
+    const file = `${RECORDING}/${scenario}.${h.workflowType}${n}.json`;
+    return { file, recording: RECORDING, scenario, workflowType: h.workflowType, workflowId: h.workflowId, status: h.status, json: h.json };
   });
 }
 
-/** Records the four scenarios (see the module comment) and writes the fixtures and `manifest.json`. */
+/** Records every scenario (see the module comment) and writes the fixtures and `manifest.json`. */
 async function main(): Promise<void> {
   const client = await testClient();
   const fixtures: Recorded[] = [];
@@ -143,7 +161,7 @@ async function main(): Promise<void> {
         m.cpu,
         async (taskQueue) => {
           const input = { tenantId: TENANT, videos: [{ source: '/a.mp4' }], options: { frameStrid: 3 } };
-          const handle = await client.workflow.start('trainPipeline', { taskQueue, workflowId: `train-pipeline-${TENANT}-${runGuid('rejected')}`, args: [input] });
+          const handle = await client.workflow.start('trainPipeline', { taskQueue, workflowId: runWorkflowId(TENANT, runGuid('rejected')), args: [input] });
           return fetchTree(client, 'rejected', handle.workflowId, 'FAILED');
         },
         m.gpu,
@@ -151,15 +169,43 @@ async function main(): Promise<void> {
       fixtures.push(...saved);
     }
 
+    // (e) Undecodable and foreign signals while step 3 runs: dropped, the run completes.
+    {
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const m = mockActivities({ hold: 'extractFramesForDetections', gate });
+      const saved = await withWorkers(
+        m.cpu,
+        async (q) => {
+          const handle = await start(client, q, { tenantId: TENANT, runGuid: runGuid('undecodable-signal'), videos: [{ source: '/a.mp4' }] });
+          for (let i = 0; i < 200 && !m.calls.some((c) => c.name === 'extractFramesForDetections'); i++) await new Promise((r) => setTimeout(r, 100));
+          if (!m.calls.some((c) => c.name === 'extractFramesForDetections')) throw new Error('undecodable-signal: step 3 did not start within 20 s');
+          await signalRaw(client, handle.workflowId, 'cancel', [GARBAGE_PAYLOAD]);
+          await client.workflow.getHandle(handle.workflowId).signal('videoProgress', { videoGuid: 'not-a-video-of-this-run' });
+          // A query answers only after the workflow task that received both signals completed.
+          await handle.query('progress');
+          release();
+          return fetchTree(client, 'undecodable-signal', handle.workflowId, 'COMPLETED');
+        },
+        m.gpu,
+      );
+      fixtures.push(...saved);
+    }
+
     const sdkVersion = (JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'node_modules/@temporalio/worker/package.json'), 'utf8')) as { version: string }).version;
-    // Only now that every scenario went as expected: replace the earlier recording.
-    for (const f of fs.readdirSync(HISTORIES_DIR)) if (f.endsWith('.json')) fs.rmSync(path.join(HISTORIES_DIR, f));
+    // Only now that every scenario went as expected: replace this recording's earlier histories, keep the others.
+    const dir = path.join(HISTORIES_DIR, RECORDING);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
     for (const f of fixtures) fs.writeFileSync(path.join(HISTORIES_DIR, f.file), f.json + '\n');
-    const histories = fixtures.map(({ json: _json, ...entry }) => entry);
-    const manifest: HistoryManifest = { recordedAt: new Date().toISOString(), sdkVersion, histories };
+    const previous: HistoryManifest = fs.existsSync(MANIFEST_PATH) ? readManifest() : { recordings: {}, histories: [] };
+    const manifest: HistoryManifest = {
+      recordings: { ...previous.recordings, [RECORDING]: { recordedAt: new Date().toISOString(), sdkVersion, scenarios: [...SCENARIOS] } },
+      histories: [...previous.histories.filter((h) => h.recording !== RECORDING), ...fixtures.map(({ json: _json, ...entry }) => entry)],
+    };
     fs.writeFileSync(MANIFEST_PATH, JSON.stringify(manifest, null, 2) + '\n');
-    for (const f of fixtures) console.log(`${f.file.padEnd(40)} ${f.workflowType.padEnd(20)} ${f.status.padEnd(10)} ${f.workflowId}`);
-    console.log(`${fixtures.length} histories in ${path.relative(process.cwd(), HISTORIES_DIR)}`);
+    for (const f of fixtures) console.log(`${f.file.padEnd(56)} ${f.workflowType.padEnd(20)} ${f.status.padEnd(10)} ${f.workflowId}`);
+    console.log(`${fixtures.length} histories in ${path.relative(process.cwd(), path.join(HISTORIES_DIR, RECORDING))}`);
   } finally {
     await client.connection.close();
   }

@@ -40,6 +40,115 @@ export function assertGuid(guid: unknown, what: string): string {
 export const MAX_SOURCE_LENGTH = 4096;
 
 /**
+ * Largest accepted workflow input, bytes of its JSON (UTF-8). Temporal rejects any payload over 2 MB
+ * (server `limit.blobSize.error`, default 2 MiB; it warns from 512 KiB) and a workflow task whose commands
+ * carry one fails again on every retry. The input's largest parts (the sources) reach activities once per
+ * payload: `recordRunStart` gets the input itself, and the run summary, the `progress` answer and
+ * `recordRunEnd` hold each source once (twice for a video whose error message names it) next to about
+ * 1.5 KB of counters and routing per video. With {@link MAX_VIDEOS_PER_RUN} videos every payload stays
+ * below 1 MB (test/limits.test.ts builds that worst case).
+ */
+export const MAX_INPUT_BYTES = 256 * 1024;
+
+/**
+ * Most videos in one run. Each video is a child workflow that signals its parent about 11 times, so the
+ * parent's history grows by about 50 events per video: 100 videos stay far below Temporal's history limits
+ * (warning at 10,240 events, hard limit 51,200 events / 50 MB).
+ */
+export const MAX_VIDEOS_PER_RUN = 100;
+
+/** Longest kept `reason` of a `cancel` signal, characters; longer ones are truncated. */
+export const MAX_CANCEL_REASON_LENGTH = 1000;
+
+/** Longest kept `by` of a `cancel` signal, characters; longer ones are truncated. */
+export const MAX_CANCEL_BY_LENGTH = 200;
+
+/**
+ * Largest accepted `videoProgress` signal payload, bytes of JSON. A child's report holds its source (at most
+ * {@link MAX_SOURCE_LENGTH} characters, up to 3 bytes each in UTF-8), counts, storage counters and routing:
+ * under 16 KiB. Larger ones did not come from a child and are dropped.
+ */
+export const MAX_VIDEO_PROGRESS_BYTES = 32 * 1024;
+
+/**
+ * Key of the stand-in object that src/workflows/interceptors.ts puts in place of a workflow input it cannot
+ * decode (unknown encoding, malformed JSON): `{ [UNDECODABLE_PAYLOAD_KEY]: reason }`. {@link validateInput}
+ * refuses it as InvalidInput, so such a start fails once instead of failing its workflow task forever.
+ */
+export const UNDECODABLE_PAYLOAD_KEY = '__undecodablePayload';
+
+/**
+ * UTF-8 byte length of `value`'s JSON, i.e. the size of the `json/plain` payload Temporal's default payload
+ * converter makes of it (pure arithmetic, so workflow code can use it; no `TextEncoder` needed).
+ * @returns the byte count; `Infinity` when `value` has no JSON form (a cycle, a BigInt, nesting too deep
+ *   for the stack), which callers treat as over any limit.
+ */
+export function jsonByteLength(value: unknown): number {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    return Infinity;
+  }
+  if (text === undefined) return 0;
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4; // a surrogate pair is one code point of 4 bytes
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/** `text` cut to at most `max` UTF-16 units, never between the two halves of a surrogate pair. */
+function truncate(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const cut = text.slice(0, max);
+  const last = cut.charCodeAt(cut.length - 1);
+  return last >= 0xd800 && last <= 0xdbff ? cut.slice(0, -1) : cut;
+}
+
+/** A `cancel` signal payload after {@link sanitizeCancelRequest}. */
+export interface SanitizedCancelRequest {
+  reason?: string;
+  by?: string;
+}
+
+/**
+ * Brings a `cancel` signal payload (anything a caller sent) to the contract `{ reason?: string, by?: string }`:
+ * strings longer than {@link MAX_CANCEL_REASON_LENGTH} / {@link MAX_CANCEL_BY_LENGTH} are truncated, fields of
+ * another type and unknown fields are dropped, a payload that is not an object counts as no payload. It never
+ * throws: a cancel request always cancels, whatever came with it.
+ * @returns the request to act on and, for a log line, what was changed (field names and sizes, never values).
+ */
+export function sanitizeCancelRequest(raw: unknown): { request: SanitizedCancelRequest; changes: string[] } {
+  const changes: string[] = [];
+  if (raw === undefined || raw === null) return { request: {}, changes };
+  if (typeof raw !== 'object' || Array.isArray(raw)) return { request: {}, changes: [`payload of type ${Array.isArray(raw) ? 'array' : typeof raw} dropped (expected { reason?, by? })`] };
+  const o = raw as Record<string, unknown>;
+  const request: SanitizedCancelRequest = {};
+  const field = (key: 'reason' | 'by', max: number): void => {
+    const v = o[key];
+    if (v === undefined || v === null) return;
+    if (typeof v !== 'string') {
+      changes.push(`${key} of type ${Array.isArray(v) ? 'array' : typeof v} dropped (expected a string)`);
+      return;
+    }
+    if (v.length > max) changes.push(`${key} truncated from ${v.length} to ${max} characters`);
+    request[key] = truncate(v, max);
+  };
+  field('reason', MAX_CANCEL_REASON_LENGTH);
+  field('by', MAX_CANCEL_BY_LENGTH);
+  const unknown = Object.keys(o).filter((k) => k !== 'reason' && k !== 'by');
+  if (unknown.length) changes.push(`unknown fields dropped: ${unknown.slice(0, 5).map((k) => JSON.stringify(truncate(k, 40))).join(', ')}${unknown.length > 5 ? `, ... (${unknown.length} in all)` : ''}`);
+  return { request, changes };
+}
+
+/**
  * Checks a video source's syntax and scheme: `gs://bucket/object`, `https://host/...`, or a local path.
  *
  * Any leading `name:` (with or without `//`) is read as a URL scheme, so `file:///x`, `http://x`, `ftp:x` and
@@ -261,17 +370,30 @@ export interface ValidatedInput {
 }
 
 /**
- * Validates a `trainPipeline` input.
- * @throws PipelineError(InvalidInput) naming the first offending field and the reason.
+ * Validates a `trainPipeline` input: size first ({@link MAX_INPUT_BYTES}), then the identity of the run
+ * (tenant id, run GUID), then fields, videos ({@link MAX_VIDEOS_PER_RUN}, sources) and options.
+ * @param opts.legacy true: the rules of executions started before the limits existed (no size or count
+ *   limit, unknown fields reported before the tenant id), which `trainPipeline` keeps for their replays.
+ * @throws PipelineError(InvalidInput) naming the first offending field and the reason (with the limit for
+ *   a limit).
  */
-export function validateInput(raw: unknown): ValidatedInput {
+export function validateInput(raw: unknown, opts: { legacy?: boolean } = {}): ValidatedInput {
+  const limits = !opts.legacy;
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw invalidInput('input', 'must be a JSON object');
   const input = raw as Record<string, unknown>;
+  if (typeof input[UNDECODABLE_PAYLOAD_KEY] === 'string') throw invalidInput('input', `payload could not be decoded (${input[UNDECODABLE_PAYLOAD_KEY]}); send JSON (encoding json/plain)`);
+  const bytes = limits ? jsonByteLength(raw) : 0;
+  if (bytes > MAX_INPUT_BYTES) {
+    const what = Number.isFinite(bytes) ? `is ${bytes} bytes of JSON` : 'has no JSON form';
+    throw invalidInput('input', `${what}, over the limit of ${MAX_INPUT_BYTES} bytes (MAX_INPUT_BYTES)`);
+  }
   const unknownKeys = Object.keys(input).filter((k) => !['tenantId', 'runGuid', 'videos', 'options'].includes(k));
-  if (unknownKeys.length) throw invalidInput(`input.${unknownKeys[0]}`, 'unknown field (allowed: tenantId, runGuid, videos, options)');
+  if (!limits && unknownKeys.length) throw invalidInput(`input.${unknownKeys[0]}`, 'unknown field (allowed: tenantId, runGuid, videos, options)');
   const tenantId = assertTenantId(input.tenantId);
   const runGuid = input.runGuid === undefined ? undefined : assertGuid(input.runGuid, 'runGuid');
+  if (unknownKeys.length) throw invalidInput(`input.${unknownKeys[0]}`, 'unknown field (allowed: tenantId, runGuid, videos, options)');
   if (!Array.isArray(input.videos) || input.videos.length === 0) throw invalidInput('videos', 'must be a non-empty list of { source, videoGuid? }');
+  if (limits && input.videos.length > MAX_VIDEOS_PER_RUN) throw invalidInput('videos', `has ${input.videos.length} entries, over the limit of ${MAX_VIDEOS_PER_RUN} videos per run (MAX_VIDEOS_PER_RUN)`);
   const seen = new Set<string>();
   const videos = input.videos.map((v, i): VideoInput => {
     if (!v || typeof v !== 'object') throw invalidInput(`videos[${i}]`, 'must be an object { source, videoGuid? }');

@@ -18,6 +18,7 @@ import { loadConfig } from '../src/config';
 import { createObjectStore } from '../src/storage/gcs';
 import { RunLayout } from '../src/storage/layout';
 import { createDeps, splitActivities } from '../src/workers/worker';
+import { videoWorkflowId } from '../src/workflows/ids';
 import { cancelSignal } from '../src/workflows/messages';
 import { testClient, waitForActivity, withWorkers } from './helpers/temporal';
 
@@ -74,7 +75,7 @@ describe('cancellation of running steps (real activities)', () => {
         async (taskQueue) => {
           const run = await startRun(client, { ...cfg, taskQueue }, input);
           // Wait until the step runs and has made progress (its heartbeat details say so).
-          await waitForActivity<{ framesDone?: number }>(client, `${run.workflowId}-video-${videoGuid}`, c.step, (d) => (d.framesDone ?? 0) >= 5);
+          await waitForActivity<{ framesDone?: number }>(client, videoWorkflowId(run.workflowId, videoGuid), c.step, (d) => (d.framesDone ?? 0) >= 5);
           if (c.step !== 'detectPlayers') expect(ffmpegProcesses().length).toBeGreaterThan(0);
           const t0 = Date.now();
           if (c.how === 'signal') await client.workflow.getHandle(run.workflowId).signal(cancelSignal, { reason: 'test stop', by: 'cancel-test' });

@@ -26,6 +26,7 @@ import { createObjectStore } from '../src/storage/gcs';
 import { RunLayout } from '../src/storage/layout';
 import type { PipelineOptionsInput } from '../src/validation';
 import { createDeps, splitActivities } from '../src/workers/worker';
+import { videoWorkflowId } from '../src/workflows/ids';
 import type { RunSummary } from '../src/workflows/types';
 import { startFaultyProxy, type FaultyProxy } from './helpers/faultyProxy';
 import { testPort } from './helpers/ports';
@@ -96,7 +97,7 @@ async function snapshot(tenantId: string, runGuid: string): Promise<Record<strin
 /** Waits until the child workflow of `source` in `run` has `activity` running with details passing `ready`. */
 async function waitForStep(run: { workflowId: string }, source: string, activity: string, ready: (details: Record<string, number>) => boolean): Promise<void> {
   const videoGuid = prepareInput({ tenantId: 'x', videos: [{ source }] }).videos[0].videoGuid!;
-  await waitForActivity(client, `${run.workflowId}-video-${videoGuid}`, activity, ready);
+  await waitForActivity(client, videoWorkflowId(run.workflowId, videoGuid), activity, ready);
 }
 
 /** A worker process on `taskQueue` of this stack, its data under `name`. */

@@ -1,6 +1,7 @@
 /**
- * Replay tests: the recorded workflow histories of test/fixtures/histories (scripts/record-histories.ts) are
- * replayed with `Worker.runReplayHistories` against the current workflow bundle (WORKFLOWS_PATH), which
+ * Replay tests: the recorded workflow histories of test/fixtures/histories (scripts/record-histories.ts;
+ * one folder per recording, each made with one generation of the workflow code) are replayed with
+ * `Worker.runReplayHistories` against the current workflow bundle (`bundlePipelineWorkflows`), which
  * must reproduce every one of them (no nondeterminism). A deliberately changed `processVideo`
  * (test/fixtures/changed-workflow) shows what such a test catches: without a patch it fails replay with a
  * DeterminismViolationError; behind `patched()` it replays every old history, while new executions take
@@ -16,9 +17,9 @@ import { DeterminismViolationError } from '@temporalio/workflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config';
 import { startRun } from '../src/cli/client';
-import { videoWorkflowId } from '../src/workflows/messages';
-import { createPipelineWorkers } from '../src/workers/worker';
-import { loadHistory, readManifest, SCENARIOS, type History, type HistoryFixture } from './fixtures/histories/fixtures';
+import { legacyVideoWorkflowId, videoWorkflowId } from '../src/workflows/ids';
+import { bundlePipelineWorkflows, createPipelineWorkers, WORKFLOWS_PATH } from '../src/workers/worker';
+import { CURRENT_RECORDING, loadHistory, readManifest, SCENARIOS, type History, type HistoryFixture } from './fixtures/histories/fixtures';
 import { PATCH_ID } from './fixtures/changed-workflow/extraStep';
 import { PATCH_RELEASE_OWN_QUEUES } from '../src/workflows/processVideo';
 import { mockActivities } from './helpers/mockActivities';
@@ -28,12 +29,13 @@ import { testClient, workflowBundle } from './helpers/temporal';
 Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } } });
 
 const CHANGED_WORKFLOW_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'changed-workflow');
-const fixtures = readManifest().histories;
+const manifest = readManifest();
+const fixtures = manifest.histories;
 const processVideoFixtures = fixtures.filter((f) => f.workflowType === 'processVideo');
 
-/** Bundles one of the changed workflow modules of test/fixtures/changed-workflow. */
+/** Bundles one of the changed workflow modules of test/fixtures/changed-workflow (with the pipeline's interceptors). */
 function changedBundle(module: 'unversioned' | 'patched'): Promise<WorkflowBundleWithSourceMap> {
-  return bundleWorkflowCode({ workflowsPath: path.join(CHANGED_WORKFLOW_DIR, `${module}.ts`), logger: new DefaultLogger('WARN') });
+  return bundlePipelineWorkflows(path.join(CHANGED_WORKFLOW_DIR, `${module}.ts`));
 }
 
 /** Replays `list` against `bundle`; returns per fixture file the replay error's class and message, or null. */
@@ -59,36 +61,62 @@ beforeAll(async () => {
 });
 
 describe('recorded workflow histories', () => {
-  it('cover every scenario, with the run, its processVideo children and the cancel helper', () => {
-    for (const scenario of SCENARIOS) expect(fixtures.filter((f) => f.scenario === scenario && f.workflowType === 'trainPipeline'), scenario).toHaveLength(1);
-    const count = (scenario: string, type: string) => fixtures.filter((f) => f.scenario === scenario && f.workflowType === type).length;
-    expect([count('completed', 'processVideo'), count('cancelled', 'processVideo'), count('rerouted', 'processVideo'), count('rejected', 'processVideo')]).toEqual([2, 1, 1, 0]);
-    expect(count('cancelled', 'requestCancellation')).toBe(1);
-    expect(Object.fromEntries(fixtures.map((f) => [f.file, f.status]))).toMatchObject({
-      'completed.trainPipeline.json': 'COMPLETED',
-      'cancelled.trainPipeline.json': 'CANCELLED',
-      'cancelled.processVideo.json': 'CANCELLED',
-      'rerouted.trainPipeline.json': 'COMPLETED',
-      'rejected.trainPipeline.json': 'FAILED',
-    });
+  it('cover every scenario of each recording, with the run, its processVideo children and the cancel helper', () => {
+    // The legacy (`-` ids) recording is kept next to the current one, which covers every scenario.
+    expect(Object.keys(manifest.recordings).sort()).toEqual(['legacy-ids', CURRENT_RECORDING].sort());
+    expect(manifest.recordings[CURRENT_RECORDING].scenarios).toEqual([...SCENARIOS]);
+    for (const [recording, { scenarios }] of Object.entries(manifest.recordings)) {
+      const mine = fixtures.filter((f) => f.recording === recording);
+      for (const scenario of scenarios) expect(mine.filter((f) => f.scenario === scenario && f.workflowType === 'trainPipeline'), `${recording} ${scenario}`).toHaveLength(1);
+      const count = (scenario: string, type: string) => mine.filter((f) => f.scenario === scenario && f.workflowType === type).length;
+      expect([count('completed', 'processVideo'), count('cancelled', 'processVideo'), count('rerouted', 'processVideo'), count('rejected', 'processVideo')], recording).toEqual([2, 1, 1, 0]);
+      expect(count('cancelled', 'requestCancellation'), recording).toBe(1);
+      expect(Object.fromEntries(mine.map((f) => [path.basename(f.file), f.status])), recording).toMatchObject({
+        'completed.trainPipeline.json': 'COMPLETED',
+        'cancelled.trainPipeline.json': 'CANCELLED',
+        'cancelled.processVideo.json': 'CANCELLED',
+        'rerouted.trainPipeline.json': 'COMPLETED',
+        'rejected.trainPipeline.json': 'FAILED',
+      });
+    }
+    expect(fixtures.filter((f) => f.recording === CURRENT_RECORDING && f.scenario === 'undecodable-signal').map((f) => f.status)).toEqual(['COMPLETED', 'COMPLETED']);
     for (const f of fixtures) {
       const { history } = loadHistory(f);
-      // File name, manifest and the history itself agree on the workflow type; children carry the parent's id scheme.
-      expect(f.file.split('.')[1], f.file).toBe(f.workflowType);
+      // File name, manifest and the history itself agree on the workflow type; children carry the id
+      // convention of their recording (src/workflows/ids.ts).
+      expect(f.file.startsWith(`${f.recording}/`), f.file).toBe(true);
+      expect(path.basename(f.file).split('.')[1], f.file).toBe(f.workflowType);
       expect(typeOf(history), f.file).toBe(f.workflowType);
       if (f.workflowType === 'processVideo') {
-        const parent = history.events![0].workflowExecutionStartedEventAttributes!.parentWorkflowExecution!.workflowId!;
-        expect(f.workflowId.startsWith(videoWorkflowId(parent, '')), f.file).toBe(true);
+        const started = history.events![0].workflowExecutionStartedEventAttributes!;
+        const parent = started.parentWorkflowExecution!.workflowId!;
+        const videoGuid = (JSON.parse(Buffer.from(started.input!.payloads![0].data as Uint8Array).toString('utf8')) as { videoGuid: string }).videoGuid;
+        expect(f.workflowId, f.file).toBe(f.recording === 'legacy-ids' ? legacyVideoWorkflowId(parent, videoGuid) : videoWorkflowId(parent, videoGuid));
       }
     }
-    // The re-routed run really went through a lost worker: its first step timed out on the ghost's queue.
-    const rerouted = loadHistory(fixtures.find((f) => f.file === 'rerouted.processVideo.json')!).history;
-    expect(rerouted.events!.some((e) => e.activityTaskTimedOutEventAttributes)).toBe(true);
+    // The re-routed runs really went through a lost worker: their first step timed out on the ghost's queue.
+    for (const f of fixtures.filter((x) => path.basename(x.file) === 'rerouted.processVideo.json')) {
+      expect(loadHistory(f).history.events!.some((e) => e.activityTaskTimedOutEventAttributes), f.file).toBe(true);
+    }
+    // The undecodable signal is in the recorded history (and was dropped, since the run completed).
+    const undecodable = loadHistory(fixtures.find((f) => f.file === `${CURRENT_RECORDING}/undecodable-signal.trainPipeline.json`)!).history;
+    const encodings = undecodable.events!.flatMap((e) => e.workflowExecutionSignaledEventAttributes?.input?.payloads ?? []).map((p) => Buffer.from(p.metadata!.encoding as Uint8Array).toString());
+    expect(encodings).toContain('binary/garbage');
   });
 
   it('replay against the current workflow code without nondeterminism', async () => {
     const results = await replay(current);
     expect(results).toEqual(Object.fromEntries(fixtures.map((f) => [f.file, null])));
+  });
+
+  it('include an undecodable signal that only a bundle with the pipeline interceptors can get past', async () => {
+    // Without src/workflows/interceptors.ts, decoding the signal fails the workflow task (every retry alike).
+    const bare = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
+    const { history, workflowId } = loadHistory(fixtures.find((f) => f.file === `${CURRENT_RECORDING}/undecodable-signal.trainPipeline.json`)!);
+    const err = await Worker.runReplayHistory({ workflowBundle: bare, replayName: 'replay-test' }, history, workflowId).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/Unknown encoding: binary\/garbage/);
+    await Worker.runReplayHistory({ workflowBundle: current, replayName: 'replay-test' }, history, workflowId);
   });
 });
 

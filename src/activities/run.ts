@@ -1,9 +1,36 @@
 /**
  * Run bookkeeping activities: the start and end records of `.pipeline_info.json` (SPEC section 5).
  */
+import { toApplicationFailure } from '../errors';
 import { RunLayout } from '../storage/layout';
-import type { RunRecord } from '../workflows/types';
+import { optionsSchema, type TrainPipelineInput } from '../validation';
+import type { RunRecord, RunStartRecord } from '../workflows/types';
 import type { ActivityDeps } from './context';
+
+/** Runs `fn`, rethrowing any error classified by `toApplicationFailure` (src/errors.ts). */
+async function classified<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toApplicationFailure(err);
+  }
+}
+
+/**
+ * The options and videos (GUID and source) that `.pipeline_info.json` records for a start record: derived
+ * from its input for a {@link RunStartRecord}; taken as given from the `RunRecord` that executions started
+ * before `RunStartRecord` existed send (their retries may reach this code).
+ * @throws ZodError (classified as Internal) if the input's options do not parse, which the workflow's
+ *   validation has ruled out.
+ */
+function startDetails(record: RunStartRecord | RunRecord): Pick<RunRecord, 'options' | 'videos'> {
+  if (!('videoGuids' in record)) return { options: record.options, videos: record.videos };
+  const input = record.input as TrainPipelineInput;
+  return {
+    options: optionsSchema.parse(input.options ?? {}),
+    videos: record.videoGuids.map((videoGuid, i) => ({ videoGuid, source: input.videos[i].source })),
+  };
+}
 
 /** Creates the run bookkeeping activities over `deps`. */
 export function createRunActivities(deps: ActivityDeps) {
@@ -12,25 +39,30 @@ export function createRunActivities(deps: ActivityDeps) {
      * Writes the start record: inputs, options, videos, status `running`, workflow id, code version, model
      * name and sha256. Keeps per-step entries that a previous attempt already wrote.
      * @returns the bucket and the run's output prefix, for the run summary.
+     * @throws ApplicationFailure classified by src/errors.ts (InvalidInput for identifiers that break their
+     *   pattern, Transient for storage faults).
      */
-    async recordRunStart(record: RunRecord): Promise<{ bucket: string; outputPrefix: string }> {
-      const layout = new RunLayout(record.tenantId, record.runGuid);
-      const model = record.options ? await deps.modelInfo(record.options.detector.model).catch(() => undefined) : undefined;
-      await deps.store.updateJson<Record<string, unknown>>(layout.pipelineInfo, (cur) => ({
-        ...(cur ?? {}),
-        tenantId: record.tenantId,
-        runGuid: record.runGuid,
-        workflowId: record.workflowId,
-        status: 'running',
-        input: record.input,
-        options: record.options,
-        videos: record.videos,
-        codeVersion: deps.codeVersion,
-        model: model ? { name: model.name, sha256: model.sha256 } : undefined,
-        startedAt: (cur?.startedAt as string | undefined) ?? new Date().toISOString(),
-        updatedAt: new Date().toISOString(),
-      }));
-      return { bucket: deps.store.bucket, outputPrefix: `gs://${deps.store.bucket}/${layout.prefix}` };
+    async recordRunStart(record: RunStartRecord | RunRecord): Promise<{ bucket: string; outputPrefix: string }> {
+      return classified(async () => {
+        const layout = new RunLayout(record.tenantId, record.runGuid);
+        const { options, videos } = startDetails(record);
+        const model = options ? await deps.modelInfo(options.detector.model).catch(() => undefined) : undefined;
+        await deps.store.updateJson<Record<string, unknown>>(layout.pipelineInfo, (cur) => ({
+          ...(cur ?? {}),
+          tenantId: record.tenantId,
+          runGuid: record.runGuid,
+          workflowId: record.workflowId,
+          status: 'running',
+          input: record.input,
+          options,
+          videos,
+          codeVersion: deps.codeVersion,
+          model: model ? { name: model.name, sha256: model.sha256 } : undefined,
+          startedAt: (cur?.startedAt as string | undefined) ?? new Date().toISOString(),
+          updatedAt: new Date().toISOString(),
+        }));
+        return { bucket: deps.store.bucket, outputPrefix: `gs://${deps.store.bucket}/${layout.prefix}` };
+      });
     },
 
     /**
@@ -38,19 +70,23 @@ export function createRunActivities(deps: ActivityDeps) {
      * summary. Written last, so a run that did not
      * complete never looks complete. Step entries still `retrying` or `running` get their final status
      * ({@link finaliseSteps}).
+     * @throws ApplicationFailure classified by src/errors.ts (InvalidInput for identifiers that break their
+     *   pattern: never retried; Transient for storage faults).
      */
     async recordRunEnd(record: RunRecord): Promise<void> {
-      const layout = new RunLayout(record.tenantId, record.runGuid);
-      await deps.store.updateJson<Record<string, unknown>>(layout.pipelineInfo, (cur) => ({
-        ...(cur ?? { tenantId: record.tenantId, runGuid: record.runGuid, workflowId: record.workflowId, input: record.input, codeVersion: deps.codeVersion }),
-        ...(cur?.steps ? { steps: finaliseSteps(cur.steps as StepEntries, record) } : {}),
-        status: record.status,
-        error: record.error,
-        cancellation: record.cancellation,
-        summary: record.summary,
-        finishedAt: new Date().toISOString(),
-        updatedAt: new Date().toISOString(),
-      }));
+      return classified(async () => {
+        const layout = new RunLayout(record.tenantId, record.runGuid);
+        await deps.store.updateJson<Record<string, unknown>>(layout.pipelineInfo, (cur) => ({
+          ...(cur ?? { tenantId: record.tenantId, runGuid: record.runGuid, workflowId: record.workflowId, input: record.input, codeVersion: deps.codeVersion }),
+          ...(cur?.steps ? { steps: finaliseSteps(cur.steps as StepEntries, record) } : {}),
+          status: record.status,
+          error: record.error,
+          cancellation: record.cancellation,
+          summary: record.summary,
+          finishedAt: new Date().toISOString(),
+          updatedAt: new Date().toISOString(),
+        }));
+      });
     },
   };
 }

@@ -11,13 +11,15 @@ import {
   WorkflowFailedError,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { CancelledFailure } from '@temporalio/common';
+import { CancelledFailure, defaultPayloadConverter } from '@temporalio/common';
 import type { Config } from '../config';
+import { invalidInput } from '../errors';
 import { createObjectStore } from '../storage/gcs';
 import { RunLayout } from '../storage/layout';
 import { sha256 } from '../util/hash';
 import { assertSource, validateInput, type TrainPipelineInput, type VideoInput } from '../validation';
-import { progressQuery, RUN_GUID, runWorkflowId, TENANT_ID } from '../workflows/messages';
+import { runWorkflowId } from '../workflows/ids';
+import { progressQuery, RUN_GUID, TENANT_ID } from '../workflows/messages';
 import type { trainPipeline } from '../workflows/trainPipeline';
 import type { RunProgress, RunSummary, StepIo } from '../workflows/types';
 
@@ -62,11 +64,67 @@ export interface StartedRun {
   started: boolean;
 }
 
+/** `value` as JSON with the keys of every object sorted, so equal values give equal text. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
+}
+
 /**
- * Starts `trainPipeline` with workflow id `train-pipeline-{tenantId}-{runGuid}`. A run that is already
- * running is attached to; one that already completed is not run again (its result is reused); a failed or
- * cancelled one may be started again (Temporal's `ALLOW_DUPLICATE_FAILED_ONLY` reuse policy). Of several
- * concurrent calls for one run exactly one gets `started: true`; the others attach to its execution.
+ * The input the execution `runId` of `workflowId` was started with (first event of its history), decoded by
+ * the default payload converter; `undefined` when it has none or it cannot be decoded.
+ */
+async function startInputOf(client: Client, workflowId: string, runId: string): Promise<{ workflowType?: string; input: unknown }> {
+  const res = await client.workflowService.getWorkflowExecutionHistory({
+    namespace: client.options.namespace,
+    execution: { workflowId, runId },
+    maximumPageSize: 1,
+  });
+  const started = res.history?.events?.[0]?.workflowExecutionStartedEventAttributes;
+  const payload = started?.input?.payloads?.[0];
+  let input: unknown;
+  try {
+    input = payload ? defaultPayloadConverter.fromPayload(payload) : undefined;
+  } catch {
+    input = undefined;
+  }
+  return { workflowType: started?.workflowType?.name ?? undefined, input };
+}
+
+/**
+ * Attaches to the existing execution with workflow id `workflowId` (running, or completed and therefore not
+ * run again), after checking that it is a `trainPipeline` run of exactly `input` (same tenant, run GUID,
+ * videos and options): a run is never handed another input's result or output prefix.
+ * @throws PipelineError(InvalidInput) naming the workflow id when the existing execution differs.
+ */
+async function attachToExisting(client: Client, workflowId: string, input: ReturnType<typeof prepareInput>): Promise<WorkflowHandle<typeof trainPipeline>> {
+  const desc = await client.workflow.getHandle(workflowId).describe();
+  const existing = await startInputOf(client, workflowId, desc.runId);
+  const subject = `workflowId ${workflowId}`;
+  if (desc.type !== 'trainPipeline' || existing.workflowType !== 'trainPipeline') {
+    throw invalidInput(subject, `is held by a ${desc.type} execution, not a trainPipeline run; choose another run GUID`);
+  }
+  if (canonicalJson(existing.input) !== canonicalJson(JSON.parse(JSON.stringify(input)))) {
+    const other = existing.input as Partial<TrainPipelineInput> | undefined;
+    const who = other && typeof other === 'object' ? ` (tenantId ${JSON.stringify(other.tenantId)}, runGuid ${JSON.stringify(other.runGuid)})` : '';
+    throw invalidInput(
+      subject,
+      `already holds a run${who} started with a different input (${desc.status.name.toLowerCase()}); its result is not this input's. Start this input with another run GUID`,
+    );
+  }
+  return client.workflow.getHandle<typeof trainPipeline>(workflowId, desc.runId);
+}
+
+/**
+ * Starts `trainPipeline` with workflow id `train-pipeline:{tenantId}:{runGuid}` (src/workflows/ids.ts). A run
+ * of the same input that is already running is attached to; one that already completed is not run again
+ * (its result is reused); a failed or cancelled one may be started again (Temporal's
+ * `ALLOW_DUPLICATE_FAILED_ONLY` reuse policy). An existing execution with that id but another input (or of
+ * another type) is never attached to. Of several concurrent calls for one run exactly one gets `started: true`;
+ * the others attach to its execution.
+ * @throws PipelineError(InvalidInput) for invalid input (checked as the workflow does, limits included) and
+ *   when the workflow id is held by an execution of another input.
  */
 export async function startRun(client: Client, cfg: Config, rawInput: TrainPipelineInput): Promise<StartedRun> {
   const input = prepareInput(rawInput);
@@ -77,8 +135,10 @@ export async function startRun(client: Client, cfg: Config, rawInput: TrainPipel
       workflowId,
       args: [input],
       workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
-      // Conflict policy FAIL (the default, not USE_EXISTING): a start that finds the run open throws
-      // WorkflowExecutionAlreadyStartedError, so only the call that really started it reports `started`.
+      // Conflict policy FAIL (not USE_EXISTING): a start that finds the run open throws
+      // WorkflowExecutionAlreadyStartedError, so only the call that really started it reports `started`, and
+      // the existing run is checked before it is attached to.
+      workflowIdConflictPolicy: 'FAIL',
       typedSearchAttributes: [
         { key: TENANT_ID, value: input.tenantId },
         { key: RUN_GUID, value: input.runGuid },
@@ -87,7 +147,7 @@ export async function startRun(client: Client, cfg: Config, rawInput: TrainPipel
     return { handle, workflowId, runGuid: input.runGuid, tenantId: input.tenantId, started: true };
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    const handle = client.workflow.getHandle<typeof trainPipeline>(workflowId);
+    const handle = await attachToExisting(client, workflowId, input);
     return { handle, workflowId, runGuid: input.runGuid, tenantId: input.tenantId, started: false };
   }
 }

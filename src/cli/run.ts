@@ -10,8 +10,8 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../config';
-import { PipelineError } from '../errors';
-import type { PipelineOptionsInput } from '../validation';
+import { invalidInput, PipelineError } from '../errors';
+import { MAX_CANCEL_BY_LENGTH, MAX_CANCEL_REASON_LENGTH, type PipelineOptionsInput } from '../validation';
 import { cancelSignal, progressQuery } from '../workflows/messages';
 import { connectClient, followRun, printRunStats, startRun } from './client';
 
@@ -57,7 +57,7 @@ program
 
 program
   .command('status')
-  .argument('<workflowId>', 'e.g. train-pipeline-local-<runGuid>')
+  .argument('<workflowId>', 'e.g. train-pipeline:local:<runGuid>')
   .action(async (workflowId: string) => {
     const cfg = loadConfig();
     const client = await connectClient(cfg);
@@ -77,6 +77,9 @@ program
   .option('--reason <text>', 'why (recorded in .pipeline_info.json)')
   .option('--by <name>', 'who asks', process.env.USER ?? 'cli')
   .action(async (workflowId: string, o: { reason?: string; by?: string }) => {
+    // The workflow would truncate longer texts; say so here instead of sending them.
+    if ((o.reason?.length ?? 0) > MAX_CANCEL_REASON_LENGTH) throw invalidInput('--reason', `longer than ${MAX_CANCEL_REASON_LENGTH} characters (MAX_CANCEL_REASON_LENGTH)`);
+    if ((o.by?.length ?? 0) > MAX_CANCEL_BY_LENGTH) throw invalidInput('--by', `longer than ${MAX_CANCEL_BY_LENGTH} characters (MAX_CANCEL_BY_LENGTH)`);
     const cfg = loadConfig();
     const client = await connectClient(cfg);
     try {

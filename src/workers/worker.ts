@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Duration } from '@temporalio/common';
-import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type LogLevel, type WorkflowBundle } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type LogLevel, type WorkflowBundle, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import pino from 'pino';
 import { createActivities, createRoutingActivities, GPU_ACTIVITY_NAMES, type ActivityDeps, type WorkerQueues } from '../activities';
 import { createLivenessInterceptor, DEFAULT_STALL_MS, LIVENESS_INTERVAL_MS, type LivenessOptions } from '../activities/liveness';
@@ -149,6 +149,18 @@ export const WORKER_TUNING = { maxHeartbeatThrottleInterval: '2 seconds' } as co
 /** Path of the workflow entry module bundled into every CPU worker. */
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
+/** Path of the workflow interceptor module bundled with the workflows (undecodable payloads, src/workflows/interceptors.ts). */
+export const WORKFLOW_INTERCEPTORS_PATH = fileURLToPath(new URL('../workflows/interceptors.ts', import.meta.url));
+
+/**
+ * Bundles the pipeline's workflows (`workflowsPath`, default {@link WORKFLOWS_PATH}) with the pipeline's workflow
+ * interceptors. Every worker and test bundle goes through here, so no bundle runs without the guard against
+ * undecodable payloads. @returns the bundle for `Worker.create({ workflowBundle })` or replay.
+ */
+export function bundlePipelineWorkflows(workflowsPath: string = WORKFLOWS_PATH): Promise<WorkflowBundleWithSourceMap> {
+  return bundleWorkflowCode({ workflowsPath, workflowInterceptorModules: [WORKFLOW_INTERCEPTORS_PATH], logger: new DefaultLogger('WARN') });
+}
+
 /** Options of {@link createPipelineWorkers}. */
 export interface PipelineWorkersOptions {
   connection: NativeConnection;
@@ -248,7 +260,7 @@ export async function runWorkers(roles: WorkerRole[], cfg: Config = loadConfig()
     connection,
     namespace: cfg.temporalNamespace,
     taskQueue: cfg.taskQueue,
-    workflowBundle: roles.includes('cpu') ? await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') }) : undefined,
+    workflowBundle: roles.includes('cpu') ? await bundlePipelineWorkflows() : undefined,
     cpuActivities: roles.includes('cpu') ? cpu : undefined,
     gpuActivities: roles.includes('gpu') ? gpu : undefined,
     maxConcurrentActivities: cfg.maxConcurrentActivities,

@@ -14,7 +14,9 @@ export const videoProgressQuery = defineQuery<VideoProgress>('progress');
 
 /**
  * `cancel` signal of `trainPipeline` (optional reason): stops in-flight work and ends the run as cancelled,
- * exactly like native cancellation (`temporal workflow cancel`).
+ * exactly like native cancellation (`temporal workflow cancel`). The payload is brought to `{ reason?, by? }`
+ * (longer texts truncated to `MAX_CANCEL_REASON_LENGTH` / `MAX_CANCEL_BY_LENGTH`, anything else dropped,
+ * `sanitizeCancelRequest` in src/validation.ts); a payload that cannot be decoded drops the whole signal.
  */
 export const cancelSignal = defineSignal<[CancelRequest?]>('cancel');
 
@@ -28,12 +30,5 @@ export const RUN_GUID = defineSearchAttributeKey('RunGuid', SearchAttributeType.
 /** Search attribute `PipelineStep` (Keyword): the current step, updated only on step changes. */
 export const PIPELINE_STEP = defineSearchAttributeKey('PipelineStep', SearchAttributeType.KEYWORD);
 
-/** Workflow id of a run: `train-pipeline-{tenantId}-{runGuid}` (SPEC section 3). */
-export function runWorkflowId(tenantId: string, runGuid: string): string {
-  return `train-pipeline-${tenantId}-${runGuid}`;
-}
-
-/** Workflow id of the child that processes one video of a run. */
-export function videoWorkflowId(runWorkflowIdValue: string, videoGuid: string): string {
-  return `${runWorkflowIdValue}-video-${videoGuid}`;
-}
+/** The workflow id convention lives in ./ids; re-exported for callers that import it from here. */
+export { runWorkflowId, videoWorkflowId } from './ids';

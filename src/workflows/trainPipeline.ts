@@ -15,8 +15,11 @@ import {
   getExternalWorkflowHandle,
   startChild,
   isCancellation,
+  log,
+  patched,
   proxyActivities,
   setHandler,
+  setWorkflowOptions,
   upsertSearchAttributes,
   uuid4,
   workflowInfo,
@@ -24,8 +27,28 @@ import {
 import type { Activities } from '../activities';
 import { ErrorType, NON_RETRYABLE_ERROR_TYPES, PipelineError, toApplicationFailure } from '../errors';
 import { addIo, emptyIo } from './io';
-import { validateInput, GUID_PATTERN, type TrainPipelineInput, type ValidatedInput } from '../validation';
-import { cancelSignal, PIPELINE_STEP, progressQuery, RUN_GUID, TENANT_ID, videoProgressSignal, videoWorkflowId } from './messages';
+import {
+  jsonByteLength,
+  sanitizeCancelRequest,
+  validateInput,
+  GUID_PATTERN,
+  MAX_INPUT_BYTES,
+  MAX_VIDEO_PROGRESS_BYTES,
+  TENANT_ID_PATTERN,
+  type TrainPipelineInput,
+  type ValidatedInput,
+} from '../validation';
+import {
+  assertWorkflowIdMatches,
+  cancelHelperWorkflowId,
+  legacyCancelHelperWorkflowId,
+  legacyRunGuidOf,
+  legacyVideoWorkflowId,
+  parseRunWorkflowId,
+  PATCH_UNAMBIGUOUS_IDS,
+  videoWorkflowId,
+} from './ids';
+import { cancelSignal, PIPELINE_STEP, progressQuery, RUN_GUID, TENANT_ID, videoProgressSignal } from './messages';
 import { processVideo } from './processVideo';
 import { STEP_NAMES, type CancelRequest, type RunProgress, type RunStatus, type RunSummary, type VideoProgress, type VideoSummary } from './types';
 
@@ -35,14 +58,51 @@ const bookkeeping = proxyActivities<Activities>({
 });
 
 /**
- * The run GUID: the input's, else the one embedded in a conventional workflow id
- * (`train-pipeline-{tenantId}-{runGuid}`), else a workflow-deterministic UUID (stable under replay).
+ * The run GUID: the input's, else the one embedded in the workflow id when it is the conventional id of
+ * this tenant's run (`train-pipeline:{tenantId}:{runGuid}`, src/workflows/ids.ts), else a
+ * workflow-deterministic UUID (stable under replay). Executions started before {@link PATCH_UNAMBIGUOUS_IDS}
+ * (`unambiguousIds` false) read the legacy form `train-pipeline-{tenantId}-{runGuid}` instead, as they did;
+ * new executions do not, since that form names different runs for tenants `acme` and `acme-x`.
  */
-function resolveRunGuid(v: ValidatedInput, workflowId: string): string {
-  if (v.runGuid) return v.runGuid;
-  const prefix = `train-pipeline-${v.tenantId}-`;
-  if (workflowId.startsWith(prefix) && GUID_PATTERN.test(workflowId.slice(prefix.length))) return workflowId.slice(prefix.length);
+function resolveRunGuid(tenantId: string, runGuid: string | undefined, workflowId: string, unambiguousIds: boolean): string {
+  if (runGuid) return runGuid;
+  if (unambiguousIds) {
+    const parsed = parseRunWorkflowId(workflowId);
+    if (parsed?.tenantId === tenantId) return parsed.runGuid;
+  } else {
+    const legacy = legacyRunGuidOf(workflowId, tenantId);
+    if (legacy) return legacy;
+  }
   return uuid4();
+}
+
+/**
+ * Where a refused input's failure is recorded: the tenant and run GUID of the run's own prefix, or
+ * `undefined` when there is none (tenant id or run GUID breaks its pattern, or a conventional workflow id
+ * names another run). Decided from the identifiers themselves, never from which validation error came first.
+ * Executions started before {@link PATCH_UNAMBIGUOUS_IDS} keep their old rule (recorded unless the first
+ * error, unknown fields being checked before the tenant id, was about the tenant id), so they replay.
+ */
+function refusalPrefix(raw: unknown, workflowId: string, unambiguousIds: boolean): { tenantId: string; runGuid: string } | undefined {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
+  const o = raw as Record<string, unknown>;
+  const tenantId = o.tenantId;
+  if (typeof tenantId !== 'string') return undefined;
+  if (o.runGuid !== undefined && !(typeof o.runGuid === 'string' && GUID_PATTERN.test(o.runGuid))) return undefined;
+  const runGuidIn = o.runGuid as string | undefined;
+  if (!unambiguousIds) {
+    const unknownFirst = Object.keys(o).some((k) => !['tenantId', 'runGuid', 'videos', 'options'].includes(k));
+    if (!unknownFirst && !TENANT_ID_PATTERN.test(tenantId)) return undefined;
+    return { tenantId, runGuid: resolveRunGuid(tenantId, runGuidIn, workflowId, false) };
+  }
+  if (!TENANT_ID_PATTERN.test(tenantId)) return undefined;
+  const runGuid = resolveRunGuid(tenantId, runGuidIn, workflowId, true);
+  try {
+    assertWorkflowIdMatches(workflowId, tenantId, runGuid);
+  } catch {
+    return undefined;
+  }
+  return { tenantId, runGuid };
 }
 
 function errorOf(err: unknown): { type: string; message: string } {
@@ -61,34 +121,49 @@ export async function requestCancellation(workflowId: string): Promise<void> {
   await getExternalWorkflowHandle(workflowId).cancel();
 }
 
-/** Runs the whole pipeline on every video of `rawInput`; see SPEC section 3 for the contract. */
+/**
+ * Runs the whole pipeline on every video of `rawInput`; see SPEC section 3 for the contract.
+ *
+ * The input is checked first (src/validation.ts, limits included); a refusal fails the run at once as
+ * InvalidInput and is recorded in the run's own prefix when it has one. Signals are checked as they come:
+ * `cancel` payloads are brought to `{ reason?, by? }` within their limits, `videoProgress` reports that
+ * are not about a video of this run are dropped (undecodable signals never get here:
+ * src/workflows/interceptors.ts).
+ */
 export async function trainPipeline(rawInput: TrainPipelineInput): Promise<RunSummary> {
   const info = workflowInfo();
+  // New executions use the `:` ids of src/workflows/ids.ts and the input limits; older histories replay
+  // with the legacy ids and rules they were recorded with.
+  const unambiguousIds = patched(PATCH_UNAMBIGUOUS_IDS);
   let v: ValidatedInput;
+  let runGuid: string;
   try {
-    v = validateInput(rawInput);
+    v = validateInput(rawInput, { legacy: !unambiguousIds });
+    runGuid = resolveRunGuid(v.tenantId, v.runGuid, info.workflowId, unambiguousIds);
+    if (unambiguousIds) assertWorkflowIdMatches(info.workflowId, v.tenantId, runGuid);
   } catch (err) {
-    // Record the refusal where the run's own prefix is well defined; never write elsewhere.
-    const raw = rawInput as Partial<TrainPipelineInput> | undefined;
-    const tenantOk = typeof raw?.tenantId === 'string' && !(err instanceof PipelineError && err.subject.startsWith('tenantId'));
-    const guidOk = raw?.runGuid === undefined || (typeof raw.runGuid === 'string' && GUID_PATTERN.test(raw.runGuid));
     const failure = toApplicationFailure(err);
-    if (tenantOk && guidOk) {
-      const tenantId = raw!.tenantId as string;
-      const runGuid = resolveRunGuid({ tenantId, runGuid: raw!.runGuid, videos: [], options: undefined as never }, info.workflowId);
-      await bookkeeping.recordRunEnd({
-        tenantId,
-        runGuid,
-        workflowId: info.workflowId,
-        status: 'failed',
-        input: rawInput,
-        error: { type: failure.type ?? ErrorType.InvalidInput, message: failure.message },
-      });
+    const where = refusalPrefix(rawInput, info.workflowId, unambiguousIds);
+    if (where) {
+      // The input itself is recorded only within the size limit: an oversized one would make this
+      // activity's payload too large (it is the refusal's subject, and its size is in the message).
+      const input = !unambiguousIds || jsonByteLength(rawInput) <= MAX_INPUT_BYTES ? rawInput : undefined;
+      try {
+        await bookkeeping.recordRunEnd({
+          ...where,
+          workflowId: info.workflowId,
+          status: 'failed',
+          input,
+          error: { type: failure.type ?? ErrorType.InvalidInput, message: failure.message },
+        });
+      } catch (recordErr) {
+        // The refusal stands whether or not it could be recorded.
+        log.warn('the refusal of the input could not be recorded', { error: errorOf(recordErr).message });
+      }
     }
     throw failure;
   }
 
-  const runGuid = resolveRunGuid(v, info.workflowId);
   const videos = v.videos.map((video) => ({ source: video.source, videoGuid: video.videoGuid ?? uuid4() }));
   upsertSearchAttributes([
     { key: TENANT_ID, value: v.tenantId },
@@ -111,16 +186,26 @@ export async function trainPipeline(rawInput: TrainPipelineInput): Promise<RunSu
     return { runGuid, tenantId: v.tenantId, status, videos: list, fraction: total ? done / total : 0, cancelRequested: cancelRequest };
   });
   setHandler(videoProgressSignal, (p) => {
-    videoProgress.set(p.videoGuid, p);
+    // Only reports about this run's videos, of a size a child's report has, are kept: a signal from
+    // elsewhere must not grow the query answer or the summary.
+    const videoGuid = p && typeof p === 'object' ? (p as Partial<VideoProgress>).videoGuid : undefined;
+    const bytes = jsonByteLength(p);
+    if (typeof videoGuid !== 'string' || !videoProgress.has(videoGuid) || bytes > MAX_VIDEO_PROGRESS_BYTES) {
+      log.warn('videoProgress signal dropped: not a report about a video of this run', { videoGuid: typeof videoGuid === 'string' ? videoGuid.slice(0, 80) : undefined, bytes });
+      return;
+    }
+    videoProgress.set(videoGuid, p);
   });
-  setHandler(cancelSignal, async (req) => {
+  setHandler(cancelSignal, async (raw) => {
+    const { request, changes } = sanitizeCancelRequest(raw);
+    if (changes.length) log.warn('cancel signal payload brought to { reason?, by? }', { changes });
     if (cancelRequest) return;
-    cancelRequest = { reason: req?.reason, by: req?.by, at: new Date().toISOString() };
+    cancelRequest = { reason: request.reason, by: request.by, at: new Date().toISOString() };
     // Route the signal through native cancellation so both paths behave the same and the workflow ends
     // with status Canceled: the SDK reports Canceled only when cancellation was requested of the workflow,
     // and the server refuses a workflow's request to cancel itself, so a tiny child asks on its behalf.
     await startChild(requestCancellation, {
-      workflowId: `${info.workflowId}-cancel`,
+      workflowId: unambiguousIds ? cancelHelperWorkflowId(info.workflowId) : legacyCancelHelperWorkflowId(info.workflowId),
       args: [info.workflowId],
       parentClosePolicy: ParentClosePolicy.ABANDON,
       cancellationType: ChildWorkflowCancellationType.ABANDON,
@@ -131,17 +216,15 @@ export async function trainPipeline(rawInput: TrainPipelineInput): Promise<RunSu
     tenantId: v.tenantId,
     runGuid,
     workflowId: info.workflowId,
-    status: 'running',
     input: rawInput,
-    options: v.options,
-    videos,
+    videoGuids: videos.map((video) => video.videoGuid),
   });
 
   const outcomes = await CancellationScope.cancellable(() =>
     Promise.allSettled(
       videos.map((video) =>
         executeChild(processVideo, {
-          workflowId: videoWorkflowId(info.workflowId, video.videoGuid),
+          workflowId: unambiguousIds ? videoWorkflowId(info.workflowId, video.videoGuid) : legacyVideoWorkflowId(info.workflowId, video.videoGuid),
           cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
           parentClosePolicy: ParentClosePolicy.TERMINATE,
           typedSearchAttributes: [
@@ -217,3 +300,8 @@ export async function trainPipeline(rawInput: TrainPipelineInput): Promise<RunSu
   }
   return summary;
 }
+
+// A PipelineError that escapes the workflow function or a handler is about the input (workflow code does no
+// I/O), so retrying the workflow task cannot help: it fails the execution instead. Other errors (bugs,
+// nondeterminism) keep failing the workflow task, so that a fixed worker can resume the execution.
+setWorkflowOptions({ failureExceptionTypes: [PipelineError] }, trainPipeline);

@@ -264,6 +264,21 @@ export interface ProcessVideoInput extends VideoRef {
   options: PipelineOptions;
 }
 
+/**
+ * Argument of the `recordRunStart` activity. The input travels once: the options and the list of videos
+ * with their sources that `.pipeline_info.json` records are derived from it by the activity, so the
+ * payload stays under the input size limit (`MAX_INPUT_BYTES`, src/validation.ts) plus 66 bytes per video.
+ */
+export interface RunStartRecord {
+  tenantId: string;
+  runGuid: string;
+  workflowId: string;
+  /** The workflow input as the workflow received and validated it. */
+  input: unknown;
+  /** GUID of each video of `input.videos`, in order: given, or derived by the workflow. */
+  videoGuids: string[];
+}
+
 /** Run-level record written at start and end of `trainPipeline` into `.pipeline_info.json`. */
 export interface RunRecord {
   tenantId: string;

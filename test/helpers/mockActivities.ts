@@ -5,7 +5,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
-import { STEP_NAMES, type RunRecord, type StepInput } from '../../src/workflows/types';
+import { STEP_NAMES, type RunRecord, type RunStartRecord, type StepInput } from '../../src/workflows/types';
 
 /** The `io` statistics every mocked step reports. */
 export const MOCK_STEP_IO = { gcsRequests: 1, bytesUploaded: 10, bytesDownloaded: 5, cacheHits: 2, cacheMisses: 1, bytesFromCache: 100, artifactDownloads: 1 };
@@ -14,7 +14,8 @@ export const MOCK_STEP_IO = { gcsRequests: 1, bytesUploaded: 10, bytesDownloaded
  * Mock activities that record calls; `gate` lets a test hold a step until it says so.
  * @param opts.hold name of the step to hold (it heartbeats until `gate` resolves or it is cancelled)
  * @returns the CPU and GPU activities and the arrays they record into: step `calls` (with their queue),
- *   cache `releases`, and run `records` (`recordRunStart` / `recordRunEnd`)
+ *   cache `releases`, and run `records` (`recordRunStart`, as a `running` record that keeps the start record's
+ *   `input` and `videoGuids`, and `recordRunEnd`)
  */
 export function mockActivities(opts: { hold?: string; gate?: Promise<void> } = {}) {
   const calls: { name: string; input: unknown; queue: string }[] = [];
@@ -48,8 +49,9 @@ export function mockActivities(opts: { hold?: string; gate?: Promise<void> } = {
       return { ...base(name, input), cachedOn: queue, ...extra(input) };
     };
   const cpu = {
-    recordRunStart: async (r: RunRecord) => {
-      records.push(r);
+    recordRunStart: async (r: RunStartRecord) => {
+      // Recorded as the run record it starts (status `running`), with the start record's own fields.
+      records.push({ ...r, status: 'running' });
       return { bucket: 'b', outputPrefix: `gs://b/${r.tenantId}/user/process/train_pipeline/run_${r.runGuid}/` };
     },
     recordRunEnd: async (r: RunRecord) => void records.push(r),

@@ -5,17 +5,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { LivenessOptions } from '../../src/activities/liveness';
 import { loadConfig, PROJECT_ROOT } from '../../src/config';
-import { createPipelineWorkers, WORKER_READY_MESSAGE, WORKFLOWS_PATH } from '../../src/workers/worker';
+import { bundlePipelineWorkflows, createPipelineWorkers, WORKER_READY_MESSAGE } from '../../src/workers/worker';
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 let runtimeInstalled = false;
 
-/** The workflow bundle, built once per test file (bundling takes seconds). */
+/** The workflow bundle as workers build it (`bundlePipelineWorkflows`), built once per test file (bundling takes seconds). */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
+  bundle ??= bundlePipelineWorkflows();
   return bundle;
 }
 
@@ -110,3 +110,23 @@ export async function waitForActivity<D>(client: Client, workflowId: string, act
   }
   throw new Error(`timed out waiting for ${activity} of ${workflowId}`);
 }
+
+/**
+ * Sends signal `signalName` to the current run of `workflowId` with `payloads` exactly as given (raw gRPC
+ * `SignalWorkflowExecution`, no payload converter), as `temporal workflow signal --input-meta ...` would: lets
+ * tests send payloads no SDK client would produce, e.g. an unknown encoding.
+ */
+export async function signalRaw(client: Client, workflowId: string, signalName: string, payloads: { metadata: Record<string, string>; data: Uint8Array }[]): Promise<void> {
+  await client.workflowService.signalWorkflowExecution({
+    namespace: client.options.namespace,
+    workflowExecution: { workflowId },
+    signalName,
+    identity: 'test-raw-signal',
+    input: {
+      payloads: payloads.map((p) => ({ metadata: Object.fromEntries(Object.entries(p.metadata).map(([k, v]) => [k, Buffer.from(v)])), data: p.data })),
+    },
+  });
+}
+
+/** A payload with the unknown encoding `binary/garbage` (what `--input-meta encoding=binary/garbage` sends). */
+export const GARBAGE_PAYLOAD = { metadata: { encoding: 'binary/garbage' }, data: Buffer.from('{"reason":"undecodable"}') };
