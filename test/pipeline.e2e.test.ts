@@ -88,6 +88,8 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     const frames = names.filter((n) => n.startsWith(rel(video.framesPrefix))).map((n) => Number(/frame_(\d+)\.jpg$/.exec(n)![1])).sort((a, b) => a - b);
     expect(frames).toEqual(Array.from({ length: 12 }, (_, i) => i * 5));
     expect(summary.videos[0].counts.frames).toBe(12);
+    // Step 4: a lawn beside a road is no pitch, and the summary (the CLI's JSON line) says so.
+    expect(summary.videos[0].pitch).toMatchObject({ found: false, framesSampled: 12 });
 
     // Step 5: detections of real people with track ids.
     const dets = (await store.getJson<{ frames: { frame_id: number; detections: { track_id: number; bbox: number[] }[] }[] }>(video.detections))!;
@@ -156,6 +158,7 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     expect([meta.frameCount, meta.imported.mode]).toEqual([630, 'copy']);
     const dets = (await store.getJson<{ grass: { pitchFound: boolean }; frames: { detections: unknown[]; dropped?: { reason: string }[] }[] }>(video.detections))!;
     expect(dets.grass.pitchFound).toBe(true);
+    expect(summary.videos[0].pitch?.found).toBe(true);
     expect(dets.frames).toHaveLength(24);
     // Broadcast wide view: many players tracked per frame, crowd boxes dropped by the feet filter.
     const perFrame = dets.frames.map((f) => f.detections.length).sort((a, b) => a - b);

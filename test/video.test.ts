@@ -15,7 +15,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorType, PipelineError } from '../src/errors';
 import { resolveFfmpeg } from '../src/vision/ffmpeg';
-import { encodeJpeg, extractFrames, importToMp4, probeVideo, type VideoFrame } from '../src/vision/video';
+import { encodeJpeg, extractFrames, importToMp4, isVariableFrameRate, probeVideo, type VideoFrame } from '../src/vision/video';
 
 const run = promisify(execFile);
 const DATA = '/usr/share/doc/opencv-doc/examples/data';
@@ -175,6 +175,79 @@ describe('resolveFfmpeg', () => {
     const r = resolveFfmpeg({ ffmpegPath: '/usr/bin/ffmpeg', ffprobePath: '/usr/bin/ffprobe' });
     expect(r).toEqual({ ffmpeg: '/usr/bin/ffmpeg', ffprobe: '/usr/bin/ffprobe', source: 'env' });
     expect(() => resolveFfmpeg({ ffmpegPath: '/nonexistent/ffmpeg' })).toThrow(/FFMPEG_PATH=\/nonexistent\/ffmpeg is not an executable/);
+  });
+});
+
+describe('variable frame rate: timestamps, not r_frame_rate vs avg_frame_rate', () => {
+  /** A 64x48 H.264 clip from lavfi `color` with the given extra ffmpeg arguments; returns its path. */
+  const clip = async (name: string, ...args: string[]) => {
+    const file = path.join(tmp, name);
+    await ffmpeg('-f', 'lavfi', '-i', 'color=black:size=64x48:rate=60:duration=10', ...args, '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', file);
+    return file;
+  };
+  const rates = async (file: string) => {
+    const { stdout } = await run(bins.ffprobe, ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=r_frame_rate,avg_frame_rate,time_base', '-of', 'json', file]);
+    const st = JSON.parse(stdout).streams[0] as Record<string, string>;
+    const q = (r: string) => r.split('/').map(Number).reduce((a, b) => a / b);
+    return { r: q(st.r_frame_rate), avg: q(st.avg_frame_rate), timeBase: st.time_base };
+  };
+
+  it('is true for a phone-style 60 fps clip in a 1/600 time base with a few 11-tick gaps (average 59.97)', async () => {
+    // Frame gaps of 10 ticks (1/60 s), three of them 11 ticks, at uneven places: the way phones write
+    // camera timestamps. r_frame_rate 60, avg_frame_rate 59.97: 0.05 % apart, far inside the old 1 %.
+    const file = await clip('phone_vfr.mp4', '-vf', "settb=1/600,setpts='N*10+gte(N\\,137)+gte(N\\,402)+gte(N\\,415)'", '-fps_mode', 'passthrough', '-enc_time_base', '1:600', '-video_track_timescale', '600');
+    const { r, avg, timeBase } = await rates(file);
+    expect([r, timeBase]).toEqual([60, '1/600']);
+    expect(Math.abs(r - avg) / r).toBeLessThan(0.001);
+    const m = await probeVideo(file);
+    expect(m.frameCount).toBe(600);
+    expect(m.variableFrameRate).toBe(true);
+  });
+
+  it('is true for a 60 fps clip in a 1/90000 time base whose gaps jitter by 6 %', async () => {
+    const file = await clip('jitter_vfr.mp4', '-vf', "settb=1/90000,setpts='N*1500+30*mod(N*7\\,5)'", '-fps_mode', 'passthrough', '-enc_time_base', '1:90000', '-video_track_timescale', '90000');
+    expect((await probeVideo(file)).variableFrameRate).toBe(true);
+  });
+
+  it('is false for constant-rate clips, whatever the rounding of their time base', async () => {
+    const cfr60 = await clip('cfr60_600.mp4', '-video_track_timescale', '600'); // gaps all 10 ticks
+    // 29.97 fps in milliseconds: gaps 33, 33, 34 ms; remuxed to 1/16000 (ffmpeg's choice for a 1/1000
+    // source): gaps 528 and 544 ticks, all timestamps multiples of 16.
+    const ntscMs = path.join(tmp, 'ntsc_ms.mp4');
+    await ffmpeg('-f', 'lavfi', '-i', 'color=black:size=64x48:rate=30000/1001:duration=10', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-video_track_timescale', '1000', ntscMs);
+    const ntsc16k = path.join(tmp, 'ntsc_16k.mp4');
+    await ffmpeg('-i', ntscMs, '-c', 'copy', ntsc16k);
+    expect((await rates(ntsc16k)).timeBase).toBe('1/16000');
+    // Three frames at 29.97 fps in milliseconds: ffprobe guesses r_frame_rate 353/12 (29.42), avg 30,
+    // 2 % apart, which the old 1 % rule called variable.
+    const short = path.join(tmp, 'ntsc_3frames.mp4');
+    await ffmpeg('-f', 'lavfi', '-i', 'color=black:size=64x48:rate=30000/1001', '-frames:v', '3', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-video_track_timescale', '1000', short);
+    const sr = await rates(short);
+    expect(Math.abs(sr.r - sr.avg) / sr.avg).toBeGreaterThan(0.01);
+    for (const file of [cfr60, ntscMs, ntsc16k, short]) expect({ file: path.basename(file), vfr: (await probeVideo(file)).variableFrameRate }).toEqual({ file: path.basename(file), vfr: false });
+  });
+
+  it('rule on timestamp lists: equal gaps, rounding of a uniform grid, gaps the time base could write exactly', () => {
+    const grid = (n: number, step: number, offset = 0) => Array.from({ length: n }, (_, i) => Math.round(offset + i * step));
+    expect(isVariableFrameRate(grid(100, 10))).toBe(false);
+    expect(isVariableFrameRate(grid(300, 1000 / 29.97, 0.3))).toBe(false); // 33/34 ms, evenly spread
+    expect(isVariableFrameRate(grid(300, 1000 / 29.97).map((t) => t * 16))).toBe(false); // the same at 1/16000
+    expect(isVariableFrameRate(grid(300, 1000 / 29.97), 1000 / 29.97)).toBe(false);
+    // The same gaps, 33 and 34, in an uneven order: no uniform grid rounds to them.
+    const uneven = [0];
+    for (let i = 1; i < 300; i++) uneven.push(uneven[i - 1] + (i < 100 ? 34 : 33));
+    expect(isVariableFrameRate(uneven)).toBe(true);
+    // One 11-tick gap among 10-tick gaps: a 60 fps nominal interval of exactly 10 ticks makes it a real
+    // deviation; without knowing the nominal rate it could be a 59.9 fps grid and is not flagged.
+    const one = grid(100, 10).map((t, i) => (i >= 50 ? t + 1 : t));
+    expect(isVariableFrameRate(one, 10)).toBe(true);
+    expect(isVariableFrameRate(one)).toBe(false);
+    // A dropped frame (a gap of 2 intervals), also where the time base is the frame interval (AVI).
+    expect(isVariableFrameRate(grid(100, 1001).filter((_, i) => i !== 40))).toBe(true);
+    expect(isVariableFrameRate(grid(100, 1).filter((_, i) => i !== 40))).toBe(true);
+    // Order and duplicates do not matter; fewer than 3 timestamps tell nothing.
+    expect(isVariableFrameRate([...grid(50, 10), 20, 30].reverse())).toBe(false);
+    expect(isVariableFrameRate([0, 7])).toBe(false);
   });
 });
 

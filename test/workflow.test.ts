@@ -32,7 +32,7 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
     const summary = await withWorkers(
       m.cpu,
       async (taskQueue) => {
-        const run = await startRun(client, { ...loadConfig(), taskQueue }, { tenantId, videos: [{ source: '/a.mp4' }, { source: '/b.mp4' }] });
+        const run = await startRun(client, { ...loadConfig(), taskQueue }, { tenantId, videos: [{ source: '/a.mp4' }, { source: '/b-no-pitch.mp4' }] });
         queues.set(run.workflowId, taskQueue);
         return run.handle.result();
       },
@@ -42,6 +42,11 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
     expect(summary.status).toBe('completed');
     expect(summary.videos).toHaveLength(2);
     for (const v of summary.videos) expect(v.counts).toEqual({ frames: 20, detections: 50, tracks: 4, crops: 40, train: 30, val: 10 });
+    // Step 4's pitch decision is part of each video's summary, "no pitch" included.
+    expect(summary.videos.map((v) => v.pitch)).toEqual([
+      { found: true, framesPitchLike: 12, framesSampled: 16, reason: 'mock: grass' },
+      { found: false, framesPitchLike: 0, framesSampled: 16, reason: 'mock: no grass' },
+    ]);
     expect(summary.cache).toEqual({ hits: 2 * 9 * 2, misses: 2 * 9, bytesFromCache: 2 * 9 * 100, artifactDownloads: 2 * 9 });
     const perVideo = m.calls.filter((c) => (c.input as StepInput).videoGuid === summary.videos[0].videoGuid);
     expect(perVideo.map((c) => c.name)).toEqual([...STEP_NAMES]);
@@ -81,6 +86,7 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
         expect(p.videos[0].currentStep).toBe('detectPlayers');
         expect(p.videos[0].stepsDone).toBe(4);
         expect(p.videos[0].counts.frames).toBe(20);
+        expect(p.videos[0].pitch).toMatchObject({ found: true, framesSampled: 16 }); // known from step 4 on
         expect(p.fraction).toBeCloseTo(4 / 9);
         // Same input again: same workflow id, attached, not a second execution.
         const again = await startRun(client, cfg, input);

@@ -174,7 +174,7 @@ export function createDetectActivities(deps: ActivityDeps) {
             tileSize: opts.detector.tileSize,
             overlap: opts.detector.tileOverlap,
           },
-          pitch: input.grass?.pitchFound ? { colour: input.grass, params: input.grass.pitch?.params } : null,
+          pitch: input.grass?.pitchFound ? { colour: input.grass, params: input.grass.pitch?.params, picture: input.grass.pitch?.picture } : null,
         };
         for (const frameId of ids.slice(frames.length)) {
           const frame = await files.readFrame(video.frame(frameId));

@@ -208,7 +208,7 @@ export async function followRun(run: StartedRun, cfg: Config, opts: { showProgre
     bar?.update(100, { step: 'completed', frames: sum('frames'), detections: sum('detections'), tracks: sum('tracks'), crops: sum('crops') });
     return { status: 'completed', ...base, bucket: summary.bucket, outputPrefix: summary.outputPrefix, videos: summary.videos, cache: summary.cache, storage: summary.storage };
   } catch (err) {
-    const videos = last?.videos.map((v) => ({ videoGuid: v.videoGuid, source: v.source, status: v.status === 'pending' ? 'failed' : v.status, counts: v.counts, error: v.error })) ?? [];
+    const videos = last?.videos.map((v) => ({ videoGuid: v.videoGuid, source: v.source, status: v.status === 'pending' ? 'failed' : v.status, counts: v.counts, pitch: v.pitch, error: v.error })) ?? [];
     if (err instanceof WorkflowFailedError) {
       const cancelled = err.cause instanceof CancelledFailure;
       const desc = await run.handle.describe().catch(() => undefined);
@@ -221,6 +221,26 @@ export async function followRun(run: StartedRun, cfg: Config, opts: { showProgre
     bar?.stop();
     await poll;
   }
+}
+
+/**
+ * The stderr lines of one video of a finished run: its counts, and whether step 4 found a pitch. Without a
+ * pitch the line says so plainly and what it means for the dataset: every detected person was kept (no
+ * feet-on-pitch filter) and no grass was keyed out of the crops.
+ * @returns one or two lines (no pitch line when the video stopped before step 4)
+ */
+export function videoLines(v: Pick<RunOutcome['videos'][number], 'videoGuid' | 'source' | 'counts' | 'pitch'>): string[] {
+  const lines = [`video ${v.videoGuid}: ${JSON.stringify(v.counts)} (${v.source})`];
+  const p = v.pitch;
+  if (p) {
+    const frames = p.framesPitchLike !== undefined ? `${p.framesPitchLike} of ${p.framesSampled} sampled frames pitch-like` : `${p.framesSampled} frames sampled`;
+    lines.push(
+      p.found
+        ? `video ${v.videoGuid}: pitch found (${frames}); people whose feet are off the pitch were dropped`
+        : `video ${v.videoGuid}: NO PITCH FOUND (${frames}${p.reason ? `; ${p.reason}` : ''}): every detected person was kept (no feet-on-pitch filter) and no grass was keyed out of crops`,
+    );
+  }
+  return lines;
 }
 
 /** One row of {@link stepIoTable}: a step of a video and its storage and cache counters. */

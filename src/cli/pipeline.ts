@@ -11,7 +11,7 @@ import { loadConfig } from '../config';
 import { PipelineError } from '../errors';
 import { startStack, stackOptionsFromConfig } from '../stack';
 import type { PipelineOptionsInput } from '../validation';
-import { connectClient, followRun, printRunStats, startRun, type RunOutcome } from './client';
+import { connectClient, followRun, printRunStats, startRun, videoLines, type RunOutcome } from './client';
 
 /** Real footage shipped by Debian's `opencv-doc` (SPEC section 8), the default input. */
 export const DEFAULT_VIDEO = '/usr/share/doc/opencv-doc/examples/data/vtest.avi';
@@ -75,9 +75,10 @@ async function main(): Promise<number> {
   }
   if (outcome.status === 'completed') {
     await printRunStats(cfg, outcome);
-    for (const v of outcome.videos) console.error(`video ${v.videoGuid}: ${JSON.stringify(v.counts)} (${v.source})`);
+    for (const v of outcome.videos) for (const line of videoLines(v)) console.error(line);
     console.error(`outputs: ${outcome.outputPrefix} (emulator: ${cfg.storageEmulatorHost ?? 'real GCS'})`);
   } else {
+    for (const v of outcome.videos) for (const line of videoLines(v).slice(1)) console.error(line);
     console.error(`run ${outcome.status}: ${outcome.error ?? ''}`);
   }
   console.log(JSON.stringify(outcome));

@@ -12,8 +12,12 @@
  *  1. candidate pixels: saturation >= `satMin` and value >= `valMin` of {@link GrassParams} (loose floors
  *     that exclude grey/black pixels, whose hue is meaningless);
  *  2. a 2-degree hue histogram of the candidates over the whole circle, smoothed with a [1, 2, 3, 2, 1] / 9
- *     kernel; the peak is its maximum whose bin centre lies in the search range `[hueMin, hueMax]` (the
- *     window grown in step 3 may reach a little past the range);
+ *     kernel; the peak is its highest LOCAL maximum (a bin no lower than either neighbour)
+ *     whose bin centre lies in the search range `[hueMin, hueMax]` (the window grown in step 3 may reach a
+ *     little past the range). A bin at the edge of the range that is only the flank of a hill whose top
+ *     lies outside (a beige or wooden floor at 45-58 degrees whose tail crosses 60) is not a peak: the
+ *     search range bounds where the PEAK of the dominant green lies, as Ekin et al. define the field colour
+ *     by the peak of the histogram;
  *  3. the hue window grows left and right from the peak while the smoothed histogram stays >= 10 % of the
  *     peak, clamped to a half-width between 10 and 25 degrees (so mowing stripes and shadows, which shift the
  *     hue by a few degrees, stay inside; a second green such as a lawn beside a track does not pull the
@@ -155,17 +159,11 @@ function percentile(sorted: Float32Array, q: number): number {
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 /**
- * Fits the adaptive pitch colour window to HSV samples (algorithm in the module comment).
- *
- * @param samples candidates from {@link collectHsvSamples}
- * @param params search range and floors
- * @returns a {@link GrassModel}: `hue.min/max` = the fitted window (degrees), `hue.median` = the peak
- *   (centre of the peak bin), `sat.min`/`val.min` = fitted minimums, `*.median` = medians of the pixels in
- *   the window, `greenFraction` = share of ALL pixels inside the fitted window; `pitchFound` = greenFraction
- *   >= `minPitchFraction` (colour-only rule; `./pitch` `fitPitchModel` replaces it with a shape rule).
- *   With no candidate in the search range: the search range itself, zero medians, `pitchFound` false.
+ * The hue histogram of step 2 of the module comment: `360 / HUE_BIN_DEG` bins over the whole circle (bin b
+ * covers [b, b + 1) x HUE_BIN_DEG degrees), counts of `samples` smoothed with a [1, 2, 3, 2, 1] / 9 kernel
+ * that wraps around 360 degrees.
  */
-export function fitGrassColour(samples: HsvSamples, params: GrassParams): GrassModel {
+export function smoothedHueHistogram(samples: HsvSamples): Float64Array {
   const nb = Math.round(360 / HUE_BIN_DEG);
   const hist = new Float64Array(nb);
   for (let i = 0; i < samples.count; i++) hist[Math.min(nb - 1, Math.floor(samples.h[i] / HUE_BIN_DEG))]++;
@@ -176,13 +174,51 @@ export function fitGrassColour(samples: HsvSamples, params: GrassParams): GrassM
     for (let k = -2; k <= 2; k++) acc += kernel[k + 2] * hist[(b + k + nb) % nb];
     smooth[b] = acc / 9;
   }
+  return smooth;
+}
+
+/**
+ * The peak bin of step 2 of the module comment: the highest bin of `smooth` that is a local maximum (no
+ * lower than either neighbour, wrapping around 360 degrees) with its centre in `[hueMin, hueMax]`;
+ * -1 when there is none (no candidate pixel there, or the range holds only the flank of a hill whose top
+ * lies outside it).
+ */
+export function huePeakBin(smooth: Float64Array, params: Pick<GrassParams, 'hueMin' | 'hueMax'>): number {
+  const nb = smooth.length;
   let peak = -1;
   for (let b = 0; b < nb; b++) {
     const centre = (b + 0.5) * HUE_BIN_DEG;
-    if (centre < params.hueMin || centre > params.hueMax) continue;
+    if (centre < params.hueMin || centre > params.hueMax || smooth[b] <= 0) continue;
+    if (smooth[b] < smooth[(b - 1 + nb) % nb] || smooth[b] < smooth[(b + 1) % nb]) continue;
     if (peak < 0 || smooth[b] > smooth[peak]) peak = b;
   }
-  if (peak < 0 || smooth[peak] <= 0) {
+  return peak;
+}
+
+/** Centre (degrees) of the highest bin of a smoothed hue histogram, or -1 when it is empty (for messages). */
+export function dominantHue(smooth: Float64Array): number {
+  let best = -1;
+  for (let b = 0; b < smooth.length; b++) if (smooth[b] > 0 && (best < 0 || smooth[b] > smooth[best])) best = b;
+  return best < 0 ? -1 : (best + 0.5) * HUE_BIN_DEG;
+}
+
+/**
+ * Fits the adaptive pitch colour window to HSV samples (algorithm in the module comment).
+ *
+ * @param samples candidates from {@link collectHsvSamples}
+ * @param params search range and floors
+ * @returns a {@link GrassModel}: `hue.min/max` = the fitted window (degrees), `hue.median` = the peak
+ *   (centre of the peak bin), `sat.min`/`val.min` = fitted minimums, `*.median` = medians of the pixels in
+ *   the window, `greenFraction` = share of ALL pixels inside the fitted window; `pitchFound` = greenFraction
+ *   >= `minPitchFraction` (colour-only rule; `./pitch` `fitPitchModel` replaces it with a shape rule).
+ *   With no peak in the search range ({@link huePeakBin}): the search range itself, zero medians,
+ *   `pitchFound` false.
+ */
+export function fitGrassColour(samples: HsvSamples, params: GrassParams): GrassModel {
+  const smooth = smoothedHueHistogram(samples);
+  const nb = smooth.length;
+  const peak = huePeakBin(smooth, params);
+  if (peak < 0) {
     return {
       pitchFound: false,
       greenFraction: 0,
@@ -234,17 +270,38 @@ export function fitGrassColour(samples: HsvSamples, params: GrassParams): GrassM
 /**
  * Scales frames to {@link GRASS_SAMPLE_WIDTH} px wide and collects their HSV candidates.
  * @param images encoded frames (JPEG/PNG) or decoded RGB24 frames (`{ rgb, width, height }`)
+ * @param picture optional area of every frame to look at, [x1, y1, x2, y2] in (upright) frame pixels with x2
+ *   and y2 exclusive, e.g. the picture inside baked-in black bars (`findPicture` in `./pitch`); absent or
+ *   the whole frame: all of it
  * @throws Error when `images` is empty or an image cannot be decoded (sharp's error)
  */
-export async function sampleFramesHsv(images: (Buffer | { rgb: Buffer; width: number; height: number })[], params: Pick<GrassParams, 'satMin' | 'valMin'>): Promise<HsvSamples> {
+export async function sampleFramesHsv(
+  images: (Buffer | { rgb: Buffer; width: number; height: number })[],
+  params: Pick<GrassParams, 'satMin' | 'valMin'>,
+  picture?: readonly [number, number, number, number],
+): Promise<HsvSamples> {
   if (images.length === 0) throw new Error('fitGrassModel: no frames');
   let acc: HsvSamples | undefined;
   for (const img of images) {
-    const src = Buffer.isBuffer(img) ? sharp(img) : sharp(img.rgb, { raw: { width: img.width, height: img.height, channels: 3 } });
+    let src = Buffer.isBuffer(img) ? sharp(img) : sharp(img.rgb, { raw: { width: img.width, height: img.height, channels: 3 } });
+    if (picture) {
+      const [x1, y1, x2, y2] = picture;
+      const { width, height } = Buffer.isBuffer(img) ? await frameSize(img) : img;
+      // Only a real sub-area is cut out, so frames without bars are sampled exactly as before.
+      if (x1 > 0 || y1 > 0 || x2 < width || y2 < height) {
+        src = (Buffer.isBuffer(img) ? sharp(img).rotate() : src).extract({ left: x1, top: y1, width: x2 - x1, height: y2 - y1 });
+      }
+    }
     const { data, info } = await src.resize({ width: GRASS_SAMPLE_WIDTH, withoutEnlargement: true }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     acc = collectHsvSamples(data, info.channels, params, acc);
   }
   return acc!;
+}
+
+/** Upright size of an encoded image (EXIF orientation applied), pixels. */
+async function frameSize(img: Buffer): Promise<{ width: number; height: number }> {
+  const meta = await sharp(img).metadata();
+  return { width: meta.autoOrient?.width ?? meta.width, height: meta.autoOrient?.height ?? meta.height };
 }
 
 /**

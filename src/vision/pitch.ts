@@ -28,15 +28,37 @@
  * This is in the spirit of the "playfield ratio" used to classify broadcast shots (Ekin et al. 2003;
  * Halin et al., "Semantic shot classification in soccer videos via playfield ratio and object size", 2013);
  * the thresholds are our own, chosen on the test images (values above).
+ *
+ * Black bars: a phone or TV recording often carries the picture inside baked-in black bars (pillarbox left
+ * and right, letterbox top and bottom). Step 4 finds the picture area of the video ({@link findPicture}: the
+ * rows and columns that are not black, scanned in from each border as ffmpeg's `cropdetect` filter does,
+ * united over the sampled frames so only bars present in every frame count), and every frame statistic
+ * above is measured inside it: colour samples, region fraction, and "full width" (a row is full when the
+ * region covers 90 % of the PICTURE's width; with 98 px bars beside a 1280 px picture no row of the frame
+ * can be 90 % covered). The mask is computed as for the picture cropped out of the frame, `maskWidth`
+ * pixels across the picture; the bars are never pitch.
+ *
+ * Grass, not any floor: the pitch colour must look like grass. The hue peak must be a true peak inside the
+ * search range (`./grass`), and the pixels of the fitted window must have a median saturation of at least
+ * `minGrassSaturation` (default 0.4). Measured medians: grass 0.88 (soccer broadcast clip), 0.64
+ * (messi5.jpg), 0.68 (vtest.avi lawn); beige sports floors 0.29-0.30 (the floorball stand-ins of the tests,
+ * test/helpers/floorball.ts: planks of hue 40-56 or 56-72 degrees, saturation 0.26-0.34; with yellow-green
+ * bibs at 68 degrees the window grown from the hue peak takes in the floor, which then fills every frame
+ * edge to edge and passes the shape rule). Without this rule such a floor is a "pitch", and keying its
+ * colour window out of crops blacks out the yellow-green bibs. Limitation: a floor painted in a grass-like
+ * green (some sports halls) cannot be told from grass by colour and shape; it is taken for a pitch.
  */
 import sharp from 'sharp';
 import type { GrassModel } from '../workflows/types';
 import type { Detection, RgbFrame } from './detector';
-import { fitGrassColour, isGrassRgb, sampleFramesHsv, type GrassParams } from './grass';
+import { dominantHue, fitGrassColour, isGrassRgb, sampleFramesHsv, smoothedHueHistogram, type GrassParams } from './grass';
 
 /** Parameters of the per-frame pitch mask and of the "no pitch" rule (defaults in {@link PITCH_DEFAULTS}). */
 export interface PitchParams {
-  /** Width of the mask, pixels (frames narrower than this are not enlarged). */
+  /**
+   * Width of the mask across the picture (the frame without black bars), pixels; the mask covers the whole
+   * frame at that scale (frames narrower than this are not enlarged).
+   */
   maskWidth: number;
   /** Radius of the square closing element, mask pixels (2 = 5x5). */
   closeRadius: number;
@@ -50,6 +72,8 @@ export interface PitchParams {
   minFullWidthRows: number;
   /** Minimum share of sampled frames that are pitch-like (0-1) for the video to have a pitch. */
   minPitchFrames: number;
+  /** Minimum median saturation (0-1) of the pixels in the fitted colour window for it to be grass. */
+  minGrassSaturation: number;
 }
 
 /** Defaults of {@link PitchParams} (reasons in the module comment). */
@@ -61,6 +85,7 @@ export const PITCH_DEFAULTS: Readonly<PitchParams> = Object.freeze({
   fullRowCoverage: 0.9,
   minFullWidthRows: 0.6,
   minPitchFrames: 0.5,
+  minGrassSaturation: 0.4,
 });
 
 /**
@@ -77,6 +102,7 @@ export function pitchParamsOf(o: Partial<PitchParams>): PitchParams {
     fullRowCoverage: pick('fullRowCoverage'),
     minFullWidthRows: pick('minFullWidthRows'),
     minPitchFrames: pick('minPitchFrames'),
+    minGrassSaturation: pick('minGrassSaturation'),
   };
 }
 
@@ -85,9 +111,9 @@ export type PitchColour = Pick<GrassModel, 'hue' | 'sat' | 'val'>;
 
 /** Shape statistics of one frame's pitch region. */
 export interface PitchShape {
-  /** Region pixels / all mask pixels, 0-1. */
+  /** Region pixels / mask pixels of the picture area (the whole mask when there are no bars), 0-1. */
   fraction: number;
-  /** Share of the region's rows covered >= `fullRowCoverage`, 0-1 (0 for an empty region). */
+  /** Share of the region's rows covered >= `fullRowCoverage` of the picture's width, 0-1 (0 for an empty region). */
   fullWidthRows: number;
   /** First mask row of the region (mask pixels), or -1 when empty. */
   topRow: number;
@@ -111,12 +137,28 @@ export interface PitchMask extends PitchShape {
   frameHeight: number;
   /** `width * height` bytes, row-major, 1 = pitch, 0 = not pitch. */
   data: Uint8Array;
+  /** The picture area the mask was computed in, frame pixels (see {@link PictureBox}); absent: the whole frame. */
+  picture?: PictureBox;
+}
+
+/** An area of a frame: [x1, y1, x2, y2] in pixels, x2 and y2 exclusive (columns x1 to x2 - 1). */
+export type PictureBox = [number, number, number, number];
+
+/** The picture inside a video's baked-in black bars ({@link findPicture}), for frames of the given size. */
+export interface PictureArea {
+  /** The picture, frame pixels; `[0, 0, frameWidth, frameHeight]` when there are no bars. */
+  box: PictureBox;
+  frameWidth: number;
+  frameHeight: number;
 }
 
 /** Pitch-region statistics of the sampled frames, recorded with the model (step 4 result). */
 export interface PitchStats {
-  /** Name of the decision rule, for `detections.json` readers. */
-  rule: 'largest-region-full-width-rows-v1';
+  /**
+   * Name of the decision rule, for `detections.json` readers: v2 measures inside the picture area (black
+   * bars excluded) and requires a grass-like saturation; v1 (older runs) measured the whole frame.
+   */
+  rule: 'largest-region-full-width-rows-v1' | 'largest-region-full-width-rows-v2';
   framesSampled: number;
   framesPitchLike: number;
   /** Medians over the sampled frames. */
@@ -124,6 +166,8 @@ export interface PitchStats {
   medianFullWidthRows: number;
   /** The thresholds used. */
   params: PitchParams;
+  /** The picture area of the video's frames (black bars excluded); absent in results of older runs. */
+  picture?: PictureArea;
   /** One sentence saying why `pitchFound` is what it is. */
   reason: string;
 }
@@ -287,26 +331,149 @@ const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 /**
  * The pitch mask from a grass/not-grass mask (pure; closing, largest region, holes, row spans: module
- * comment). @returns the mask (1 = pitch) and its shape statistics
+ * comment).
+ * @param area the picture area in MASK pixels ({@link PictureBox}); the mask is computed as for that area
+ *   cut out of the frame, and is 0 outside it. Absent: the whole mask.
+ * @returns the mask (1 = pitch, `w * h`) and its shape statistics, measured inside `area` (`topRow` in
+ *   rows of the whole mask)
  */
-export function pitchMaskFromGrass(grass: Uint8Array, w: number, h: number, params: Partial<PitchParams> = {}): { data: Uint8Array } & PitchShape {
+export function pitchMaskFromGrass(grass: Uint8Array, w: number, h: number, params: Partial<PitchParams> = {}, area?: PictureBox): { data: Uint8Array } & PitchShape {
   const p = pitchParamsOf(params);
-  const closed = closeMask(grass, w, h, p.closeRadius);
-  const { mask } = largestRegion(closed, w, h);
-  let data = fillHoles(mask, w, h);
-  if (p.rowFill) data = fillRowSpans(data, w, h);
-  return { data, ...pitchShape(data, w, h, p) };
+  const [ax1, ay1, ax2, ay2] = area ?? [0, 0, w, h];
+  if (ax1 <= 0 && ay1 <= 0 && ax2 >= w && ay2 >= h) {
+    const closed = closeMask(grass, w, h, p.closeRadius);
+    const { mask } = largestRegion(closed, w, h);
+    let data = fillHoles(mask, w, h);
+    if (p.rowFill) data = fillRowSpans(data, w, h);
+    return { data, ...pitchShape(data, w, h, p) };
+  }
+  const aw = Math.max(0, ax2 - ax1);
+  const ah = Math.max(0, ay2 - ay1);
+  const sub = new Uint8Array(aw * ah);
+  for (let y = 0; y < ah; y++) sub.set(grass.subarray((ay1 + y) * w + ax1, (ay1 + y) * w + ax1 + aw), y * aw);
+  const inner = pitchMaskFromGrass(sub, aw, ah, p);
+  const data = new Uint8Array(w * h);
+  for (let y = 0; y < ah; y++) data.set(inner.data.subarray(y * aw, (y + 1) * aw), (ay1 + y) * w + ax1);
+  return { ...inner, data, topRow: inner.topRow < 0 ? -1 : inner.topRow + ay1 };
 }
 
 /**
  * The pitch mask of an already reduced RGB image (pure).
  * @param rgb interleaved pixels, `channels` (3 or 4) bytes each, `w * h` pixels
+ * @param area picture area in mask pixels, as for {@link pitchMaskFromGrass}
  * @returns the mask (1 = pitch) and its shape statistics
  */
-export function pitchMaskFromRgb(rgb: Uint8Array, w: number, h: number, channels: number, colour: PitchColour, params: Partial<PitchParams> = {}): { data: Uint8Array } & PitchShape {
+export function pitchMaskFromRgb(rgb: Uint8Array, w: number, h: number, channels: number, colour: PitchColour, params: Partial<PitchParams> = {}, area?: PictureBox): { data: Uint8Array } & PitchShape {
   const grass = new Uint8Array(w * h);
   for (let i = 0, j = 0; i < w * h; i++, j += channels) grass[i] = isGrassRgb(rgb[j], rgb[j + 1], rgb[j + 2], colour) ? 1 : 0;
-  return pitchMaskFromGrass(grass, w, h, params);
+  return pitchMaskFromGrass(grass, w, h, params, area);
+}
+
+/**
+ * Mean of (R + G + B) / 3 over a row or column of a frame at or below which the line is black: the default
+ * `limit` of ffmpeg's `cropdetect` filter (24 of 255, compared with a line's mean in
+ * libavfilter/vf_cropdetect.c), which tolerates the noise and ringing a codec leaves in black bars.
+ */
+export const BAR_MEAN_MAX = 24;
+
+/**
+ * The picture area of one frame: the rows, then (within those rows) the columns, that are not black
+ * (mean <= {@link BAR_MEAN_MAX}), scanned in from each border until the first line that is not; the black
+ * lines at the borders are bars.
+ * @returns the box in frame pixels, or null when the whole frame is black (a fade, a cut)
+ */
+export function framePicture(frame: RgbFrame): PictureBox | null {
+  const { rgb, width: W, height: H } = frame;
+  const rowBlack = (y: number) => {
+    let sum = 0;
+    for (let i = y * W * 3, e = i + W * 3; i < e; i++) sum += rgb[i];
+    return sum <= BAR_MEAN_MAX * 3 * W;
+  };
+  let y1 = 0;
+  while (y1 < H && rowBlack(y1)) y1++;
+  if (y1 === H) return null;
+  let y2 = H;
+  while (y2 > y1 && rowBlack(y2 - 1)) y2--;
+  const colBlack = (x: number) => {
+    let sum = 0;
+    for (let y = y1; y < y2; y++) {
+      const i = (y * W + x) * 3;
+      sum += rgb[i] + rgb[i + 1] + rgb[i + 2];
+    }
+    return sum <= BAR_MEAN_MAX * 3 * (y2 - y1);
+  };
+  let x1 = 0;
+  while (x1 < W && colBlack(x1)) x1++;
+  let x2 = W;
+  while (x2 > x1 && colBlack(x2 - 1)) x2--;
+  return [x1, y1, x2, y2];
+}
+
+/**
+ * Bars thinner than this fraction of the frame's width (left, right) or height (top, bottom) are ignored.
+ * Our choice: broadcast frames often carry a black line or two at an edge (the soccer test clip's top row;
+ * blanking, encoder padding), which changes no statistic measurably; baked-in bars are tens of pixels or
+ * more (98 px beside a 1280 px picture).
+ */
+export const MIN_BAR_FRACTION = 0.01;
+
+/**
+ * The picture area of a video from its sampled frames: the union of {@link framePicture} over the frames
+ * of the first frame's size (so a border line is a bar only when it is black in every sampled frame, and a
+ * dark scene does not shrink the picture), without bars thinner than {@link MIN_BAR_FRACTION}. All-black
+ * frames do not count; when every frame is black, the whole frame.
+ * @param frames decoded frames of one video
+ * @throws Error when `frames` is empty
+ */
+export function findPicture(frames: readonly RgbFrame[]): PictureArea {
+  if (frames.length === 0) throw new Error('findPicture: no frames');
+  const { width: W, height: H } = frames[0];
+  let box: PictureBox | null = null;
+  for (const f of frames) {
+    if (f.width !== W || f.height !== H) continue;
+    const b = framePicture(f);
+    if (!b) continue;
+    box = box ? [Math.min(box[0], b[0]), Math.min(box[1], b[1]), Math.max(box[2], b[2]), Math.max(box[3], b[3])] : b;
+  }
+  const [x1, y1, x2, y2] = box ?? [0, 0, W, H];
+  const thin = (bar: number, size: number) => bar < MIN_BAR_FRACTION * size;
+  return {
+    box: [thin(x1, W) ? 0 : x1, thin(y1, H) ? 0 : y1, thin(W - x2, W) ? W : x2, thin(H - y2, H) ? H : y2],
+    frameWidth: W,
+    frameHeight: H,
+  };
+}
+
+/** Whether a picture area is the whole frame (no bars). */
+export function isWholeFrame(p: PictureArea): boolean {
+  return p.box[0] <= 0 && p.box[1] <= 0 && p.box[2] >= p.frameWidth && p.box[3] >= p.frameHeight;
+}
+
+/**
+ * Size of the mask of a `fw x fh` frame: `maskWidth` pixels across the picture (the whole frame when
+ * `picture` is absent or for another frame size), never more than one mask pixel per frame pixel, so
+ * players in a pillarboxed frame are measured as finely as in the same picture without bars.
+ * @returns mask width and height, pixels, and `scale` = mask px per frame px (`width / fw`)
+ */
+function maskSize(fw: number, fh: number, maskWidth: number, picture?: PictureArea): { width: number; height: number; scale: number } {
+  const pw = picture && picture.frameWidth === fw && picture.frameHeight === fh ? Math.max(1, picture.box[2] - picture.box[0]) : fw;
+  const width = Math.max(1, Math.min(fw, Math.round(fw * Math.min(1, maskWidth / pw))));
+  return { width, height: Math.max(1, Math.round((fh * width) / fw)), scale: width / fw };
+}
+
+/**
+ * The mask pixels whose centre lies inside a picture area (mask pixel m covers frame pixels
+ * [m / scale, (m + 1) / scale), so its centre is inside [x1, x2) when ceil(x1 * scale - 0.5) <= m <
+ * ceil(x2 * scale - 0.5)), clamped to the mask; undefined (the whole mask) when `picture` is absent, is for
+ * another frame size, covers every mask pixel (a 1 px black line at the edge of a broadcast frame) or none.
+ */
+function maskArea(picture: PictureArea | undefined, fw: number, fh: number, w: number, h: number, scale: number): PictureBox | undefined {
+  if (!picture || picture.frameWidth !== fw || picture.frameHeight !== fh) return undefined;
+  const m = (v: number, max: number) => Math.min(max, Math.max(0, Math.ceil(v * scale - 0.5)));
+  const [x1, y1, x2, y2] = picture.box;
+  const a: PictureBox = [m(x1, w), m(y1, h), m(x2, w), m(y2, h)];
+  if (a[2] <= a[0] || a[3] <= a[1] || (a[0] === 0 && a[1] === 0 && a[2] === w && a[3] === h)) return undefined;
+  return a;
 }
 
 /**
@@ -350,29 +517,32 @@ export function grassFromFrame(frame: RgbFrame, w: number, h: number, colour: Pi
  *   raw {@link RgbFrame} (as `detectPlayers` decodes it)
  * @param colour the colour window, e.g. the step-4 {@link PitchModel}
  * @param params mask parameters (defaults {@link PITCH_DEFAULTS})
+ * @param picture the video's picture area (step 4, `PitchModel.pitch.picture`): the mask and its statistics
+ *   are computed inside it and are 0 on the bars. Ignored when absent or made for another frame size.
  * @returns the mask; `scale` = mask px per frame px, `frameWidth/Height` the frame's size
  * @throws Error from sharp when the image cannot be decoded; Error for a malformed RgbFrame
  */
-export async function computePitchMask(input: Buffer | RgbFrame, colour: PitchColour, params: Partial<PitchParams> = {}): Promise<PitchMask> {
+export async function computePitchMask(input: Buffer | RgbFrame, colour: PitchColour, params: Partial<PitchParams> = {}, picture?: PictureArea): Promise<PitchMask> {
   const p = pitchParamsOf(params);
   if (!Buffer.isBuffer(input)) {
     const { width: fw, height: fh } = input;
     if (!(fw > 0 && fh > 0) || input.rgb.length !== fw * fh * 3) {
       throw new Error(`computePitchMask: rgb buffer has ${input.rgb.length} bytes, expected ${fw}x${fh}x3`);
     }
-    const width = Math.min(p.maskWidth, fw);
-    const height = Math.max(1, Math.round((fh * width) / fw));
-    const res = pitchMaskFromGrass(grassFromFrame(input, width, height, colour), width, height, p);
-    return { ...res, width, height, scale: width / fw, frameWidth: fw, frameHeight: fh };
+    const { width, height, scale } = maskSize(fw, fh, p.maskWidth, picture);
+    const area = maskArea(picture, fw, fh, width, height, scale);
+    const res = pitchMaskFromGrass(grassFromFrame(input, width, height, colour), width, height, p, area);
+    return { ...res, width, height, scale, frameWidth: fw, frameHeight: fh, ...(area ? { picture: picture!.box } : {}) };
   }
   const meta = await sharp(input).metadata();
   const frameWidth = meta.autoOrient?.width ?? meta.width;
   const frameHeight = meta.autoOrient?.height ?? meta.height;
-  const width = Math.min(p.maskWidth, frameWidth);
-  const height = Math.max(1, Math.round((frameHeight * width) / frameWidth));
+  const { width, height } = maskSize(frameWidth, frameHeight, p.maskWidth, picture);
   const { data, info } = await sharp(input).rotate().resize(width, height, { fit: 'fill' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  const res = pitchMaskFromRgb(data, info.width, info.height, info.channels, colour, p);
-  return { ...res, width: info.width, height: info.height, scale: info.width / frameWidth, frameWidth, frameHeight };
+  const scale = info.width / frameWidth;
+  const area = maskArea(picture, frameWidth, frameHeight, info.width, info.height, scale);
+  const res = pitchMaskFromRgb(data, info.width, info.height, info.channels, colour, p, area);
+  return { ...res, width: info.width, height: info.height, scale, frameWidth, frameHeight, ...(area ? { picture: picture!.box } : {}) };
 }
 
 /**
@@ -484,38 +654,65 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/** Decodes an encoded frame to RGB24, EXIF orientation applied (as `loadRgb` in `./draw`). */
+async function decodeRgb(img: Buffer): Promise<RgbFrame> {
+  const { data, info } = await sharp(img).rotate().toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return { rgb: data, width: info.width, height: info.height };
+}
+
 /**
- * Step 4: fits the pitch colour (`fitGrassColour` in `./grass`) to the sampled frames, computes each
- * frame's pitch mask with it, and decides whether the video has a pitch by the shape rule of the module
- * comment (`pitchFound`; `greenFraction` is still the share of pixels in the colour window).
+ * Step 4: finds the picture area inside black bars ({@link findPicture}), fits the pitch colour
+ * (`fitGrassColour` in `./grass`) to the sampled frames' picture, computes each frame's pitch mask with
+ * it, and decides whether the video has a pitch (`pitchFound`) by the rules of the module comment: a grass
+ * hue peak, a grass-like saturation, and the shape rule (`greenFraction` is still the share of picture
+ * pixels in the colour window).
  *
  * @param images sampled frames, encoded (JPEG/PNG) or decoded ({@link RgbFrame}), at least one; 8-16 evenly
  *   spaced frames are plenty. Give the same form every time for reproducible models: a JPEG may be scaled
  *   while decoding, which differs in the last bits from scaling its decoded pixels.
  * @param params colour search range and floors ({@link GrassParams}; its `minPitchFraction` is the minimum
  *   pitch-REGION fraction here) and optional {@link PitchParams} overrides
- * @returns a {@link PitchModel}: the colour window plus `pitch` (per-video evidence and thresholds)
+ * @returns a {@link PitchModel}: the colour window plus `pitch` (per-video evidence, picture area and
+ *   thresholds, and a one-sentence reason)
  * @throws Error when `images` is empty or an image cannot be decoded
  */
 export async function fitPitchModel(images: (Buffer | RgbFrame)[], params: GrassParams & Partial<PitchParams>): Promise<PitchModel> {
+  if (images.length === 0) throw new Error('fitPitchModel: no frames');
   const p = pitchParamsOf(params);
-  const colour = fitGrassColour(await sampleFramesHsv(images, params), params);
-  const found = colour.hue.median > 0; // 0 = no candidate pixel in the search range (see fitGrassColour)
+  const decoded: RgbFrame[] = [];
+  for (const img of images) decoded.push(Buffer.isBuffer(img) ? await decodeRgb(img) : img);
+  const picture = findPicture(decoded);
+  const bars = !isWholeFrame(picture);
+  const samples = await sampleFramesHsv(images, params, bars ? picture.box : undefined);
+  const colour = fitGrassColour(samples, params);
+  const found = colour.hue.median > 0; // 0 = no hue peak in the search range (see fitGrassColour)
   const shapes: PitchShape[] = [];
   if (found) {
-    for (const img of images) shapes.push(await computePitchMask(img, colour, p));
+    for (const img of images) shapes.push(await computePitchMask(img, colour, p, picture));
   }
   const framesPitchLike = shapes.filter((s) => s.pitchLike).length;
   const medianFraction = round3(median(shapes.map((s) => s.fraction)));
   const medianFullWidthRows = round3(median(shapes.map((s) => s.fullWidthRows)));
-  const pitchFound = shapes.length > 0 && framesPitchLike >= p.minPitchFrames * images.length;
-  const reason =
-    !found
-      ? `no pixel with hue in [${params.hueMin}, ${params.hueMax}] deg, saturation >= ${params.satMin}, value >= ${params.valMin}`
-      : `${framesPitchLike} of ${images.length} sampled frames are pitch-like (largest grass region >= ${p.minPitchFraction} of the frame and >= ${p.minFullWidthRows} of its rows >= ${p.fullRowCoverage} full); ${pitchFound ? '>=' : '<'} ${p.minPitchFrames} of the frames needed`;
+  const grassLike = found && colour.sat.median >= p.minGrassSaturation;
+  const shaped = shapes.length > 0 && framesPitchLike >= p.minPitchFrames * images.length;
+  const pitchFound = grassLike && shaped;
+  const where = bars ? ` (inside black bars: picture [${picture.box.join(', ')}] of ${picture.frameWidth}x${picture.frameHeight})` : '';
+  const shapeReason = `${framesPitchLike} of ${images.length} sampled frames are pitch-like${where} (largest grass region >= ${p.minPitchFraction} of the picture and >= ${p.minFullWidthRows} of its rows >= ${p.fullRowCoverage} full)`;
+  let reason: string;
+  if (!found) {
+    const dominant = dominantHue(smoothedHueHistogram(samples));
+    reason =
+      dominant < 0
+        ? `no pixel with saturation >= ${params.satMin} and value >= ${params.valMin}`
+        : `no hue peak in [${params.hueMin}, ${params.hueMax}] deg: the dominant colour's hue is ${dominant} deg, not green`;
+  } else if (!grassLike) {
+    reason = `the dominant green (hue peak ${colour.hue.median} deg) has median saturation ${colour.sat.median} < ${p.minGrassSaturation}: too pale for grass (a beige, wooden or painted floor); ${shapeReason}`;
+  } else {
+    reason = `${shapeReason}; ${pitchFound ? '>=' : '<'} ${p.minPitchFrames} of the frames needed`;
+  }
   return {
     ...colour,
     pitchFound,
-    pitch: { rule: 'largest-region-full-width-rows-v1', framesSampled: images.length, framesPitchLike, medianFraction, medianFullWidthRows, params: p, reason },
+    pitch: { rule: 'largest-region-full-width-rows-v2', framesSampled: images.length, framesPitchLike, medianFraction, medianFullWidthRows, params: p, picture, reason },
   };
 }

@@ -6,7 +6,7 @@
 import sharp from 'sharp';
 import type { ByteTracker, TrackedDetection } from './bytetrack';
 import type { Detection, Detector, RgbFrame } from './detector';
-import { computePitchMask, filterOnPitch, type PitchColour, type PitchParams } from './pitch';
+import { computePitchMask, filterOnPitch, type PictureArea, type PitchColour, type PitchParams } from './pitch';
 import { detectTiledWithStats, type TiledDetectOptions, type TiledDetectStats } from './tiling';
 
 /** Decodes an encoded frame (JPEG) into RGB, EXIF orientation applied. */
@@ -18,8 +18,11 @@ export async function decodeFrame(jpeg: Buffer): Promise<RgbFrame> {
 /** Per-frame options of {@link detectAndTrackFrame}. */
 export interface FrameDetectOptions {
   detect: TiledDetectOptions;
-  /** Pitch colour model of the video when a pitch was found; null keeps every detection. */
-  pitch: { colour: PitchColour; params?: Partial<PitchParams> } | null;
+  /**
+   * Pitch colour model of the video when a pitch was found, with its mask parameters and the picture area
+   * inside black bars (step 4); null keeps every detection.
+   */
+  pitch: { colour: PitchColour; params?: Partial<PitchParams>; picture?: PictureArea } | null;
 }
 
 /** Where the time of one frame went, milliseconds (wall clock, `performance.now`). */
@@ -67,7 +70,7 @@ export async function detectAndTrackFrame(
   const t1 = performance.now();
   const { detections, stats } = await detectTiledWithStats(detector, frame, opts.detect);
   const t2 = performance.now();
-  const mask = opts.pitch ? await computePitchMask(frame, opts.pitch.colour, opts.pitch.params) : null;
+  const mask = opts.pitch ? await computePitchMask(frame, opts.pitch.colour, opts.pitch.params, opts.pitch.picture) : null;
   const { kept, dropped } = filterOnPitch(detections, mask);
   const t3 = performance.now();
   const tracked = tracker.update(frameId, kept);

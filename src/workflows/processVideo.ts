@@ -253,6 +253,7 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
     progress.counts.frames = frames.frames;
     const grassResult = await step('initializeGrassMask', 'cpu', (a) => a.initializeGrassMask(base));
     const grass: GrassModel = grassResult.grass;
+    progress.pitch = { found: grass.pitchFound, framesPitchLike: grass.pitch?.framesPitchLike, framesSampled: grassResult.framesSampled, reason: grass.pitch?.reason };
     const detected = await step('detectPlayers', 'gpu', (a) => a.detectPlayers({ ...base, grass }));
     progress.counts.detections = detected.detections;
     progress.counts.tracks = detected.tracks;
@@ -271,5 +272,5 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
   progress.currentStep = null;
   upsertSearchAttributes([{ key: PIPELINE_STEP, value: 'completed' }]);
   await report();
-  return { videoGuid: input.videoGuid, source: input.source, status: 'completed', counts: { ...progress.counts }, io: { ...progress.io! }, routing: route };
+  return { videoGuid: input.videoGuid, source: input.source, status: 'completed', counts: { ...progress.counts }, pitch: progress.pitch, io: { ...progress.io! }, routing: route };
 }

@@ -247,6 +247,7 @@ export async function trainPipeline(rawInput: TrainPipelineInput): Promise<RunSu
       source: video.source,
       status: cancelled ? 'cancelled' : 'failed',
       counts: p.counts,
+      pitch: p.pitch,
       io: p.io,
       routing: p.routing,
       error: cancelled ? undefined : errorOf(o.reason).message,

@@ -185,6 +185,19 @@ export interface VideoCounts {
   val?: number;
 }
 
+/**
+ * Whether step 4 found a pitch in a video (in the `progress` query and the run summary once step 4 is done).
+ * Without a pitch, step 5 keeps every person (no feet-on-pitch filter) and step 7 keys no grass.
+ */
+export interface VideoPitch {
+  found: boolean;
+  /** Sampled frames that are pitch-like by shape, of `framesSampled` (absent in models of older runs). */
+  framesPitchLike?: number;
+  framesSampled: number;
+  /** One sentence saying why (`grass.pitch.reason` of the step-4 result). */
+  reason?: string;
+}
+
 /** Status of a run or of a video in it. */
 export type RunStatus = 'running' | 'completed' | 'failed' | 'cancelled';
 
@@ -197,6 +210,8 @@ export interface VideoProgress {
   stepsDone: number;
   totalSteps: number;
   counts: VideoCounts;
+  /** Step 4's pitch decision, once step 4 is done. */
+  pitch?: VideoPitch;
   /** Storage and cache counters summed over the steps done so far. */
   io?: StepIo;
   /** Where the video's steps go (worker-specific queues or the shared ones) and re-routes after worker loss. */
@@ -239,6 +254,8 @@ export interface VideoSummary {
   source: string;
   status: RunStatus;
   counts: VideoCounts;
+  /** Step 4's pitch decision; absent when the video stopped before step 4. */
+  pitch?: VideoPitch;
   io?: StepIo;
   routing?: VideoRouting;
   error?: string;

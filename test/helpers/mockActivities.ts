@@ -58,7 +58,12 @@ export function mockActivities(opts: { hold?: string; gate?: Promise<void> } = {
     importVideo: step('importVideo', () => ({ frameCount: 100 })),
     loadVideo: step('loadVideo', () => ({})),
     extractFramesForDetections: step('extractFramesForDetections', () => ({ frames: 20 })),
-    initializeGrassMask: step('initializeGrassMask', () => ({ grass: { pitchFound: true } })),
+    // A source whose name contains "no-pitch" gets step 4's "no pitch" result.
+    initializeGrassMask: step('initializeGrassMask', (input) =>
+      input.source.includes('no-pitch')
+        ? { grass: { pitchFound: false, pitch: { framesPitchLike: 0, reason: 'mock: no grass' } }, framesSampled: 16 }
+        : { grass: { pitchFound: true, pitch: { framesPitchLike: 12, reason: 'mock: grass' } }, framesSampled: 16 },
+    ),
     extractCrops: step('extractCrops', () => ({ crops: 40 })),
     augmentCrops: step('augmentCrops', () => ({})),
     createTrainingAndValidationSets: step('createTrainingAndValidationSets', () => ({ train: 30, val: 10 })),
