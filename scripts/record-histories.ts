@@ -14,7 +14,9 @@
  * - `rejected`: an unknown option, refused with `InvalidInput` before any step (started under the
  *   conventional workflow id without a run GUID, which the workflow reads from the id);
  * - `undecodable-signal`: while step 3 runs, a `cancel` signal whose payload has an unknown encoding and a
- *   `videoProgress` signal about no video of the run arrive; both are dropped and the run completes.
+ *   `videoProgress` signal about no video of the run arrive; both are dropped and the run completes;
+ * - `hung-step`: step 6 hangs without heartbeats on a live worker; after 8 heartbeat timeouts the worker
+ *   answers the ping on its own queue, so the step fails (not re-routed) and so does the run.
  *
  * and saves the history of the run and of every child workflow it started (`processVideo` per video) as
  * `test/fixtures/histories/{RECORDING}/{scenario}.{workflowType}[.{n}].json`, listed in `manifest.json`.
@@ -188,6 +190,28 @@ async function main(): Promise<void> {
           return fetchTree(client, 'undecodable-signal', handle.workflowId, 'COMPLETED');
         },
         m.gpu,
+      );
+      fixtures.push(...saved);
+    }
+
+    // (f) Step 6 hangs on a live worker without heartbeats (its liveness timer is off, as when the event loop is
+    // blocked): 8 heartbeat timeouts, the ping of the worker's own queue is answered, so the step fails (not
+    // re-routed) and the run fails with step, attempts and cause. About 3 minutes (retry backoff).
+    {
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const m = mockActivities();
+      const saved = await withWorkers(
+        { ...m.cpu, extractCrops: () => gate.then(() => Promise.reject(new Error('released after recording'))) },
+        async (q) => {
+          const options = { routing: { heartbeatTimeoutSeconds: 5, scheduleToStartSeconds: 3 } };
+          const handle = await start(client, q, { tenantId: TENANT, runGuid: runGuid('hung-step'), videos: [{ source: '/a.mp4' }], options });
+          const tree = await fetchTree(client, 'hung-step', handle.workflowId, 'FAILED');
+          release();
+          return tree;
+        },
+        m.gpu,
+        { liveness: { intervalMs: 3_600_000 } },
       );
       fixtures.push(...saved);
     }

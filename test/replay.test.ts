@@ -21,7 +21,7 @@ import { legacyVideoWorkflowId, videoWorkflowId } from '../src/workflows/ids';
 import { bundlePipelineWorkflows, createPipelineWorkers, WORKFLOWS_PATH } from '../src/workers/worker';
 import { CURRENT_RECORDING, loadHistory, readManifest, SCENARIOS, type History, type HistoryFixture } from './fixtures/histories/fixtures';
 import { PATCH_ID } from './fixtures/changed-workflow/extraStep';
-import { PATCH_RELEASE_OWN_QUEUES } from '../src/workflows/processVideo';
+import { PATCH_PROBE_WORKER, PATCH_RELEASE_OWN_QUEUES } from '../src/workflows/processVideo';
 import { mockActivities } from './helpers/mockActivities';
 import { testClient, workflowBundle } from './helpers/temporal';
 
@@ -62,8 +62,9 @@ beforeAll(async () => {
 
 describe('recorded workflow histories', () => {
   it('cover every scenario of each recording, with the run, its processVideo children and the cancel helper', () => {
-    // The legacy (`-` ids) recording is kept next to the current one, which covers every scenario.
-    expect(Object.keys(manifest.recordings).sort()).toEqual(['legacy-ids', CURRENT_RECORDING].sort());
+    // The older recordings (`-` ids; `:` ids before the worker ping) are kept next to the current one, which
+    // covers every scenario.
+    expect(Object.keys(manifest.recordings).sort()).toEqual(['legacy-ids', 'unambiguous-ids', CURRENT_RECORDING].sort());
     expect(manifest.recordings[CURRENT_RECORDING].scenarios).toEqual([...SCENARIOS]);
     for (const [recording, { scenarios }] of Object.entries(manifest.recordings)) {
       const mine = fixtures.filter((f) => f.recording === recording);
@@ -94,6 +95,20 @@ describe('recorded workflow histories', () => {
         expect(f.workflowId, f.file).toBe(f.recording === 'legacy-ids' ? legacyVideoWorkflowId(parent, videoGuid) : videoWorkflowId(parent, videoGuid));
       }
     }
+    // The hung step went through the new path: 8 heartbeat timeouts, the patch marker, the ping answered, and the
+    // video failed with step, attempts and cause.
+    const hung = fixtures.find((f) => f.file === `${CURRENT_RECORDING}/hung-step.processVideo.json`)!;
+    expect(hung.status).toBe('FAILED');
+    const hungEvents = loadHistory(hung).history.events!;
+    const patchIds = hungEvents.flatMap((e) => {
+      const data = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
+      return data ? [(JSON.parse(Buffer.from(data as Uint8Array).toString('utf8')) as { id: string }).id] : [];
+    });
+    expect(patchIds).toContain(PATCH_PROBE_WORKER);
+    expect(hungEvents.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'pingWorker')).toHaveLength(1);
+    expect(hungEvents.some((e) => e.activityTaskCompletedEventAttributes)).toBe(true);
+    const hungFailure = hungEvents.find((e) => e.workflowExecutionFailedEventAttributes)!.workflowExecutionFailedEventAttributes!.failure!;
+    expect(hungFailure.message).toMatch(/^step 6 extractCrops failed on attempt 8 of 8: Timeout: no heartbeat within the heartbeat timeout/);
     // The re-routed runs really went through a lost worker: their first step timed out on the ghost's queue.
     for (const f of fixtures.filter((x) => path.basename(x.file) === 'rerouted.processVideo.json')) {
       expect(loadHistory(f).history.events!.some((e) => e.activityTaskTimedOutEventAttributes), f.file).toBe(true);
