@@ -271,12 +271,12 @@ describe('https:// sources reach public addresses only, unless configured', () =
     const gcsPort = new URL(cfg.storageEmulatorHost!).port;
     const { cpu, gpu } = activities();
     await withWorkers(cpu, async (q) => {
-      await refused(q, `https://127.0.0.1:${temporalPort}/`, /host 127\.0\.0\.1 is refused: 127\.0\.0\.1 is a loopback address, not a public one/);
+      await refused(q, `https://127.0.0.1:${temporalPort}/`, /host 127\.0\.0\.1 is refused: it is 127\.0\.0\.1, a loopback address, not a public one/);
       await refused(q, `https://localhost:${gcsPort}/storage/v1/b/${cfg.bucket}/o`, /host localhost is refused: it resolves to .* loopback address/);
       await refused(q, `${main.url}/clip.mp4`, /loopback address/);
-      await refused(q, `https://[::1]:${main.port}/clip.mp4`, /host ::1 is refused: ::1 is a loopback address/);
-      await refused(q, `https://[::ffff:127.0.0.1]:${main.port}/clip.mp4`, /127\.0\.0\.1 is a loopback address/);
-      await refused(q, 'https://169.254.169.254/latest/meta-data/', /169\.254\.169\.254 is a linkLocal address/);
+      await refused(q, `https://[::1]:${main.port}/clip.mp4`, /host ::1 is refused: it is ::1, a loopback address/);
+      await refused(q, `https://[::ffff:127.0.0.1]:${main.port}/clip.mp4`, /it is 127\.0\.0\.1, a loopback address/);
+      await refused(q, 'https://169.254.169.254/latest/meta-data/', /it is 169\.254\.169\.254, a linkLocal address/);
       await refused(q, 'https://[fd00::1]/clip.mp4', /uniqueLocal/);
       await refused(q, 'https://10.0.0.1/clip.mp4', /private/);
       await refused(q, 'https://100.64.0.1/clip.mp4', /carrierGradeNat/);
@@ -292,11 +292,11 @@ describe('https:// sources reach public addresses only, unless configured', () =
   it('with 127.0.0.1 allowed: a redirect to another private address, to the metadata address or to http:// is refused, and never requested', async () => {
     const { cpu, gpu } = activities({ httpsAllowPrivate: ['127.0.0.1'], httpsExtraCa: [tls.cert] });
     await withWorkers(cpu, async (q) => {
-      await refused(q, `${main.url}/to-private`, /redirect 1 to https:\/\/127\.0\.0\.2:\d+\/clip\.mp4: host 127\.0\.0\.2 is refused: 127\.0\.0\.2 is a loopback address/);
+      await refused(q, `${main.url}/to-private`, /redirect 1 to https:\/\/127\.0\.0\.2:\d+\/clip\.mp4: host 127\.0\.0\.2 is refused: it is 127\.0\.0\.2, a loopback address/);
       await refused(q, `${main.url}/to-metadata`, /redirect 1 to https:\/\/169\.254\.169\.254\/latest\/meta-data\/: host 169\.254\.169\.254 is refused/);
       await refused(q, `${main.url}/to-http`, /was redirected to a URL that is not https:\/\//);
       await refused(q, `${main.url}/loop`, /was redirected more than 5 times/);
-      await refused(q, `https://127.0.0.2:${hidden.port}/clip.mp4`, /127\.0\.0\.2 is a loopback address/);
+      await refused(q, `https://127.0.0.2:${hidden.port}/clip.mp4`, /it is 127\.0\.0\.2, a loopback address/);
     }, gpu);
     expect(hidden.hits).toEqual([]);
   }, 300_000);

@@ -3,16 +3,19 @@
  * (src/net/address.ts), and the worker's authorisation rules (src/activities/sourceAccess.ts) on a real
  * temporary folder tree. No stack needed (SKIP_TEST_STACK=1 is fine).
  */
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { authoriseGcsSource, confineLocalSource, gcsFoldersFor } from '../src/activities/sourceAccess';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { authoriseGcsSource, confineLocalSource, fetchHttpsSource, gcsFoldersFor } from '../src/activities/sourceAccess';
 import { uploadFileName } from '../src/cli/uploads';
 import type { SourcePolicy } from '../src/config';
 import { ErrorType, PipelineError } from '../src/errors';
 import { addressRefusal, AddressRefusedError, checkHostAddresses, classifyAddress, guardedLookup, parseAllowance, type Resolver } from '../src/net/address';
-import { parseSource, type GcsSource } from '../src/sources';
+import { parseSource, type GcsSource, type HttpsSource } from '../src/sources';
 import { uploadObject } from '../src/storage/layout';
 
 /** The error `fn` throws (or undefined). */
@@ -169,8 +172,8 @@ describe('classifyAddress (ipaddr.js special ranges)', () => {
 describe('addressRefusal and HTTPS_SOURCE_ALLOW_PRIVATE', () => {
   const none = parseAllowance([]);
   it('refuses non-public addresses by default, naming the range', () => {
-    expect(addressRefusal('localhost', '127.0.0.1', none)).toMatch(/127\.0\.0\.1 is a loopback address, not a public one \(HTTPS_SOURCE_ALLOW_PRIVATE can allow it\)/);
-    expect(addressRefusal('x', '::ffff:169.254.169.254', none)).toMatch(/169\.254\.169\.254 is a linkLocal address/);
+    expect(addressRefusal('localhost', '127.0.0.1', none)).toMatch(/^127\.0\.0\.1, a loopback address, not a public one \(HTTPS_SOURCE_ALLOW_PRIVATE can allow it\)$/);
+    expect(addressRefusal('x', '::ffff:169.254.169.254', none)).toMatch(/169\.254\.169\.254, a linkLocal address/);
     expect(addressRefusal('x', '8.8.8.8', none)).toBeUndefined();
   });
   it('allows configured host names and ranges, nothing more', () => {
@@ -211,7 +214,7 @@ describe('guardedLookup: the connection uses only addresses checked when it is m
   it('fails when any answer is not public', async () => {
     const [err] = await callLookup(guardedLookup(parseAllowance([]), fakeResolver(['93.184.215.14', '10.0.0.5'])), true);
     expect(err).toBeInstanceOf(AddressRefusedError);
-    expect((err as Error).message).toMatch(/media\.example resolves to 10\.0\.0\.5 is a private address/);
+    expect((err as Error).message).toMatch(/media\.example resolves to 10\.0\.0\.5, a private address/);
   });
   it('DNS rebinding: a name that resolved to a public address at the check and to loopback at connection time is refused', async () => {
     const resolve = fakeResolver(['93.184.215.14'], ['127.0.0.1']);
@@ -219,7 +222,59 @@ describe('guardedLookup: the connection uses only addresses checked when it is m
     await expect(checkHostAddresses('media.example', allowance, resolve)).resolves.toHaveLength(1);
     const [err] = await callLookup(guardedLookup(allowance, resolve), false);
     expect(err).toBeInstanceOf(AddressRefusedError);
-    expect((err as AddressRefusedError).reason).toMatch(/127\.0\.0\.1 is a loopback address/);
+    expect((err as AddressRefusedError).reason).toMatch(/127\.0\.0\.1, a loopback address/);
+  });
+});
+
+describe('fetchHttpsSource over a real TLS connection (loopback server, fake DNS answers)', () => {
+  const tmp = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'sources-https-')));
+  const hits: string[] = [];
+  let server: https.Server;
+  let port = 0;
+  let cert = '';
+  beforeAll(async () => {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=media.example', '-addext', 'subjectAltName=DNS:media.example', '-keyout', path.join(tmp, 'key.pem'), '-out', path.join(tmp, 'cert.pem')], { stdio: 'ignore' });
+    cert = readFileSync(path.join(tmp, 'cert.pem'), 'utf8');
+    server = https.createServer({ key: readFileSync(path.join(tmp, 'key.pem')), cert }, (req, res) => {
+      hits.push(req.url ?? '');
+      res.writeHead(200).end('video bytes');
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    await new Promise((ok) => server.close(ok));
+    rmSync(tmp, { recursive: true, force: true });
+  });
+  /** A resolver answering `answers[i]` on its i-th call (the last one after that); counts calls. */
+  function resolver(...answers: string[][]): Resolver & { calls: number } {
+    const r = ((_h: string, _o: unknown, cb: (err: NodeJS.ErrnoException | null, a: { address: string; family: number }[]) => void) => {
+      const list = answers[Math.min(r.calls++, answers.length - 1)];
+      setImmediate(() => cb(null, list.map((address) => ({ address, family: 4 }))));
+    }) as Resolver & { calls: number };
+    r.calls = 0;
+    return r;
+  }
+  const policy = (allow: string[]): SourcePolicy => ({ roots: [], dataDir: tmp, maxBytes: 1e6, maxFramePixels: 1e7, bucket: 'b', gcsPrefixes: [], httpsAllowPrivate: allow, httpsExtraCa: [cert] });
+
+  it('an allowed name is connected to through the guarded lookup (checked before and at connection time)', async () => {
+    const source = `https://media.example:${port}/v.mp4`;
+    const resolve = resolver(['127.0.0.1']);
+    await fetchHttpsSource(parseSource(source) as HttpsSource, source, path.join(tmp, 'ok'), policy(['media.example']), { resolve });
+    expect(readFileSync(path.join(tmp, 'ok'), 'utf8')).toBe('video bytes');
+    expect(resolve.calls).toBe(2);
+    expect(hits).toEqual(['/v.mp4']);
+  });
+  it('DNS rebinding: public when checked, loopback when connecting: refused as InvalidInput, nothing requested', async () => {
+    hits.length = 0;
+    const source = `https://media.example:${port}/v.mp4`;
+    const resolve = resolver(['93.184.215.14'], ['127.0.0.1']);
+    const err = await fetchHttpsSource(parseSource(source) as HttpsSource, source, path.join(tmp, 'no'), policy([]), { resolve }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PipelineError);
+    expect((err as PipelineError).type).toBe(ErrorType.InvalidInput);
+    expect((err as PipelineError).message).toMatch(new RegExp(`^${source.replace(/[.]/g, '\\.')}: host media\\.example is refused: it resolves to 127\\.0\\.0\\.1, a loopback address`));
+    expect(resolve.calls).toBe(2);
+    expect(hits).toEqual([]);
   });
 });
 

@@ -158,7 +158,7 @@ function refusedIn(err: unknown): AddressRefusedError | undefined {
 async function checkHop(hop: HttpsSource, source: string, allowance: AddressAllowance, resolve: Resolver | undefined, via: string): Promise<void> {
   if (hop.hostKind !== 'name') {
     const reason = addressRefusal(hop.host, hop.host, allowance);
-    if (reason) throw invalidInput(source, `${via}host ${hop.host} is refused: ${reason}`);
+    if (reason) throw invalidInput(source, `${via}host ${hop.host} is refused: it is ${reason}`);
     return;
   }
   try {

@@ -86,7 +86,8 @@ function inAllowedRange(address: string, allowance: AddressAllowance): boolean {
 }
 
 /**
- * Why connecting to `address` for URL host `host` is refused, or undefined when it is allowed: allowed are
+ * Why connecting to `address` for URL host `host` is refused (`"127.0.0.1, a loopback address, not a public
+ * one (...)"`), or undefined when it is allowed: allowed are
  * public unicast addresses, any address of a host named in `allowance.hosts`, and addresses in
  * `allowance.ranges`.
  * @param host the URL's host in lowercase (a name or an address without brackets).
@@ -100,7 +101,7 @@ export function addressRefusal(host: string, address: string, allowance: Address
     return `${JSON.stringify(address)} is not an IP address`;
   }
   if (c.public || allowance.hosts.has(host) || inAllowedRange(address, allowance)) return undefined;
-  return `${c.address} is a ${c.range} address, not a public one (HTTPS_SOURCE_ALLOW_PRIVATE can allow it)`;
+  return `${c.address}, ${/^[aeiou]/i.test(c.range) ? 'an' : 'a'} ${c.range} address, not a public one (HTTPS_SOURCE_ALLOW_PRIVATE can allow it)`;
 }
 
 /** Raised by {@link guardedLookup} (and recognised in fetch failures) when DNS answers a refused address. */
