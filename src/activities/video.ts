@@ -13,7 +13,6 @@ import type { FramesResult, ImportResult, LoadResult, StepInput } from '../workf
 import { activityAttempt, cancellationSignal, heartbeat, heartbeatProgress, runStep, type ActivityDeps, type RunFiles } from './context';
 import { authoriseGcsSource, fetchHttpsSource, overLimit, resolveLocalSource } from './sourceAccess';
 
-
 /** Frame uploads in flight at once in step 3 (latency of a remote bucket is hidden by parallel requests). */
 const FRAME_UPLOAD_CONCURRENCY = 16;
 
