@@ -69,12 +69,15 @@ async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   await startStack(STACK);
   const proxy = await startFaultyProxy(`http://127.0.0.1:${STACK.gcsPort}`);
+  const configured = loadConfig();
   const base: Config = {
-    ...loadConfig(),
+    ...configured,
     temporalAddress: `127.0.0.1:${STACK.temporalPort}`,
     bucket: STACK.bucket,
     storageEmulatorHost: proxy.url,
     dataDir: tmp,
+    // The video's folder is a source root, so the workers read it in place as before (no upload by the CLI).
+    sourceRoots: [...configured.sourceRoots, path.dirname(path.resolve(video))],
   };
   const workflowBundle = await bundlePipelineWorkflows();
   const clientConn = await Connection.connect({ address: base.temporalAddress });

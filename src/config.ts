@@ -9,6 +9,8 @@ import { cpus } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { parseAllowance } from './net/address';
+import { isBucketName, objectNameProblem } from './sources';
 
 /** Absolute path of the repository root (the folder holding package.json). */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -33,6 +35,15 @@ export const DEFAULT_MAX_FRAME_PIXELS = 4096 * 2304;
  * a hung attempt long before the steps' 2-hour start-to-close timeout.
  */
 export const DEFAULT_ACTIVITY_STALL_SECONDS = 300;
+
+/**
+ * Debian's `opencv-doc` example folder: the demo input `vtest.avi` of `npm run pipeline` lives here, so it is
+ * one of the default `SOURCE_ROOTS`.
+ */
+export const OPENCV_EXAMPLES_DIR = '/usr/share/doc/opencv-doc/examples/data';
+
+/** Placeholder for the tenant id in `GCS_SOURCE_PREFIXES` entries. */
+export const TENANT_PLACEHOLDER = '{tenantId}';
 
 const intFromEnv = (def: number) => z.coerce.number().int().positive().default(def);
 
@@ -61,7 +72,13 @@ const schema = z.object({
   MAX_CONCURRENT_ACTIVITIES: intFromEnv(4),
   WORKER_SHUTDOWN_GRACE_MS: intFromEnv(30_000),
   ACTIVITY_STALL_SECONDS: intFromEnv(DEFAULT_ACTIVITY_STALL_SECONDS),
-  SOURCE_ROOTS: z.string().default(''),
+  /**
+   * Unset or empty: {@link defaultSourceRoots} (empty means default, as for every variable the local stack
+   * records for its worker: src/stack/index.ts). Otherwise exactly these folders.
+   */
+  SOURCE_ROOTS: z.string().optional(),
+  GCS_SOURCE_PREFIXES: z.string().default(''),
+  HTTPS_SOURCE_ALLOW_PRIVATE: z.string().default(''),
   MAX_SOURCE_BYTES: intFromEnv(DEFAULT_MAX_SOURCE_BYTES),
   MAX_FRAME_PIXELS: intFromEnv(DEFAULT_MAX_FRAME_PIXELS),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -113,11 +130,23 @@ export interface Config {
    */
   activityStallMs: number;
   /**
-   * `SOURCE_ROOTS`: absolute directories that local video sources must lie in after `realpath` (so `..`
-   * and symlinks cannot leave them). Empty (the default) means no confinement, which suits the local
-   * stack; production workers shared by tenants should set it. See {@link SourcePolicy}.
+   * `SOURCE_ROOTS`: absolute directories that local video sources must lie in, as written and after
+   * `realpath` (so `..` and symlinks cannot leave them). Default (unset or empty) {@link defaultSourceRoots}.
+   * `/` opts out of confinement (unsafe on workers shared by tenants). Whatever it says,
+   * nothing under `dataDir` except `{dataDir}/sources` is readable. See {@link SourcePolicy}.
    */
   sourceRoots: string[];
+  /**
+   * `GCS_SOURCE_PREFIXES`: further `gs://bucket/prefix/` folders (normalised, ending in `/`) that tenants may
+   * import from, beyond their own `gs://{bucket}/{tenantId}/`; a `{tenantId}` segment stands for the tenant.
+   * Default none. See {@link parseGcsSourcePrefixes}.
+   */
+  gcsSourcePrefixes: string[];
+  /**
+   * `HTTPS_SOURCE_ALLOW_PRIVATE`: host names, IP addresses and CIDR ranges that `https://` sources may reach
+   * although they are not public (loopback, private, link-local ...). Default none.
+   */
+  httpsSourceAllowPrivate: string[];
   /** `MAX_SOURCE_BYTES`: largest accepted video source, bytes (default {@link DEFAULT_MAX_SOURCE_BYTES}). */
   maxSourceBytes: number;
   /** `MAX_FRAME_PIXELS`: largest accepted frame, width × height in pixels (default {@link DEFAULT_MAX_FRAME_PIXELS}). */
@@ -127,23 +156,64 @@ export interface Config {
 
 /**
  * What workers accept as a video source (issue "strict on bad input, closed between tenants"); enforced by
- * `importVideo` (src/activities/video.ts) before a source is read.
+ * `importVideo` (src/activities/video.ts, through src/activities/sourceAccess.ts) before a source is read.
  */
 export interface SourcePolicy {
   /**
-   * Absolute, normalised directories that a local source must lie in after symlinks and `..` are resolved
-   * (`realpath`); empty = local sources are not confined.
+   * Absolute, normalised directories that a local source must lie in, as written and after symlinks and
+   * `..` are resolved (`realpath`); empty = no local sources.
    */
   roots: string[];
+  /**
+   * The data folder of the stack and the worker (`DATAPREP_DATA_DIR`: GCS emulator files, Temporal database,
+   * logs, caches). Nothing in it is readable as a source, whatever `roots` says, except `{dataDir}/sources`.
+   */
+  dataDir: string;
   /** Largest accepted source file, bytes. */
   maxBytes: number;
   /** Largest accepted frame, width × height in pixels (checked from ffprobe's stream info, before decoding). */
   maxFramePixels: number;
+  /**
+   * The pipeline's own bucket (`GCS_BUCKET`). Its top-level folders are tenants: a tenant may import from
+   * `gs://{bucket}/{tenantId}/...` and from no other tenant's folder.
+   */
+  bucket: string;
+  /** Further `gs://` folders tenants may import from (`GCS_SOURCE_PREFIXES`, normalised, `{tenantId}` kept). */
+  gcsPrefixes: string[];
+  /** Non-public hosts, addresses and CIDR ranges `https://` sources may reach (`HTTPS_SOURCE_ALLOW_PRIVATE`). */
+  httpsAllowPrivate: string[];
+  /**
+   * PEM certificates trusted for `https://` sources in addition to Node's root store (embedding and tests;
+   * worker processes take extra CAs from Node's `NODE_EXTRA_CA_CERTS`). Default none.
+   */
+  httpsExtraCa?: string[];
 }
 
-/** The {@link SourcePolicy} of a configuration (`SOURCE_ROOTS`, `MAX_SOURCE_BYTES`, `MAX_FRAME_PIXELS`). */
-export function sourcePolicyOf(cfg: Pick<Config, 'sourceRoots' | 'maxSourceBytes' | 'maxFramePixels'>): SourcePolicy {
-  return { roots: cfg.sourceRoots, maxBytes: cfg.maxSourceBytes, maxFramePixels: cfg.maxFramePixels };
+/**
+ * The {@link SourcePolicy} of a configuration (`SOURCE_ROOTS`, `DATAPREP_DATA_DIR`, `MAX_SOURCE_BYTES`,
+ * `MAX_FRAME_PIXELS`, `GCS_BUCKET`, `GCS_SOURCE_PREFIXES`, `HTTPS_SOURCE_ALLOW_PRIVATE`).
+ */
+export function sourcePolicyOf(
+  cfg: Pick<Config, 'sourceRoots' | 'dataDir' | 'maxSourceBytes' | 'maxFramePixels' | 'bucket' | 'gcsSourcePrefixes' | 'httpsSourceAllowPrivate'>,
+): SourcePolicy {
+  return {
+    roots: cfg.sourceRoots,
+    dataDir: path.resolve(cfg.dataDir),
+    maxBytes: cfg.maxSourceBytes,
+    maxFramePixels: cfg.maxFramePixels,
+    bucket: cfg.bucket,
+    gcsPrefixes: cfg.gcsSourcePrefixes,
+    httpsAllowPrivate: cfg.httpsSourceAllowPrivate,
+  };
+}
+
+/**
+ * Default `SOURCE_ROOTS`: `{dataDir}/sources` (a drop folder on the worker) and {@link OPENCV_EXAMPLES_DIR}
+ * (the demo input). Other local files reach the pipeline through the CLI, which uploads them to the tenant's
+ * own folder in the bucket (src/cli/uploads.ts).
+ */
+export function defaultSourceRoots(dataDir: string): string[] {
+  return [path.join(path.resolve(dataDir), 'sources'), OPENCV_EXAMPLES_DIR];
 }
 
 /**
@@ -157,9 +227,53 @@ export function parseSourceRoots(value: string): string[] {
   return roots.map((r) => path.resolve(r));
 }
 
+/**
+ * Parses `GCS_SOURCE_PREFIXES`: comma-separated `gs://bucket/` (whole bucket) or `gs://bucket/folder/...`
+ * entries, normalised to end in `/` so an entry never matches a sibling folder that merely starts alike.
+ * `{tenantId}` may stand for one whole folder segment (`gs://media/{tenantId}/in/`).
+ * @param bucket the pipeline bucket (`GCS_BUCKET`): an entry in it must begin with `{tenantId}/`, since its
+ *   top-level folders are tenants.
+ * @throws Error naming the entry: not `gs://bucket/...`, a bad bucket or folder name (the rules of
+ *   src/sources.ts), `{tenantId}` inside a segment, or an entry that would open the pipeline bucket beyond the
+ *   tenant's own folder.
+ */
+export function parseGcsSourcePrefixes(value: string, bucket: string): string[] {
+  const out: string[] = [];
+  for (const raw of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const fail = (why: string) => new Error(`configuration: GCS_SOURCE_PREFIXES: ${JSON.stringify(raw)}: ${why}`);
+    const m = /^gs:\/\/([^/]+)(?:\/(.*))?$/.exec(raw);
+    if (!m) throw fail('must look like gs://bucket/ or gs://bucket/folder/');
+    const [, b, rest = ''] = m;
+    if (!isBucketName(b)) throw fail(`${JSON.stringify(b)} is not a bucket name`);
+    const prefix = rest === '' || rest.endsWith('/') ? rest : `${rest}/`;
+    if (prefix !== '') {
+      const segments = prefix.slice(0, -1).split('/');
+      if (segments.some((seg) => seg.includes(TENANT_PLACEHOLDER) && seg !== TENANT_PLACEHOLDER)) throw fail(`${TENANT_PLACEHOLDER} must be a whole folder name`);
+      const problem = objectNameProblem(prefix.split(TENANT_PLACEHOLDER).join('t'), true);
+      if (problem) throw fail(problem.replace('the object name', 'the folder'));
+    }
+    if (b === bucket && !prefix.startsWith(`${TENANT_PLACEHOLDER}/`)) {
+      throw fail(`in the pipeline bucket ${bucket} tenants may only read their own folder: begin the entry with gs://${bucket}/${TENANT_PLACEHOLDER}/`);
+    }
+    out.push(`gs://${b}/${prefix}`);
+  }
+  return out;
+}
+
 /** Name of the GPU task queue that belongs to CPU queue `taskQueue` (SPEC section 2). */
 export function gpuTaskQueueFor(taskQueue: string): string {
   return `${taskQueue}-gpu`;
+}
+
+/** Splits `HTTPS_SOURCE_ALLOW_PRIVATE` at commas and checks each entry. @throws Error naming a bad entry. */
+function checkedAllowance(value: string): string[] {
+  const entries = value.split(',').map((s) => s.trim()).filter(Boolean);
+  try {
+    parseAllowance(entries);
+  } catch (err) {
+    throw new Error(`configuration: ${(err as Error).message}`);
+  }
+  return entries;
 }
 
 /**
@@ -198,7 +312,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxConcurrentActivities: e.MAX_CONCURRENT_ACTIVITIES,
     workerShutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS,
     activityStallMs: e.ACTIVITY_STALL_SECONDS * 1000,
-    sourceRoots: parseSourceRoots(e.SOURCE_ROOTS),
+    sourceRoots: (e.SOURCE_ROOTS ?? '').trim() === '' ? defaultSourceRoots(e.DATAPREP_DATA_DIR) : parseSourceRoots(e.SOURCE_ROOTS!),
+    gcsSourcePrefixes: parseGcsSourcePrefixes(e.GCS_SOURCE_PREFIXES, e.GCS_BUCKET),
+    httpsSourceAllowPrivate: checkedAllowance(e.HTTPS_SOURCE_ALLOW_PRIVATE),
     maxSourceBytes: e.MAX_SOURCE_BYTES,
     maxFramePixels: e.MAX_FRAME_PIXELS,
     logLevel: e.LOG_LEVEL,

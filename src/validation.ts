@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { invalidInput } from './errors';
+import { parseSource } from './sources';
 
 /** Tenant ids: 1-63 chars of letters, digits, `_` and `-`, starting with a letter or digit. No `.` or `/`. */
 export const TENANT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
@@ -14,6 +15,7 @@ export const TENANT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 export const GUID_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;
 /** Source schemes the importer accepts (SPEC section 3). A source without a scheme is a local path. */
 export const SOURCE_SCHEMES = ['gs:', 'https:'] as const;
+export { MAX_SOURCE_LENGTH } from './sources';
 
 /**
  * Checks a tenant id. @throws PipelineError(InvalidInput) naming the value and the rule it breaks.
@@ -35,9 +37,6 @@ export function assertGuid(guid: unknown, what: string): string {
   }
   return guid;
 }
-
-/** Longest accepted source string, characters (Linux `PATH_MAX` is 4096 bytes; URLs get the same bound). */
-export const MAX_SOURCE_LENGTH = 4096;
 
 /**
  * Largest accepted workflow input, bytes of its JSON (UTF-8). Temporal rejects any payload over 2 MB
@@ -149,37 +148,21 @@ export function sanitizeCancelRequest(raw: unknown): { request: SanitizedCancelR
 }
 
 /**
- * Checks a video source's syntax and scheme: `gs://bucket/object`, `https://host/...`, or a local path.
+ * Checks a video source's syntax and scheme by parsing it with {@link parseSource} (src/sources.ts), the
+ * same parser the importer uses: `gs://bucket/object`, `https://host/...`, or a local path.
  *
- * Any leading `name:` (with or without `//`) is read as a URL scheme, so `file:///x`, `http://x`, `ftp:x` and
- * `C:\x` are all rejected; a local file whose first path segment contains `:` is given as `./name:...`.
- * Whether a local path is confined to `SOURCE_ROOTS`, exists, and is not too large is checked by the worker
- * that reads it (`importVideo`, src/activities/video.ts): this function is deterministic and does no I/O,
- * because the workflow calls it too.
+ * Whether the tenant may read the source (its bucket and prefix, the local folder, the address of an https
+ * host), whether it exists and whether it is too large are checked by the worker that reads it
+ * (`importVideo`, src/activities/video.ts): this function is deterministic and does no I/O, because the
+ * workflow calls it too.
  *
  * @param source the `source` field of a video as given by the caller.
  * @returns `source` unchanged.
- * @throws PipelineError(InvalidInput) naming the source and the reason: not a non-empty string, longer than
- *   {@link MAX_SOURCE_LENGTH}, containing control characters (NUL, newline ...), an unsupported scheme,
- *   a malformed `gs://` URL, or an `https://` URL without a host or with a user name/password.
+ * @throws PipelineError(InvalidInput) naming the source and the reason (see {@link parseSource}).
  */
 export function assertSource(source: unknown): string {
-  if (typeof source !== 'string' || source.trim() === '') throw invalidInput(`source ${JSON.stringify(source)}`, 'must be a non-empty string');
-  if (source.length > MAX_SOURCE_LENGTH) throw invalidInput(`source ${JSON.stringify(source.slice(0, 80))}...`, `longer than ${MAX_SOURCE_LENGTH} characters`);
-  if (/[\u0000-\u001f\u007f]/.test(source)) throw invalidInput(`source ${JSON.stringify(source)}`, 'contains control characters (NUL, newline, ...)');
-  const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(source)?.[1]?.toLowerCase();
-  if (scheme === undefined) return source; // local path
-  if (scheme === 'gs') {
-    if (!/^gs:\/\/[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]\/.*[^/]$/.test(source)) throw invalidInput(`source ${source}`, 'gs:// sources must look like gs://bucket/object');
-    return source;
-  }
-  if (scheme === 'https') {
-    const authority = /^https:\/\/([^/?#]*)/i.exec(source)?.[1];
-    if (!authority) throw invalidInput(`source ${source}`, 'https:// sources must look like https://host/path');
-    if (authority.includes('@')) throw invalidInput(`source ${source.replace(/\/\/[^/?#]*@/, '//***@')}`, 'https:// sources must not carry a user name or password (they would be recorded with the run)');
-    return source;
-  }
-  throw invalidInput(`source ${source}`, `unsupported scheme "${scheme}:" (allowed: gs://, https://, or a local path)`);
+  parseSource(source);
+  return source as string;
 }
 
 /**

@@ -103,9 +103,11 @@ afterAll(async () => {
   await fsp.rm(tmp, { recursive: true, force: true });
 });
 
-/** Step input for `source` in a fresh run of a fresh tenant. */
-function stepInput(source: string) {
-  const tenantId = `bad${Math.random().toString(36).slice(2, 8)}`;
+/** A fresh tenant id. */
+const newTenant = () => `bad${Math.random().toString(36).slice(2, 8)}`;
+
+/** Step input for `source` in a fresh run of `tenantId` (default: a fresh tenant). */
+function stepInput(source: string, tenantId = newTenant()) {
   const options = validateInput({ tenantId, videos: [{ source: '/x' }], options: { frameStride: 1 } }).options;
   return { tenantId, runGuid: 'r1', videoGuid: 'v1', workflowId: 'none', source, options };
 }
@@ -131,13 +133,13 @@ async function importAndExtract(source: string, policy: Partial<SourcePolicy> = 
 }
 
 /**
- * Runs importVideo on `source` and checks it fails non-retryably with `type`, a message naming `named`
- * (default `source`)
+ * Runs importVideo on `source` for `tenantId` (default: a fresh tenant) and checks it fails non-retryably
+ * with `type`, a message naming `named` (default `source`)
  * and matching `reason`, a failed importVideo status in `.pipeline_info.json`, and no video, metadata or
  * manifest objects.
  */
-async function expectImportFailure(source: string, type: 'InvalidInput' | 'BadMedia', reason: RegExp, policy: Partial<SourcePolicy> = {}, named = source) {
-  const input = stepInput(source);
+async function expectImportFailure(source: string, type: 'InvalidInput' | 'BadMedia', reason: RegExp, policy: Partial<SourcePolicy> = {}, named = source, tenantId = newTenant()) {
+  const input = stepInput(source, tenantId);
   const err = await activities(policy).importVideo(input).then(
     () => undefined,
     (e: unknown) => e,
@@ -194,13 +196,15 @@ describe('importVideo enforces the source policy with InvalidInput', () => {
     ['gs://bucket', /gs:\/\/bucket\/object/],
   ])('an unsupported or malformed source %s', (source, reason) => fails(source, 'InvalidInput', reason, {}, `source ${source}`)());
   it('gs:// objects: a non-video names the gs:// URL (not the download), one over MAX_SOURCE_BYTES is refused', async () => {
-    const prefix = `sources/badinput-${Math.random().toString(36).slice(2, 8)}/`;
+    // In the tenant's own folder, the one gs:// folder the default source policy opens to it.
+    const tenantId = newTenant();
+    const prefix = `${tenantId}/sources/`;
     await store.put(`${prefix}notes.mp4`, 'this is not a video\n');
     await store.putFile(`${prefix}small.mp4`, F.small);
     const url = (name: string) => `gs://${cfg.bucket}/${prefix}${name}`;
-    await expectImportFailure(url('notes.mp4'), 'BadMedia', /not a readable media file \(Invalid data found/);
+    await expectImportFailure(url('notes.mp4'), 'BadMedia', /not a readable media file \(Invalid data found/, {}, url('notes.mp4'), tenantId);
     const size = (await fsp.stat(F.small)).size;
-    await expectImportFailure(url('small.mp4'), 'InvalidInput', new RegExp(`is ${size} bytes, over the limit of 1000 bytes`), { maxBytes: 1000 });
+    await expectImportFailure(url('small.mp4'), 'InvalidInput', new RegExp(`is ${size} bytes, over the limit of 1000 bytes`), { maxBytes: 1000 }, url('small.mp4'), tenantId);
     await store.deletePrefix(prefix);
   });
   it('an https:// URL carrying a password (not echoed back)', async () => {

@@ -33,7 +33,9 @@ import { spawnWorkerProcess, testClient, withWorkers } from './helpers/temporal'
 const DATA = '/usr/share/doc/opencv-doc/examples/data';
 const tmp = mkdtempSync(path.join(tmpdir(), 'dataprep-cache-'));
 const clip = path.join(tmp, 'vtest_6s.avi');
-const cfg = loadConfig();
+const configured = loadConfig();
+/** The test stack, with this test's folder as a source root (as a deployment lists its video folders). */
+const cfg: Config = { ...configured, sourceRoots: [...configured.sourceRoots, tmp] };
 const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost });
 const runGuid = `cache-${Math.random().toString(36).slice(2, 8)}`;
 /** Every frame of the clip (60), so the decoded frames (~80 MB) dwarf the small cache bound below. */
@@ -157,7 +159,7 @@ describe('run cache and worker-specific task queues (real activities)', () => {
     const taskQueue = `kill-${Math.random().toString(36).slice(2, 8)}`;
     const workerDir = path.join(tmp, 'killed');
     // The worker to kill: a separate process (`npm run worker`'s entry point) on this test's queue.
-    const { child, exited } = await spawnWorkerProcess({ TASK_QUEUE: taskQueue, DATAPREP_DATA_DIR: workerDir });
+    const { child, exited } = await spawnWorkerProcess({ TASK_QUEUE: taskQueue, DATAPREP_DATA_DIR: workerDir, SOURCE_ROOTS: tmp });
     try {
       // Short timeouts so the test notices the dead worker quickly (defaults: 30 s heartbeat, 60 s start).
       const options = { ...OPTIONS, routing: { heartbeatTimeoutSeconds: 5, scheduleToStartSeconds: 3 } };

@@ -14,7 +14,7 @@ import { CancelledFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../src/activities';
 import { prepareInput, startRun } from '../src/cli/client';
-import { loadConfig } from '../src/config';
+import { loadConfig, type Config } from '../src/config';
 import { createObjectStore } from '../src/storage/gcs';
 import { RunLayout } from '../src/storage/layout';
 import { createDeps, splitActivities } from '../src/workers/worker';
@@ -32,7 +32,9 @@ const tmp = mkdtempSync(path.join(tmpdir(), 'dataprep-cancel-'));
 const clip = path.join(tmp, 'vtest_x2.mp4');
 /** vtest.avi played four times (318 s) as MPEG-4 Part 2 in AVI: the import must transcode it (ffmpeg reports progress). */
 const aviClip = path.join(tmp, 'vtest_x4.avi');
-const cfg = loadConfig();
+const configured = loadConfig();
+/** The test stack, with this test's folder as a source root (as a deployment lists its video folders). */
+const cfg: Config = { ...configured, sourceRoots: [...configured.sourceRoots, tmp] };
 const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost });
 let client: Client;
 

@@ -102,7 +102,7 @@ async function waitForStep(run: { workflowId: string }, source: string, activity
 
 /** A worker process on `taskQueue` of this stack, its data under `name`. */
 function spawnWorker(taskQueue: string, name: string) {
-  return spawnWorkerProcess({ TASK_QUEUE: taskQueue, TEMPORAL_ADDRESS: ADDRESS, STORAGE_EMULATOR_HOST: EMULATOR, GCS_BUCKET: STACK.bucket, DATAPREP_DATA_DIR: path.join(tmp, name) });
+  return spawnWorkerProcess({ TASK_QUEUE: taskQueue, TEMPORAL_ADDRESS: ADDRESS, STORAGE_EMULATOR_HOST: EMULATOR, GCS_BUCKET: STACK.bucket, DATAPREP_DATA_DIR: path.join(tmp, name), SOURCE_ROOTS: tmp });
 }
 
 /** Awaits a run's result, riding out a Temporal server restart (the client reconnects). */
@@ -126,7 +126,9 @@ beforeAll(async () => {
   execFileSync('ffmpeg', ['-v', 'error', '-y', '-ss', '40', '-i', path.join(DATA, 'vtest.avi'), '-t', '3', '-c:v', 'mpeg4', '-q:v', '3', clipB]);
   await startStack(STACK);
   proxy = await startFaultyProxy(EMULATOR);
-  cfg = { ...loadConfig(), temporalAddress: ADDRESS, bucket: STACK.bucket, storageEmulatorHost: proxy.url };
+  const base = loadConfig();
+  // This test's folder is a source root, as a deployment lists its video folders.
+  cfg = { ...base, temporalAddress: ADDRESS, bucket: STACK.bucket, storageEmulatorHost: proxy.url, sourceRoots: [...base.sourceRoots, tmp] };
   client = new Client({ connection: await Connection.connect({ address: ADDRESS }) });
   // The undisturbed reference.
   const summary = await withRealWorkers('ref', async (q) => resultOf(await start(q, 'reference', REF, [clipA])));

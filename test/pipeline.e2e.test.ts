@@ -11,12 +11,13 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, GPU_ACTIVITY_NAMES } from '../src/activities';
-import { startRun } from '../src/cli/client';
-import { loadConfig } from '../src/config';
+import { prepareInput, startRun } from '../src/cli/client';
+import { loadConfig, type Config } from '../src/config';
 import { createObjectStore } from '../src/storage/gcs';
 import { RunLayout } from '../src/storage/layout';
 import { validateInput } from '../src/validation';
-import { createDeps } from '../src/workers/worker';
+import { md5Base64, sha256 } from '../src/util/hash';
+import { createDeps, splitActivities } from '../src/workers/worker';
 import { STEP_NAMES, type RunSummary } from '../src/workflows/types';
 import { testClient, withWorkers } from './helpers/temporal';
 
@@ -26,7 +27,10 @@ const tmp = mkdtempSync(path.join(tmpdir(), 'dataprep-e2e-'));
 const shortClip = path.join(tmp, 'vtest_6s.avi');
 
 let client: Client;
-const cfg = loadConfig();
+const configured = loadConfig();
+const media = process.env.TEST_MEDIA_DIR;
+/** The test stack, with this test's folder (and the media folder) as source roots, as a deployment lists its video folders. */
+const cfg: Config = { ...configured, sourceRoots: [...configured.sourceRoots, tmp, ...(media ? [path.resolve(media)] : [])] };
 const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost });
 
 function realActivities() {
@@ -222,7 +226,8 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
   it('imports a gs:// source through the object store (activity run directly, no Temporal)', async () => {
     const { cpu, deps } = realActivities();
     const tenantId = uniq();
-    const object = `sources/${tenantId}/vtest_6s.avi`;
+    // The tenant's own folder: the default policy lets a tenant import from gs://{bucket}/{tenantId}/ only.
+    const object = `${tenantId}/sources/vtest_6s.avi`;
     await store.putFile(object, shortClip);
     const source = `gs://${cfg.bucket}/${object}`;
     const options = validateInput({ tenantId, videos: [{ source }] }).options;
@@ -233,11 +238,44 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     expect(result.mode).toBe('transcode');
     const meta = (await store.getJson<Record<string, any>>(new RunLayout(tenantId, 'gs-import').video('v1').metadata))!;
     expect(meta.source).toBe(source);
-    const missing = await importVideo({ tenantId, runGuid: 'gs-import', videoGuid: 'v2', workflowId: 'none', source: `gs://${cfg.bucket}/sources/none.avi`, options }).catch((e: unknown) => e);
+    const missing = await importVideo({ tenantId, runGuid: 'gs-import', videoGuid: 'v2', workflowId: 'none', source: `gs://${cfg.bucket}/${tenantId}/sources/none.avi`, options }).catch((e: unknown) => e);
     expect((missing as ApplicationFailure).type).toBe('BadMedia');
     expect((missing as ApplicationFailure).message).toMatch(/none\.avi: object not found/);
-    await store.deletePrefix(`sources/${tenantId}/`);
+    await store.deletePrefix(`${tenantId}/`);
   }, 120_000);
+
+  it('the CLI uploads a local file outside SOURCE_ROOTS to the tenant inbox, the run imports it, GUIDs stay those of the local path', async () => {
+    // The default configuration: this test's folder is not a source root, so the workers may not read the clip.
+    const defaults = loadConfig();
+    const deps = createDeps({ ...defaults, dataDir: path.join(tmp, 'worker-upload') });
+    const { cpu, gpu } = splitActivities(createActivities(deps) as Record<string, unknown>);
+    const tenantId = uniq();
+    const input = { tenantId, videos: [{ source: shortClip }], options: { frameStride: 20, maxFrames: 3 } };
+    const expected = prepareInput(input);
+    const { first, again, summary } = await withWorkers(
+      cpu,
+      async (taskQueue) => {
+        const first = await startRun(client, { ...defaults, taskQueue }, input);
+        const summary: RunSummary = await first.handle.result();
+        const again = await startRun(client, { ...defaults, taskQueue }, input);
+        return { first, again, summary };
+      },
+      gpu,
+    );
+    await deps.release();
+    const bytes = readFileSync(shortClip);
+    const object = `${tenantId}/user/uploads/${sha256(bytes).slice(0, 16)}/vtest_6s.avi`;
+    const uploaded = `gs://${defaults.bucket}/${object}`;
+    expect(first.staged).toEqual([{ given: shortClip, source: uploaded, action: 'uploaded' }]);
+    expect(again.staged).toEqual([{ given: shortClip, source: uploaded, action: 'stored' }]);
+    expect([first.runGuid, first.started, again.workflowId, again.started]).toEqual([expected.runGuid, true, first.workflowId, false]);
+    expect(summary.status).toBe('completed');
+    expect(summary.videos[0]).toMatchObject({ videoGuid: expected.videos[0].videoGuid, source: uploaded, counts: { frames: 3 } });
+    expect((await store.list(object)).map((o) => o.md5)).toEqual([md5Base64(bytes)]);
+    const meta = (await store.getJson<Record<string, any>>(new RunLayout(tenantId, summary.runGuid).video(summary.videos[0].videoGuid).metadata))!;
+    expect(meta).toMatchObject({ source: uploaded, sha256: sha256(bytes) });
+    await store.deletePrefix(`${tenantId}/`);
+  }, 300_000);
 
   const badInputs: [string, () => string, RegExp][] = [
     ['a text file', () => (writeFileSync(path.join(tmp, 'notes.mp4'), 'this is not a video\n'), path.join(tmp, 'notes.mp4')), /notes\.mp4/],

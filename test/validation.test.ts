@@ -1,7 +1,7 @@
 /** The workflow input contract: identifiers, sources, options and their defaults. */
 import { describe, expect, it } from 'vitest';
 import { prepareInput } from '../src/cli/client';
-import { DEFAULT_MAX_FRAME_PIXELS, DEFAULT_MAX_SOURCE_BYTES, loadConfig, parseSourceRoots, sourcePolicyOf } from '../src/config';
+import { DEFAULT_MAX_FRAME_PIXELS, DEFAULT_MAX_SOURCE_BYTES, loadConfig, OPENCV_EXAMPLES_DIR, parseSourceRoots, sourcePolicyOf } from '../src/config';
 import { ErrorType, PipelineError } from '../src/errors';
 import { assertSource, MAX_SOURCE_LENGTH, validateInput } from '../src/validation';
 
@@ -100,14 +100,59 @@ describe('assertSource (syntax and scheme; confinement and size are checked by t
 });
 
 describe('source policy configuration', () => {
-  it('defaults: no confinement, 20 GiB, 4096x2304 pixels', () => {
-    const cfg = loadConfig({});
-    expect(sourcePolicyOf(cfg)).toEqual({ roots: [], maxBytes: DEFAULT_MAX_SOURCE_BYTES, maxFramePixels: DEFAULT_MAX_FRAME_PIXELS });
+  it('defaults: local sources from {DATAPREP_DATA_DIR}/sources and the opencv-doc examples, only the own gs:// folder, public https, 20 GiB, 4096x2304 pixels', () => {
+    const cfg = loadConfig({ DATAPREP_DATA_DIR: '/srv/dataprep' });
+    expect(sourcePolicyOf(cfg)).toEqual({
+      roots: ['/srv/dataprep/sources', OPENCV_EXAMPLES_DIR],
+      dataDir: '/srv/dataprep',
+      maxBytes: DEFAULT_MAX_SOURCE_BYTES,
+      maxFramePixels: DEFAULT_MAX_FRAME_PIXELS,
+      bucket: 'dataprep-pipeline',
+      gcsPrefixes: [],
+      httpsAllowPrivate: [],
+    });
+    expect(OPENCV_EXAMPLES_DIR).toBe('/usr/share/doc/opencv-doc/examples/data');
     expect([DEFAULT_MAX_SOURCE_BYTES, DEFAULT_MAX_FRAME_PIXELS]).toEqual([20 * 1024 ** 3, 4096 * 2304]);
   });
-  it('reads SOURCE_ROOTS, MAX_SOURCE_BYTES and MAX_FRAME_PIXELS', () => {
-    const cfg = loadConfig({ SOURCE_ROOTS: '/srv/videos/:/mnt/in/../media::', MAX_SOURCE_BYTES: '1000', MAX_FRAME_PIXELS: '33177600' });
-    expect(sourcePolicyOf(cfg)).toEqual({ roots: ['/srv/videos', '/mnt/media'], maxBytes: 1000, maxFramePixels: 33177600 });
+  it('reads SOURCE_ROOTS, MAX_SOURCE_BYTES, MAX_FRAME_PIXELS, GCS_SOURCE_PREFIXES and HTTPS_SOURCE_ALLOW_PRIVATE', () => {
+    const cfg = loadConfig({
+      SOURCE_ROOTS: '/srv/videos/:/mnt/in/../media::',
+      MAX_SOURCE_BYTES: '1000',
+      MAX_FRAME_PIXELS: '33177600',
+      GCS_BUCKET: 'pipe',
+      GCS_SOURCE_PREFIXES: 'gs://media/{tenantId}/in, gs://shared-footage/, gs://pipe/{tenantId}/user/uploads/',
+      HTTPS_SOURCE_ALLOW_PRIVATE: '10.0.0.0/8, media.internal,192.168.1.5',
+    });
+    expect(sourcePolicyOf(cfg)).toMatchObject({
+      roots: ['/srv/videos', '/mnt/media'],
+      maxBytes: 1000,
+      maxFramePixels: 33177600,
+      bucket: 'pipe',
+      gcsPrefixes: ['gs://media/{tenantId}/in/', 'gs://shared-footage/', 'gs://pipe/{tenantId}/user/uploads/'],
+      httpsAllowPrivate: ['10.0.0.0/8', 'media.internal', '192.168.1.5'],
+    });
+  });
+  it('SOURCE_ROOTS empty means the default roots, as when unset; "/" is the explicit opt-out', () => {
+    expect(loadConfig({ SOURCE_ROOTS: '', DATAPREP_DATA_DIR: '/srv/d' }).sourceRoots).toEqual(loadConfig({ DATAPREP_DATA_DIR: '/srv/d' }).sourceRoots);
+    expect(loadConfig({ SOURCE_ROOTS: '  ', DATAPREP_DATA_DIR: '/srv/d' }).sourceRoots).toContain('/srv/d/sources');
+    expect(loadConfig({ SOURCE_ROOTS: '/' }).sourceRoots).toEqual(['/']);
+  });
+  it.each([
+    ['gs://dataprep-pipeline/', /tenants may only read their own folder/],
+    ['gs://dataprep-pipeline/other-tenant/', /tenants may only read their own folder/],
+    ['gs://dataprep-pipeline/shared/{tenantId}/', /tenants may only read their own folder/],
+    ['gs://media/t-{tenantId}/', /must be a whole folder name/],
+    ['gs://media/a/../b/', /"\.\." segment/],
+    ['gs://media//b/', /empty/],
+    ['gs://media/a%2Fb/', /percent-encoded/],
+    ['gs://Media/', /not a bucket name/],
+    ['https://media/', /must look like gs:\/\/bucket\//],
+  ])('GCS_SOURCE_PREFIXES=%s is refused at start-up', (value, reason) => {
+    expect(() => loadConfig({ GCS_SOURCE_PREFIXES: value })).toThrow(reason);
+  });
+  it('HTTPS_SOURCE_ALLOW_PRIVATE entries must be host names, addresses or CIDR ranges', () => {
+    expect(() => loadConfig({ HTTPS_SOURCE_ALLOW_PRIVATE: '10.0.0.0/33' })).toThrow(/HTTPS_SOURCE_ALLOW_PRIVATE: "10.0.0.0\/33" is not a CIDR range/);
+    expect(() => loadConfig({ HTTPS_SOURCE_ALLOW_PRIVATE: 'http://x' })).toThrow(/HTTPS_SOURCE_ALLOW_PRIVATE/);
   });
   it('rejects relative roots and non-positive limits', () => {
     expect(() => parseSourceRoots('/srv:videos')).toThrow(/SOURCE_ROOTS: "videos" is not an absolute path/);

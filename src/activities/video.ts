@@ -1,19 +1,17 @@
 /**
  * Steps 1-3: `importVideo`, `loadVideo`, `extractFramesForDetections` (SPEC section 4).
  */
-import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, realpath, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import type { SourcePolicy } from '../config';
-import { badMedia, ErrorType, invalidInput, PipelineError } from '../errors';
+import { badMedia, invalidInput, PipelineError } from '../errors';
+import { parseSource } from '../sources';
 import { sha256File } from '../util/hash';
-import { assertSource } from '../validation';
 import { encodeJpeg, extractFrames, importToMp4, probeVideo } from '../vision/video';
 import type { FramesResult, ImportResult, LoadResult, StepInput } from '../workflows/types';
 import { activityAttempt, cancellationSignal, heartbeat, heartbeatProgress, runStep, type ActivityDeps, type RunFiles } from './context';
+import { authoriseGcsSource, fetchHttpsSource, overLimit, resolveLocalSource } from './sourceAccess';
 
 /** Frame uploads in flight at once in step 3 (latency of a remote bucket is hidden by parallel requests). */
 const FRAME_UPLOAD_CONCURRENCY = 16;
@@ -21,121 +19,44 @@ const FRAME_UPLOAD_CONCURRENCY = 16;
 /** Run-cache artifact holding the sorted frame ids step 3 wrote (saves a GCS listing in steps 4-5). */
 export const FRAME_IDS_ARTIFACT = 'frameIds';
 
-/** Whether `file` (absolute, normalised) is `dir` itself or lies below it. */
-function isWithin(dir: string, file: string): boolean {
-  const rel = path.relative(dir, file);
-  return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
-}
-
-/** `realpath` of each configured root (a root that cannot be resolved is kept as written). */
-async function resolvedRoots(roots: readonly string[]): Promise<string[]> {
-  return Promise.all(roots.map((r) => realpath(r).catch(() => path.resolve(r))));
-}
-
-/** The message part naming `bytes` against the `MAX_SOURCE_BYTES` limit. */
-function overLimit(bytes: number | string, policy: SourcePolicy): string {
-  return `is ${bytes} bytes, over the limit of ${policy.maxBytes} bytes (MAX_SOURCE_BYTES)`;
-}
-
 /**
- * Resolves a local source under `policy` and returns the real path to read (symlinks and `..` resolved).
- *
- * With `policy.roots` set, the path as written (made absolute against the worker's working directory) must
- * lie in a root before the file system is asked anything, so files outside cannot even be probed for
- * existence; then its `realpath` must lie in a root too, so a symlink cannot lead out.
- *
- * @throws PipelineError(InvalidInput) naming `source`: outside the roots (as written, or once `..` and
- *   symlinks are resolved), or larger than `policy.maxBytes`.
- * @throws PipelineError(BadMedia) naming `source`: missing, unreadable, a symlink loop, or not a regular file.
- */
-export async function resolveLocalSource(source: string, policy: SourcePolicy): Promise<string> {
-  const written = path.resolve(source);
-  const realRoots = await resolvedRoots(policy.roots);
-  const roots = [...new Set([...policy.roots.map((r) => path.resolve(r)), ...realRoots])];
-  const outside = `outside the allowed source directories (SOURCE_ROOTS)`;
-  if (roots.length && !roots.some((r) => isWithin(r, written))) throw invalidInput(source, `is ${outside}`);
-  let real: string;
-  try {
-    real = await realpath(written);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw badMedia(source, 'file not found', err);
-    if (code === 'ELOOP') throw badMedia(source, 'symbolic link loop', err);
-    throw badMedia(source, `cannot read file (${code ?? (err as Error).message})`, err);
-  }
-  if (realRoots.length && !realRoots.some((r) => isWithin(r, real))) {
-    // The real path is not echoed: it would tell a tenant about folders outside the roots.
-    throw invalidInput(source, `resolves (through ".." or a symbolic link) to a file ${outside}`);
-  }
-  const st = await stat(real);
-  if (!st.isFile()) throw badMedia(source, 'not a regular file');
-  if (st.size > policy.maxBytes) throw invalidInput(source, overLimit(st.size, policy));
-  return real;
-}
-
-/**
- * Brings a source to a local file, enforcing `policy`: a local path is resolved and checked by
- * {@link resolveLocalSource} and used in place; `gs://` is downloaded through the store; `https://` is
- * fetched (its `Content-Length` and the bytes received are held to `policy.maxBytes`).
+ * Brings a source to a local file, enforcing `policy` for `tenantId`. The source is parsed with the shared
+ * parser (src/sources.ts) and handled by its kind: a local path is confined and checked by
+ * `resolveLocalSource` and used in place; a `gs://` object must be in a folder the tenant may read
+ * (`authoriseGcsSource`) and is downloaded through the store; an `https://` URL is fetched by
+ * `fetchHttpsSource` (public addresses only unless configured, every redirect checked).
  *
  * @returns the local file to read.
- * @throws PipelineError(InvalidInput) for a scheme or syntax {@link assertSource} rejects, a source over
- *   `policy.maxBytes`, a local path outside `policy.roots`, or an https redirect to another scheme;
- *   PipelineError(BadMedia) for a missing local file or object, or an HTTP 4xx; transient network errors
- *   are retryable (Transient).
+ * @throws PipelineError(InvalidInput) for a source the parser rejects, one the policy refuses (another
+ *   tenant's folder, a local path outside `SOURCE_ROOTS` or in the data folder, a private address, a redirect
+ *   to one), or one over `policy.maxBytes`; PipelineError(BadMedia) for a missing local file or object, or
+ *   an HTTP 4xx; transient network errors are retryable (Transient).
  */
-async function fetchSource(files: RunFiles, source: string, tmpDir: string, policy: SourcePolicy): Promise<string> {
-  assertSource(source);
-  if (source.startsWith('gs://')) {
-    const dest = path.join(tmpDir, 'source');
-    try {
-      await files.store.getUrlToFile(source, dest);
-    } catch (err) {
-      if ((err as { code?: unknown }).code === 404) throw badMedia(source, 'object not found');
-      throw err;
+async function fetchSource(files: RunFiles, source: string, tenantId: string, tmpDir: string, policy: SourcePolicy): Promise<string> {
+  const parsed = parseSource(source);
+  switch (parsed.kind) {
+    case 'local':
+      return resolveLocalSource(parsed.path, policy);
+    case 'gs': {
+      authoriseGcsSource(parsed, source, tenantId, policy);
+      const dest = path.join(tmpDir, 'source');
+      try {
+        await files.store.getObjectToFile(parsed.bucket, parsed.object, dest);
+      } catch (err) {
+        if ((err as { code?: unknown }).code === 404) throw badMedia(source, 'object not found');
+        throw err;
+      }
+      // The store has no size lookup for objects of other buckets, so the limit is checked after the download.
+      const { size } = await stat(dest);
+      if (size > policy.maxBytes) throw invalidInput(source, overLimit(size, policy));
+      return dest;
     }
-    // The store has no size lookup for objects of other buckets, so the limit is checked after the download.
-    const { size } = await stat(dest);
-    if (size > policy.maxBytes) throw invalidInput(source, overLimit(size, policy));
-    return dest;
+    case 'https': {
+      const dest = path.join(tmpDir, 'source');
+      await fetchHttpsSource(parsed, source, dest, policy, { signal: cancellationSignal() });
+      return dest;
+    }
   }
-  if (source.startsWith('https://')) {
-    const dest = path.join(tmpDir, 'source');
-    let res: Response;
-    try {
-      res = await fetch(source, { signal: cancellationSignal() });
-    } catch (err) {
-      throw new PipelineError(ErrorType.Transient, source, `download failed: ${(err as Error).message}`, { cause: err });
-    }
-    if (res.url && !res.url.startsWith('https://')) {
-      await res.body?.cancel();
-      throw invalidInput(source, 'was redirected to a URL that is not https://');
-    }
-    if (!res.ok || !res.body) {
-      const reason = `download failed: HTTP ${res.status}`;
-      if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw badMedia(source, reason);
-      throw new PipelineError(ErrorType.Transient, source, reason);
-    }
-    const declared = Number(res.headers.get('content-length') ?? NaN);
-    if (declared > policy.maxBytes) {
-      await res.body.cancel();
-      throw invalidInput(source, overLimit(declared, policy));
-    }
-    let received = 0;
-    await pipeline(
-      Readable.fromWeb(res.body as never),
-      async function* limitBytes(chunks: AsyncIterable<Buffer>) {
-        for await (const chunk of chunks) {
-          received += chunk.length;
-          if (received > policy.maxBytes) throw invalidInput(source, overLimit(`more than ${policy.maxBytes}`, policy));
-          yield chunk;
-        }
-      },
-      createWriteStream(dest),
-    );
-    return dest;
-  }
-  return resolveLocalSource(source, policy);
 }
 
 /**
@@ -159,10 +80,13 @@ export function createVideoActivities(deps: ActivityDeps) {
     /**
      * Step 1: fetch the source, probe it (true decoded frame count, rotation, video stream), stream-copy or
      * transcode it to H.264 MP4, upload `video_{guid}/{guid}.mp4` and `metadata.json`.
-     * Every source is checked against `deps.sourcePolicy` first (scheme, `SOURCE_ROOTS`, `MAX_SOURCE_BYTES`,
-     * and `MAX_FRAME_PIXELS` before decoding).
-     * @throws InvalidInput (non-retryable) for an unsupported scheme, a local path outside `SOURCE_ROOTS`
-     *   (also through `..` or a symlink) or a source over `MAX_SOURCE_BYTES`; BadMedia (non-retryable) for
+     * Every source is checked against `deps.sourcePolicy` for `input.tenantId` first (scheme; gs:// folder,
+     * `SOURCE_ROOTS` and the data folder, https addresses; `MAX_SOURCE_BYTES`; and `MAX_FRAME_PIXELS` before
+     * decoding; see src/activities/sourceAccess.ts).
+     * @throws InvalidInput (non-retryable) for an unsupported scheme, a gs:// object outside the tenant's
+     *   folders, a local path outside `SOURCE_ROOTS` or inside `DATAPREP_DATA_DIR` (also through `..` or a
+     *   symlink), an https host with a non-public address (also after a redirect) or a source over
+     *   `MAX_SOURCE_BYTES`; BadMedia (non-retryable) for
      *   missing, unreadable, non-video, zero-length, truncated or broken input and frames over
      *   `MAX_FRAME_PIXELS`. Messages name `input.source`.
      */
@@ -173,7 +97,7 @@ export function createVideoActivities(deps: ActivityDeps) {
         const tmpDir = await mkdtemp(path.join(files.scratchDir, 'import-'));
         try {
           const signal = cancellationSignal();
-          const local = await fetchSource(files, input.source, tmpDir, deps.sourcePolicy);
+          const local = await fetchSource(files, input.source, input.tenantId, tmpDir, deps.sourcePolicy);
           heartbeat({ phase: 'probing' });
           const out = path.join(tmpDir, `${input.videoGuid}.mp4`);
           const { meta, mode } = await namingSource(input.source, local, async () => {

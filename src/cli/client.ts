@@ -17,8 +17,10 @@ import { invalidInput } from '../errors';
 import { createObjectStore } from '../storage/gcs';
 import { RunLayout } from '../storage/layout';
 import { sha256 } from '../util/hash';
-import { assertSource, validateInput, type TrainPipelineInput, type VideoInput } from '../validation';
+import { parseSource } from '../sources';
+import { validateInput, type TrainPipelineInput, type VideoInput } from '../validation';
 import { runWorkflowId } from '../workflows/ids';
+import { stageLocalSources, type StagedSource } from './uploads';
 import { progressQuery, RUN_GUID, TENANT_ID } from '../workflows/messages';
 import type { trainPipeline } from '../workflows/trainPipeline';
 import type { RunProgress, RunSummary, StepIo } from '../workflows/types';
@@ -39,11 +41,13 @@ function hashGuid(text: string): string {
  * Completes a run input on the client side: local paths become absolute, missing video GUIDs are derived
  * from the source (first 16 hex digits of its sha256), and a missing run GUID is derived from tenant, videos
  * and options, so starting the same run twice yields the same workflow id and does not run it twice.
+ * Sources are parsed with the same parser as the workflow and the importer (src/sources.ts).
  * @throws PipelineError(InvalidInput) for invalid input (validated exactly as the workflow does).
  */
 export function prepareInput(input: TrainPipelineInput): Required<Pick<TrainPipelineInput, 'tenantId' | 'runGuid' | 'videos'>> & TrainPipelineInput {
   const videos: VideoInput[] = input.videos.map((v) => {
-    const source = /^[a-z]+:\/\//i.test(v.source) ? v.source : path.resolve(assertSource(v.source));
+    const parsed = parseSource(v.source);
+    const source = parsed.kind === 'local' ? path.resolve(parsed.path) : v.source;
     return { source, videoGuid: v.videoGuid ?? sha256(source).slice(0, 16) };
   });
   const withGuids = { ...input, videos };
@@ -62,6 +66,8 @@ export interface StartedRun {
   tenantId: string;
   /** False when a run with this workflow id already existed and was attached to instead. */
   started: boolean;
+  /** What happened to each video's source before the start (local files uploaded to the tenant's inbox). */
+  staged: StagedSource[];
 }
 
 /** `value` as JSON with the keys of every object sorted, so equal values give equal text. */
@@ -123,11 +129,18 @@ async function attachToExisting(client: Client, workflowId: string, input: Retur
  * `ALLOW_DUPLICATE_FAILED_ONLY` reuse policy). An existing execution with that id but another input (or of
  * another type) is never attached to. Of several concurrent calls for one run exactly one gets `started: true`;
  * the others attach to its execution.
- * @throws PipelineError(InvalidInput) for invalid input (checked as the workflow does, limits included) and
- *   when the workflow id is held by an execution of another input.
+ *
+ * Local files the workers may not read (outside `cfg.sourceRoots`) are first uploaded to the tenant's inbox
+ * in the bucket and imported from there (src/cli/uploads.ts); the video and run GUIDs are still derived from
+ * the local paths, so the same command attaches to the same run.
+ * @throws PipelineError(InvalidInput) for invalid input (checked as the workflow does, limits included), a
+ *   local file that cannot be uploaded (missing, too large), and when the workflow id is held by an
+ *   execution of another input.
  */
 export async function startRun(client: Client, cfg: Config, rawInput: TrainPipelineInput): Promise<StartedRun> {
-  const input = prepareInput(rawInput);
+  const prepared = prepareInput(rawInput);
+  const { videos, staged } = await stageLocalSources(cfg, prepared.tenantId, prepared.videos);
+  const input = { ...prepared, videos };
   const workflowId = runWorkflowId(input.tenantId, input.runGuid);
   try {
     const handle = await client.workflow.start<typeof trainPipeline>('trainPipeline', {
@@ -144,11 +157,11 @@ export async function startRun(client: Client, cfg: Config, rawInput: TrainPipel
         { key: RUN_GUID, value: input.runGuid },
       ],
     });
-    return { handle, workflowId, runGuid: input.runGuid, tenantId: input.tenantId, started: true };
+    return { handle, workflowId, runGuid: input.runGuid, tenantId: input.tenantId, started: true, staged };
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     const handle = await attachToExisting(client, workflowId, input);
-    return { handle, workflowId, runGuid: input.runGuid, tenantId: input.tenantId, started: false };
+    return { handle, workflowId, runGuid: input.runGuid, tenantId: input.tenantId, started: false, staged };
   }
 }
 

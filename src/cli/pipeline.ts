@@ -60,6 +60,7 @@ async function main(): Promise<number> {
   let outcome: RunOutcome;
   try {
     const run = await startRun(client, cfg, input);
+    for (const s of run.staged) if (s.action !== 'kept') console.error(`${s.given}: ${s.action === 'uploaded' ? 'uploaded to' : 'already stored as'} ${s.source} (outside SOURCE_ROOTS)`);
     console.error(`${run.started ? 'started' : 'attached to existing'} ${run.workflowId}`);
     console.error(`Web UI: http://localhost:${cfg.temporalUiPort}/namespaces/${cfg.temporalNamespace}/workflows/${encodeURIComponent(run.workflowId)}`);
     outcome = await followRun(run, cfg, { showProgress: o.progress });

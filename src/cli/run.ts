@@ -41,7 +41,8 @@ program
       if (o.stride) options = { ...options, frameStride: o.stride };
       if (o.maxFrames) options = { ...options, maxFrames: o.maxFrames };
       const run = await startRun(client, cfg, { tenantId: o.tenant, runGuid: o.runGuid, videos: videos.map((source) => ({ source })), options });
-      console.error(`${run.started ? 'started' : 'attached to existing'} ${run.workflowId}`);
+      for (const s of run.staged) if (s.action !== 'kept') console.error(`${s.given}: ${s.action === 'uploaded' ? 'uploaded to' : 'already stored as'} ${s.source} (outside SOURCE_ROOTS)`);
+    console.error(`${run.started ? 'started' : 'attached to existing'} ${run.workflowId}`);
       if (!o.wait) {
         console.log(JSON.stringify({ workflowId: run.workflowId, runGuid: run.runGuid, tenantId: run.tenantId }));
         return;

@@ -106,8 +106,11 @@ export interface ObjectStore {
    * that concurrent activities cannot disturb.
    */
   scoped(): ObjectStore;
-  /** Downloads `gs://bucket/object` from any bucket (video sources) into `localPath`. */
-  getUrlToFile(gsUrl: string, localPath: string): Promise<void>;
+  /**
+   * Downloads object `name` of bucket `bucket` (any bucket: video sources) into `localPath`. Callers check
+   * that the object may be read (src/activities/sourceAccess.ts). @throws an error with `code` 404 when missing.
+   */
+  getObjectToFile(bucket: string, name: string, localPath: string): Promise<void>;
 }
 
 const emptyStats = (): StorageStats => ({ requests: 0, uploads: 0, downloads: 0, bytesUploaded: 0, bytesDownloaded: 0, retries: 0, copies: 0 });
@@ -332,13 +335,11 @@ function buildStore(opts: ObjectStoreOptions, client: Storage, limit: LimitFunct
 
     scoped: () => buildStore(opts, client, limit, sinks, jsonVersions),
 
-    async getUrlToFile(gsUrl, localPath) {
-      const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(gsUrl);
-      if (!m) throw new Error(`not a gs:// URL: ${gsUrl}`);
+    async getObjectToFile(bucketName, name, localPath) {
       await mkdir(path.dirname(localPath), { recursive: true });
       const tmp = `${localPath}.part-${process.pid}-${Date.now()}`;
       try {
-        await call(() => pipeline(client.bucket(m[1]).file(m[2]).createReadStream({ validation: false }), createWriteStream(tmp)));
+        await call(() => pipeline(client.bucket(bucketName).file(name).createReadStream({ validation: false }), createWriteStream(tmp)));
         await rename(tmp, localPath);
       } catch (err) {
         await rm(tmp, { force: true });

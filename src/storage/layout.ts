@@ -131,3 +131,19 @@ export class RunLayout {
     return new VideoLayout(this, videoGuid);
   }
 }
+
+/**
+ * Object name of a local file the CLI uploads for tenant `tenantId` (its inbox, inside the tenant's own
+ * folder, which the default source policy lets the tenant import from):
+ * `{tenant_id}/user/uploads/{first 16 hex digits of the file's sha256}/{fileName}`. The content hash keeps
+ * different files of the same name apart and makes a second upload of the same file unnecessary.
+ * @param contentSha256 the file's sha256, lowercase hex (64 digits).
+ * @param fileName a plain file name: letters, digits, `.`, `_` and `-`, not starting with `.`.
+ * @throws PipelineError(InvalidInput) when an argument breaks its rule.
+ */
+export function uploadObject(tenantId: string, contentSha256: string, fileName: string): string {
+  assertTenantId(tenantId);
+  if (!/^[0-9a-f]{64}$/.test(contentSha256)) throw invalidInput(`sha256 ${contentSha256}`, 'must be 64 lowercase hex digits');
+  if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/.test(fileName)) throw invalidInput(`upload file name ${fileName}`, 'must be a plain file name (letters, digits, ".", "_", "-"; not starting with ".")');
+  return `${tenantId}/user/uploads/${contentSha256.slice(0, 16)}/${fileName}`;
+}
