@@ -202,8 +202,8 @@ const QUOTED_DETAILS_CHARS = 200;
  * The failure a workflow raises when one of its steps failed for good: its message names the step, the
  * attempts and the root cause (`step 6 extractCrops failed on attempt 8 of 8: Timeout: no heartbeat ...`), so
  * the run summary, `.pipeline_info.json` and the Web UI say what happened without opening the activity's
- * history. The root cause is the innermost failure of `err` (an activity's `ApplicationFailure`, or a
- * Temporal `TimeoutFailure`); the attempt number comes from the activity's failure details (set by
+ * history. The root cause is the first `ApplicationFailure` (the activity's, classified by
+ * {@link toApplicationFailure}) or Temporal `TimeoutFailure` in the cause chain of `err`; the attempt number comes from the activity's failure details (set by
  * `runStep` through {@link toApplicationFailure}) or, when the attempts ran out, is `maxAttempts`.
  * Workflow-safe (no I/O).
  *
@@ -212,8 +212,11 @@ const QUOTED_DETAILS_CHARS = 200;
  *   `err` as its cause and a {@link StepFailureInfo} as its first detail
  */
 export function stepFailure(step: string, stepNumber: number, err: unknown, maxAttempts: number): ApplicationFailure {
+  // The root cause is the first classified failure below the activity failure: the activity's own
+  // ApplicationFailure (whose further causes are library details, e.g. the ENOENT behind "file not found"),
+  // or Temporal's TimeoutFailure.
   let root: unknown = err;
-  while (root instanceof Error && root.cause instanceof Error) root = root.cause;
+  while (root instanceof Error && !(root instanceof ApplicationFailure) && !(root instanceof TimeoutFailure) && root.cause instanceof Error) root = root.cause;
   let rootType: string = ErrorType.Internal;
   let rootCause = root instanceof Error ? root.message : String(root);
   let attempts: number | undefined;

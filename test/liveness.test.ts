@@ -114,6 +114,15 @@ describe('stepFailure', () => {
     expect(f.message).toBe('step 1 importVideo failed on attempt 1 of 8: BadMedia: /v.avi: no video stream');
   });
 
+  it('stops at the activity failure, not at the library error behind it', () => {
+    const enoent = Object.assign(new Error("ENOENT: no such file or directory, realpath '/m.mp4'"), { code: 'ENOENT' });
+    const root = toApplicationFailure(new PipelineError(ErrorType.BadMedia, '/m.mp4', 'file not found', { cause: enoent }), 2);
+    expect(root.cause).toBe(enoent);
+    const f = stepFailure('importVideo', 1, activityFailure(root, RetryState.NON_RETRYABLE_FAILURE), 8);
+    expect(f.type).toBe(ErrorType.BadMedia);
+    expect(f.message).toBe('step 1 importVideo failed on attempt 2 of 8: BadMedia: /m.mp4: file not found');
+  });
+
   it('keeps the root cause of retryable failures that ran out of attempts', () => {
     const root = toApplicationFailure(new PipelineError(ErrorType.Stalled, 'activity detectPlayers', 'no progress for 300 s'), 8);
     const f = stepFailure('detectPlayers', 5, activityFailure(root, RetryState.MAXIMUM_ATTEMPTS_REACHED), 8);
