@@ -35,9 +35,11 @@ import { createDeps, splitActivities } from '../src/workers/worker';
 import { testClient, withWorkers } from './helpers/temporal';
 
 const VTEST = '/usr/share/doc/opencv-doc/examples/data/vtest.avi';
-const cfg = loadConfig();
-const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost });
 const tmp = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'ops-')));
+const configured = loadConfig();
+/** The test stack's configuration, with this file's temp folder among the source roots (as a deployment lists its video folders). */
+const cfg = { ...configured, sourceRoots: [...configured.sourceRoots, tmp] };
+const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost });
 const clip = path.join(tmp, 'vtest_2s.avi');
 /** Mount points made by this file, unmounted in afterAll. */
 const mounts: string[] = [];
