@@ -266,6 +266,33 @@ describe('a tenant cannot read the stack\'s own files through local paths', () =
   }, 300_000);
 });
 
+/** An HLS playlist whose one segment is `file` (an absolute path): ffmpeg's hls demuxer would read it. */
+function hlsPlaylist(file: string): string {
+  return `#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:10.0,\n${file}\n#EXT-X-ENDLIST\n`;
+}
+
+describe('a tenant cannot make ffmpeg read other files through a playlist source', () => {
+  const refusal = /is a hls file, not a video format the pipeline reads .*playlists and scripts that make ffmpeg open other files or URLs .* are refused/;
+  it('an HLS playlist in the own gs:// folder (what the CLI uploads) naming the emulator\'s file of another tenant\'s video is refused', async () => {
+    const object = `${attacker}/user/uploads/0123456789abcdef/evil.m3u8`;
+    await store.put(object, hlsPlaylist(emulatorFile), { contentType: 'application/octet-stream' });
+    const { cpu, gpu } = activities();
+    await withWorkers(cpu, async (q) => {
+      await refused(q, `gs://${cfg.bucket}/${object}`, refusal);
+    }, gpu);
+    await store.deletePrefix(`${attacker}/user/uploads/`);
+  }, 300_000);
+
+  it('an HLS playlist named .mp4 in a source root, naming a file outside the roots, is refused', async () => {
+    const playlist = path.join(root, 'evil.mp4');
+    await fsp.writeFile(playlist, hlsPlaylist(emulatorFile));
+    const { cpu, gpu } = activities({ roots: [root] });
+    await withWorkers(cpu, async (q) => {
+      await refused(q, playlist, refusal);
+    }, gpu);
+  }, 300_000);
+});
+
 describe('https:// sources reach public addresses only, unless configured', () => {
   it('loopback, the metadata address, unique-local and numeric forms are refused before any request', async () => {
     const temporalPort = cfg.temporalAddress.split(':').pop();

@@ -24,13 +24,15 @@ import {
   MAX_CANCEL_REASON_LENGTH,
   MAX_INPUT_BYTES,
   MAX_SOURCE_LENGTH,
+  MAX_VIDEO_PROGRESS_BYTES,
   MAX_VIDEOS_PER_RUN,
   sanitizeCancelRequest,
   validateInput,
 } from '../src/validation';
 import { runWorkflowId } from '../src/workflows/ids';
 import { cancelSignal, progressQuery } from '../src/workflows/messages';
-import type { RunStartRecord, RunSummary, VideoSummary } from '../src/workflows/types';
+import { MAX_PROGRESS_TEXT_LENGTH, sanitizeVideoProgress } from '../src/workflows/progress';
+import type { RunStartRecord, RunSummary, VideoProgress, VideoSummary } from '../src/workflows/types';
 import { mockActivities } from './helpers/mockActivities';
 import { GARBAGE_PAYLOAD, signalRaw, testClient, withWorkers } from './helpers/temporal';
 
@@ -124,6 +126,58 @@ describe('limits on the input (pure)', () => {
     }));
     const summary: RunSummary = { status: 'failed', tenantId: v.tenantId, runGuid: input.runGuid, workflowId: start.workflowId, bucket: 'b'.repeat(63), outputPrefix: 'x'.repeat(200), videos, cache: { hits: 1, misses: 1, bytesFromCache: 1, artifactDownloads: 1 }, storage: { requests: 1, bytesUploaded: 1, bytesDownloaded: 1 } };
     expect(jsonByteLength({ ...start, status: 'failed', summary })).toBeLessThan(1024 * 1024);
+  });
+});
+
+/** A `videoProgress` report as an attacker sends it: every field off its type or bounds, just under 32 KiB. */
+function forgedReport(videoGuid: string): Record<string, unknown> {
+  return {
+    videoGuid,
+    source: 'forged',
+    status: 'done',
+    currentStep: 'mineBitcoin',
+    stepsDone: 1e9,
+    totalSteps: -1,
+    counts: { frames: 12, tracks: 'x', crops: -1, extra: 5 },
+    pitch: { found: true, framesSampled: 3, reason: 'A'.repeat(31_000) },
+    io: { gcsRequests: 'lots', bytesUploaded: 7 },
+    routing: { cpu: 'q', gpu: 'g', reroutes: Array.from({ length: 3 }, () => ({ step: 'importVideo', from: 'a', to: 'b', reason: 'r' })) },
+    error: 'forged error',
+  };
+}
+
+describe('videoProgress reports (pure)', () => {
+  const known: VideoProgress = { videoGuid: 'v1', source: '/v1.mp4', status: 'pending', currentStep: null, stepsDone: 0, totalSteps: 9, counts: {} };
+  it('keeps a child\'s own report as it is', () => {
+    const io = { gcsRequests: 3, bytesUploaded: 10, bytesDownloaded: 5, cacheHits: 2, cacheMisses: 1, bytesFromCache: 100, artifactDownloads: 1, uploadsSkipped: 0 };
+    const report: VideoProgress = {
+      ...known,
+      status: 'running',
+      currentStep: 'detectPlayers',
+      stepsDone: 4,
+      counts: { frames: 20 },
+      pitch: { found: false, framesPitchLike: 0, framesSampled: 16, reason: '0 of 16 sampled frames are pitch-like' },
+      io,
+      routing: { cpu: 'q@w1', gpu: 'q-gpu@w1', cpuWorker: 'w1', gpuWorker: 'w1', reroutes: [{ step: 'importVideo', from: 'q@w0', to: 'q', reason: 'timeout: worker w0 is gone' }] },
+    };
+    expect(sanitizeVideoProgress(JSON.parse(JSON.stringify(report)), known)).toEqual(report);
+  });
+
+  it('brings a forged report to the shape and bounds of a child\'s, with the run\'s own source', () => {
+    const p = sanitizeVideoProgress(forgedReport('v1'), known);
+    expect(p).toEqual({
+      videoGuid: 'v1',
+      source: '/v1.mp4',
+      status: 'pending',
+      currentStep: null,
+      stepsDone: 0,
+      totalSteps: 9,
+      counts: { frames: 12 },
+      pitch: { found: true, framesSampled: 3, reason: 'A'.repeat(MAX_PROGRESS_TEXT_LENGTH) },
+      io: { gcsRequests: 0, bytesUploaded: 7, bytesDownloaded: 0, cacheHits: 0, cacheMisses: 0, bytesFromCache: 0, artifactDownloads: 0, uploadsSkipped: 0 },
+      routing: { cpu: 'q', gpu: 'g', reroutes: [{ step: 'importVideo', from: 'a', to: 'b', reason: 'r' }, { step: 'importVideo', from: 'a', to: 'b', reason: 'r' }] },
+    });
+    for (const raw of [null, 'x', 7, [], { videoGuid: 'v1', counts: null, pitch: [], routing: 'q' }]) expect(sanitizeVideoProgress(raw, known)).toMatchObject({ videoGuid: 'v1', source: '/v1.mp4', counts: {} });
   });
 });
 
@@ -300,6 +354,45 @@ describe('no client mistake wedges a run (real dev server)', () => {
     expect(facts.workflowTaskFailures).toBe(0);
     expect(facts.activityInputBytes.recordRunEnd).toBeLessThan(16 * 1024);
   });
+
+  it('forged videoProgress reports about every video cannot push the run summary over the payload limit: a cancelled run still ends', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const m = mockActivities({ hold: 'importVideo', gate });
+    const t = uniq();
+    // 72 reports of 31 KB are over Temporal's 2 MiB payload limit, each within the signal's own limit.
+    const videos = Array.from({ length: 72 }, (_, i) => ({ source: `/v${i}.mp4`, videoGuid: `v${i}` }));
+    expect(jsonByteLength(forgedReport('v71'))).toBeLessThan(MAX_VIDEO_PROGRESS_BYTES);
+    expect(videos.length * jsonByteLength(forgedReport('v71'))).toBeGreaterThan(2 * 1024 * 1024);
+    const { workflowId, ended } = await withWorkers(
+      m.cpu,
+      async (taskQueue) => {
+        const run = await startRun(client, { ...cfg, taskQueue }, { tenantId: t, videos });
+        // Every child has reported step 1 (held, or waiting for an activity slot), so no later report of its own
+        // replaces the forged one.
+        expect(await until(async () => (await run.handle.query(progressQuery)).videos.every((v) => v.currentStep === 'importVideo'), 1200)).toBe(true);
+        const handle = client.workflow.getHandle(run.workflowId);
+        // A cancelled video's summary is built from its last report.
+        for (const v of videos) await handle.signal('videoProgress', forgedReport(v.videoGuid));
+        await handle.signal(cancelSignal, { reason: 'forged reports' });
+        // Either the run ends, or its workflow task fails (on every retry) on a payload over 2 MB.
+        const ended = await until(async () => (await handle.describe()).status.name !== 'RUNNING' || (await historyFacts(client, run.workflowId)).workflowTaskFailures > 0, 1200);
+        release();
+        return { workflowId: run.workflowId, ended };
+      },
+      m.gpu,
+    );
+    expect(ended).toBe(true);
+    const facts = await historyFacts(client, workflowId);
+    expect(facts.workflowTaskFailures).toBe(0);
+    expect((await client.workflow.getHandle(workflowId).describe()).status.name).toBe('CANCELLED');
+    expect(facts.activityInputBytes.recordRunEnd).toBeLessThan(1024 * 1024);
+    const end = m.records.at(-1)!;
+    expect(end.status).toBe('cancelled');
+    const summaries = end.summary!.videos;
+    expect(summaries.map((v) => v.source)).toEqual(videos.map((v) => v.source));
+    expect(summaries.every((v) => (v.pitch?.reason?.length ?? 0) <= MAX_PROGRESS_TEXT_LENGTH)).toBe(true);
+  }, 600_000);
 
   it('an invalid tenant id with another input error fails once as InvalidInput naming the tenant id; a valid one is recorded', async () => {
     // Real run bookkeeping: it refuses an invalid tenant id itself, as non-retryable InvalidInput.

@@ -312,6 +312,32 @@ describe('probeVideo', () => {
   });
 });
 
+describe('formats that make ffmpeg open other files are refused', () => {
+  /** Writes `text` to a file named like a download (no extension), so ffmpeg picks the format by content. */
+  async function sourceFile(text: string): Promise<string> {
+    const dir = await fsp.mkdtemp(path.join(tmp, 'playlist-'));
+    await fsp.writeFile(path.join(dir, 'source'), text);
+    return path.join(dir, 'source');
+  }
+  const hls = (file: string) => `#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:10.0,\n${file}\n#EXT-X-ENDLIST\n`;
+
+  it('an HLS playlist naming another video by absolute path: InvalidInput, before the video is read', async () => {
+    const file = await sourceFile(hls(FIX.vfr));
+    const err = await probeVideo(file).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PipelineError);
+    expect([(err as PipelineError).type, (err as PipelineError).nonRetryable]).toEqual([ErrorType.InvalidInput, true]);
+    expect((err as PipelineError).message).toMatch(new RegExp(`^${file}: is a hls file, not a video format the pipeline reads \\(mov, matroska, .*\\); playlists and scripts that make ffmpeg open other files or URLs \\(HLS, DASH, concat, SDP\\) are refused$`));
+    // Every other ffmpeg run on a source is held to the same formats.
+    await expect(collect(file, { stride: 1 })).rejects.toThrow(/Format not on whitelist/);
+  });
+
+  it('an ffconcat script naming a file beside it: InvalidInput', async () => {
+    const file = await sourceFile('ffconcat version 1.0\nfile clip.mp4\n');
+    await fsp.copyFile(FIX.vfr, path.join(path.dirname(file), 'clip.mp4'));
+    await expect(probeVideo(file)).rejects.toThrow(/: is a concat file, not a video format the pipeline reads/);
+  });
+});
+
 describe('extractFrames', () => {
   it('gives frame k·stride of a variable-frame-rate clip the id k·stride (read back from its pixels)', async () => {
     for (const stride of [1, 3, 7]) {

@@ -399,3 +399,49 @@ export function passthroughFpsArgs(ffmpeg: string): Promise<string[]> {
   }
   return p;
 }
+
+/**
+ * The demuxers (ffmpeg format names, as `ffmpeg -demuxers` lists them) that may open a video source: video
+ * containers and elementary streams, the common audio containers (so an audio-only file is reported as
+ * such), and the single-image `*_pipe` demuxers (so a picture is reported as a still image).
+ *
+ * Left out on purpose are the formats whose files make ffmpeg open other files or URLs: playlists and
+ * manifests (`hls`, `dash`, `imf`), scripts (`concat`), session descriptions (`sdp`, `rtsp`) and image
+ * sequences (`image2`, which reads numbered or globbed sibling files). With them a tenant's upload could
+ * name any file the worker can read with a media extension (another tenant's video, the emulator's
+ * objects) and have it imported as its own. Within these demuxers `mov` does not follow external data
+ * references (its `enable_drefs` option is off by default, https://ffmpeg.org/ffmpeg-formats.html#mov_002c-mp4_002c-3gp_002c-quicktime).
+ */
+export const SOURCE_DEMUXERS: readonly string[] = [
+  // video containers and elementary streams
+  'mov', 'matroska', 'avi', 'mpegts', 'mpeg', 'mpegvideo', 'm4v', 'h264', 'hevc', 'vc1', 'av1', 'obu', 'ivf',
+  'flv', 'live_flv', 'asf', 'ogg', 'mxf', 'nut', 'dv', 'gif', 'mjpeg', 'yuv4mpegpipe', 'wtv', 'rm', 'gxf',
+  // audio containers
+  'wav', 'w64', 'mp3', 'aac', 'flac', 'ac3', 'eac3',
+  // single images
+  'png_pipe', 'jpeg_pipe', 'bmp_pipe', 'gif_pipe', 'webp_pipe', 'tiff_pipe', 'j2k_pipe', 'jpegls_pipe',
+  'jpegxl_pipe', 'qoi_pipe', 'ppm_pipe', 'pgm_pipe', 'pgmyuv_pipe', 'pbm_pipe', 'pam_pipe', 'psd_pipe',
+  'sgi_pipe', 'dpx_pipe', 'exr_pipe', 'svg_pipe', 'xbm_pipe', 'xwd_pipe', 'pcx_pipe',
+];
+
+/**
+ * The input options and `-i file` for ffmpeg or ffprobe reading a video source (or a file made from one):
+ * only the `file` protocol (`-protocol_whitelist`) and only {@link SOURCE_DEMUXERS} (`-format_whitelist`),
+ * so the file cannot make ffmpeg read anything but itself. ffmpeg still probes the format from the content;
+ * a format outside the list fails before its demuxer reads a byte past the probe, with stderr
+ * `[{format} @ 0x…] Format not on whitelist '…'` (see {@link refusedFormat}). Both options are AVFormatContext
+ * options (https://ffmpeg.org/ffmpeg-formats.html#Format-Options).
+ * @param file an absolute path, or one that does not start with a protocol name and `:`.
+ */
+export function sourceInputArgs(file: string): string[] {
+  return ['-protocol_whitelist', 'file', '-format_whitelist', SOURCE_DEMUXERS.join(','), '-i', file];
+}
+
+/**
+ * The format ffmpeg detected and refused because it is not in {@link SOURCE_DEMUXERS}, read from its stderr
+ * (`[hls @ 0x55d0a5e56280] Format not on whitelist 'mov,…'`), or undefined when stderr has no such line.
+ */
+export function refusedFormat(stderr: string): string | undefined {
+  const m = /^\[([^\] ]+) @ 0x[0-9a-f]+\] Format not on whitelist/m.exec(stderr);
+  return m ? m[1] : undefined;
+}

@@ -19,7 +19,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { badMedia, ErrorType, invalidInput, PipelineError } from '../errors';
-import { defaultFfmpeg, passthroughFpsArgs, runTool, startTool, ToolError, type FfmpegBinaries } from './ffmpeg';
+import { defaultFfmpeg, passthroughFpsArgs, refusedFormat, runTool, sourceInputArgs, SOURCE_DEMUXERS, startTool, ToolError, type FfmpegBinaries } from './ffmpeg';
 
 /** What {@link probeVideo} reports about a video file (written to `metadata.json`, SPEC section 5). */
 export interface VideoMetadata {
@@ -220,7 +220,7 @@ export async function countDecodedFrames(
   try {
     await runTool(
       bins.ffmpeg,
-      ['-nostdin', '-hide_banner', '-nostats', '-v', 'verbose', '-i', file, '-map', map, ...fps, '-f', 'null', '-progress', 'pipe:1', '-'],
+      ['-nostdin', '-hide_banner', '-nostats', '-v', 'verbose', ...sourceInputArgs(file), '-map', map, ...fps, '-f', 'null', '-progress', 'pipe:1', '-'],
       {
         signal: opts.signal,
         onStdoutLine: (line) => {
@@ -271,7 +271,7 @@ async function packetTimestamps(file: string, streamIndex: number, bins: FfmpegB
   const ts: number[] = [];
   await runTool(
     bins.ffprobe,
-    ['-v', 'error', '-select_streams', String(streamIndex), '-show_entries', 'packet=pts,dts', '-of', 'csv=p=0', file],
+    ['-v', 'error', '-select_streams', String(streamIndex), '-show_entries', 'packet=pts,dts', '-of', 'csv=p=0', ...sourceInputArgs(file)],
     {
       signal,
       onStdoutLine: (line) => {
@@ -371,6 +371,9 @@ export function isVariableFrameRate(timestamps: readonly number[], nominalTicks?
  *   codec), has frames larger than `opts.maxFramePixels`, decodes to zero frames, or is
  *   damaged beyond the thresholds above (more than max(2, 2 %) corrupt/undecodable frames, or damage
  *   plus fewer than half the frames the header claims).
+ * @throws PipelineError of type InvalidInput when ffprobe detects a format outside `SOURCE_DEMUXERS`
+ *   (src/vision/ffmpeg.ts), e.g. an HLS or DASH playlist or an ffconcat script, which would make ffmpeg read
+ *   other files; the message names the format.
  * @throws `signal.reason` when aborted; ToolError when ffprobe/ffmpeg cannot be started.
  */
 export async function probeVideo(file: string, opts: ProbeOptions = {}): Promise<VideoMetadata> {
@@ -382,12 +385,17 @@ export async function probeVideo(file: string, opts: ProbeOptions = {}): Promise
   try {
     const { stdout } = await runTool(
       bins.ffprobe,
-      ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', file],
+      ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', ...sourceInputArgs(file)],
       { signal: opts.signal },
     );
     probe = JSON.parse(stdout) as ProbeJson;
   } catch (err) {
     if (err instanceof ToolError && err.exitCode !== null) {
+      const format = refusedFormat(err.stderrTail);
+      // image2 is picked by an image file extension; it is refused for the sibling files it can read, and the
+      // file is a picture either way.
+      if (format === 'image2') throw badMedia(file, 'is a still image (image2), not a video', err);
+      if (format) throw invalidInput(file, `is a ${format} file, not a video format the pipeline reads (${SOURCE_DEMUXERS.filter((d) => !d.endsWith('_pipe')).join(', ')}); playlists and scripts that make ffmpeg open other files or URLs (HLS, DASH, concat, SDP) are refused`);
       throw badMedia(file, `not a readable media file (${errorSummary(err.stderrTail, file)})`, err);
     }
     if (err instanceof SyntaxError) throw badMedia(file, 'ffprobe returned unparseable output', err);
@@ -557,7 +565,7 @@ async function importOnce(
 ): Promise<void> {
   await fsp.mkdir(path.dirname(dest), { recursive: true });
   const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.${process.pid}.${randomUUID().slice(0, 8)}.part`);
-  const args = ['-nostdin', '-hide_banner', '-nostats', '-v', 'error', '-y', '-i', src, '-map', `0:${meta.videoStreamIndex}`];
+  const args = ['-nostdin', '-hide_banner', '-nostats', '-v', 'error', '-y', ...sourceInputArgs(src), '-map', `0:${meta.videoStreamIndex}`];
   if (meta.audioStreamIndex !== null && meta.audioCodec && MP4_COPY_AUDIO.has(meta.audioCodec)) {
     args.push('-map', `0:${meta.audioStreamIndex}`, '-c:a', 'copy');
   }
@@ -701,7 +709,7 @@ export async function* extractFrames(file: string, opts: ExtractOptions): AsyncG
   throwIfAborted(signal);
   const bins = opts.bins ?? defaultFfmpeg();
   const map = opts.streamIndex === undefined ? '0:V:0' : `0:${opts.streamIndex}`;
-  const args = ['-nostdin', '-hide_banner', '-nostats', '-v', 'error', '-i', file, '-map', map];
+  const args = ['-nostdin', '-hide_banner', '-nostats', '-v', 'error', ...sourceInputArgs(file), '-map', map];
   if (stride > 1) args.push('-vf', `select=not(mod(n\\,${stride}))`);
   args.push(...(await passthroughFpsArgs(bins.ffmpeg)));
   if (maxFrames !== undefined) args.push('-frames:v', String(maxFrames));

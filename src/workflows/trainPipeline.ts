@@ -50,6 +50,7 @@ import {
 } from './ids';
 import { cancelSignal, PIPELINE_STEP, progressQuery, RUN_GUID, TENANT_ID, videoProgressSignal } from './messages';
 import { processVideo } from './processVideo';
+import { sanitizeVideoProgress } from './progress';
 import { STEP_NAMES, type CancelRequest, type RunProgress, type RunStatus, type RunSummary, type VideoProgress, type VideoSummary } from './types';
 
 const bookkeeping = proxyActivities<Activities>({
@@ -186,15 +187,16 @@ export async function trainPipeline(rawInput: TrainPipelineInput): Promise<RunSu
     return { runGuid, tenantId: v.tenantId, status, videos: list, fraction: total ? done / total : 0, cancelRequested: cancelRequest };
   });
   setHandler(videoProgressSignal, (p) => {
-    // Only reports about this run's videos, of a size a child's report has, are kept: a signal from
-    // elsewhere must not grow the query answer or the summary.
+    // Only reports about this run's videos, of a size a child's report has, are kept, and only in the shape
+    // a child sends (src/workflows/progress.ts): anyone may send this signal, and a failed video's summary is
+    // built from its last report, so a forged one must not grow the query answer or the summary.
     const videoGuid = p && typeof p === 'object' ? (p as Partial<VideoProgress>).videoGuid : undefined;
     const bytes = jsonByteLength(p);
     if (typeof videoGuid !== 'string' || !videoProgress.has(videoGuid) || bytes > MAX_VIDEO_PROGRESS_BYTES) {
       log.warn('videoProgress signal dropped: not a report about a video of this run', { videoGuid: typeof videoGuid === 'string' ? videoGuid.slice(0, 80) : undefined, bytes });
       return;
     }
-    videoProgress.set(videoGuid, p);
+    videoProgress.set(videoGuid, sanitizeVideoProgress(p, videoProgress.get(videoGuid)!));
   });
   setHandler(cancelSignal, async (raw) => {
     const { request, changes } = sanitizeCancelRequest(raw);
