@@ -199,7 +199,7 @@ export const optionsSchema = z
          * players on 720p/1080p broadcast frames), `on` always, `off` never. See src/vision/tiling.ts.
          */
         tiles: z.enum(['auto', 'on', 'off']).default('auto'),
-        /** Tile side in source pixels. */
+        /** Tile side in source pixels; at least {@link MIN_TILE_SIZE} (checked by {@link validateInput}). */
         tileSize: z.number().int().min(64).max(4096).default(640),
         /** Overlap between neighbouring tiles, fraction of the tile side. */
         tileOverlap: z.number().min(0).max(0.5).default(0.2),
@@ -353,10 +353,20 @@ export interface ValidatedInput {
 }
 
 /**
+ * Smallest `detector.tileSize`, source pixels: half the 640 px model input. A smaller tile is enlarged more
+ * than 2x, which adds no detail, while the tile count (and detection time) grows with the inverse square of
+ * the side: with 320 and the largest overlap a 4K frame (`MAX_FRAME_PIXELS`) is 25 x 14 tiles, against 391
+ * tiles for one 768x576 frame at the schema's former minimum of 64 (120 s per frame on 2 CPU cores).
+ * Executions started before it existed keep the old minimum ({@link validateInput}'s `legacy`).
+ */
+export const MIN_TILE_SIZE = 320;
+
+/**
  * Validates a `trainPipeline` input: size first ({@link MAX_INPUT_BYTES}), then the identity of the run
  * (tenant id, run GUID), then fields, videos ({@link MAX_VIDEOS_PER_RUN}, sources) and options.
  * @param opts.legacy true: the rules of executions started before the limits existed (no size or count
- *   limit, unknown fields reported before the tenant id), which `trainPipeline` keeps for their replays.
+ *   limit, no {@link MIN_TILE_SIZE}, unknown fields reported before the tenant id), which `trainPipeline`
+ *   keeps for their replays.
  * @throws PipelineError(InvalidInput) naming the first offending field and the reason (with the limit for
  *   a limit).
  */
@@ -396,6 +406,9 @@ export function validateInput(raw: unknown, opts: { legacy?: boolean } = {}): Va
     const where = ['options', ...issue.path.map(String)].join('.');
     const keys = issue.code === 'unrecognized_keys' ? ` ${JSON.stringify(issue.keys)}` : '';
     throw invalidInput(where, `${issue.message}${keys}`);
+  }
+  if (limits && parsed.data.detector.tileSize < MIN_TILE_SIZE) {
+    throw invalidInput('options.detector.tileSize', `${parsed.data.detector.tileSize} is under the minimum of ${MIN_TILE_SIZE} pixels (MIN_TILE_SIZE: smaller tiles are only enlarged, at many times the cost)`);
   }
   return { tenantId, runGuid, videos, options: parsed.data };
 }

@@ -15,6 +15,10 @@ describe('validateInput', () => {
     expect(v.options.split.valFraction).toBe(0.2);
   });
 
+  it('keeps the old tile size minimum for executions started before MIN_TILE_SIZE (legacy rules)', () => {
+    expect(validateInput({ ...ok, options: { detector: { tileSize: 64 } } }, { legacy: true }).options.detector.tileSize).toBe(64);
+  });
+
   it('merges partial nested options with their defaults', () => {
     const v = validateInput({ ...ok, options: { detector: { confThreshold: 0.5 } } });
     expect(v.options.detector.confThreshold).toBe(0.5);
@@ -25,6 +29,7 @@ describe('validateInput', () => {
     [{ ...ok, extra: 1 }, /input\.extra: unknown field/],
     [{ ...ok, options: { frameStride: 0 } }, /options\.frameStride/],
     [{ ...ok, options: { detector: { bogus: 1 } } }, /options\.detector.*bogus/],
+    [{ ...ok, options: { detector: { tiles: 'on', tileSize: 64 } } }, /options\.detector\.tileSize: 64 is under the minimum of 320/],
     [{ ...ok, videos: [] }, /videos: must be a non-empty list/],
     [{ ...ok, videos: [{ source: 'http://x/y.mp4' }] }, /unsupported scheme "http:"/],
     [{ ...ok, videos: [{ source: 'gs://b' }] }, /gs:\/\/bucket\/object/],
