@@ -15,14 +15,17 @@
  */
 import { Command } from 'commander';
 import { loadConfig } from '../src/config';
-import { ByteTracker } from '../src/vision/bytetrack';
-import { createDetector, letterbox } from '../src/vision/detector';
-import { fitPitchModel } from '../src/vision/pitch';
-import { createPlanarWriter } from '../src/vision/planar';
-import { decodeFrame, detectAndTrackFrame, type FrameResult } from '../src/vision/players';
-import type { RgbFrame } from '../src/vision/detector';
-import { cropRgb, planTiles } from '../src/vision/tiling';
-import { encodeJpeg, extractFrames } from '../src/vision/video';
+import { ByteTracker } from '../src/vision/tracking/bytetrack';
+import { createDetector } from '../src/vision/detection/detector';
+import { letterbox } from '../src/vision/detection/yolo';
+import { fitPitchModel } from '../src/vision/pitch/fit';
+import { createPlanarWriter } from '../src/vision/detection/planar';
+import { decodeImage } from '../src/vision/image/rgb';
+import { detectAndTrackFrame, type FrameResult } from '../src/vision/players';
+import type { RgbFrame } from '../src/vision/image/rgb';
+import { cropRgb, planTiles } from '../src/vision/detection/tiling';
+import { encodeJpeg } from '../src/vision/image/rgb';
+import { extractFrames } from '../src/vision/media/frames';
 import { validateInput } from '../src/validation';
 
 const o = new Command('bench:detect')
@@ -49,7 +52,7 @@ const detector = await createDetector({
 const jpegs: { frameId: number; jpeg: Buffer; frame: RgbFrame }[] = [];
 for await (const f of extractFrames(video, { stride: Number(opts.stride), maxFrames: Number(opts.frames) })) {
   const jpeg = await encodeJpeg(f, options.jpegQuality);
-  jpegs.push({ frameId: f.frameId, jpeg, frame: await decodeFrame(jpeg) });
+  jpegs.push({ frameId: f.frameId, jpeg, frame: await decodeImage(jpeg) });
 }
 const grass = await fitPitchModel(
   jpegs.filter((_, i) => i % Math.max(1, Math.floor(jpegs.length / 16)) === 0).map((f) => f.frame),

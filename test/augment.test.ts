@@ -1,7 +1,8 @@
 /** Crops on real images: off-frame boxes are clamped; augmentations are deterministic and do what they say. */
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { applyAugmentation, cropJpeg, padAndClamp, planAugmentation, type AugmentParams } from '../src/vision/crops';
+import { applyAugmentation, planAugmentation, type AugmentParams } from '../src/dataset/augment';
+import { cropJpeg, padAndClamp } from '../src/dataset/crops';
 
 const MESSI = '/usr/share/doc/opencv-doc/examples/data/messi5.jpg'; // 548 x 342
 const ALL: AugmentParams = { flipProbability: 0.5, colorJitter: 0.2, rotateDegrees: 8, scale: 0.1, blurProbability: 0.2, erasingProbability: 0.3 };

@@ -3,9 +3,11 @@
  * Boxes are person-shaped (40 x 100 px unless said otherwise); one update call per sampled frame.
  */
 import { describe, expect, it } from 'vitest';
-import { ByteTracker, KalmanBoxFilter, bboxToXyah, linearAssignment, xyahToBbox, type TrackedDetection } from '../src/vision/bytetrack';
-import type { BBox, Detection } from '../src/vision/detector';
-import { IouTracker } from '../src/vision/tracker';
+import { linearAssignment } from '../src/vision/tracking/assignment';
+import { ByteTracker, type TrackedDetection } from '../src/vision/tracking/bytetrack';
+import { KalmanBoxFilter, bboxToXyah, xyahToBbox } from '../src/vision/tracking/kalman';
+import type { BBox, Detection } from '../src/vision/detection/geometry';
+import { IouTracker } from './helpers/iouTracker';
 
 /** A detection centred at (cx, cy). */
 const det = (cx: number, cy: number, score = 0.9, w = 40, h = 100, classId = 0): Detection => ({

@@ -11,24 +11,14 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config';
 import { ErrorType, PipelineError } from '../src/errors';
-import {
-  createDetector,
-  decodeYoloV8,
-  DEFAULT_CONF_THRESHOLD,
-  DEFAULT_IOU_THRESHOLD,
-  iou,
-  letterbox,
-  nms,
-  toLetterbox,
-  unletterbox,
-  validateModelIO,
-  type Detection,
-  type Detector,
-  type RgbFrame,
-} from '../src/vision/detector';
-import { drawDetections, loadRgb } from '../src/vision/draw';
-import { cropRgb } from '../src/vision/tiling';
-import { IouTracker } from '../src/vision/tracker';
+import { createDetector, type Detector } from '../src/vision/detection/detector';
+import { iou, nms, type Detection } from '../src/vision/detection/geometry';
+import { decodeYoloV8, DEFAULT_CONF_THRESHOLD, DEFAULT_IOU_THRESHOLD, letterbox, toLetterbox, unletterbox, validateModelIO } from '../src/vision/detection/yolo';
+import type { RgbFrame } from '../src/vision/image/rgb';
+import { drawDetections } from '../src/vision/image/draw';
+import { decodeImage } from '../src/vision/image/rgb';
+import { cropRgb } from '../src/vision/detection/tiling';
+import { IouTracker } from './helpers/iouTracker';
 
 const DATA = '/usr/share/doc/opencv-doc/examples/data';
 const MODEL = loadConfig().detectorModelPath;
@@ -245,7 +235,7 @@ describe.skipIf(!existsSync(MODEL))('YOLOv8n on real images', () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'detector-'));
     const png = path.join(tmp, 'vtest_20s.png');
     execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-ss', '20', '-i', path.join(DATA, 'vtest.avi'), '-frames:v', '1', png]);
-    vtest = await loadRgb(png);
+    vtest = await decodeImage(png);
   });
 
   afterAll(async () => {
@@ -262,7 +252,7 @@ describe.skipIf(!existsSync(MODEL))('YOLOv8n on real images', () => {
   });
 
   it('finds the player in messi5.jpg with a plausible box', async () => {
-    const frame = await loadRgb(path.join(DATA, 'messi5.jpg'));
+    const frame = await decodeImage(path.join(DATA, 'messi5.jpg'));
     const people = await detector.detect(frame, PERSON);
     console.log(`messi5.jpg: ${people.length} persons at conf ${PERSON.confThreshold}; best ${people[0]?.score.toFixed(3)} [${people[0]?.bbox.map((v) => v.toFixed(0))}]`);
     const best = people[0];
@@ -306,7 +296,7 @@ describe.skipIf(!existsSync(MODEL))('YOLOv8n on real images', () => {
   });
 
   it('runs on the greyscale basketball1.png', async () => {
-    const frame = await loadRgb(path.join(DATA, 'basketball1.png'));
+    const frame = await decodeImage(path.join(DATA, 'basketball1.png'));
     const people = await detector.detect(frame, PERSON);
     console.log(`basketball1.png: ${people.length} persons`);
     expect(Array.isArray(people)).toBe(true);

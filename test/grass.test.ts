@@ -13,30 +13,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config';
-import { createDetector, type Detection, type Detector } from '../src/vision/detector';
-import { drawDetections, loadRgb } from '../src/vision/draw';
-import { defaultFfmpeg } from '../src/vision/ffmpeg';
-import { collectHsvSamples, fitGrassColour, fitGrassModel, isGrass, isGrassRgb, rgbToHsv, type GrassParams } from '../src/vision/grass';
-import {
-  closeMask,
-  computePitchMask,
-  findPicture,
-  framePicture,
-  fillHoles,
-  fillRowSpans,
-  filterOnPitch,
-  pitchRunAt,
-  fitPitchModel,
-  isOnPitch,
-  largestRegion,
-  morph,
-  pitchMaskFromGrass,
-  pitchShape,
-  PITCH_DEFAULTS,
-  pitchTopAt,
-  type PitchMask,
-} from '../src/vision/pitch';
-import { detectTiledWithStats } from '../src/vision/tiling';
+import { createDetector, type Detector } from '../src/vision/detection/detector';
+import type { Detection } from '../src/vision/detection/geometry';
+import { drawDetections } from '../src/vision/image/draw';
+import { decodeImage } from '../src/vision/image/rgb';
+import { defaultFfmpeg } from '../src/vision/media/ffmpeg';
+import { collectHsvSamples, fitGrassColour, fitGrassModel, isGrass, isGrassRgb, rgbToHsv, type GrassParams } from '../src/vision/pitch/colour';
+import { filterOnPitch, pitchRunAt, isOnPitch, pitchTopAt } from '../src/vision/pitch/feet';
+import { fitPitchModel } from '../src/vision/pitch/fit';
+import { closeMask, computePitchMask, fillHoles, fillRowSpans, largestRegion, morph, pitchMaskFromGrass, pitchShape } from '../src/vision/pitch/mask';
+import { PITCH_DEFAULTS, type PitchMask } from '../src/vision/pitch/model';
+import { findPicture, framePicture } from '../src/vision/pitch/picture';
+import { detectTiledWithStats } from '../src/vision/detection/tiling';
 import { hsvToRgb, makeFloorballFrames } from './helpers/floorball';
 
 const DATA = '/usr/share/doc/opencv-doc/examples/data';
@@ -276,7 +264,7 @@ describe('pitch model and feet filter on real images (YOLOv8n)', () => {
     const model = await fitPitchModel([jpeg], PARAMS);
     console.log(`messi5 model: ${JSON.stringify({ ...model, pitch: { ...model.pitch, params: undefined } })}`);
     expect(model.pitchFound).toBe(true);
-    const frame = await loadRgb(jpeg);
+    const frame = await decodeImage(jpeg);
     const mask = await computePitchMask(frame, model);
     // The grass begins at y ~263 (the spectators' wall ends there); the pitch mask's top edge agrees.
     for (const x of [30, 140, 300]) expect(Math.abs(pitchTopAt(mask, x) - 264)).toBeLessThan(5);
@@ -304,7 +292,7 @@ describe('pitch model and feet filter on real images (YOLOv8n)', () => {
     expect(model.pitchFound).toBe(false); // ...but it is not shaped like a pitch
     expect(model.pitch.medianFullWidthRows).toBeLessThan(PITCH_DEFAULTS.minFullWidthRows);
 
-    const frame = await loadRgb(vtestFrames[1]);
+    const frame = await decodeImage(vtestFrames[1]);
     const mask = await computePitchMask(frame, model);
     const { detections } = await detectTiledWithStats(detector, frame, { ...PERSON, tiles: 'auto' });
     const { kept } = filterOnPitch(detections, model.pitchFound ? mask : null);
@@ -331,7 +319,7 @@ describe('pitch model and feet filter on real images (YOLOv8n)', () => {
       expect(model.pitchFound).toBe(true);
       expect(model.pitch.medianFraction).toBeCloseTo(0.233, 1); // as without bars
       expect(model.pitch.picture?.box).toEqual([dx, dy, 548 + dx, 342 + dy]);
-      const frame = await loadRgb(jpeg);
+      const frame = await decodeImage(jpeg);
       const mask = await computePitchMask(frame, model, model.pitch.params, model.pitch.picture);
       for (const x of [30, 140, 300]) expect(Math.abs(pitchTopAt(mask, x + dx) - (264 + dy))).toBeLessThan(6);
       expect(isOnPitch(mask, 274 + dx, 330 + dy)).toBe(true);
@@ -354,7 +342,7 @@ describe('pitch model and feet filter on real images (YOLOv8n)', () => {
     for (const floorHue of [[40, 56], [56, 72]] as const) {
       const frames = await makeFloorballFrames(16, { floorHue });
       // Step 4 reads the JPEGs step 3 stored, decoded.
-      const decoded = await Promise.all(frames.map((f) => loadRgb(f.jpeg)));
+      const decoded = await Promise.all(frames.map((f) => decodeImage(f.jpeg)));
       await writeFile(path.join(tmp, `floorball_${floorHue[0]}_overlay.png`), await drawDetections(decoded[13], frames[13].players.map((p) => ({ bbox: p.bbox, score: 1, classId: p.team === 'green' ? 0 : 1 }))));
       const model = await fitPitchModel(decoded, PARAMS);
       console.log(`floorball stand-in (floor hue ${floorHue.join('-')}): ${JSON.stringify({ ...model, pitch: { ...model.pitch, params: undefined } })}`);
@@ -382,7 +370,7 @@ describe('pitch model and feet filter on real images (YOLOv8n)', () => {
     const png = await readFile(path.join(DATA, 'basketball1.png'));
     const model = await fitPitchModel([png], PARAMS);
     expect(model.pitchFound).toBe(false);
-    const frame = await loadRgb(png);
+    const frame = await decodeImage(png);
     const mask = await computePitchMask(frame, model);
     expect(mask.width).toBe(320);
     const { detections } = await detectTiledWithStats(detector, frame, { ...PERSON, tiles: 'auto' });
@@ -446,7 +434,7 @@ describe.skipIf(!MEDIA)('soccer broadcast clip with black bars added by ffmpeg p
   it('frame 300 at confidence 0.1: the same 20 players kept and the crowd dropped, with or without bars', async () => {
     for (const [name, c] of Object.entries(clips)) {
       const model = await fitPitchModel(c.samples, PARAMS);
-      const frame = await loadRgb(c.frame300);
+      const frame = await decodeImage(c.frame300);
       const mask = await computePitchMask(frame, model, model.pitch.params, model.pitch.picture);
       const { detections } = await detectTiledWithStats(detector, frame, { ...PERSON, confThreshold: 0.1, tiles: 'auto' });
       const { kept, dropped } = filterOnPitch(detections, model.pitchFound ? mask : null);

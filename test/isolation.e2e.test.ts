@@ -27,7 +27,8 @@ import { loadConfig, sourcePolicyOf, type SourcePolicy } from '../src/config';
 import { createObjectStore } from '../src/storage/gcs';
 import { createDeps, splitActivities } from '../src/workers/worker';
 import { RUN_GUID, runWorkflowId, TENANT_ID, videoWorkflowId } from '../src/workflows/messages';
-import { STEP_NAMES, type RunSummary } from '../src/workflows/types';
+import { STEP_NAMES } from '../src/workflows/steps';
+import type { RunSummary } from '../src/workflows/types';
 import { testClient, withWorkers } from './helpers/temporal';
 
 const VTEST = '/usr/share/doc/opencv-doc/examples/data/vtest.avi';

@@ -22,7 +22,7 @@ import { type Client, WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../src/activities';
-import { recordStepStatus } from '../src/activities/context';
+import { recordStepStatus } from '../src/activities/runStep';
 import { explainLocalFault } from '../src/activities/localDisk';
 import { prepareInput, startRun } from '../src/cli/client';
 import { loadConfig } from '../src/config';

@@ -10,7 +10,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities, GPU_ACTIVITY_NAMES } from '../src/activities';
+import { createActivities } from '../src/activities';
+import { GPU_STEP_NAMES } from '../src/workflows/steps';
 import { prepareInput, startRun } from '../src/cli/client';
 import { loadConfig, type Config } from '../src/config';
 import { createObjectStore } from '../src/storage/gcs';
@@ -18,7 +19,8 @@ import { RunLayout } from '../src/storage/layout';
 import { validateInput } from '../src/validation';
 import { md5Base64, sha256 } from '../src/util/hash';
 import { createDeps, splitActivities } from '../src/workers/worker';
-import { STEP_NAMES, type RunSummary } from '../src/workflows/types';
+import { STEP_NAMES } from '../src/workflows/steps';
+import type { RunSummary } from '../src/workflows/types';
 import { testClient, withWorkers } from './helpers/temporal';
 
 const DATA = '/usr/share/doc/opencv-doc/examples/data';
@@ -36,8 +38,8 @@ const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageE
 function realActivities() {
   const deps = createDeps({ ...cfg, dataDir: path.join(tmp, 'worker') });
   const all = createActivities(deps) as Record<string, unknown>;
-  const gpu = Object.fromEntries(Object.entries(all).filter(([k]) => (GPU_ACTIVITY_NAMES as readonly string[]).includes(k)));
-  const cpu = Object.fromEntries(Object.entries(all).filter(([k]) => !(GPU_ACTIVITY_NAMES as readonly string[]).includes(k)));
+  const gpu = Object.fromEntries(Object.entries(all).filter(([k]) => (GPU_STEP_NAMES as readonly string[]).includes(k)));
+  const cpu = Object.fromEntries(Object.entries(all).filter(([k]) => !(GPU_STEP_NAMES as readonly string[]).includes(k)));
   return { cpu, gpu, deps };
 }
 

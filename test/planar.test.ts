@@ -6,9 +6,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ErrorType, PipelineError } from '../src/errors';
-import { letterbox } from '../src/vision/detector';
-import { createPlanarWriter, type PixelRect } from '../src/vision/planar';
-import { cropRgb, planTiles } from '../src/vision/tiling';
+import { letterbox } from '../src/vision/detection/yolo';
+import { createPlanarWriter, type PixelRect } from '../src/vision/detection/planar';
+import { cropRgb, planTiles } from '../src/vision/detection/tiling';
 
 /** Reference: the per-pixel loop the kernel replaced. */
 function reference(out: Float32Array, rgb: Uint8Array, imageWidth: number, rect: PixelRect, width: number, height: number, dx: number, dy: number): void {

@@ -9,22 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cropJpeg, padAndClamp } from '../src/vision/crops';
-import type { BBox } from '../src/vision/detector';
-import {
-  dHash,
-  DEFAULT_DEDUP_MAX_DISTANCE,
-  DEFAULT_MAX_OCCLUSION,
-  DEFAULT_MIN_BLUR_VARIANCE,
-  hamming,
-  isBlurred,
-  isNearDuplicate,
-  isOccluded,
-  laplacianVariance,
-  occlusion,
-  qualityFilter,
-  type QualityCrop,
-} from '../src/vision/quality';
+import { cropJpeg, padAndClamp } from '../src/dataset/crops';
+import type { BBox } from '../src/vision/detection/geometry';
+import { dHash, DEFAULT_DEDUP_MAX_DISTANCE, DEFAULT_MAX_OCCLUSION, DEFAULT_MIN_BLUR_VARIANCE, hamming, isBlurred, isNearDuplicate, isOccluded, laplacianVariance, occlusion, qualityFilter, type QualityCrop } from '../src/dataset/quality';
 
 const DATA = '/usr/share/doc/opencv-doc/examples/data';
 /** vtest.avi walkers at t = 20 s (frame A) and the same walkers, same order, one frame later (frame B). */

@@ -12,14 +12,15 @@ import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorType, PipelineError } from '../src/errors';
-import { applyMask, createSegmenter, grassAlpha, intersectMasks, validateSegmenterIO, type Segmenter, type SoftMask } from '../src/vision/segment';
-import type { GrassModel } from '../src/workflows/types';
+import { applyMask, grassAlpha, intersectMasks } from '../src/dataset/background';
+import { createSegmenter, validateSegmenterIO, type Segmenter, type SoftMask } from '../src/vision/segmentation/u2netp';
+import type { PitchModel } from '../src/vision/pitch/model';
 
 const DATA = '/usr/share/doc/opencv-doc/examples/data';
 const MODEL = path.resolve('models/u2netp.onnx');
 const FILL: [number, number, number] = [0, 0, 255];
 /** A pitch-green HSV window wide enough for messi5's grass (hue in degrees, sat/val in 0..1). */
-const GRASS: GrassModel = { pitchFound: true, greenFraction: 0.3, hue: { min: 65, max: 150, median: 100 }, sat: { min: 0.25, median: 0.5 }, val: { min: 0.15, median: 0.4 } };
+const GRASS: PitchModel = { pitchFound: true, greenFraction: 0.3, hue: { min: 65, max: 150, median: 100 }, sat: { min: 0.25, median: 0.5 }, val: { min: 0.15, median: 0.4 } };
 
 interface Case {
   name: string;

@@ -19,7 +19,8 @@ import { loadConfig } from '../src/config';
 import { createObjectStore } from '../src/storage/gcs';
 import { RunLayout } from '../src/storage/layout';
 import { videoWorkflowId } from '../src/workflows/messages';
-import { STEP_NAMES, type RunSummary, type StepResultBase } from '../src/workflows/types';
+import { STEP_NAMES } from '../src/workflows/steps';
+import type { RunSummary, StepResultBase } from '../src/workflows/types';
 import { spawnWorkerProcess, testClient } from './helpers/temporal';
 
 const MEDIA = process.env.TEST_MEDIA_DIR;

@@ -1,6 +1,7 @@
 /** The leak-free train/val split plan: contiguous time blocks per track with a gap, train-only short tracks. */
 import { describe, expect, it } from 'vitest';
-import { cropKey, planSplit, type CropRef } from '../src/vision/crops';
+import { cropKey } from '../src/dataset/crops';
+import { planSplit, type CropRef } from '../src/dataset/split';
 
 /** A track of `count` crops sampled every `step` frames from `start`. */
 const track = (trackId: number, count: number, start = 0, step = 2): CropRef[] =>

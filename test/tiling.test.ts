@@ -14,12 +14,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config';
-import { createDetector, type Detection, type Detector, type RgbFrame } from '../src/vision/detector';
-import { drawDetections, loadRgb } from '../src/vision/draw';
-import { defaultFfmpeg } from '../src/vision/ffmpeg';
-import type { GrassParams } from '../src/vision/grass';
-import { computePitchMask, filterOnPitch, fitPitchModel, pitchTopAt } from '../src/vision/pitch';
-import { autoTileDecision, cropRgb, detectTiledWithStats, intersectionOverSmaller, mergeDetections, planTiles, touchesInnerEdge, type Tile } from '../src/vision/tiling';
+import { createDetector, type Detector } from '../src/vision/detection/detector';
+import type { Detection } from '../src/vision/detection/geometry';
+import type { RgbFrame } from '../src/vision/image/rgb';
+import { drawDetections } from '../src/vision/image/draw';
+import { decodeImage } from '../src/vision/image/rgb';
+import { defaultFfmpeg } from '../src/vision/media/ffmpeg';
+import type { GrassParams } from '../src/vision/pitch/colour';
+import { filterOnPitch, pitchTopAt } from '../src/vision/pitch/feet';
+import { fitPitchModel } from '../src/vision/pitch/fit';
+import { computePitchMask } from '../src/vision/pitch/mask';
+import { autoTileDecision, cropRgb, detectTiledWithStats, intersectionOverSmaller, mergeDetections, planTiles, touchesInnerEdge, type Tile } from '../src/vision/detection/tiling';
 
 const PARAMS: GrassParams = { hueMin: 60, hueMax: 170, satMin: 0.15, valMin: 0.15, minPitchFraction: 0.15 };
 /** The pipeline's detector defaults (options.detector in src/validation.ts). */
@@ -151,7 +156,7 @@ describe.skipIf(!MEDIA)('soccer broadcast frame 300 (TEST_MEDIA_DIR): tiling + p
     execFileSync(ff, ['-loglevel', 'error', '-y', '-i', CLIP, '-vf', 'select=not(mod(n\\,75))', '-fps_mode', 'vfr', '-q:v', '3', path.join(tmp, 'sample_%02d.jpg')]);
     const names = (await readdir(tmp)).filter((f) => f.startsWith('sample_')).sort();
     samples = await Promise.all(names.map((f) => readFile(path.join(tmp, f))));
-    frame = await loadRgb(path.join(tmp, 'frame_300.png'));
+    frame = await decodeImage(path.join(tmp, 'frame_300.png'));
     detector = await createDetector({ modelPath: loadConfig().detectorModelPath, logger: { info() {}, warn() {} } });
   });
 

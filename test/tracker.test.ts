@@ -1,7 +1,7 @@
 /** Tests of the interim IoU tracker (ByteTrack replaces it in issue 3). */
 import { describe, expect, it } from 'vitest';
-import type { Detection } from '../src/vision/detector';
-import { IouTracker } from '../src/vision/tracker';
+import type { Detection } from '../src/vision/detection/geometry';
+import { IouTracker } from './helpers/iouTracker';
 
 const box = (x: number, y: number, w = 40, h = 100, score = 0.9, classId = 0): Detection => ({ bbox: [x, y, x + w, y + h], score, classId });
 

@@ -14,8 +14,12 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorType, PipelineError } from '../src/errors';
-import { resolveFfmpeg } from '../src/vision/ffmpeg';
-import { encodeJpeg, extractFrames, importToMp4, isVariableFrameRate, probeVideo, type VideoFrame } from '../src/vision/video';
+import { resolveFfmpeg } from '../src/vision/media/ffmpeg';
+import { encodeJpeg } from '../src/vision/image/rgb';
+import { isVariableFrameRate } from '../src/vision/media/frameRate';
+import { extractFrames, type VideoFrame } from '../src/vision/media/frames';
+import { importToMp4 } from '../src/vision/media/import';
+import { probeVideo } from '../src/vision/media/probe';
 
 const run = promisify(execFile);
 const DATA = '/usr/share/doc/opencv-doc/examples/data';

@@ -12,10 +12,11 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config';
 import { validateInput } from '../src/validation';
-import { ByteTracker } from '../src/vision/bytetrack';
-import { createDetector } from '../src/vision/detector';
+import { ByteTracker } from '../src/vision/tracking/bytetrack';
+import { createDetector } from '../src/vision/detection/detector';
 import { detectAndTrackFrame } from '../src/vision/players';
-import { encodeJpeg, extractFrames } from '../src/vision/video';
+import { encodeJpeg } from '../src/vision/image/rgb';
+import { extractFrames } from '../src/vision/media/frames';
 
 const VTEST = '/usr/share/doc/opencv-doc/examples/data/vtest.avi';
 

@@ -9,8 +9,9 @@ import { loadConfig } from '../src/config';
 import { startRun } from '../src/cli/client';
 import { runWorkflowId } from '../src/workflows/ids';
 import { cancelSignal, PIPELINE_STEP, progressQuery, RUN_GUID, TENANT_ID } from '../src/workflows/messages';
-import { STEP_NAMES, type StepInput } from '../src/workflows/types';
-import { WORKER_ID } from '../src/activities/routing';
+import { STEP_NAMES } from '../src/workflows/steps';
+import type { StepInput } from '../src/workflows/types';
+import { WORKER_ID } from '../src/workers/worker';
 import { mockActivities } from './helpers/mockActivities';
 import { testClient, withWorkers } from './helpers/temporal';
 

@@ -3,19 +3,23 @@
  * `createTrainingAndValidationSets` (SPEC section 4).
  */
 import pLimit from 'p-limit';
+import { applyAugmentation, planAugmentation, type Augmentation } from '../dataset/augment';
+import { applyMask, grassAlpha, intersectMasks } from '../dataset/background';
+import { cropJpeg, cropKey, padAndClamp, type Region } from '../dataset/crops';
+import { scoreCrop, selectCrops, type ScoredCrop } from '../dataset/quality';
+import { renderReport, type ReportTrack } from '../dataset/report';
+import { planSplit, type SplitPlan } from '../dataset/split';
+import { readChunks, writeChunk, type ChunkRef } from '../storage/checkpoints';
 import type { RunLayout, Split, VideoLayout } from '../storage/layout';
-import { renderReport, type ReportTrack } from '../vision/report';
-import { applyAugmentation, cropJpeg, cropKey, padAndClamp, planAugmentation, planSplit, type Augmentation, type Region, type SplitPlan } from '../vision/crops';
-import { applyMask, grassAlpha, intersectMasks } from '../vision/segment';
-import { scoreCrop, selectCrops, type ScoredCrop } from '../vision/quality';
-import type { AugmentResult, BackgroundResult, CropsResult, SplitResult, StepInput } from '../workflows/types';
-import { activityAttempt, heartbeat, runStep, type ActivityDeps, type RunFiles } from './context';
-import { previousHeartbeat, readChunks, writeChunk, type ChunkRef } from './checkpoint';
-import { forEachBounded } from './liveness';
-import type { DetectionsFile } from './detect';
 import { groupBy } from '../util/group';
 import { md5Base64 } from '../util/hash';
-import type { RgbFrame } from '../vision/detector';
+import type { RgbFrame } from '../vision/image/rgb';
+import type { AugmentResult, BackgroundResult, CropsResult, SplitResult, StepInput } from '../workflows/types';
+import type { DetectionsFile } from './detect';
+import type { ActivityDeps } from './deps';
+import { forEachBounded } from './liveness';
+import { runStep, type StepFiles } from './runStep';
+import { activityAttempt, heartbeat, previousHeartbeat } from './temporal';
 
 /** One crop of the crop index (step 6 result details). */
 export interface CropEntry {
@@ -35,7 +39,7 @@ const GRASS_FEATHER_SIGMA = 0.8;
 /** Images processed at once by sharp (SPEC section 10: many parallel sharp pipelines grow memory). */
 const IMAGE_CONCURRENCY = 4;
 
-async function readCropIndex(files: RunFiles, video: VideoLayout): Promise<CropEntry[]> {
+async function readCropIndex(files: StepFiles, video: VideoLayout): Promise<CropEntry[]> {
   return (await files.readJson<{ crops: CropEntry[] }>(video.cropIndex)).crops;
 }
 
@@ -43,7 +47,7 @@ async function readCropIndex(files: RunFiles, video: VideoLayout): Promise<CropE
  * The split plan of a video's crops, identical in steps 8 and 9 (step 8 augments train crops only). The
  * gap is `split.gapSeconds` converted to source frames with the video's fps from `metadata.json`.
  */
-async function planFor(files: RunFiles, video: VideoLayout, input: StepInput, crops: CropEntry[]): Promise<SplitPlan & { gapFrames: number }> {
+async function planFor(files: StepFiles, video: VideoLayout, input: StepInput, crops: CropEntry[]): Promise<SplitPlan & { gapFrames: number }> {
   const meta = await files.readJson<{ fps: number }>(video.metadata);
   const gapFrames = Math.round(input.options.split.gapSeconds * (meta.fps > 0 ? meta.fps : 25));
   const plan = planSplit(
@@ -77,7 +81,7 @@ export interface BackgroundHeartbeat {
  * whose objects in GCS still match the recorded size and MD5; fills `removed` for them. Empty when there is
  * no valid checkpoint.
  */
-async function verifiedBackgroundOutputs(files: RunFiles, layout: RunLayout, videoGuid: string, checkpoint: BackgroundHeartbeat['checkpoint'], crops: CropEntry[], removed: number[]): Promise<Set<number>> {
+async function verifiedBackgroundOutputs(files: StepFiles, layout: RunLayout, videoGuid: string, checkpoint: BackgroundHeartbeat['checkpoint'], crops: CropEntry[], removed: number[]): Promise<Set<number>> {
   const records = await readChunks<BackgroundRecord>(files.store, checkpoint?.chunks);
   const done = new Set<number>();
   if (!records) return done;
@@ -368,7 +372,7 @@ const REPORT_MAX_TRACKS = 300;
 
 /** Gathers the report's figures (steps 5, 6 and this step) and a few crops per track, and renders it. */
 async function buildReport(
-  files: RunFiles,
+  files: StepFiles,
   video: VideoLayout,
   input: StepInput,
   crops: CropEntry[],
@@ -432,7 +436,7 @@ function augmentSeed(input: StepInput): string {
  * (deterministically identical) from the background-removed crop. Step 8, which makes them, passes
  * `lookup = false` (nothing to find yet; no cache miss counted).
  */
-async function augmentedCopy(files: RunFiles, video: VideoLayout, input: StepInput, c: CropEntry, k: number, lookup = true): Promise<Buffer> {
+async function augmentedCopy(files: StepFiles, video: VideoLayout, input: StepInput, c: CropEntry, k: number, lookup = true): Promise<Buffer> {
   const artifact = `augmented/track_${c.track_id}/crop_${c.n}_aug${k}.jpg`;
   const cached = lookup ? files.getLocal<Buffer>(artifact, (b) => b.length) : undefined;
   if (cached) return cached;

@@ -1,17 +1,19 @@
 /**
- * Steps 4 and 5: `initializeGrassMask` (CPU queue) and `detectPlayers` (GPU queue).
+ * Steps 4 and 5: `initializeGrassMask` (CPU queue) and `detectPlayers` (GPU queue); docs/ARCHITECTURE.md
+ * "The nine steps".
  */
 import { badMedia } from '../errors';
-import type { VideoLayout } from '../storage/layout';
-import { fitPitchModel } from '../vision/pitch';
-import { ByteTracker, type ByteTrackerState } from '../vision/bytetrack';
-import { previousHeartbeat, readChunks, writeChunk, type ChunkRef } from './checkpoint';
-import type { RunLayout } from '../storage/layout';
+import { readChunks, writeChunk, type ChunkRef } from '../storage/checkpoints';
+import type { RunLayout, VideoLayout } from '../storage/layout';
+import type { RgbFrame } from '../vision/image/rgb';
+import { fitPitchModel } from '../vision/pitch/fit';
 import { detectAndTrackFrame, type FrameDetectOptions } from '../vision/players';
+import { ByteTracker, type ByteTrackerState } from '../vision/tracking/bytetrack';
 import type { DetectResult, GrassResult, StepInput } from '../workflows/types';
-import type { RgbFrame } from '../vision/detector';
-import { heartbeat, runStep, type ActivityDeps, type RunFiles } from './context';
-import { FRAME_IDS_ARTIFACT } from './video';
+import type { ActivityDeps } from './deps';
+import { FRAME_IDS_ARTIFACT } from './ingest';
+import { runStep, type StepFiles } from './runStep';
+import { heartbeat, previousHeartbeat } from './temporal';
 
 /** Frames sampled for the pitch colour model (evenly spaced over the video). */
 export const GRASS_SAMPLE_FRAMES = 16;
@@ -21,7 +23,7 @@ export const GRASS_SAMPLE_FRAMES = 16;
  * from the listing of `selected_frames/` (one GCS list request; works on any worker).
  * @throws BadMedia when step 3 produced no frames.
  */
-export async function listFrameIds(files: RunFiles, video: VideoLayout): Promise<number[]> {
+export async function listFrameIds(files: StepFiles, video: VideoLayout): Promise<number[]> {
   const cached = files.getLocal<number[]>(FRAME_IDS_ARTIFACT, (ids) => ids.length * 8);
   if (cached) return cached;
   const objects = await files.store.list(video.framesPrefix);
@@ -88,7 +90,7 @@ export interface DetectHeartbeat {
  * Writes the frames since the last chunk as chunk `k` (`intermediate/checkpoints/{videoGuid}/detect_{k}.json`)
  * and returns the new checkpoint reference.
  */
-async function saveDetectChunk(files: RunFiles, layout: RunLayout, videoGuid: string, prev: DetectCheckpointRef | undefined, frames: FrameDetections[], state: DetectProgressState): Promise<DetectCheckpointRef> {
+async function saveDetectChunk(files: StepFiles, layout: RunLayout, videoGuid: string, prev: DetectCheckpointRef | undefined, frames: FrameDetections[], state: DetectProgressState): Promise<DetectCheckpointRef> {
   const start = prev?.framesDone ?? 0;
   const chunks = prev?.chunks ?? [];
   const ref = await writeChunk(files.store, layout.checkpoint(videoGuid, 'detect', chunks.length), frames.slice(start));
@@ -99,7 +101,7 @@ async function saveDetectChunk(files: RunFiles, layout: RunLayout, videoGuid: st
  * The frames of a checkpoint, verified ({@link readChunks}) and continuing the sampled frame ids in order;
  * undefined (start over) when there is no checkpoint or it fails verification.
  */
-async function loadDetectCheckpoint(files: RunFiles, ref: DetectCheckpointRef | undefined, ids: number[]): Promise<{ frames: FrameDetections[]; framesDone: number; state: DetectCheckpointRef } | undefined> {
+async function loadDetectCheckpoint(files: StepFiles, ref: DetectCheckpointRef | undefined, ids: number[]): Promise<{ frames: FrameDetections[]; framesDone: number; state: DetectCheckpointRef } | undefined> {
   const frames = await readChunks<FrameDetections>(files.store, ref?.chunks);
   if (!ref || !frames || frames.length !== ref.framesDone || frames.some((f, i) => f.frame_id !== ids[i])) return undefined;
   return { frames, framesDone: frames.length, state: ref };

@@ -10,8 +10,8 @@ import path from 'node:path';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { LOCAL_DISK_CODES, localDisk, localDiskCode, PipelineError } from '../errors';
 import { folderSpace, formatBytes, probeFolder } from '../util/fs';
-import { ToolError } from '../vision/ffmpeg';
-import type { ActivityDeps } from './context';
+import { ToolError } from '../vision/media/ffmpeg';
+import type { ActivityDeps } from './deps';
 
 /** A folder of the worker and what it is for (named in messages). */
 export interface WorkerFolder {

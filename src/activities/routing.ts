@@ -1,24 +1,12 @@
 /**
- * Worker-specific task queues (issue 5), after Temporal's TypeScript sample
+ * Worker-specific task queues (docs/ARCHITECTURE.md "Routing"), after Temporal's TypeScript sample
  * https://github.com/temporalio/samples-typescript/tree/main/worker-specific-task-queues: every worker
- * process polls, besides the shared queues, queues of its own named `{sharedQueue}@{WORKER_ID}`. A video's
- * workflow asks a worker for its queues once (`claimWorker` on the shared CPU queue, `claimGpuWorker` on
- * the shared GPU queue) and then sends its steps there, so consecutive steps share one run cache.
+ * process polls, besides the shared queues, queues of its own named `{sharedQueue}@{workerId}`
+ * (`workerQueueFor` in src/workflows/steps.ts). A video's workflow asks a worker for its queues once
+ * (`claimWorker` on the shared CPU queue, `claimGpuWorker` on the shared GPU queue) and then sends its steps
+ * there, so consecutive steps share one run cache.
  */
-import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
 import { videoPrefix, type RunCache } from '../cache/runCache';
-
-/**
- * This process's worker id: host name, pid and a random suffix (unique across restarts and hosts).
- * Queue names allow it: Temporal task queue names are free-form strings up to 1000 bytes.
- */
-export const WORKER_ID = `${hostname().replace(/[^A-Za-z0-9.-]/g, '-').slice(0, 40)}-${process.pid}-${randomUUID().slice(0, 6)}`;
-
-/** The worker-specific queue that belongs to shared queue `sharedQueue` in this process. */
-export function workerQueueFor(sharedQueue: string, workerId: string = WORKER_ID): string {
-  return `${sharedQueue}@${workerId}`;
-}
 
 /** What a claim returns: this process's id and its own CPU and GPU queues (when it serves that role). */
 export interface WorkerQueues {
@@ -29,7 +17,7 @@ export interface WorkerQueues {
 
 /**
  * The claim activities of one worker process.
- * @param queues this process's own queues, as {@link createPipelineWorkers} created them
+ * @param queues this process's own queues, as `createPipelineWorkers` (src/workers/worker.ts) created them
  */
 export function createRoutingActivities(queues: WorkerQueues) {
   return {
@@ -57,12 +45,13 @@ export type RoutingActivities = ReturnType<typeof createRoutingActivities>;
 /**
  * The cache-release activity, served on every worker-specific queue: drops a video's entries (and files)
  * from this process's run cache. Called by `processVideo` when the video completes, fails or is cancelled.
+ * @param deps the worker's run cache and its worker id (reported back)
  */
-export function createCacheActivities(cache: RunCache) {
+export function createCacheActivities(deps: { cache: RunCache; workerId: string }) {
   return {
     /** Releases one video of a run from this worker's cache; returns the number of entries dropped. */
     async releaseVideoCache(ref: { tenantId: string; runGuid: string; videoGuid: string }): Promise<{ released: number; workerId: string }> {
-      return { released: cache.release(videoPrefix(ref.tenantId, ref.runGuid, ref.videoGuid)), workerId: WORKER_ID };
+      return { released: deps.cache.release(videoPrefix(ref.tenantId, ref.runGuid, ref.videoGuid)), workerId: deps.workerId };
     },
   };
 }

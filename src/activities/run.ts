@@ -5,7 +5,7 @@ import { toApplicationFailure } from '../errors';
 import { RunLayout } from '../storage/layout';
 import { optionsSchema, type TrainPipelineInput } from '../validation';
 import type { RunRecord, RunStartRecord } from '../workflows/types';
-import type { ActivityDeps } from './context';
+import type { ActivityDeps } from './deps';
 
 /** Runs `fn`, rethrowing any error classified by `toApplicationFailure` (src/errors.ts). */
 async function classified<T>(fn: () => Promise<T>): Promise<T> {

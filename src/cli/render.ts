@@ -15,7 +15,7 @@ import type { FrameDetections } from '../activities/detect';
 import { loadConfig } from '../config';
 import { createObjectStore } from '../storage/gcs';
 import { RunLayout } from '../storage/layout';
-import { drawDetections } from '../vision/draw';
+import { drawDetections } from '../vision/image/draw';
 
 async function main(): Promise<void> {
   const o = new Command('render')

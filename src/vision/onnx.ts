@@ -9,6 +9,17 @@ import ort from 'onnxruntime-node';
 import { ErrorType, PipelineError } from '../errors';
 import { sha256File } from '../util/hash';
 
+/**
+ * Minimal shape of onnxruntime's `InferenceSession.ValueMetadata` (an input or output a model declares), as
+ * the model checks (`validateModelIO` of the detector, `validateSegmenterIO` of the segmenter) read it.
+ */
+export interface ValueMetadataLike {
+  name: string;
+  isTensor: boolean;
+  type?: string;
+  shape?: ReadonlyArray<number | string>;
+}
+
 /** Minimal logger interface (pino-compatible). */
 export interface SessionLogger {
   warn(obj: object, msg: string): void;

@@ -3,17 +3,14 @@
  * and feet-on-pitch filter → ByteTrack update. The activity and the benchmark (`bench/detect.ts`) both
  * call {@link detectAndTrackFrame}, so the benchmark measures exactly what the pipeline runs.
  */
-import sharp from 'sharp';
-import type { ByteTracker, TrackedDetection } from './bytetrack';
-import type { Detection, Detector, RgbFrame } from './detector';
-import { computePitchMask, filterOnPitch, type PictureArea, type PitchColour, type PitchParams } from './pitch';
-import { detectTiledWithStats, type TiledDetectOptions, type TiledDetectStats } from './tiling';
-
-/** Decodes an encoded frame (JPEG) into RGB, EXIF orientation applied. */
-export async function decodeFrame(jpeg: Buffer): Promise<RgbFrame> {
-  const { data, info } = await sharp(jpeg).rotate().removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  return { rgb: data, width: info.width, height: info.height };
-}
+import type { Detector } from './detection/detector';
+import type { Detection } from './detection/geometry';
+import { detectTiledWithStats, type TiledDetectOptions, type TiledDetectStats } from './detection/tiling';
+import { decodeImage, type RgbFrame } from './image/rgb';
+import { filterOnPitch } from './pitch/feet';
+import { computePitchMask } from './pitch/mask';
+import type { PictureArea, PitchColour, PitchParams } from './pitch/model';
+import type { ByteTracker, TrackedDetection } from './tracking/bytetrack';
 
 /** Per-frame options of {@link detectAndTrackFrame}. */
 export interface FrameDetectOptions {
@@ -66,7 +63,7 @@ export async function detectAndTrackFrame(
   opts: FrameDetectOptions,
 ): Promise<FrameResult> {
   const t0 = performance.now();
-  const frame = Buffer.isBuffer(input) ? await decodeFrame(input) : input;
+  const frame = Buffer.isBuffer(input) ? await decodeImage(input) : input;
   const t1 = performance.now();
   const { detections, stats } = await detectTiledWithStats(detector, frame, opts.detect);
   const t2 = performance.now();

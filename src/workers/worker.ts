@@ -4,22 +4,34 @@
  * run both (the embedded default, `main.ts`) or either alone (`cpu.ts`, `gpu.ts`).
  */
 import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Duration } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type LogLevel, type WorkflowBundle, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import pino from 'pino';
-import { createActivities, createRoutingActivities, GPU_ACTIVITY_NAMES, type ActivityDeps, type WorkerQueues } from '../activities';
+import { createActivities, createRoutingActivities, type Activities, type ActivityDeps, type WorkerQueues } from '../activities';
 import { createLivenessInterceptor, DEFAULT_STALL_MS, LIVENESS_INTERVAL_MS, type LivenessOptions } from '../activities/liveness';
-import { WORKER_ID, workerQueueFor } from '../activities/routing';
 import { RunCache, removeOrphanedCacheFiles } from '../cache/runCache';
-import { gpuTaskQueueFor, loadConfig, PROJECT_ROOT, sourcePolicyOf, type Config } from '../config';
+import { loadConfig, PROJECT_ROOT, sourcePolicyOf, type Config } from '../config';
 import { createObjectStore } from '../storage/gcs';
 import { probeFolder } from '../util/fs';
 import { sha256File } from '../util/hash';
-import { resolveFfmpeg } from '../vision/ffmpeg';
-import { createDetector, type Detector } from '../vision/detector';
-import { createSegmenter, type Segmenter } from '../vision/segment';
+import { createDetector, type Detector } from '../vision/detection/detector';
+import { resolveFfmpeg } from '../vision/media/ffmpeg';
+import { createSegmenter, type Segmenter } from '../vision/segmentation/u2netp';
+import { GPU_STEP_NAMES, gpuTaskQueueFor, workerQueueFor } from '../workflows/steps';
+
+/**
+ * This process's worker id: host name, pid and a random suffix (unique across restarts and hosts), the
+ * suffix of its own task queues ({@link createPipelineWorkers}). Given to the activities as
+ * `ActivityDeps.workerId` ({@link createDeps}).
+ */
+export const WORKER_ID = `${hostname().replace(/[^A-Za-z0-9.-]/g, '-').slice(0, 40)}-${process.pid}-${randomUUID().slice(0, 6)}`;
+
+// Every GPU step is an activity of the pipeline (compile-time check of the step table against the activities).
+GPU_STEP_NAMES satisfies readonly (keyof Activities)[];
 
 /** Which queues a worker process serves. */
 export type WorkerRole = 'cpu' | 'gpu';
@@ -102,6 +114,7 @@ export function createDeps(cfg: Config): ActivityDeps & { release(): Promise<voi
     store,
     cache,
     workDir,
+    workerId: WORKER_ID,
     codeVersion: codeVersion(),
     ffmpeg: resolveFfmpeg({ ffmpegPath: cfg.ffmpegPath, ffprobePath: cfg.ffprobePath }),
     sourcePolicy: sourcePolicyOf(cfg),
@@ -170,7 +183,7 @@ export interface PipelineWorkersOptions {
   /** Workflow code for the shared CPU worker; without it no worker runs workflows. */
   workflowBundle?: WorkflowBundle;
   /**
-   * Activities of the CPU role (every activity not in {@link GPU_ACTIVITY_NAMES}); none: no CPU workers.
+   * Activities of the CPU role (every activity but the GPU steps of `STEPS`, src/workflows/steps.ts); none: no CPU workers.
    * A `claimWorker` / `claimGpuWorker` here replaces the built-in one (fault-injection tests).
    */
   cpuActivities?: Record<string, unknown>;
@@ -238,7 +251,7 @@ export async function createPipelineWorkers(o: PipelineWorkersOptions): Promise<
 
 /** Splits `createActivities` output into the CPU and GPU roles' activities. */
 export function splitActivities(all: Record<string, unknown>): { cpu: Record<string, unknown>; gpu: Record<string, unknown> } {
-  const gpuNames = new Set<string>(GPU_ACTIVITY_NAMES);
+  const gpuNames = new Set<string>(GPU_STEP_NAMES);
   return {
     cpu: Object.fromEntries(Object.entries(all).filter(([name]) => !gpuNames.has(name))),
     gpu: Object.fromEntries(Object.entries(all).filter(([name]) => gpuNames.has(name))),

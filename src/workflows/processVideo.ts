@@ -26,7 +26,9 @@ import { addIo, emptyIo } from './io';
 import { NON_RETRYABLE_ERROR_TYPES, stepFailure } from '../errors';
 import { PIPELINE_STEP, videoProgressQuery, videoProgressSignal } from './messages';
 import type { PipelineOptions } from '../validation';
-import { STEP_NAMES, stepNumber, type GrassModel, type ProcessVideoInput, type StepInput, type StepName, type StepResultBase, type VideoProgress, type VideoSummary } from './types';
+import { STEP_NAMES, stepNumber, type StepName } from './steps';
+import type { ProcessVideoInput, StepInput, StepResultBase, VideoProgress, VideoSummary } from './types';
+import type { PitchModel } from '../vision/pitch/model';
 
 /**
  * Activity options of a step. Heartbeats: every activity heartbeats its latest progress on a timer while it
@@ -252,7 +254,7 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
     const frames = await step('extractFramesForDetections', 'cpu', (a) => a.extractFramesForDetections(base));
     progress.counts.frames = frames.frames;
     const grassResult = await step('initializeGrassMask', 'cpu', (a) => a.initializeGrassMask(base));
-    const grass: GrassModel = grassResult.grass;
+    const grass: PitchModel = grassResult.grass;
     progress.pitch = { found: grass.pitchFound, framesPitchLike: grass.pitch?.framesPitchLike, framesSampled: grassResult.framesSampled, reason: grass.pitch?.reason };
     const detected = await step('detectPlayers', 'gpu', (a) => a.detectPlayers({ ...base, grass }));
     progress.counts.detections = detected.detections;

@@ -10,7 +10,8 @@
  *
  * Workflow-safe: deterministic, no Node built-ins.
  */
-import { STEP_NAMES, type StepIo, type VideoCounts, type VideoPitch, type VideoProgress, type VideoRouting } from './types';
+import { STEP_NAMES } from './steps';
+import type { StepIo, VideoCounts, VideoPitch, VideoProgress, VideoRouting } from './types';
 
 /** Longest kept text of a report (pitch reason, re-route reason), characters; longer ones are truncated. */
 export const MAX_PROGRESS_TEXT_LENGTH = 300;

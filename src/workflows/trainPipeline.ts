@@ -51,7 +51,8 @@ import {
 import { cancelSignal, PIPELINE_STEP, progressQuery, RUN_GUID, TENANT_ID, videoProgressSignal } from './messages';
 import { processVideo } from './processVideo';
 import { sanitizeVideoProgress } from './progress';
-import { STEP_NAMES, type CancelRequest, type RunProgress, type RunStatus, type RunSummary, type VideoProgress, type VideoSummary } from './types';
+import { STEP_NAMES } from './steps';
+import type { CancelRequest, RunProgress, RunStatus, RunSummary, VideoProgress, VideoSummary } from './types';
 
 const bookkeeping = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',

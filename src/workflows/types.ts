@@ -1,30 +1,13 @@
 /**
- * Small, serialisable payloads exchanged between workflows and activities (SPEC section 2: paths, counts,
- * hashes — never image bytes; Temporal rejects payloads over 2 MB). Workflow-safe: types only.
+ * Small, serialisable payloads exchanged between workflows and activities (paths, counts, hashes — never
+ * image bytes; Temporal rejects payloads over 2 MB; docs/ARCHITECTURE.md "Layers"). Workflow-safe: types
+ * only; domain types (the pitch model) are imported from their domain as types.
  */
 import type { PipelineOptions } from '../validation';
-import type { PitchStats } from '../vision/pitch';
+import type { PitchModel } from '../vision/pitch/model';
+import type { StepName } from './steps';
 
-/** The nine steps in order (SPEC section 4). Index + 1 is the step number `N` of `step{N}_result.json`. */
-export const STEP_NAMES = [
-  'importVideo',
-  'loadVideo',
-  'extractFramesForDetections',
-  'initializeGrassMask',
-  'detectPlayers',
-  'extractCrops',
-  'removeCropBackground',
-  'augmentCrops',
-  'createTrainingAndValidationSets',
-] as const;
-
-/** One of {@link STEP_NAMES}. */
-export type StepName = (typeof STEP_NAMES)[number];
-
-/** Step number 1-9 of a step name. */
-export function stepNumber(name: StepName): number {
-  return STEP_NAMES.indexOf(name) + 1;
-}
+export type { StepName } from './steps';
 
 /** Identifies one video of one run; every per-video activity receives it. */
 export interface VideoRef {
@@ -39,8 +22,8 @@ export interface VideoRef {
 export interface StepInput extends VideoRef {
   source: string;
   options: PipelineOptions;
-  /** Pitch colour model from step 4, for steps that need it (small: a few numbers). */
-  grass?: GrassModel;
+  /** Pitch model from step 4, for steps that need it (small: a few numbers). */
+  grass?: PitchModel;
 }
 
 /** Per-step storage counters reported in step results. */
@@ -116,23 +99,9 @@ export interface FramesResult extends StepResultBase {
   prefix: string;
 }
 
-/**
- * Pitch colour model learned in step 4: an HSV window (hue in degrees 0-360, saturation and value 0-1)
- * around the dominant green, and how much of the sampled frames it covers.
- */
-export interface GrassModel {
-  pitchFound: boolean;
-  greenFraction: number;
-  hue: { min: number; max: number; median: number };
-  sat: { min: number; median: number };
-  val: { min: number; median: number };
-  /** Evidence of the per-frame pitch-shape rule behind `pitchFound` (step 4, `src/vision/pitch.ts`). */
-  pitch?: PitchStats;
-}
-
 /** Result of step 4. */
 export interface GrassResult extends StepResultBase {
-  grass: GrassModel;
+  grass: PitchModel;
   framesSampled: number;
 }
 

@@ -11,7 +11,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import sharp from 'sharp';
-import { defaultFfmpeg } from '../../src/vision/ffmpeg';
+import { defaultFfmpeg } from '../../src/vision/media/ffmpeg';
 
 const VTEST = '/usr/share/doc/opencv-doc/examples/data/vtest.avi';
 const W = 768;

@@ -5,7 +5,8 @@
  */
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
-import { STEP_NAMES, type RunRecord, type RunStartRecord, type StepInput } from '../../src/workflows/types';
+import { STEP_NAMES } from '../../src/workflows/steps';
+import type { RunRecord, RunStartRecord, StepInput } from '../../src/workflows/types';
 
 /** The `io` statistics every mocked step reports. */
 export const MOCK_STEP_IO = { gcsRequests: 1, bytesUploaded: 10, bytesDownloaded: 5, cacheHits: 2, cacheMisses: 1, bytesFromCache: 100, artifactDownloads: 1 };

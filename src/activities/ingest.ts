@@ -1,5 +1,5 @@
 /**
- * Steps 1-3: `importVideo`, `loadVideo`, `extractFramesForDetections` (SPEC section 4).
+ * Steps 1-3: `importVideo`, `loadVideo`, `extractFramesForDetections` (docs/ARCHITECTURE.md "The nine steps").
  */
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -8,9 +8,14 @@ import type { SourcePolicy } from '../config';
 import { badMedia, invalidInput, PipelineError } from '../errors';
 import { parseSource } from '../sources';
 import { sha256File } from '../util/hash';
-import { encodeJpeg, extractFrames, importToMp4, probeVideo } from '../vision/video';
+import { encodeJpeg } from '../vision/image/rgb';
+import { extractFrames } from '../vision/media/frames';
+import { importToMp4 } from '../vision/media/import';
+import { probeVideo } from '../vision/media/probe';
 import type { FramesResult, ImportResult, LoadResult, StepInput } from '../workflows/types';
-import { activityAttempt, cancellationSignal, heartbeat, heartbeatProgress, runStep, type ActivityDeps, type RunFiles } from './context';
+import type { ActivityDeps } from './deps';
+import { runStep, type StepFiles } from './runStep';
+import { activityAttempt, cancellationSignal, heartbeat, heartbeatProgress } from './temporal';
 import { authoriseGcsSource, fetchHttpsSource, overLimit, resolveLocalSource } from './sourceAccess';
 
 /** Frame uploads in flight at once in step 3 (latency of a remote bucket is hidden by parallel requests). */
@@ -32,7 +37,7 @@ export const FRAME_IDS_ARTIFACT = 'frameIds';
  *   to one), or one over `policy.maxBytes`; PipelineError(BadMedia) for a missing local file or object, or
  *   an HTTP 4xx; transient network errors are retryable (Transient).
  */
-async function fetchSource(files: RunFiles, source: string, tenantId: string, tmpDir: string, policy: SourcePolicy): Promise<string> {
+async function fetchSource(files: StepFiles, source: string, tenantId: string, tmpDir: string, policy: SourcePolicy): Promise<string> {
   const parsed = parseSource(source);
   switch (parsed.kind) {
     case 'local':
@@ -75,7 +80,7 @@ async function namingSource<T>(source: string, local: string, fn: () => Promise<
 }
 
 /** Creates steps 1-3 over `deps`. */
-export function createVideoActivities(deps: ActivityDeps) {
+export function createIngestActivities(deps: ActivityDeps) {
   return {
     /**
      * Step 1: fetch the source, probe it (true decoded frame count, rotation, video stream), stream-copy or

@@ -1,7 +1,7 @@
 /**
  * Person/foreground segmentation of player crops for step 7 (`removeCropBackground`, modes `segmentation`
- * and `both`): the U^2-Net-p salient-object model (`u2netp.onnx`, SPEC section 6) run with onnxruntime-node,
- * plus soft-mask helpers shared with the `grass` mode.
+ * and `both`): the U^2-Net-p salient-object model (`u2netp.onnx`, README "Models") run with onnxruntime-node.
+ * The masks are composited over the crop in src/dataset/background.ts.
  *
  * Model: U^2-Net, Qin et al., "U^2-Net: Going Deeper with Nested U-Structure for Salient Object Detection",
  * Pattern Recognition 106, 2020 (https://arxiv.org/abs/2005.09007); `u2netp` is the paper's small (4.7 MB)
@@ -18,15 +18,13 @@
  * (sharp turns a 1-channel raw image into sRGB when resizing or blurring, so masks take `extractChannel(0)`.)
  *
  * Crops are read as stored (no EXIF rotation; crops are written without EXIF), so a mask's pixels line up
- * with the pixels `applyMask` composites. Our crops are written by sharp without EXIF orientation anyway.
+ * with the pixels `applyMask` (src/dataset/background.ts) composites. Our crops are written by sharp without EXIF orientation anyway.
  */
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { ErrorType, PipelineError } from '../errors';
-import { openSession, sessionQueue } from './onnx';
-import type { GrassModel } from '../workflows/types';
-import { isGrassRgb } from './grass';
+import { ErrorType, PipelineError } from '../../errors';
+import { openSession, sessionQueue, type ValueMetadataLike } from '../onnx';
 
 /** Side of the square u2netp input and output, pixels. */
 export const U2NETP_INPUT_SIZE = 320;
@@ -77,14 +75,6 @@ export interface CreateSegmenterOptions {
   executionProviders?: string[];
   /** onnxruntime intra-op thread count; default: onnxruntime's own (all cores). */
   intraOpNumThreads?: number;
-}
-
-/** Minimal shape of onnxruntime's `InferenceSession.ValueMetadata` used by {@link validateSegmenterIO}. */
-interface ValueMetadataLike {
-  name: string;
-  isTensor: boolean;
-  type?: string;
-  shape?: ReadonlyArray<number | string>;
 }
 
 /**
@@ -227,60 +217,3 @@ export async function createSegmenter(opts: CreateSegmenterOptions): Promise<Seg
   };
 }
 
-/**
- * Composites `crop` over a constant colour using `alpha` as a soft mask (JPEG has no alpha channel):
- * out = (alpha × crop + (255 − alpha) × fill) / 255 per channel, rounded.
- * @param crop encoded image, W x H @param alpha W*H bytes, 0..255 (255 keeps the crop pixel)
- * @param fill background RGB, 0..255 each @param quality JPEG quality 1..100
- * @returns a JPEG of W x H
- * @throws PipelineError(Internal, 'alpha') when `alpha.length !== W * H`
- */
-export async function applyMask(crop: Buffer, alpha: Uint8Array, fill: [number, number, number], quality: number): Promise<Buffer> {
-  const { data, info } = await sharp(crop).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  const n = info.width * info.height;
-  if (alpha.length !== n) {
-    throw new PipelineError(ErrorType.Internal, 'alpha', `mask has ${alpha.length} values, crop is ${info.width}x${info.height} = ${n}`);
-  }
-  for (let p = 0, i = 0; p < n; p++, i += 3) {
-    const a = alpha[p];
-    if (a === 255) continue;
-    const b = 255 - a;
-    data[i] = Math.round((a * data[i] + b * fill[0]) / 255);
-    data[i + 1] = Math.round((a * data[i + 1] + b * fill[1]) / 255);
-    data[i + 2] = Math.round((a * data[i + 2] + b * fill[2]) / 255);
-  }
-  return sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } }).jpeg({ quality, mozjpeg: false }).toBuffer();
-}
-
-/**
- * Intersection of two soft masks of the same size (mode `both`): element-wise min, so the result is never
- * more opaque than either input.
- * @throws PipelineError(Internal, 'mask') when the sizes differ
- */
-export function intersectMasks(a: SoftMask, b: SoftMask): SoftMask {
-  if (a.width !== b.width || a.height !== b.height || a.alpha.length !== b.alpha.length) {
-    throw new PipelineError(ErrorType.Internal, 'mask', `cannot intersect ${a.width}x${a.height} with ${b.width}x${b.height}`);
-  }
-  const alpha = new Uint8Array(a.alpha.length);
-  for (let i = 0; i < alpha.length; i++) alpha[i] = a.alpha[i] < b.alpha[i] ? a.alpha[i] : b.alpha[i];
-  return { width: a.width, height: a.height, alpha };
-}
-
-/**
- * Grass keying (the pitch model's HSV window, `isGrassRgb` in `./grass`) as a soft mask: 0 where a pixel lies in the pitch model's HSV
- * window (`isGrassRgb`, step 4), 255 elsewhere, optionally feathered by a Gaussian blur of `featherSigma`
- * pixels (sharp/libvips `blur`, sigma >= 0.3; 0 or less = hard edges).
- * @param crop encoded image, W x H @param grass the pitch colour model from step 4
- * @returns {@link SoftMask} of W x H
- */
-export async function grassAlpha(crop: Buffer, grass: Pick<GrassModel, 'hue' | 'sat' | 'val'>, featherSigma = 0): Promise<SoftMask> {
-  const { data, info } = await sharp(crop).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  const n = info.width * info.height;
-  const hard = Buffer.alloc(n);
-  for (let p = 0, i = 0; p < n; p++, i += 3) hard[p] = isGrassRgb(data[i], data[i + 1], data[i + 2], grass) ? 0 : 255;
-  const out =
-    featherSigma > 0
-      ? await sharp(hard, { raw: { width: info.width, height: info.height, channels: 1 } }).blur(Math.max(0.3, featherSigma)).extractChannel(0).raw().toBuffer()
-      : hard;
-  return { width: info.width, height: info.height, alpha: new Uint8Array(out.buffer, out.byteOffset, out.length) };
-}

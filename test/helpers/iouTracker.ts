@@ -1,16 +1,16 @@
 /**
  * Greedy IoU tracker: links per-frame detections into tracks by box overlap alone.
  *
- * BASELINE ONLY: the pipeline tracks with ByteTrack (`./bytetrack`). This tracker has no motion model (a
- * track is matched by its last box), no use of low-score detections and no re-identification, so fast
- * motion, crossings and occlusions longer than `maxAge` updates break or swap tracks; the tests keep it to
- * show, on the same sequences, what ByteTrack's Kalman motion and two-stage association fix.
+ * BASELINE ONLY, kept with the tests: the pipeline tracks with ByteTrack (src/vision/tracking/bytetrack.ts).
+ * This tracker has no motion model (a track is matched by its last box), no use of low-score detections and
+ * no re-identification, so fast motion, crossings and occlusions longer than `maxAge` updates break or swap
+ * tracks; the tests keep it to show, on the same sequences, what ByteTrack's Kalman motion and two-stage
+ * association fix.
  *
  * Use one tracker per video; track ids restart at 0.
  */
-import { iou, type BBox, type Detection } from './detector';
-
-import type { TrackedDetection } from './bytetrack';
+import { iou, type BBox, type Detection } from '../../src/vision/detection/geometry';
+import type { TrackedDetection } from '../../src/vision/tracking/bytetrack';
 
 export type { TrackedDetection };
 

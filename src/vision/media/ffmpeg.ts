@@ -16,7 +16,7 @@ import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { loadConfig } from '../config';
+import { loadConfig } from '../../config';
 
 /** Where {@link resolveFfmpeg} found the ffmpeg binary. */
 export type FfmpegSource = 'env' | 'ffmpeg-static' | 'system';

@@ -16,7 +16,7 @@
  * WebAssembly function sees only its own memory).
  */
 import { readFile } from 'node:fs/promises';
-import { ErrorType, PipelineError } from '../errors';
+import { ErrorType, PipelineError } from '../../errors';
 
 /** Where the kernel's text source lives, next to this file. */
 const WAT_URL = new URL('./wasm/planar.wat', import.meta.url);

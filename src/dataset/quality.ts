@@ -5,7 +5,7 @@
  * besides sharp's in-memory decoding, no Temporal, no GCS.
  */
 import sharp, { type ResizeOptions } from 'sharp';
-import type { BBox } from './detector';
+import type { BBox } from '../vision/detection/geometry';
 import pLimit from 'p-limit';
 import { groupBy } from '../util/group';
 

@@ -14,7 +14,7 @@
  *  3. tile boxes touching an INNER tile edge (an edge that is not a frame edge) are dropped: they are people
  *     cut by the tile, and the neighbouring tile (overlap >= the person's size) or the full-frame pass holds
  *     them whole;
- *  4. class-aware NMS at the caller's IoU threshold (`nms` of `./detector`);
+ *  4. class-aware NMS at the caller's IoU threshold (`nms` of `./geometry`);
  *  5. containment suppression: of two same-class boxes where the intersection covers >= `containThreshold`
  *     (default 0.8) of the SMALLER box, the smaller is dropped. NMS by IoU keeps e.g. a torso box inside a
  *     whole-body box (IoU ~0.5) because IoU is small when areas differ; intersection-over-smaller (as in
@@ -30,7 +30,10 @@
  * Both thresholds are our own choices, checked on the soccer clip (tiled) and vtest.avi/messi5.jpg (not).
  */
 import { performance } from 'node:perf_hooks';
-import { decodeYoloV8, nms, unletterbox, type BBox, type DetectOptions, type Detection, type Detector, type RgbFrame } from './detector';
+import type { RgbFrame } from '../image/rgb';
+import type { DetectOptions, Detector } from './detector';
+import { nms, type BBox, type Detection } from './geometry';
+import { decodeYoloV8, unletterbox } from './yolo';
 
 /** A rectangle of the frame, in source pixels: columns [x, x + width), rows [y, y + height). */
 export interface Tile {

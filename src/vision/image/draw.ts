@@ -3,20 +3,11 @@
  * Not part of the dataset outputs.
  */
 import sharp from 'sharp';
-import type { Detection, RgbFrame } from './detector';
+import type { Detection } from '../detection/geometry';
+import { decodeImage, type RgbFrame } from './rgb';
 
 /** Distinct colours, cycled by track id (or class id when untracked). */
 const PALETTE = ['#e6194b', '#3cb44b', '#ffe119', '#4363d8', '#f58231', '#911eb4', '#46f0f0', '#f032e6', '#bcf60c', '#fabebe', '#008080', '#e6beff'];
-
-/**
- * Decodes an image file or encoded buffer (JPEG, PNG, ...) into an {@link RgbFrame}: EXIF orientation
- * applied (`rotate()`, SPEC section 10), alpha dropped, greyscale expanded to sRGB, 8 bits per channel.
- */
-export async function loadRgb(input: string | Buffer): Promise<RgbFrame> {
-  const { data, info } = await sharp(input).rotate().toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`);
-  return { rgb: data, width: info.width, height: info.height };
-}
 
 const escapeXml = (s: string) => s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -29,7 +20,7 @@ const escapeXml = (s: string) => s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(
  * @returns the annotated image as PNG bytes
  */
 export async function drawDetections(image: Buffer | RgbFrame, dets: readonly (Detection & { trackId?: number })[]): Promise<Buffer> {
-  const frame = !Buffer.isBuffer(image) ? image : await loadRgb(image);
+  const frame = !Buffer.isBuffer(image) ? image : await decodeImage(image);
   const { width, height } = frame;
   const stroke = Math.max(1, Math.round(Math.min(width, height) / 300));
   const font = Math.max(10, Math.round(Math.min(width, height) / 40));

@@ -1,12 +1,12 @@
 /**
- * Checkpoints of long steps (issue 6): partial results go to GCS as immutable JSON chunks under
- * `intermediate/checkpoints/{videoGuid}/{step}_{k}.json`, and the heartbeat details carry the list of chunks
- * with their size and sha256. Temporal hands a retried attempt the last heartbeat's details
- * (`Context.info.heartbeatDetails`), so the attempt can verify the chunks and continue instead of starting
- * over. A chunk that is missing or differs from its record invalidates the checkpoint (start over).
+ * Checkpoints of long steps (docs/ARCHITECTURE.md "Resuming a step"): partial results go to GCS as immutable
+ * JSON chunks under `intermediate/checkpoints/{videoGuid}/{step}_{k}.json`, and the heartbeat details carry
+ * the list of chunks with their size and sha256. Temporal hands a retried attempt the last heartbeat's
+ * details (`previousHeartbeat` in src/activities/temporal.ts), so the attempt can verify the chunks and
+ * continue instead of starting over. A chunk that is missing or differs from its record invalidates the
+ * checkpoint (start over).
  */
-import { Context } from '@temporalio/activity';
-import type { ObjectStore } from '../storage/gcs';
+import type { ObjectStore } from './gcs';
 import { sha256 } from '../util/hash';
 
 /** One chunk as recorded in heartbeat details. */
@@ -17,15 +17,6 @@ export interface ChunkRef {
   size: number;
   /** Items in the chunk. */
   count: number;
-}
-
-/** The current activity's heartbeat details from its previous attempt, if any (undefined outside activities). */
-export function previousHeartbeat<T>(): T | undefined {
-  try {
-    return Context.current().info.heartbeatDetails as T | undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Writes `items` as the chunk `object` and returns its record. */

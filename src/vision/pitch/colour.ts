@@ -32,16 +32,16 @@
  * 0.56; messi5.jpg 79-99 deg, saturation 0.64; vtest.avi lawn 62-89 deg, saturation 0.68, value 0.39), and
  * are exported so a reader can see them.
  *
- * Where the grass IS (per-frame pitch mask, "no pitch" decision) lives in `./pitch`.
+ * Where the grass IS (per-frame pitch mask, "no pitch" decision) lives in `./mask` and `./fit`.
  */
 import sharp from 'sharp';
-import type { GrassModel } from '../workflows/types';
+import type { PitchColour, PitchModel } from './model';
 
 /**
  * Parameters of {@link fitGrassModel} (see `options.grassMask`).
  * `hueMin`/`hueMax` (degrees 0-360) bound where the dominant green's hue PEAK may lie; `satMin`/`valMin`
  * (0-1) are floors for candidate pixels and for the fitted minimums; `minPitchFraction` (0-1) is the
- * fraction of the frame below which there is no pitch (here: of green pixels; in `./pitch`: of the pitch
+ * fraction of the frame below which there is no pitch (here: of green pixels; in `./mask` and `./fit`: of the pitch
  * region).
  */
 export interface GrassParams {
@@ -68,7 +68,7 @@ export function rgbToHsv(r: number, g: number, b: number): [number, number, numb
 }
 
 /** Whether an HSV pixel lies inside the window of `model` (used to key grass out of crops). */
-export function isGrass(h: number, s: number, v: number, model: Pick<GrassModel, 'hue' | 'sat' | 'val'>): boolean {
+export function isGrass(h: number, s: number, v: number, model: PitchColour): boolean {
   return h >= model.hue.min && h <= model.hue.max && s >= model.sat.min && v >= model.val.min;
 }
 
@@ -76,7 +76,7 @@ export function isGrass(h: number, s: number, v: number, model: Pick<GrassModel,
  * Allocation-free per-pixel test for RGB bytes (0-255): same decision as `isGrass(...rgbToHsv(r, g, b), model)`
  * (hue window, saturation and value minimums). Used on every pixel of every mask, so it avoids the tuple.
  */
-export function isGrassRgb(r: number, g: number, b: number, model: Pick<GrassModel, 'hue' | 'sat' | 'val'>): boolean {
+export function isGrassRgb(r: number, g: number, b: number, model: PitchColour): boolean {
   const max = r > g ? (r > b ? r : b) : g > b ? g : b;
   if (max < model.val.min * 255) return false;
   const min = r < g ? (r < b ? r : b) : g < b ? g : b;
@@ -207,14 +207,14 @@ export function dominantHue(smooth: Float64Array): number {
  *
  * @param samples candidates from {@link collectHsvSamples}
  * @param params search range and floors
- * @returns a {@link GrassModel}: `hue.min/max` = the fitted window (degrees), `hue.median` = the peak
+ * @returns a colour-only {@link PitchModel} (no `pitch` evidence): `hue.min/max` = the fitted window (degrees), `hue.median` = the peak
  *   (centre of the peak bin), `sat.min`/`val.min` = fitted minimums, `*.median` = medians of the pixels in
  *   the window, `greenFraction` = share of ALL pixels inside the fitted window; `pitchFound` = greenFraction
- *   >= `minPitchFraction` (colour-only rule; `./pitch` `fitPitchModel` replaces it with a shape rule).
+ *   >= `minPitchFraction` (colour-only rule; `fitPitchModel` in `./fit` replaces it with a shape rule).
  *   With no peak in the search range ({@link huePeakBin}): the search range itself, zero medians,
  *   `pitchFound` false.
  */
-export function fitGrassColour(samples: HsvSamples, params: GrassParams): GrassModel {
+export function fitGrassColour(samples: HsvSamples, params: GrassParams): PitchModel {
   const smooth = smoothedHueHistogram(samples);
   const nb = smooth.length;
   const peak = huePeakBin(smooth, params);
@@ -271,7 +271,7 @@ export function fitGrassColour(samples: HsvSamples, params: GrassParams): GrassM
  * Scales frames to {@link GRASS_SAMPLE_WIDTH} px wide and collects their HSV candidates.
  * @param images encoded frames (JPEG/PNG) or decoded RGB24 frames (`{ rgb, width, height }`)
  * @param picture optional area of every frame to look at, [x1, y1, x2, y2] in (upright) frame pixels with x2
- *   and y2 exclusive, e.g. the picture inside baked-in black bars (`findPicture` in `./pitch`); absent or
+ *   and y2 exclusive, e.g. the picture inside baked-in black bars (`findPicture` in `./mask` and `./fit`); absent or
  *   the whole frame: all of it
  * @throws Error when `images` is empty or an image cannot be decoded (sharp's error)
  */
@@ -306,11 +306,11 @@ async function frameSize(img: Buffer): Promise<{ width: number; height: number }
 
 /**
  * Fits the pitch colour model to JPEG/PNG frames (colour only, see {@link fitGrassColour}).
- * For the per-frame pitch region and the shape-based "no pitch" rule use `fitPitchModel` in `./pitch`.
+ * For the per-frame pitch region and the shape-based "no pitch" rule use `fitPitchModel` in `./fit`.
  * @param images encoded frames (any format sharp reads), at least one
  * @returns the model; `pitchFound` is false when fewer than `minPitchFraction` of pixels are in the window
  * @throws Error when `images` is empty or an image cannot be decoded
  */
-export async function fitGrassModel(images: Buffer[], params: GrassParams): Promise<GrassModel> {
+export async function fitGrassModel(images: Buffer[], params: GrassParams): Promise<PitchModel> {
   return fitGrassColour(await sampleFramesHsv(images, params), params);
 }

@@ -1,53 +1,19 @@
 /**
- * Person detector: a YOLOv8 ONNX model run with onnxruntime-node.
- *
- * Pipeline per frame (source: Ultralytics YOLOv8 predict path, https://docs.ultralytics.com/modes/predict/,
- * `ultralytics/data/augment.py` LetterBox, `ultralytics/utils/ops.py` non_max_suppression and scale_boxes):
+ * YOLOv8 pre- and post-processing, pure (letterbox awaits only the first compilation of its WebAssembly
+ * kernels), so it can be unit-tested without the model. Pipeline per frame (source: Ultralytics YOLOv8
+ * predict path, https://docs.ultralytics.com/modes/predict/, `ultralytics/data/augment.py` LetterBox,
+ * `ultralytics/utils/ops.py` non_max_suppression and scale_boxes):
  *
  *   RGB frame (H x W x 3, uint8) --letterbox--> tensor 1x3xSxS float32 (RGB, 0..1, grey 114 padding)
  *   --model--> output 1x(4+nc)xN --decodeYoloV8--> boxes in letterbox pixels --nms--> --unletterbox-->
  *   {@link Detection}s with bbox [x1, y1, x2, y2] in source pixels.
  *
- * Everything except {@link createDetector} is pure (letterbox awaits only the first compilation of its
- * WebAssembly kernels), so it can be unit-tested without the model.
- *
- * onnxruntime-node notes (checked against onnxruntime-node 1.30 `dist/backend.js`):
- * - `InferenceSession.run` executes the model synchronously on the calling (main) thread inside a
- *   `setImmediate`; it is not run on a thread pool. Concurrent `run` calls are therefore already serialised
- *   by the event loop, but each call blocks the event loop for the whole inference. Callers that must
- *   heartbeat (Temporal activities) should yield between frames, or move detection to a worker thread.
- * - Passing `['cuda', 'cpu']` to `InferenceSession.create` fails outright when the CUDA provider library is
- *   not installed (it does not fall back), so {@link createDetector} tries the providers one by one.
+ * Also the check of a model's declared inputs and outputs against the YOLOv8 export ({@link validateModelIO}).
  */
-import path from 'node:path';
-import { performance } from 'node:perf_hooks';
-import ort from 'onnxruntime-node';
-import pino from 'pino';
-import { ErrorType, PipelineError } from '../errors';
-import { openSession, sessionQueue } from './onnx';
-import { createPlanarWriter, type PixelRect, type PlanarWriter } from './planar';
-
-/** Axis-aligned box `[x1, y1, x2, y2]` (top-left, bottom-right corners), in pixels; x2 >= x1, y2 >= y1. */
-export type BBox = [number, number, number, number];
-
-/** One detected object. */
-export interface Detection {
-  /** `[x1, y1, x2, y2]`; in source-image pixels once returned by {@link Detector.detect}. */
-  bbox: BBox;
-  /** Class confidence in 0..1 (YOLOv8 has no separate objectness; this is the best class score). */
-  score: number;
-  /** Index into the model's class list; for COCO models 0 = person. */
-  classId: number;
-}
-
-/** An uncompressed frame: `rgb` holds `width * height * 3` bytes, row-major, interleaved R, G, B. */
-export interface RgbFrame {
-  rgb: Buffer;
-  /** Width in pixels. */
-  width: number;
-  /** Height in pixels. */
-  height: number;
-}
+import { ErrorType, PipelineError } from '../../errors';
+import type { ValueMetadataLike } from '../onnx';
+import type { BBox, Detection } from './geometry';
+import { createPlanarWriter, type PlanarWriter } from './planar';
 
 /** Result of {@link letterbox}: the model input and the geometry needed to map boxes back. */
 export interface Letterboxed {
@@ -77,9 +43,6 @@ export const DEFAULT_CONF_THRESHOLD = 0.25;
 
 /** Ultralytics default NMS IoU threshold for predict (`iou=0.7`, `ultralytics/cfg/default.yaml`). */
 export const DEFAULT_IOU_THRESHOLD = 0.7;
-
-/** Ultralytics default cap on detections kept per image after NMS (`max_det=300`). */
-export const DEFAULT_MAX_DETECTIONS = 300;
 
 /** COCO class id of "person". */
 export const COCO_PERSON_CLASS_ID = 0;
@@ -257,49 +220,6 @@ function clamp(v: number, lo: number, hi: number): number {
   return v < lo ? lo : v > hi ? hi : v;
 }
 
-/**
- * Intersection over union of two boxes `[x1, y1, x2, y2]` (continuous coordinates, no +1, as in
- * torchvision `box_iou`). Returns 0 when the union is empty.
- */
-export function iou(a: readonly number[], b: readonly number[]): number {
-  const iw = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
-  const ih = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
-  if (iw <= 0 || ih <= 0) return 0;
-  const inter = iw * ih;
-  const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-  return union > 0 ? inter / union : 0;
-}
-
-/**
- * Greedy non-maximum suppression: visit detections by descending score (ties keep input order); keep one
- * unless it overlaps an already kept one with IoU > `iouThreshold` (strictly greater, as torchvision `nms`).
- * With `classAware` (the Ultralytics default, `agnostic=False`) only boxes of the same class suppress each
- * other. O(n^2) in the number of candidates.
- *
- * @param dets candidates (not modified)
- * @param iouThreshold IoU above which the lower-scored box is dropped; Ultralytics default 0.7
- * @param classAware suppress only within a class (default true)
- * @param maxDetections keep at most this many (Ultralytics `max_det`, default 300)
- * @returns kept detections, by descending score
- */
-export function nms(dets: readonly Detection[], iouThreshold: number, classAware = true, maxDetections = DEFAULT_MAX_DETECTIONS): Detection[] {
-  const order = dets.map((d, i) => ({ d, i })).sort((p, q) => q.d.score - p.d.score || p.i - q.i);
-  const kept: Detection[] = [];
-  for (const { d } of order) {
-    if (kept.length >= maxDetections) break;
-    let suppressed = false;
-    for (const k of kept) {
-      if (classAware && k.classId !== d.classId) continue;
-      if (iou(k.bbox, d.bbox) > iouThreshold) {
-        suppressed = true;
-        break;
-      }
-    }
-    if (!suppressed) kept.push(d);
-  }
-  return kept;
-}
-
 /** What {@link validateModelIO} found in a model that matches the YOLOv8 detection layout. */
 export interface YoloV8ModelIO {
   inputName: string;
@@ -310,14 +230,6 @@ export interface YoloV8ModelIO {
   numClasses: number;
   /** Anchors N, or undefined when the model declares it symbolically. */
   numAnchors: number | undefined;
-}
-
-/** Minimal shape of onnxruntime's `InferenceSession.ValueMetadata` used by {@link validateModelIO}. */
-export interface ValueMetadataLike {
-  name: string;
-  isTensor: boolean;
-  type?: string;
-  shape?: ReadonlyArray<number | string>;
 }
 
 /**
@@ -377,173 +289,4 @@ export function validateModelIO(
     fail(`output ${fmt(output)} looks transposed ([1, N, 4 + nc]); expected [1, 4 + nc, N]`);
   }
   return { inputName: input.name, outputName: output.name, inputSize: size, numClasses: (oshape[1] as number) - 4, numAnchors };
-}
-
-/** Per-call timings of the last {@link Detector.detect}, milliseconds (wall clock, `performance.now`). */
-export interface DetectTimings {
-  /** letterbox: bilinear resize + HWC uint8 -> CHW float32 (WebAssembly kernels). */
-  preprocessMs: number;
-  /** `session.run` only. */
-  inferenceMs: number;
-  /** decodeYoloV8 + nms + unletterbox. */
-  postprocessMs: number;
-}
-
-/** Options of one {@link Detector.detect} call. */
-export interface DetectOptions {
-  /** Keep anchors whose best class score is > this; Ultralytics default 0.25. */
-  confThreshold: number;
-  /** NMS IoU threshold; Ultralytics default 0.7. */
-  iouThreshold: number;
-  /** Keep only these class ids (e.g. `[0]` for COCO persons); all classes when absent. */
-  classes?: number[];
-}
-
-/** A loaded detection model. One per process; reuse it for every frame. */
-export interface Detector {
-  /** File name of the model, e.g. `yolov8n.onnx`. */
-  modelName: string;
-  /** Lower-case hex sha256 of the model file, for `.pipeline_info.json`. */
-  modelSha256: string;
-  /** Side S of the square model input, pixels. */
-  inputSize: number;
-  /** Number of classes the model predicts. */
-  numClasses: number;
-  /** The execution provider the session was created with (e.g. `cpu`, `cuda`). */
-  executionProvider: string;
-  /** Timings of the most recent completed `detect` call (zeros before the first). */
-  readonly lastTimings: DetectTimings;
-  /**
-   * Detects objects in one frame.
-   * @returns detections with bbox [x1, y1, x2, y2] in source pixels (clamped to the frame), by descending score
-   * @throws PipelineError(Internal) for a malformed frame or a call after `release`;
-   *   PipelineError(ModelError) when the model output has an unexpected shape
-   */
-  detect(frame: RgbFrame, opts: DetectOptions): Promise<Detection[]>;
-  /**
-   * Runs the model on a ready input tensor (1x3xSxS float32, see {@link letterbox}) and returns the raw
-   * output 1x(4+nc)xN, for benchmarks comparing model time with whole-step time.
-   */
-  inferRaw(tensor: Float32Array): Promise<{ output: Float32Array; dims: number[]; inferenceMs: number }>;
-  /**
-   * Runs the model on the S x S rectangle `rect` of `frame` taken as it is (scale 1, no padding: the tiles
-   * of tiled inference), converted into the detector's own input tensor inside its queue. The same values
-   * as `letterbox(cropRgb(frame, rect))`.
-   * @returns the raw output 1x(4+nc)xN, the inference time and the conversion time, ms
-   * @throws PipelineError(Internal) when `rect` is not S x S or not inside the frame, or after `release`
-   */
-  inferRegion(frame: RgbFrame, rect: PixelRect): Promise<{ output: Float32Array; dims: number[]; inferenceMs: number; preprocessMs: number }>;
-  /** Waits for queued calls, then releases the session. Idempotent. */
-  release(): Promise<void>;
-}
-
-/** Minimal logger interface (pino-compatible). */
-export interface DetectorLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
-
-/** Options of {@link createDetector}. */
-export interface CreateDetectorOptions {
-  /** Path of the YOLOv8 ONNX file. */
-  modelPath: string;
-  /** onnxruntime execution providers in preference order, e.g. `['cuda', 'cpu']`; default `['cpu']`. */
-  executionProviders?: string[];
-  /** onnxruntime intra-op thread count; default: onnxruntime's own (all cores). */
-  intraOpNumThreads?: number;
-  /** Square input side S; must equal the model's when the model fixes it. Default: the model's, else 640. */
-  inputSize?: number;
-  /** Where to log the chosen provider and fallbacks; default a pino logger named `detector`. */
-  logger?: DetectorLogger;
-}
-
-/**
- * Loads a YOLOv8 ONNX model into ONE onnxruntime InferenceSession, to be reused for every frame
- * (SPEC section 10: creating and releasing sessions repeatedly leaks memory).
- *
- * Execution providers are tried in the given order, each attempt with the remaining list (so
- * `['cuda', 'cpu']` tries `['cuda', 'cpu']` then `['cpu']`); `cpu` is always the last resort. The provider
- * used is logged and exposed as {@link Detector.executionProvider}. Calls to `detect`/`inferRaw` are queued
- * and run one at a time (onnxruntime-node runs the model synchronously on the main thread anyway, so this
- * costs nothing and makes timings and `release` well defined).
- *
- * @throws PipelineError(ModelError, modelPath) when the file is missing or unreadable, cannot be loaded by
- *   onnxruntime with any provider, or its declared inputs/outputs do not match {@link validateModelIO}
- */
-export async function createDetector(opts: CreateDetectorOptions): Promise<Detector> {
-  const log = opts.logger ?? pino({ name: 'detector', level: process.env.LOG_LEVEL ?? 'info' });
-  const opened = await openSession({ ...opts, logger: log });
-  const { session, modelPath, modelSha256, executionProvider } = opened;
-
-  let io: YoloV8ModelIO;
-  try {
-    io = validateModelIO(session.inputMetadata as readonly ValueMetadataLike[], session.outputMetadata as readonly ValueMetadataLike[], opts.inputSize, modelPath);
-  } catch (err) {
-    await session.release();
-    throw err;
-  }
-  log.info(
-    { model: path.basename(modelPath), sha256: modelSha256, executionProvider, inputSize: io.inputSize, numClasses: io.numClasses },
-    `detector loaded on ${executionProvider}`,
-  );
-
-  const s = session;
-  const size = io.inputSize;
-  const queue = sessionQueue(opened, 'detector');
-  const enqueue = queue.enqueue.bind(queue);
-  let lastTimings: DetectTimings = { preprocessMs: 0, inferenceMs: 0, postprocessMs: 0 };
-  let inputWriter: PlanarWriter | undefined;
-
-  const run = async (tensor: Float32Array) => {
-    if (tensor.length !== 3 * size * size) {
-      throw new PipelineError(ErrorType.Internal, modelPath, `input tensor has ${tensor.length} values, expected 1x3x${size}x${size}`);
-    }
-    const t0 = performance.now();
-    const out = await s.run({ [io.inputName]: new ort.Tensor('float32', tensor, [1, 3, size, size]) }, [io.outputName]);
-    const inferenceMs = performance.now() - t0;
-    const t = out[io.outputName];
-    return { output: t.data as Float32Array, dims: [...t.dims], inferenceMs };
-  };
-
-  return {
-    modelName: path.basename(modelPath),
-    modelSha256,
-    inputSize: size,
-    numClasses: io.numClasses,
-    executionProvider,
-    get lastTimings() {
-      return lastTimings;
-    },
-    detect(frame, dopts) {
-      return enqueue(async () => {
-        const t0 = performance.now();
-        // One input tensor per detector, reused: calls are queued, so it is never in use twice.
-        inputWriter ??= await createPlanarWriter();
-        const lb = await letterbox(frame.rgb, frame.width, frame.height, size, inputWriter);
-        const t1 = performance.now();
-        const { output, dims, inferenceMs } = await run(lb.tensor);
-        const t2 = performance.now();
-        const raw = decodeYoloV8(output, dims, { confThreshold: dopts.confThreshold, classes: dopts.classes });
-        const dets = unletterbox(nms(raw, dopts.iouThreshold, true), lb, frame.width, frame.height);
-        lastTimings = { preprocessMs: t1 - t0, inferenceMs, postprocessMs: performance.now() - t2 };
-        return dets;
-      });
-    },
-    inferRaw(tensor) {
-      return enqueue(() => run(tensor));
-    },
-    inferRegion(frame, rect) {
-      return enqueue(async () => {
-        if (rect.width !== size || rect.height !== size || rect.y + rect.height > frame.height) {
-          throw new PipelineError(ErrorType.Internal, modelPath, `region ${rect.width}x${rect.height}+${rect.x}+${rect.y} is not a ${size}x${size} rectangle inside the ${frame.width}x${frame.height} frame`);
-        }
-        const t0 = performance.now();
-        inputWriter ??= await createPlanarWriter();
-        const tensor = inputWriter.write(frame.rgb, frame.width, rect, size, size, 0, 0);
-        const preprocessMs = performance.now() - t0;
-        return { ...(await run(tensor)), preprocessMs };
-      });
-    },
-    release: () => queue.release(),
-  };
 }

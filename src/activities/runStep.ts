@@ -1,0 +1,147 @@
+/**
+ * {@link runStep}: what every step activity shares. It gives the step body a {@link RunFiles} over the
+ * worker's run cache and GCS, heartbeats, records the step's result in `intermediate/step{N}_result.json`
+ * and its status and timing in `.pipeline_info.json`, and classifies failures (src/errors.ts).
+ */
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { CancelledFailure } from '@temporalio/common';
+import { toApplicationFailure } from '../errors';
+import type { ObjectStore } from '../storage/gcs';
+import { RunLayout } from '../storage/layout';
+import { RunFiles, type FrameCodec } from '../storage/runFiles';
+import { decodeImage, type RgbFrame } from '../vision/image/rgb';
+import { stepNumber, workerQueueFor, type StepName } from '../workflows/steps';
+import type { StepInput, StepResultBase } from '../workflows/types';
+import type { ActivityDeps } from './deps';
+import { currentLiveness, reportProgress } from './liveness';
+import { explainLocalFault, workerFolders } from './localDisk';
+import { activityAttempt, activityTaskQueue, heartbeat } from './temporal';
+
+/** The stored frames of every step: JPEGs decoded to RGB24 ({@link decodeImage}), cached at their pixel size. */
+export const RGB_FRAME_CODEC: FrameCodec<RgbFrame> = { decode: decodeImage, bytes: (f) => f.rgb.length };
+
+/** What step bodies get: the run's artifacts as decoded RGB frames, JSON and files. */
+export type StepFiles = RunFiles<RgbFrame>;
+
+
+/** What a step body returns: the small result for the workflow, and optional details for GCS only. */
+export interface StepOutput<R> {
+  result: R;
+  /** Extra fields written into `step{N}_result.json` but not returned to the workflow (e.g. crop index). */
+  details?: Record<string, unknown>;
+}
+
+/**
+ * Runs one step for one video: gives the body a {@link RunFiles}, heartbeats at start, then writes the
+ * result under `videos.{videoGuid}` of `intermediate/step{N}_result.json` and the step's status and timings
+ * into `.pipeline_info.json`. Any error is recorded there and rethrown classified (`toApplicationFailure`;
+ * faults of the worker's cache and scratch folders as `LocalDisk`, naming the folder).
+ */
+export async function runStep<R extends object>(
+  deps: ActivityDeps,
+  name: StepName,
+  input: StepInput,
+  body: (files: StepFiles, layout: RunLayout) => Promise<StepOutput<R>>,
+): Promise<R & StepResultBase> {
+  const startedAt = new Date();
+  const layout = new RunLayout(input.tenantId, input.runGuid);
+  const files: StepFiles = new RunFiles(deps.store.scoped(), deps.cache, input.tenantId, input.runGuid, input.videoGuid, path.join(deps.workDir, `${name}-${randomUUID()}`), {
+    codec: RGB_FRAME_CODEC,
+    onProgress: () => reportProgress(),
+  });
+  const n = stepNumber(name);
+  // How long this process's event loop (which carries heartbeats and cancellation) stalled during the step.
+  const loop = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS });
+  loop.enable();
+  heartbeat({ step: name, phase: 'started' });
+  try {
+    // A stalled attempt (no progress for the stall limit: src/activities/liveness.ts) fails here, recorded.
+    const liveness = currentLiveness();
+    const out = await (liveness ? Promise.race([body(files, layout), liveness.stalled]) : body(files, layout));
+    // A step cancelled while its last phase ran must not be recorded as completed.
+    heartbeat({ step: name, phase: 'recording' });
+    const finishedAt = new Date();
+    const result = {
+      ...out.result,
+      step: n,
+      name,
+      videoGuid: input.videoGuid,
+      startedAt: startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      durationMs: finishedAt.getTime() - startedAt.getTime(),
+      io: files.finalIo(),
+      taskQueue: activityTaskQueue(),
+      cachedOn: deps.cache.enabled ? cacheQueue(deps.workerId) : undefined,
+      eventLoopDelayMs: eventLoopDelay(loop),
+      liveness: liveness?.stats(),
+    } as R & StepResultBase;
+    await files.store.updateJson<{ step: number; name: string; videos: Record<string, unknown> }>(layout.stepResult(n), (cur) => ({
+      step: n,
+      name,
+      videos: { ...(cur?.videos ?? {}), [input.videoGuid]: { ...result, ...(out.details ?? {}) } },
+    }));
+    await recordStepStatus(files.store, layout, input.videoGuid, name, {
+      status: 'completed',
+      startedAt: result.startedAt,
+      finishedAt: result.finishedAt,
+      durationMs: result.durationMs,
+      taskQueue: result.taskQueue,
+      io: result.io,
+      eventLoopDelayMs: result.eventLoopDelayMs,
+      liveness: result.liveness,
+    });
+    return result;
+  } catch (err) {
+    const attempt = activityAttempt();
+    // A fault of the worker's own folders is reported as such, naming the folder (src/activities/localDisk.ts).
+    const failure = toApplicationFailure(explainLocalFault(err, workerFolders(deps)), attempt);
+    const cancelled = err instanceof CancelledFailure;
+    await recordStepStatus(files.store, layout, input.videoGuid, name, {
+      status: cancelled ? 'cancelled' : failure.nonRetryable ? 'failed' : 'retrying',
+      attempt,
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      error: cancelled ? undefined : { type: failure.type, message: failure.message },
+    }).catch(() => undefined);
+    throw cancelled ? err : failure;
+  } finally {
+    loop.disable();
+    await files.cleanup();
+  }
+}
+
+/** Sampling interval of the per-step event-loop delay histogram (Node's `perf_hooks.monitorEventLoopDelay`). */
+const EVENT_LOOP_RESOLUTION_MS = 20;
+
+/**
+ * p99 and maximum of an event-loop delay histogram, in milliseconds (the histogram counts nanoseconds;
+ * https://nodejs.org/api/perf_hooks.html#perf_hooksmonitoreventloopdelayoptions). A step whose maximum nears
+ * the heartbeat throttle interval (`WORKER_TUNING`, 2 s) would delay heartbeats and the notice of a cancel.
+ */
+function eventLoopDelay(h: IntervalHistogram): { p99: number; max: number } {
+  const ms = (ns: number) => (Number.isFinite(ns) ? Math.round(ns / 1e5) / 10 : 0);
+  return { p99: ms(h.percentile(99)), max: ms(h.max) };
+}
+
+/**
+ * The worker-specific queue of this process that belongs to the current activity's queue: where
+ * `releaseVideoCache` reaches this process's run cache (the queue itself when it already is one).
+ */
+function cacheQueue(workerId: string): string | undefined {
+  const tq = activityTaskQueue();
+  if (!tq) return undefined;
+  return tq.includes('@') ? tq : workerQueueFor(tq, workerId);
+}
+
+
+/** Sets `steps.{videoGuid}.{step}` of `.pipeline_info.json` (concurrency-safe read-modify-write). */
+export async function recordStepStatus(store: ObjectStore, layout: RunLayout, videoGuid: string, step: StepName, status: Record<string, unknown>): Promise<void> {
+  await store.updateJson<Record<string, unknown>>(layout.pipelineInfo, (cur) => {
+    const info = cur ?? {};
+    const steps = { ...((info.steps as Record<string, Record<string, unknown>>) ?? {}) };
+    steps[videoGuid] = { ...(steps[videoGuid] ?? {}), [step]: { step: stepNumber(step), ...status } };
+    return { ...info, steps, updatedAt: new Date().toISOString() };
+  });
+}
