@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { parseAllowance } from './net/address';
 import { isBucketName, objectNameProblem } from './sources';
+import { gpuTaskQueueFor } from './workflows/steps';
 
 /** Absolute path of the repository root (the folder holding package.json). */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -99,7 +100,7 @@ export interface Config {
   temporalAddress: string;
   temporalNamespace: string;
   temporalUiPort: number;
-  /** CPU task queue; the GPU queue is always `${taskQueue}-gpu` (see {@link gpuTaskQueueFor}). */
+  /** CPU task queue; the GPU queue is always `${taskQueue}-gpu` (`gpuTaskQueueFor` in src/workflows/steps.ts). */
   taskQueue: string;
   gpuTaskQueue: string;
   bucket: string;
@@ -258,11 +259,6 @@ export function parseGcsSourcePrefixes(value: string, bucket: string): string[] 
     out.push(`gs://${b}/${prefix}`);
   }
   return out;
-}
-
-/** Name of the GPU task queue that belongs to CPU queue `taskQueue` (SPEC section 2). */
-export function gpuTaskQueueFor(taskQueue: string): string {
-  return `${taskQueue}-gpu`;
 }
 
 /** Splits `HTTPS_SOURCE_ALLOW_PRIVATE` at commas and checks each entry. @throws Error naming a bad entry. */

@@ -166,8 +166,9 @@ export function assertSource(source: unknown): string {
 }
 
 /**
- * Pipeline options with their defaults. Units are given per field; the sources of defaults are noted.
- * Unknown keys are rejected (SPEC section 9: "unknown option" is bad input).
+ * Pipeline options with their defaults. Units are given per field; the sources of defaults are noted. Each
+ * default is written once, next to its field: an absent group is parsed as `{}` (zod's `prefault`), so its
+ * fields' defaults apply ({@link DEFAULT_OPTIONS}). Unknown keys are rejected ("unknown option" is bad input).
  */
 export const optionsSchema = z
   .object({
@@ -205,7 +206,7 @@ export const optionsSchema = z
         tileOverlap: z.number().min(0).max(0.5).default(0.2),
       })
       .strict()
-      .default({ model: 'yolov8n.onnx', confThreshold: 0.1, iouThreshold: 0.45, classes: [0], tiles: 'auto', tileSize: 640, tileOverlap: 0.2 }),
+      .prefault({}),
     grassMask: z
       .object({
         /** Range (degrees 0-360) in which the dominant green's hue peak must lie (src/vision/grass.ts). */
@@ -218,7 +219,7 @@ export const optionsSchema = z
         minPitchFraction: z.number().min(0).max(1).default(0.15),
       })
       .strict()
-      .default({ hueMin: 60, hueMax: 170, satMin: 0.15, valMin: 0.15, minPitchFraction: 0.15 }),
+      .prefault({}),
     /** ByteTrack (Zhang et al., ECCV 2022, arXiv:2110.06864); defaults from the reference implementation. */
     tracker: z
       .object({
@@ -236,7 +237,7 @@ export const optionsSchema = z
         minHits: z.number().int().min(1).max(10).default(2),
       })
       .strict()
-      .default({ highThreshold: 0.5, lowThreshold: 0.1, newTrackThreshold: 0.6, matchThreshold: 0.8, bufferSeconds: 1, minHits: 2 }),
+      .prefault({}),
     crops: z
       .object({
         /** Padding around each bbox as a fraction of its width/height. */
@@ -253,7 +254,7 @@ export const optionsSchema = z
         dedupMaxDistance: z.number().int().min(0).max(64).default(10),
       })
       .strict()
-      .default({ padding: 0.1, minHeight: 32, minBlurVariance: 50, maxOcclusion: 0.5, dedupMaxDistance: 10 }),
+      .prefault({}),
     background: z
       .object({
         /**
@@ -265,7 +266,7 @@ export const optionsSchema = z
         fill: z.tuple([z.number().int().min(0).max(255), z.number().int().min(0).max(255), z.number().int().min(0).max(255)]).default([0, 0, 0]),
       })
       .strict()
-      .default({ mode: 'grass', fill: [0, 0, 0] }),
+      .prefault({}),
     augment: z
       .object({
         /** Augmented copies per training crop. */
@@ -281,7 +282,7 @@ export const optionsSchema = z
         erasingProbability: z.number().min(0).max(1).default(0.3),
       })
       .strict()
-      .default({ count: 2, flipProbability: 0.5, colorJitter: 0.2, rotateDegrees: 8, scale: 0.1, blurProbability: 0.2, erasingProbability: 0.3 }),
+      .prefault({}),
     split: z
       .object({
         /** Fraction of each track's crops (the latest in time) that go to validation. */
@@ -295,10 +296,10 @@ export const optionsSchema = z
         gapSeconds: z.number().min(0).max(60).default(1),
       })
       .strict()
-      .default({ valFraction: 0.2, minCropsToSplit: 5, gapSeconds: 1 }),
+      .prefault({}),
     /**
-     * Where a video's steps run (issue 5; Temporal's worker-specific task queues pattern,
-     * https://github.com/temporalio/samples-typescript/tree/main/worker-specific-task-queues).
+     * Where a video's steps run (docs/ARCHITECTURE.md "Routing"; Temporal's worker-specific task queues
+     * pattern, https://github.com/temporalio/samples-typescript/tree/main/worker-specific-task-queues).
      */
     routing: z
       .object({
@@ -319,12 +320,18 @@ export const optionsSchema = z
         heartbeatTimeoutSeconds: z.number().int().min(5).max(600).default(30),
       })
       .strict()
-      .default({ workerAffinity: true, scheduleToStartSeconds: 60, heartbeatTimeoutSeconds: 30 }),
+      .prefault({}),
   })
   .strict();
 
 /** Fully resolved options (every default applied). */
 export type PipelineOptions = z.output<typeof optionsSchema>;
+
+/**
+ * The options of an input that sets none: every default. Workflow code uses it for option groups that
+ * executions started before the group existed do not carry (e.g. `routing`).
+ */
+export const DEFAULT_OPTIONS: PipelineOptions = optionsSchema.parse({});
 /** Options as a caller may give them (everything optional). */
 export type PipelineOptionsInput = z.input<typeof optionsSchema>;
 

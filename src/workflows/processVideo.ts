@@ -1,7 +1,8 @@
 /**
- * `processVideo`: the per-video child workflow of `trainPipeline`. Runs the nine steps of SPEC section 4 in
- * order, CPU steps on the parent's task queue and GPU steps (detection, background removal) on
- * `{taskQueue}-gpu`, reports progress to its parent, and keeps `PipelineStep` current for the Web UI.
+ * `processVideo`: the per-video child workflow of `trainPipeline`. Runs the nine steps in order
+ * (docs/ARCHITECTURE.md "The nine steps"), each on the queue the step table gives it (src/workflows/steps.ts:
+ * CPU steps on the parent's task queue, GPU steps on its GPU queue, or the claimed workers' own queues:
+ * src/workflows/routing.ts), reports progress to its parent, and keeps `PipelineStep` current for the Web UI.
  *
  * Deterministic workflow code: activities are imported as types only.
  */
@@ -25,8 +26,9 @@ import type { Activities, RoutingActivities } from '../activities';
 import { addIo, emptyIo } from './io';
 import { NON_RETRYABLE_ERROR_TYPES, stepFailure } from '../errors';
 import { PIPELINE_STEP, videoProgressQuery, videoProgressSignal } from './messages';
-import type { PipelineOptions } from '../validation';
-import { STEP_NAMES, stepNumber, type StepName } from './steps';
+import { DEFAULT_OPTIONS, type PipelineOptions } from '../validation';
+import { VideoRouter } from './routing';
+import { gpuTaskQueueFor, STEP_NAMES, stepNumber, stepQueue, type StepName } from './steps';
 import type { ProcessVideoInput, StepInput, StepResultBase, VideoProgress, VideoSummary } from './types';
 import type { PitchModel } from '../vision/pitch/model';
 
@@ -95,13 +97,13 @@ function timeoutOf(err: unknown): TimeoutType | undefined {
  */
 export async function processVideo(input: ProcessVideoInput): Promise<VideoSummary> {
   const info = workflowInfo();
-  const routing = input.options.routing ?? { workerAffinity: true, scheduleToStartSeconds: 60, heartbeatTimeoutSeconds: 30 };
-  const shared = { cpu: info.taskQueue, gpu: `${info.taskQueue}-gpu` };
+  const routing = input.options.routing ?? DEFAULT_OPTIONS.routing;
+  const router = new VideoRouter({ cpu: info.taskQueue, gpu: gpuTaskQueueFor(info.taskQueue) });
   const proxies = new Map<string, Activities>();
   const acts = (queue: string): Activities => {
     let p = proxies.get(queue);
     if (!p) {
-      p = proxyActivities<Activities>(stepOptions(queue, routing, queue !== shared.cpu && queue !== shared.gpu));
+      p = proxyActivities<Activities>(stepOptions(queue, routing, router.isOwnQueue(queue)));
       proxies.set(queue, p);
     }
     return p;
@@ -117,14 +119,9 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
     totalSteps: STEP_NAMES.length,
     counts: {},
     io: emptyIo(),
-    routing: { cpu: shared.cpu, gpu: shared.gpu, reroutes: [] },
+    routing: router.routing,
   };
   setHandler(videoProgressQuery, () => progress);
-  const route = progress.routing!;
-  /** Worker-specific queues whose run caches hold artifacts of this video (released at the end). */
-  const cachedOn = new Set<string>();
-  /** Queues of workers found lost (nobody would take a release there). */
-  const lostQueues = new Set<string>();
 
   const report = async (): Promise<void> => {
     if (parent) await parent.signal(videoProgressSignal, { ...progress, counts: { ...progress.counts }, io: { ...progress.io! } });
@@ -143,17 +140,10 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
   async function claimWorkers(): Promise<void> {
     const claimOptions: ActivityOptions = { scheduleToCloseTimeout: `${routing.scheduleToStartSeconds} seconds`, retry: { maximumAttempts: 1 } };
     try {
-      const w = await proxyActivities<RoutingActivities>({ ...claimOptions, taskQueue: shared.cpu }).claimWorker();
-      route.cpu = w.cpu ?? shared.cpu;
-      route.cpuWorker = w.workerId;
-      if (w.gpu) {
-        route.gpu = w.gpu;
-        route.gpuWorker = w.workerId;
-        return;
-      }
-      const g = await proxyActivities<RoutingActivities>({ ...claimOptions, taskQueue: shared.gpu }).claimGpuWorker();
-      route.gpu = g.gpu ?? shared.gpu;
-      route.gpuWorker = g.workerId;
+      const w = await proxyActivities<RoutingActivities>({ ...claimOptions, taskQueue: router.shared.cpu }).claimWorker();
+      if (!router.claimCpu(w)) return;
+      const g = await proxyActivities<RoutingActivities>({ ...claimOptions, taskQueue: router.shared.gpu }).claimGpuWorker();
+      router.claimGpu(g);
     } catch (err) {
       if (isCancellation(err)) throw err;
       log.warn('no worker claimed; steps use the shared queues', { error: String(err) });
@@ -161,36 +151,27 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
   }
 
   /**
-   * Runs `call` on the video's worker for `kind`; when that worker is lost, re-routes every step still
-   * pinned to it (CPU and GPU alike when one process served both) to the shared queues and runs `call` there.
+   * Runs `call` on the video's worker for its queue kind; when that worker is lost, re-routes every step
+   * still pinned to it (CPU and GPU alike when one process served both) to the shared queues and runs `call`
+   * there.
    */
-  async function onWorker<R extends StepResultBase>(kind: 'cpu' | 'gpu', name: StepName, call: (a: Activities) => Promise<R>): Promise<R> {
-    const queue = route[kind];
+  async function onWorker<R extends StepResultBase>(name: StepName, call: (a: Activities) => Promise<R>): Promise<R> {
+    const kind = stepQueue(name);
+    const queue = router.queueFor(kind);
     let result: R;
-    if (queue === shared[kind]) {
+    if (!router.isOwnQueue(queue)) {
       result = await call(acts(queue));
     } else {
       try {
         result = await call(acts(queue));
       } catch (err) {
         if (!isWorkerLost(err) || !(await workerGone(err, queue))) throw err;
-        const lost = kind === 'cpu' ? route.cpuWorker : route.gpuWorker;
-        const reason = `${(err as ActivityFailure).cause?.message ?? 'timeout'}: worker ${lost} is gone`;
+        const reason = `${(err as ActivityFailure).cause?.message ?? 'timeout'}: worker ${router.workerOf(kind)} is gone`;
         log.warn('worker lost; re-routing to the shared queue', { step: name, queue, reason });
-        route.reroutes.push({ step: name, from: queue, to: shared[kind], reason });
-        lostQueues.add(queue);
-        if (route.cpuWorker === lost) {
-          lostQueues.add(route.cpu);
-          route.cpu = shared.cpu;
-        }
-        if (route.gpuWorker === lost) {
-          lostQueues.add(route.gpu);
-          route.gpu = shared.gpu;
-        }
-        result = await call(acts(shared[kind]));
+        result = await call(acts(router.reroute(kind, name, reason)));
       }
     }
-    if (result.cachedOn) cachedOn.add(result.cachedOn);
+    router.cached(result.cachedOn);
     return result;
   }
 
@@ -216,13 +197,13 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
    * Runs one step: marks it current (search attribute + parent), awaits it, counts it done. A step that fails
    * for good fails the video with {@link stepFailure} (step, attempts, root cause); cancellation passes as is.
    */
-  async function step<R extends StepResultBase>(name: StepName, kind: 'cpu' | 'gpu', call: (a: Activities) => Promise<R>): Promise<R> {
+  async function step<R extends StepResultBase>(name: StepName, call: (a: Activities) => Promise<R>): Promise<R> {
     progress.currentStep = name;
     upsertSearchAttributes([{ key: PIPELINE_STEP, value: name }]);
     await report();
     let result: R;
     try {
-      result = await onWorker(kind, name, call);
+      result = await onWorker(name, call);
     } catch (err) {
       if (isCancellation(err) || !patched(PATCH_PROBE_WORKER)) throw err;
       throw stepFailure(name, stepNumber(name), err, STEP_MAX_ATTEMPTS);
@@ -241,29 +222,26 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
     // Completed steps say where they cached; a step that failed or was cancelled may have cached something
     // on the video's own workers too, and a lost worker's queue would only time out. Executions that started
     // before this rule replay without it (patching API: https://docs.temporal.io/develop/typescript/versioning).
-    const v2 = patched(PATCH_RELEASE_OWN_QUEUES);
-    const own = v2 ? [route.cpu, route.gpu].filter((q) => q !== shared.cpu && q !== shared.gpu) : [];
-    const queues = new Set([...cachedOn, ...own].filter((q) => !v2 || !lostQueues.has(q)));
-    await Promise.all([...queues].map(release));
+    await Promise.all(router.releaseQueues(patched(PATCH_RELEASE_OWN_QUEUES)).map(release));
   }
 
   try {
     if (routing.workerAffinity) await claimWorkers();
-    await step('importVideo', 'cpu', (a) => a.importVideo(base));
-    await step('loadVideo', 'cpu', (a) => a.loadVideo(base));
-    const frames = await step('extractFramesForDetections', 'cpu', (a) => a.extractFramesForDetections(base));
+    await step('importVideo', (a) => a.importVideo(base));
+    await step('loadVideo', (a) => a.loadVideo(base));
+    const frames = await step('extractFramesForDetections', (a) => a.extractFramesForDetections(base));
     progress.counts.frames = frames.frames;
-    const grassResult = await step('initializeGrassMask', 'cpu', (a) => a.initializeGrassMask(base));
+    const grassResult = await step('initializeGrassMask', (a) => a.initializeGrassMask(base));
     const grass: PitchModel = grassResult.grass;
     progress.pitch = { found: grass.pitchFound, framesPitchLike: grass.pitch?.framesPitchLike, framesSampled: grassResult.framesSampled, reason: grass.pitch?.reason };
-    const detected = await step('detectPlayers', 'gpu', (a) => a.detectPlayers({ ...base, grass }));
+    const detected = await step('detectPlayers', (a) => a.detectPlayers({ ...base, grass }));
     progress.counts.detections = detected.detections;
     progress.counts.tracks = detected.tracks;
-    const crops = await step('extractCrops', 'cpu', (a) => a.extractCrops({ ...base, grass }));
+    const crops = await step('extractCrops', (a) => a.extractCrops({ ...base, grass }));
     progress.counts.crops = crops.crops;
-    await step('removeCropBackground', 'gpu', (a) => a.removeCropBackground({ ...base, grass }));
-    await step('augmentCrops', 'cpu', (a) => a.augmentCrops({ ...base, grass }));
-    const split = await step('createTrainingAndValidationSets', 'cpu', (a) => a.createTrainingAndValidationSets({ ...base, grass }));
+    await step('removeCropBackground', (a) => a.removeCropBackground({ ...base, grass }));
+    await step('augmentCrops', (a) => a.augmentCrops({ ...base, grass }));
+    const split = await step('createTrainingAndValidationSets', (a) => a.createTrainingAndValidationSets({ ...base, grass }));
     progress.counts.train = split.train;
     progress.counts.val = split.val;
   } finally {
@@ -274,5 +252,5 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
   progress.currentStep = null;
   upsertSearchAttributes([{ key: PIPELINE_STEP, value: 'completed' }]);
   await report();
-  return { videoGuid: input.videoGuid, source: input.source, status: 'completed', counts: { ...progress.counts }, pitch: progress.pitch, io: { ...progress.io! }, routing: route };
+  return { videoGuid: input.videoGuid, source: input.source, status: 'completed', counts: { ...progress.counts }, pitch: progress.pitch, io: { ...progress.io! }, routing: router.routing };
 }

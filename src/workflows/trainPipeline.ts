@@ -26,7 +26,6 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { ErrorType, NON_RETRYABLE_ERROR_TYPES, PipelineError, toApplicationFailure } from '../errors';
-import { addIo, emptyIo } from './io';
 import {
   jsonByteLength,
   sanitizeCancelRequest,
@@ -52,7 +51,8 @@ import { cancelSignal, PIPELINE_STEP, progressQuery, RUN_GUID, TENANT_ID, videoP
 import { processVideo } from './processVideo';
 import { sanitizeVideoProgress } from './progress';
 import { STEP_NAMES } from './steps';
-import type { CancelRequest, RunProgress, RunStatus, RunSummary, VideoProgress, VideoSummary } from './types';
+import { summarizeRun, type SettledVideo } from './summary';
+import type { CancelRequest, RunProgress, RunStatus, RunSummary, VideoProgress } from './types';
 
 const bookkeeping = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
@@ -240,41 +240,23 @@ export async function trainPipeline(rawInput: TrainPipelineInput): Promise<RunSu
     ),
   );
 
-  const summaries: VideoSummary[] = outcomes.map((o, i) => {
-    const video = videos[i];
-    const p = videoProgress.get(video.videoGuid)!;
-    if (o.status === 'fulfilled') return o.value;
-    const cancelled = isCancellation(o.reason);
-    return {
-      videoGuid: video.videoGuid,
-      source: video.source,
-      status: cancelled ? 'cancelled' : 'failed',
-      counts: p.counts,
-      pitch: p.pitch,
-      io: p.io,
-      routing: p.routing,
-      error: cancelled ? undefined : errorOf(o.reason).message,
-    };
-  });
-  for (const s of summaries) videoProgress.set(s.videoGuid, { ...videoProgress.get(s.videoGuid)!, status: s.status, error: s.error });
-
-  const cancelled = cancelRequest !== undefined || CancellationScope.current().consideredCancelled || summaries.some((s) => s.status === 'cancelled');
-  const firstFailure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected' && !isCancellation(o.reason));
-  status = cancelled ? 'cancelled' : firstFailure ? 'failed' : 'completed';
-
-  const totals = summaries.reduce((t, s) => addIo(t, s.io), emptyIo());
-  const summary: RunSummary = {
-    status,
-    tenantId: v.tenantId,
-    runGuid,
-    workflowId: info.workflowId,
-    bucket: started.bucket,
-    outputPrefix: started.outputPrefix,
-    videos: summaries,
-    cache: { hits: totals.cacheHits, misses: totals.cacheMisses, bytesFromCache: totals.bytesFromCache, artifactDownloads: totals.artifactDownloads },
-    storage: { requests: totals.gcsRequests, bytesUploaded: totals.bytesUploaded, bytesDownloaded: totals.bytesDownloaded },
-  };
-  const error = firstFailure ? errorOf(firstFailure.reason) : undefined;
+  const { status: finalStatus, summary, error, failedVideo } = summarizeRun(
+    { tenantId: v.tenantId, runGuid, workflowId: info.workflowId, bucket: started.bucket, outputPrefix: started.outputPrefix },
+    outcomes.map((o, i): SettledVideo => ({
+      ...videos[i],
+      outcome:
+        o.status === 'fulfilled'
+          ? { status: 'completed', summary: o.value }
+          : isCancellation(o.reason)
+            ? { status: 'cancelled' }
+            : { status: 'failed', error: errorOf(o.reason) },
+      last: videoProgress.get(videos[i].videoGuid)!,
+    })),
+    cancelRequest !== undefined || CancellationScope.current().consideredCancelled,
+  );
+  status = finalStatus;
+  for (const s of summary.videos) videoProgress.set(s.videoGuid, { ...videoProgress.get(s.videoGuid)!, status: s.status, error: s.error });
+  const cancelled = status === 'cancelled';
 
   // The final record is written even when the run was cancelled: it must not be cancellable itself.
   await CancellationScope.nonCancellable(async () => {
@@ -295,7 +277,7 @@ export async function trainPipeline(rawInput: TrainPipelineInput): Promise<RunSu
     throw new CancelledFailure(cancelRequest?.reason ?? 'workflow cancellation requested');
   }
   if (error) {
-    const video = summaries.find((s) => s.status === 'failed')!;
+    const video = failedVideo!;
     throw ApplicationFailure.create({
       type: error.type,
       message: `video ${video.videoGuid} (${video.source}): ${error.message}`,
