@@ -11,15 +11,16 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../src/activities';
-import { GPU_STEP_NAMES } from '../src/workflows/steps';
 import { prepareInput, startRun } from '../src/cli/client';
 import { loadConfig, type Config } from '../src/config';
+import type { z } from 'zod';
+import { cropIndexSchema, detectionsFileSchema, manifestSchema, metadataFileSchema, parseArtifact, pipelineInfoSchema, stepResultFileSchema } from '../src/storage/artifacts';
 import { createObjectStore } from '../src/storage/gcs';
 import { RunLayout } from '../src/storage/layout';
 import { validateInput } from '../src/validation';
 import { md5Base64, sha256 } from '../src/util/hash';
 import { createDeps, splitActivities } from '../src/workers/worker';
-import { STEP_NAMES } from '../src/workflows/steps';
+import { GPU_STEP_NAMES, STEP_NAMES } from '../src/workflows/steps';
 import type { RunSummary } from '../src/workflows/types';
 import { testClient, withWorkers } from './helpers/temporal';
 
@@ -72,6 +73,16 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     const video = layout.video(summary.videos[0].videoGuid);
     const names = (await store.list(layout.prefix)).map((o) => o.name.slice(layout.prefix.length));
     const rel = (n: string) => n.slice(layout.prefix.length);
+
+    // Every stored JSON artifact matches its schema (src/storage/artifacts.ts), and the strict ones name
+    // every field written (parsing drops nothing).
+    const strict: [string, z.ZodType][] = [[video.metadata, metadataFileSchema], [video.detections, detectionsFileSchema], [video.cropIndex, cropIndexSchema], [video.manifest, manifestSchema]];
+    for (const [name, schema] of strict) {
+      const raw = await store.getJson<unknown>(name);
+      expect(parseArtifact(schema, name, raw), name).toEqual(raw);
+    }
+    parseArtifact(pipelineInfoSchema, layout.pipelineInfo, await store.getJson(layout.pipelineInfo));
+    for (let n = 1; n <= 9; n++) parseArtifact(stepResultFileSchema, layout.stepResult(n), await store.getJson(layout.stepResult(n)));
 
     // Run-level records.
     expect(names).toContain('.pipeline_info.json');

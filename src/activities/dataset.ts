@@ -9,29 +9,18 @@ import { cropJpeg, cropKey, padAndClamp, type Region } from '../dataset/crops';
 import { scoreCrop, selectCrops, type ScoredCrop } from '../dataset/quality';
 import { renderReport, type ReportTrack } from '../dataset/report';
 import { planSplit, type SplitPlan } from '../dataset/split';
+import { z } from 'zod';
+import { cropIndexSchema, detectionsFileSchema, metadataFileSchema, type CropEntry, type CropIndex, type Manifest, type ManifestImage } from '../storage/artifacts';
 import { readChunks, writeChunk, type ChunkRef } from '../storage/checkpoints';
 import type { RunLayout, Split, VideoLayout } from '../storage/layout';
 import { groupBy } from '../util/group';
 import { md5Base64 } from '../util/hash';
 import type { RgbFrame } from '../vision/image/rgb';
 import type { AugmentResult, BackgroundResult, CropsResult, SplitResult, StepInput } from '../workflows/types';
-import type { DetectionsFile } from './detect';
 import type { ActivityDeps } from './deps';
 import { forEachBounded } from './liveness';
 import { runStep, type StepFiles } from './runStep';
 import { activityAttempt, heartbeat, previousHeartbeat } from './temporal';
-
-/** One crop of the crop index (step 6 result details). */
-export interface CropEntry {
-  track_id: number;
-  n: number;
-  frame_id: number;
-  /** Detection bbox `[x1, y1, x2, y2]` in source pixels. */
-  bbox: [number, number, number, number];
-  /** The padded, clamped region actually cut, `[x1, y1, x2, y2]` in source pixels. */
-  region: [number, number, number, number];
-  object: string;
-}
 
 /** Gaussian sigma (pixels) that feathers the grass key's edge, so players do not get jagged outlines. */
 const GRASS_FEATHER_SIGMA = 0.8;
@@ -40,7 +29,7 @@ const GRASS_FEATHER_SIGMA = 0.8;
 const IMAGE_CONCURRENCY = 4;
 
 async function readCropIndex(files: StepFiles, video: VideoLayout): Promise<CropEntry[]> {
-  return (await files.readJson<{ crops: CropEntry[] }>(video.cropIndex)).crops;
+  return (await files.readJson(video.cropIndex, cropIndexSchema)).crops;
 }
 
 /**
@@ -48,7 +37,7 @@ async function readCropIndex(files: StepFiles, video: VideoLayout): Promise<Crop
  * gap is `split.gapSeconds` converted to source frames with the video's fps from `metadata.json`.
  */
 async function planFor(files: StepFiles, video: VideoLayout, input: StepInput, crops: CropEntry[]): Promise<SplitPlan & { gapFrames: number }> {
-  const meta = await files.readJson<{ fps: number }>(video.metadata);
+  const meta = await files.readJson(video.metadata, metadataFileSchema);
   const gapFrames = Math.round(input.options.split.gapSeconds * (meta.fps > 0 ? meta.fps : 25));
   const plan = planSplit(
     crops.map((c) => ({ trackId: c.track_id, n: c.n, frameId: c.frame_id })),
@@ -60,14 +49,12 @@ async function planFor(files: StepFiles, video: VideoLayout, input: StepInput, c
 /** Background-removed crops per checkpoint chunk of step 7 (about 12 s of u2netp on 2 CPU cores). */
 export const BACKGROUND_CHUNK = 25;
 
-/** A finished crop of step 7: its index in the crop index, the uploaded object's size and MD5, the removed share. */
-interface BackgroundRecord {
-  i: number;
-  size: number;
-  /** base64 MD5, as GCS reports `md5Hash`. */
-  md5: string;
-  removed: number;
-}
+/**
+ * A finished crop of step 7 in its checkpoint chunks: its index in the crop index, the uploaded object's size
+ * and MD5 (base64, as GCS reports `md5Hash`), the removed share of its pixels.
+ */
+const backgroundRecordSchema = z.object({ i: z.number().int().min(0), size: z.number().int().min(0), md5: z.string(), removed: z.number() });
+type BackgroundRecord = z.output<typeof backgroundRecordSchema>;
 
 /** Step 7's heartbeat details. */
 export interface BackgroundHeartbeat {
@@ -82,7 +69,7 @@ export interface BackgroundHeartbeat {
  * no valid checkpoint.
  */
 async function verifiedBackgroundOutputs(files: StepFiles, layout: RunLayout, videoGuid: string, checkpoint: BackgroundHeartbeat['checkpoint'], crops: CropEntry[], removed: number[]): Promise<Set<number>> {
-  const records = await readChunks<BackgroundRecord>(files.store, checkpoint?.chunks);
+  const records = await readChunks(files.store, checkpoint?.chunks, backgroundRecordSchema);
   const done = new Set<number>();
   if (!records) return done;
   const video = layout.video(videoGuid);
@@ -117,7 +104,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
       return runStep(deps, 'extractCrops', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
         const { padding, minHeight, maxPerTrack, minBlurVariance, maxOcclusion, dedupMaxDistance } = input.options.crops;
-        const detections = await files.readJson<DetectionsFile>(video.detections);
+        const detections = await files.readJson(video.detections, detectionsFileSchema);
         if (activityAttempt() > 1) await files.loadPriorOutputs([video.cropsPrefix('original')]);
         const rejected: Record<string, number> = {};
         const reject = (reason: string, n = 1) => void (rejected[reason] = (rejected[reason] ?? 0) + n);
@@ -176,7 +163,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
           });
         }
         await Promise.all(jobs);
-        await files.writeJson(video.cropIndex, { videoGuid: input.videoGuid, rejected, crops: entries });
+        await files.writeJson(video.cropIndex, { videoGuid: input.videoGuid, rejected, crops: entries } satisfies CropIndex);
         const tracks = new Set(entries.map((e) => e.track_id)).size;
         return {
           result: { crops: entries.length, tracks, rejected, index: video.cropIndex },
@@ -311,7 +298,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const prior = await files.loadPriorOutputs(activityAttempt() > 1 ? [video.datasetPrefix, video.cropsPrefix('modified')] : [video.datasetPrefix]);
         const crops = await readCropIndex(files, video);
         const plan = await planFor(files, video, input, crops);
-        const images: Record<string, unknown>[] = [];
+        const images: ManifestImage[] = [];
         const tracks: Record<string, { train: number; val: number; gap: number }> = {};
         const limit = pLimit(IMAGE_CONCURRENCY);
         const jobs: Promise<void>[] = [];
@@ -345,7 +332,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const val = images.length - train;
         await files.write(video.report, await buildReport(files, video, input, crops, tracks, plan, { train, val }), 'text/html; charset=utf-8');
         // Leftovers of an earlier dataset in this folder that this plan does not contain.
-        const planned = new Set([...images.map((i) => i.path as string), video.report, video.manifest]);
+        const planned = new Set([...images.map((i) => i.path), video.report, video.manifest]);
         await files.store.delete([...prior.keys()].filter((n) => n.startsWith(video.datasetPrefix) && !planned.has(n)));
         await files.writeJson(video.manifest, {
           tenantId: input.tenantId,
@@ -359,7 +346,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
           counts: { train, val, tracks },
           trainOnlyTracks: plan.trainOnlyTracks,
           images,
-        });
+        } satisfies Manifest);
         return { result: { train, val, trainOnlyTracks: plan.trainOnlyTracks, manifest: video.manifest }, details: { report: video.report, gapCrops: plan.gapCrops } };
       });
     },
@@ -380,10 +367,10 @@ async function buildReport(
   plan: SplitPlan,
   counts: { train: number; val: number },
 ): Promise<string> {
-  const detections = await files.readJson<DetectionsFile>(video.detections);
+  const detections = await files.readJson(video.detections, detectionsFileSchema);
   const dropped: Record<string, number> = {};
   for (const f of detections.frames) for (const d of f.dropped ?? []) dropped[d.reason] = (dropped[d.reason] ?? 0) + 1;
-  const { rejected } = await files.readJson<{ rejected?: Record<string, number> }>(video.cropIndex);
+  const { rejected } = await files.readJson(video.cropIndex, cropIndexSchema);
   const byTrack = groupBy(crops, (c) => c.track_id);
   const reportTracks: ReportTrack[] = [];
   for (const trackId of [...byTrack.keys()].sort((a, b) => a - b).slice(0, REPORT_MAX_TRACKS)) {

@@ -3,6 +3,7 @@
  * "The nine steps".
  */
 import { badMedia } from '../errors';
+import { frameDetectionsSchema, metadataFileSchema, type DetectionsFile, type FrameDetections } from '../storage/artifacts';
 import { readChunks, writeChunk, type ChunkRef } from '../storage/checkpoints';
 import type { RunLayout, VideoLayout } from '../storage/layout';
 import type { RgbFrame } from '../vision/image/rgb';
@@ -28,35 +29,11 @@ export async function listFrameIds(files: StepFiles, video: VideoLayout): Promis
   if (cached) return cached;
   const objects = await files.store.list(video.framesPrefix);
   const ids = objects
-    .map((o) => /frame_(\d+)\.jpg$/.exec(o.name)?.[1])
-    .filter((x): x is string => x !== undefined)
-    .map(Number)
+    .map((o) => video.frameIdOf(o.name))
+    .filter((x): x is number => x !== undefined)
     .sort((a, b) => a - b);
   if (ids.length === 0) throw badMedia(video.videoGuid, 'no sampled frames found (step 3 wrote none)');
   return ids;
-}
-
-/** One frame's entry of `detections.json`. */
-export interface FrameDetections {
-  frame_id: number;
-  width: number;
-  height: number;
-  /** Whether tiled inference ran on this frame. */
-  tiled?: boolean;
-  /** Boxes of confirmed tracks: bbox [x1, y1, x2, y2] in source pixels. */
-  detections: { track_id: number; bbox: [number, number, number, number]; score: number; class: number }[];
-  /** Boxes removed before tracking, with the filter reason (e.g. `feet-off-pitch`). */
-  dropped?: { bbox: [number, number, number, number]; score: number; reason: string }[];
-}
-
-/** Layout of `detections.json` (SPEC section 5). */
-export interface DetectionsFile {
-  model: { name: string; sha256: string; executionProvider: string; inputSize: number };
-  thresholds: { confidence: number; iou: number; classes: number[]; tiles: string; tileSize: number; tileOverlap: number };
-  tracker: { type: 'bytetrack'; trackBuffer: number } & StepInput['options']['tracker'];
-  grass: StepInput['grass'] | null;
-  frameStride: number;
-  frames: FrameDetections[];
 }
 
 /** Sampled frames per checkpoint chunk of step 5 (about 5 s of CPU inference untiled, 35 s tiled). */
@@ -102,7 +79,7 @@ async function saveDetectChunk(files: StepFiles, layout: RunLayout, videoGuid: s
  * undefined (start over) when there is no checkpoint or it fails verification.
  */
 async function loadDetectCheckpoint(files: StepFiles, ref: DetectCheckpointRef | undefined, ids: number[]): Promise<{ frames: FrameDetections[]; framesDone: number; state: DetectCheckpointRef } | undefined> {
-  const frames = await readChunks<FrameDetections>(files.store, ref?.chunks);
+  const frames = await readChunks(files.store, ref?.chunks, frameDetectionsSchema);
   if (!ref || !frames || frames.length !== ref.framesDone || frames.some((f, i) => f.frame_id !== ids[i])) return undefined;
   return { frames, framesDone: frames.length, state: ref };
 }
@@ -146,7 +123,7 @@ export function createDetectActivities(deps: ActivityDeps) {
         const opts = input.options;
         const detector = await deps.getDetector(opts.detector.model);
         const ids = await listFrameIds(files, video);
-        const meta = await files.readJson<{ fps: number }>(video.metadata);
+        const meta = await files.readJson(video.metadata, metadataFileSchema);
         // ByteTrack counts its buffer in update calls; one call per sampled frame.
         const trackBuffer = Math.max(1, Math.round((opts.tracker.bufferSeconds * (meta.fps || 25)) / opts.frameStride));
         const { bufferSeconds: _seconds, ...trackerOpts } = opts.tracker;

@@ -7,6 +7,7 @@ import pLimit from 'p-limit';
 import type { SourcePolicy } from '../config';
 import { badMedia, invalidInput, PipelineError } from '../errors';
 import { parseSource } from '../sources';
+import type { MetadataFile } from '../storage/artifacts';
 import { sha256File } from '../util/hash';
 import { encodeJpeg } from '../vision/image/rgb';
 import { extractFrames } from '../vision/media/frames';
@@ -114,7 +115,7 @@ export function createIngestActivities(deps: ActivityDeps) {
           heartbeat({ phase: 'uploading' });
           const outSha256 = await sha256File(out);
           const sizeBytes = (await stat(out)).size;
-          const metadata = { ...meta, source: input.source, sha256: sourceSha256, imported: { object: video.video, mode, sha256: outSha256, sizeBytes } };
+          const metadata: MetadataFile = { ...meta, source: input.source, sha256: sourceSha256, imported: { object: video.video, mode, sha256: outSha256, sizeBytes } };
           await files.writeFile(video.video, out, 'video/mp4');
           await files.writeJson(video.metadata, metadata);
           return {

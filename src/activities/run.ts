@@ -1,7 +1,9 @@
 /**
- * Run bookkeeping activities: the start and end records of `.pipeline_info.json` (SPEC section 5).
+ * Run bookkeeping activities: the start and end records of `.pipeline_info.json` (docs/ARCHITECTURE.md
+ * "Stored artifacts").
  */
 import { toApplicationFailure } from '../errors';
+import { pipelineInfoSchema, updateArtifact, type StepStatus } from '../storage/artifacts';
 import { RunLayout } from '../storage/layout';
 import { optionsSchema, type TrainPipelineInput } from '../validation';
 import type { RunRecord, RunStartRecord } from '../workflows/types';
@@ -47,12 +49,12 @@ export function createRunActivities(deps: ActivityDeps) {
         const layout = new RunLayout(record.tenantId, record.runGuid);
         const { options, videos } = startDetails(record);
         const model = options ? await deps.modelInfo(options.detector.model).catch(() => undefined) : undefined;
-        await deps.store.updateJson<Record<string, unknown>>(layout.pipelineInfo, (cur) => ({
+        await updateArtifact(deps.store, layout.pipelineInfo, pipelineInfoSchema, (cur) => ({
           ...(cur ?? {}),
           tenantId: record.tenantId,
           runGuid: record.runGuid,
           workflowId: record.workflowId,
-          status: 'running',
+          status: 'running' as const,
           input: record.input,
           options,
           videos,
@@ -76,9 +78,9 @@ export function createRunActivities(deps: ActivityDeps) {
     async recordRunEnd(record: RunRecord): Promise<void> {
       return classified(async () => {
         const layout = new RunLayout(record.tenantId, record.runGuid);
-        await deps.store.updateJson<Record<string, unknown>>(layout.pipelineInfo, (cur) => ({
+        await updateArtifact(deps.store, layout.pipelineInfo, pipelineInfoSchema, (cur) => ({
           ...(cur ?? { tenantId: record.tenantId, runGuid: record.runGuid, workflowId: record.workflowId, input: record.input, codeVersion: deps.codeVersion }),
-          ...(cur?.steps ? { steps: finaliseSteps(cur.steps as StepEntries, record) } : {}),
+          ...(cur?.steps ? { steps: finaliseSteps(cur.steps, record) } : {}),
           status: record.status,
           error: record.error,
           cancellation: record.cancellation,
@@ -92,7 +94,7 @@ export function createRunActivities(deps: ActivityDeps) {
 }
 
 /** `steps` of `.pipeline_info.json`: video GUID → step name → the step's last recorded status entry. */
-type StepEntries = Record<string, Record<string, Record<string, unknown> & { status?: string; error?: unknown }>>;
+type StepEntries = Record<string, Record<string, StepStatus>>;
 
 /** Step statuses that say an attempt may still come: they must not outlive the run. */
 const OPEN_STEP_STATUSES = new Set(['retrying', 'running']);

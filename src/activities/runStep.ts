@@ -8,6 +8,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { CancelledFailure } from '@temporalio/common';
 import { toApplicationFailure } from '../errors';
+import { pipelineInfoSchema, stepResultFileSchema, updateArtifact, type StepStatus } from '../storage/artifacts';
 import type { ObjectStore } from '../storage/gcs';
 import { RunLayout } from '../storage/layout';
 import { RunFiles, type FrameCodec } from '../storage/runFiles';
@@ -77,7 +78,7 @@ export async function runStep<R extends object>(
       eventLoopDelayMs: eventLoopDelay(loop),
       liveness: liveness?.stats(),
     } as R & StepResultBase;
-    await files.store.updateJson<{ step: number; name: string; videos: Record<string, unknown> }>(layout.stepResult(n), (cur) => ({
+    await updateArtifact(files.store, layout.stepResult(n), stepResultFileSchema, (cur) => ({
       step: n,
       name,
       videos: { ...(cur?.videos ?? {}), [input.videoGuid]: { ...result, ...(out.details ?? {}) } },
@@ -137,11 +138,12 @@ function cacheQueue(workerId: string): string | undefined {
 
 
 /** Sets `steps.{videoGuid}.{step}` of `.pipeline_info.json` (concurrency-safe read-modify-write). */
-export async function recordStepStatus(store: ObjectStore, layout: RunLayout, videoGuid: string, step: StepName, status: Record<string, unknown>): Promise<void> {
-  await store.updateJson<Record<string, unknown>>(layout.pipelineInfo, (cur) => {
+export async function recordStepStatus(store: ObjectStore, layout: RunLayout, videoGuid: string, step: StepName, status: Omit<StepStatus, 'step'>): Promise<void> {
+  await updateArtifact(store, layout.pipelineInfo, pipelineInfoSchema, (cur) => {
     const info = cur ?? {};
-    const steps = { ...((info.steps as Record<string, Record<string, unknown>>) ?? {}) };
-    steps[videoGuid] = { ...(steps[videoGuid] ?? {}), [step]: { step: stepNumber(step), ...status } };
+    const steps = { ...(info.steps ?? {}) };
+    const entry = { step: stepNumber(step), ...status } as StepStatus;
+    steps[videoGuid] = { ...(steps[videoGuid] ?? {}), [step]: entry };
     return { ...info, steps, updatedAt: new Date().toISOString() };
   });
 }

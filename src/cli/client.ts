@@ -14,6 +14,7 @@ import {
 import { CancelledFailure, defaultPayloadConverter } from '@temporalio/common';
 import type { Config } from '../config';
 import { invalidInput } from '../errors';
+import { parseArtifact, pipelineInfoSchema } from '../storage/artifacts';
 import { createObjectStore } from '../storage/gcs';
 import { RunLayout } from '../storage/layout';
 import { sha256 } from '../util/hash';
@@ -23,6 +24,7 @@ import { runWorkflowId } from '../workflows/ids';
 import { stageLocalSources, type StagedSource } from './uploads';
 import { progressQuery, RUN_GUID, TENANT_ID } from '../workflows/messages';
 import type { trainPipeline } from '../workflows/trainPipeline';
+import { STEP_NAMES, stepNumber } from '../workflows/steps';
 import type { RunProgress, RunSummary, StepIo } from '../workflows/types';
 
 /** Connects a Temporal client to `cfg.temporalAddress` / `cfg.temporalNamespace`. */
@@ -279,15 +281,22 @@ export interface StepIoRow {
  */
 export async function stepIoTable(cfg: Config, tenantId: string, runGuid: string): Promise<StepIoRow[]> {
   const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost, projectId: cfg.gcsProjectId, maxRetries: 1 });
-  const info = await store.getJson<{ steps?: Record<string, Record<string, { step: number; taskQueue?: string; io?: StepIo; eventLoopDelayMs?: { max: number } }>> }>(new RunLayout(tenantId, runGuid).pipelineInfo).catch(() => undefined);
+  const name = new RunLayout(tenantId, runGuid).pipelineInfo;
+  const info = await store
+    .getJson<unknown>(name)
+    .then((raw) => (raw === undefined ? undefined : parseArtifact(pipelineInfoSchema, name, raw)))
+    .catch(() => undefined);
   const mb = (b: number | undefined) => Math.round(((b ?? 0) / 1e6) * 100) / 100;
   const rows: StepIoRow[] = [];
   for (const [videoGuid, steps] of Object.entries(info?.steps ?? {})) {
-    for (const [name, s] of Object.entries(steps).sort((a, b) => a[1].step - b[1].step)) {
+    // In the order of the step table (src/workflows/steps.ts), numbered by it.
+    for (const step of STEP_NAMES) {
+      const s = steps[step];
+      if (!s) continue;
       const io = s.io;
       rows.push({
         video: videoGuid.slice(0, 12),
-        step: `${s.step} ${name}`,
+        step: `${stepNumber(step)} ${step}`,
         queue: s.taskQueue ?? '',
         'cache hits': io?.cacheHits ?? 0,
         'cache misses': io?.cacheMisses ?? 0,

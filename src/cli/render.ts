@@ -11,8 +11,8 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
-import type { FrameDetections } from '../activities/detect';
 import { loadConfig } from '../config';
+import { detectionsFileSchema, parseArtifact } from '../storage/artifacts';
 import { createObjectStore } from '../storage/gcs';
 import { RunLayout } from '../storage/layout';
 import { drawDetections } from '../vision/image/draw';
@@ -32,13 +32,14 @@ async function main(): Promise<void> {
   const run = new RunLayout(o.tenant, o.runGuid);
   let videoGuid = o.video;
   if (!videoGuid) {
-    const first = (await store.list(run.prefix)).map((x) => /\/video_([a-z0-9-]+)\//.exec(x.name)?.[1]).find(Boolean);
+    const first = (await store.list(run.prefix)).map((x) => run.videoGuidOf(x.name)).find(Boolean);
     if (!first) throw new Error(`no video folders under gs://${cfg.bucket}/${run.prefix}`);
     videoGuid = first;
   }
   const video = run.video(videoGuid);
-  const detections = await store.getJson<{ frames: FrameDetections[] }>(video.detections);
-  if (!detections) throw new Error(`gs://${cfg.bucket}/${video.detections} does not exist (has detectPlayers run?)`);
+  const stored = await store.getJson<unknown>(video.detections);
+  if (!stored) throw new Error(`gs://${cfg.bucket}/${video.detections} does not exist (has detectPlayers run?)`);
+  const detections = parseArtifact(detectionsFileSchema, video.detections, stored);
   const frame =
     o.frame !== undefined
       ? detections.frames.find((f) => f.frame_id === Number(o.frame))

@@ -6,6 +6,7 @@
  * continue instead of starting over. A chunk that is missing or differs from its record invalidates the
  * checkpoint (start over).
  */
+import { z } from 'zod';
 import type { ObjectStore } from './gcs';
 import { sha256 } from '../util/hash';
 
@@ -27,18 +28,19 @@ export async function writeChunk(store: ObjectStore, object: string, items: unkn
 }
 
 /**
- * The items of `refs` in order, each chunk verified against its record (exists, size, sha256, item count);
- * undefined when there are no chunks or any fails verification.
+ * The items of `refs` in order, each chunk verified against its record (exists, size, sha256, item count)
+ * and its items against `item` (the chunk format of the step that wrote them); undefined when there are no
+ * chunks or any fails verification (the caller starts over).
  */
-export async function readChunks<T>(store: ObjectStore, refs: readonly ChunkRef[] | undefined): Promise<T[] | undefined> {
+export async function readChunks<S extends z.ZodType>(store: ObjectStore, refs: readonly ChunkRef[] | undefined, item: S): Promise<z.output<S>[] | undefined> {
   if (!refs?.length) return undefined;
-  const items: T[] = [];
+  const items: z.output<S>[] = [];
   for (const c of refs) {
     const body = await store.get(c.object).catch(() => undefined);
     if (!body || body.length !== c.size || sha256(body) !== c.sha256) return undefined;
-    const part = JSON.parse(body.toString('utf8')) as T[];
-    if (!Array.isArray(part) || part.length !== c.count) return undefined;
-    items.push(...part);
+    const part = z.array(item).safeParse(JSON.parse(body.toString('utf8')));
+    if (!part.success || part.data.length !== c.count) return undefined;
+    items.push(...part.data);
   }
   return items;
 }

@@ -1,5 +1,6 @@
 /**
- * The one place that builds object names of the storage layout (SPEC section 5):
+ * The one place that builds object names of the storage layout (docs/ARCHITECTURE.md "Stored artifacts"),
+ * and reads back the names it builds (`frameIdOf`, `videoGuidOf`):
  *
  * ```
  * {tenant_id}/user/process/train_pipeline/run_{run_guid}/
@@ -12,7 +13,7 @@
  * `train_pipeline/` prefix. Workflow-safe (pure string work).
  */
 import { invalidInput } from '../errors';
-import { assertGuid, assertTenantId } from '../validation';
+import { assertGuid, assertTenantId, GUID_PATTERN } from '../validation';
 
 /** Dataset split names (ImageFolder top-level folders). */
 export type Split = 'train' | 'val';
@@ -53,6 +54,16 @@ export class VideoLayout {
   /** One sampled frame; `frameId` is the 0-based index of the frame in the source video. */
   frame(frameId: number): string {
     return `${this.framesPrefix}frame_${assertIndex(frameId, 'frame_id')}.jpg`;
+  }
+  /**
+   * The frame id of a sampled frame's object name, the inverse of {@link frame}: `undefined` for any other
+   * name (another folder or video, another file name, a number with a sign or leading zeros).
+   */
+  frameIdOf(objectName: string): number | undefined {
+    if (!objectName.startsWith(this.framesPrefix)) return undefined;
+    const m = /^frame_(0|[1-9][0-9]*)\.jpg$/.exec(objectName.slice(this.framesPrefix.length));
+    const id = m ? Number(m[1]) : NaN;
+    return Number.isSafeInteger(id) ? id : undefined;
   }
   /** Detections and tracks of all sampled frames. */
   get detections(): string {
@@ -129,6 +140,17 @@ export class RunLayout {
   /** Layout of one video of this run. */
   video(videoGuid: string): VideoLayout {
     return new VideoLayout(this, videoGuid);
+  }
+  /**
+   * The video GUID of an object inside one of this run's video folders (`{prefix}video_{guid}/...`), the
+   * inverse of {@link video}`(guid).prefix`; `undefined` for any other name.
+   */
+  videoGuidOf(objectName: string): string | undefined {
+    if (!objectName.startsWith(`${this.prefix}video_`)) return undefined;
+    const rest = objectName.slice(this.prefix.length + 'video_'.length);
+    const slash = rest.indexOf('/');
+    const guid = slash > 0 ? rest.slice(0, slash) : '';
+    return GUID_PATTERN.test(guid) ? guid : undefined;
   }
 }
 

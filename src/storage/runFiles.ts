@@ -10,6 +10,8 @@ import { moveFile } from '../util/fs';
 import { md5Base64 } from '../util/hash';
 import { emptyIo } from '../workflows/io';
 import type { StepIo } from '../workflows/types';
+import type { z } from 'zod';
+import { parseArtifact } from './artifacts';
 import type { ObjectInfo, ObjectStore } from './gcs';
 
 /**
@@ -139,9 +141,12 @@ export class RunFiles<F> {
     await this.write(objectName, `${JSON.stringify(value, null, 2)}\n`, 'application/json');
   }
 
-  /** Reads JSON (cache first). */
-  async readJson<T>(objectName: string): Promise<T> {
-    return JSON.parse((await this.read(objectName)).toString('utf8')) as T;
+  /**
+   * Reads a JSON artifact (cache first) and validates it with its schema (./artifacts.ts).
+   * @throws PipelineError(Internal, objectName) when it does not match the schema ({@link parseArtifact})
+   */
+  async readJson<S extends z.ZodType>(objectName: string, schema: S): Promise<z.output<S>> {
+    return parseArtifact(schema, objectName, JSON.parse((await this.read(objectName)).toString('utf8')));
   }
 
   /**

@@ -1,0 +1,290 @@
+/**
+ * The stored artifacts of a run (docs/ARCHITECTURE.md "Stored artifacts") as zod schemas: every reader
+ * validates what it reads ({@link parseArtifact}), and the types the writers build are inferred from the
+ * same schemas, so a file format is written down once. Object names come from ./layout.ts.
+ *
+ * | artifact | object | written by |
+ * |---|---|---|
+ * | {@link MetadataFile} | `video_{guid}/metadata.json` | step 1 |
+ * | {@link DetectionsFile} | `video_{guid}/detections.json` | step 5 |
+ * | {@link CropIndex} | `video_{guid}/crops/original/index.json` | step 6 |
+ * | {@link Manifest} | `video_{guid}/datasets/manifest.json` | step 9, last |
+ * | {@link StepResultFile} | `intermediate/step{N}_result.json` | every step (`runStep`) |
+ * | {@link PipelineInfo} | `.pipeline_info.json` | run start and end, every step's status |
+ * | checkpoint chunks | `intermediate/checkpoints/{guid}/{step}_{k}.json` | steps 5 and 7 (./checkpoints.ts) |
+ *
+ * Fields added after a format was first written are optional here (runs started by older code may be resumed
+ * by newer workers). Records that several writers update (`.pipeline_info.json`, step results) are loose:
+ * fields this module does not name are kept as they are.
+ */
+import { z } from 'zod';
+import { ErrorType, PipelineError } from '../errors';
+import type { Augmentation } from '../dataset/augment';
+import type { VideoMetadata } from '../vision/media/probe';
+import type { PitchModel } from '../vision/pitch/model';
+import type { ObjectStore } from './gcs';
+
+/**
+ * Parses `value`, read from object `objectName`, with `schema`.
+ * @returns the parsed value (for strict object schemas: without fields the schema does not name)
+ * @throws PipelineError(Internal, objectName) naming the first field that does not match (a stored artifact
+ *   that does not match its format is a fault of the pipeline, not of the input)
+ */
+export function parseArtifact<S extends z.ZodType>(schema: S, objectName: string, value: unknown): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const where = issue.path.length ? issue.path.map(String).join('.') : '(root)';
+  throw new PipelineError(ErrorType.Internal, objectName, `does not match its stored format at ${where}: ${issue.message}`);
+}
+
+const int = z.number().int();
+const count = z.number().int().min(0);
+/** `[x1, y1, x2, y2]` in source pixels. */
+const bbox = z.tuple([z.number(), z.number(), z.number(), z.number()]);
+
+/** What ffprobe told about the imported video (`VideoMetadata` of src/vision/media/probe.ts). */
+export const videoMetadataSchema = z.object({
+  durationSec: z.number(),
+  fps: z.number(),
+  width: count,
+  height: count,
+  codedWidth: count,
+  codedHeight: count,
+  rotation: z.number(),
+  codec: z.string(),
+  pixelFormat: z.string(),
+  videoStreamIndex: count,
+  hasAudio: z.boolean(),
+  audioStreamIndex: count.nullable(),
+  audioCodec: z.string().nullable(),
+  frameCount: count,
+  headerFrameCount: count.nullable(),
+  /** Absent in runs imported before the field existed. */
+  variableFrameRate: z.boolean().optional(),
+  container: z.string(),
+  sizeBytes: count,
+});
+// The stored metadata holds every field the prober reports (compile-time check).
+({}) as VideoMetadata satisfies z.input<typeof videoMetadataSchema>;
+
+/** `metadata.json`: the video's metadata, its source and the imported MP4. */
+export const metadataFileSchema = videoMetadataSchema.extend({
+  source: z.string(),
+  /** sha256 of the source file, hex. */
+  sha256: z.string(),
+  imported: z.object({ object: z.string(), mode: z.enum(['copy', 'transcode']), sha256: z.string(), sizeBytes: count }),
+});
+/** `metadata.json`. */
+export type MetadataFile = z.output<typeof metadataFileSchema>;
+
+const pitchParamsSchema = z.object({
+  maskWidth: z.number(),
+  closeRadius: z.number(),
+  rowFill: z.boolean(),
+  minPitchFraction: z.number(),
+  fullRowCoverage: z.number(),
+  minFullWidthRows: z.number(),
+  minPitchFrames: z.number(),
+  minGrassSaturation: z.number(),
+});
+
+/** The pitch model of step 4 (`PitchModel` of src/vision/pitch/model.ts). */
+export const pitchModelSchema = z.object({
+  pitchFound: z.boolean(),
+  greenFraction: z.number(),
+  hue: z.object({ min: z.number(), max: z.number(), median: z.number() }),
+  sat: z.object({ min: z.number(), median: z.number() }),
+  val: z.object({ min: z.number(), median: z.number() }),
+  pitch: z
+    .object({
+      rule: z.enum(['largest-region-full-width-rows-v1', 'largest-region-full-width-rows-v2']),
+      framesSampled: count,
+      framesPitchLike: count,
+      medianFraction: z.number(),
+      medianFullWidthRows: z.number(),
+      params: pitchParamsSchema,
+      picture: z.object({ box: bbox, frameWidth: count, frameHeight: count }).optional(),
+      reason: z.string(),
+    })
+    .optional(),
+}) satisfies z.ZodType<PitchModel>;
+
+/** One sampled frame's entry of `detections.json`. */
+export const frameDetectionsSchema = z.object({
+  frame_id: count,
+  width: count,
+  height: count,
+  /** Whether tiled inference ran on this frame (absent in older runs). */
+  tiled: z.boolean().optional(),
+  /** Boxes of confirmed tracks, bbox in source pixels. */
+  detections: z.array(z.object({ track_id: count, bbox, score: z.number(), class: count })),
+  /** Boxes removed before tracking, with the filter's reason (e.g. `feet-off-pitch`; absent in older runs). */
+  dropped: z.array(z.object({ bbox, score: z.number(), reason: z.string() })).optional(),
+});
+/** One sampled frame's entry of `detections.json`. */
+export type FrameDetections = z.output<typeof frameDetectionsSchema>;
+
+/** `detections.json` (step 5): per sampled frame, the tracked boxes; with the model, thresholds and tracker. */
+export const detectionsFileSchema = z.object({
+  model: z.object({ name: z.string(), sha256: z.string(), executionProvider: z.string(), inputSize: count }),
+  thresholds: z.object({ confidence: z.number(), iou: z.number(), classes: z.array(count), tiles: z.string(), tileSize: count, tileOverlap: z.number() }),
+  tracker: z.object({
+    type: z.literal('bytetrack'),
+    highThreshold: z.number(),
+    lowThreshold: z.number(),
+    newTrackThreshold: z.number(),
+    matchThreshold: z.number(),
+    bufferSeconds: z.number(),
+    minHits: count,
+    /** The buffer in tracker updates (sampled frames): `bufferSeconds` x fps / `frameStride`. */
+    trackBuffer: count,
+  }),
+  /** The pitch model the step used; null when step 4 gave none. */
+  grass: pitchModelSchema.nullable(),
+  frameStride: count,
+  frames: z.array(frameDetectionsSchema),
+});
+/** `detections.json`. */
+export type DetectionsFile = z.output<typeof detectionsFileSchema>;
+
+/** One crop of the crop index. */
+export const cropEntrySchema = z.object({
+  track_id: count,
+  /** Crop number within its track, from 0 in time order. */
+  n: count,
+  frame_id: count,
+  /** Detection bbox in source pixels. */
+  bbox,
+  /** The padded, clamped region actually cut, `[x1, y1, x2, y2]` in source pixels. */
+  region: bbox,
+  /** Object name of the crop (`crops/original/track_{id}/crop_{n}.jpg`). */
+  object: z.string(),
+});
+/** One crop of the crop index. */
+export type CropEntry = z.output<typeof cropEntrySchema>;
+
+/** The crop index (step 6): every kept crop, and how many were rejected by which filter. */
+export const cropIndexSchema = z.object({
+  videoGuid: z.string(),
+  rejected: z.record(z.string(), count),
+  crops: z.array(cropEntrySchema),
+});
+/** The crop index. */
+export type CropIndex = z.output<typeof cropIndexSchema>;
+
+const augmentationSchema = z.object({
+  seed: z.string(),
+  flip: z.boolean(),
+  brightness: z.number(),
+  saturation: z.number(),
+  rotate: z.number(),
+  scale: z.number(),
+  blurSigma: z.number(),
+  erase: z.tuple([z.number(), z.number(), z.number(), z.number()]).nullable(),
+}) satisfies z.ZodType<Augmentation>;
+
+/** One dataset image of the manifest. */
+export const manifestImageSchema = z.object({
+  /** Object name of the image (`datasets/{split}/track_{id}/...jpg`). */
+  path: z.string(),
+  split: z.enum(['train', 'val']),
+  track_id: count,
+  frame_id: count,
+  bbox,
+  /** The crop the image was made from (background removed). */
+  source_crop: z.string(),
+  original_crop: z.string(),
+  /** The augmentation of an augmented copy; null for the crop itself. */
+  augmentation: augmentationSchema.nullable(),
+});
+/** One dataset image of the manifest. */
+export type ManifestImage = z.output<typeof manifestImageSchema>;
+
+/** `datasets/manifest.json` (step 9, written last): every dataset image, the split and the options used. */
+export const manifestSchema = z.object({
+  tenantId: z.string(),
+  runGuid: z.string(),
+  videoGuid: z.string(),
+  layout: z.literal('ImageFolder'),
+  splitMethod: z.string(),
+  gapFrames: count,
+  gapCrops: count,
+  options: z.object({
+    split: z.object({ valFraction: z.number(), minCropsToSplit: count, gapSeconds: z.number() }),
+    augment: z.object({
+      count: count,
+      seed: z.string().optional(),
+      flipProbability: z.number(),
+      colorJitter: z.number(),
+      rotateDegrees: z.number(),
+      scale: z.number(),
+      blurProbability: z.number(),
+      erasingProbability: z.number(),
+    }),
+    background: z.object({ mode: z.enum(['grass', 'segmentation', 'both', 'none']), fill: z.tuple([count, count, count]) }),
+  }),
+  counts: z.object({ train: count, val: count, tracks: z.record(z.string(), z.object({ train: count, val: count, gap: count })) }),
+  trainOnlyTracks: z.array(count),
+  images: z.array(manifestImageSchema),
+});
+/** `datasets/manifest.json`. */
+export type Manifest = z.output<typeof manifestSchema>;
+
+/** Storage and cache counters of a step (`StepIo` of src/workflows/types.ts). */
+const stepIoSchema = z.object({
+  gcsRequests: count,
+  bytesUploaded: count,
+  bytesDownloaded: count,
+  cacheHits: count,
+  cacheMisses: count,
+  bytesFromCache: count,
+  artifactDownloads: count,
+  /** Absent in results recorded before it existed. */
+  uploadsSkipped: count.optional(),
+});
+
+/** `intermediate/step{N}_result.json`: step `N`'s result per video (with details the workflow does not get). */
+export const stepResultFileSchema = z.looseObject({
+  step: int.min(1).max(9),
+  name: z.string(),
+  videos: z.record(z.string(), z.looseObject({ videoGuid: z.string(), io: stepIoSchema.optional() })),
+});
+/** `intermediate/step{N}_result.json`. */
+export type StepResultFile = z.output<typeof stepResultFileSchema>;
+
+/** One step's entry in `steps.{videoGuid}` of `.pipeline_info.json`. */
+export const stepStatusSchema = z.looseObject({
+  step: int.min(1).max(9),
+  status: z.enum(['running', 'retrying', 'completed', 'failed', 'cancelled']),
+  taskQueue: z.string().optional(),
+  io: stepIoSchema.optional(),
+  eventLoopDelayMs: z.object({ p99: z.number(), max: z.number() }).optional(),
+  error: z.object({ type: z.string().nullish(), message: z.string() }).optional(),
+});
+/** One step's entry of `.pipeline_info.json`. */
+export type StepStatus = z.output<typeof stepStatusSchema>;
+
+/** `.pipeline_info.json`: the run's input, options, status, per-step status and timings, and summary. */
+export const pipelineInfoSchema = z.looseObject({
+  tenantId: z.string().optional(),
+  runGuid: z.string().optional(),
+  workflowId: z.string().optional(),
+  status: z.enum(['running', 'completed', 'failed', 'cancelled']).optional(),
+  steps: z.record(z.string(), z.record(z.string(), stepStatusSchema)).optional(),
+});
+/** `.pipeline_info.json`. */
+export type PipelineInfo = z.output<typeof pipelineInfoSchema>;
+
+/**
+ * Read-modify-write of a JSON artifact (`ObjectStore.updateJson`: optimistic concurrency), the current value
+ * checked against `schema` first. `update` receives the value as stored (not a parsed copy, so fields the
+ * schema does not name keep their place) and returns the new one.
+ * @throws PipelineError(Internal, name) when the stored value does not match `schema` ({@link parseArtifact})
+ */
+export async function updateArtifact<S extends z.ZodType>(store: ObjectStore, name: string, schema: S, update: (current: z.output<S> | undefined) => z.input<S>): Promise<void> {
+  await store.updateJson<unknown>(name, (cur) => {
+    if (cur !== undefined) parseArtifact(schema, name, cur);
+    return update(cur as z.output<S> | undefined);
+  });
+}
