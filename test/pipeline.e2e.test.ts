@@ -14,6 +14,7 @@ import { createActivities } from '../src/activities';
 import { prepareInput, startRun } from '../src/cli/client';
 import { loadConfig, type Config } from '../src/config';
 import type { z } from 'zod';
+import { describeBackground, NO_PITCH_REASON, type BackgroundDecision } from '../src/dataset/background';
 import { cropIndexSchema, detectionsFileSchema, manifestSchema, metadataFileSchema, parseArtifact, pipelineInfoSchema, stepResultFileSchema } from '../src/storage/artifacts';
 import { createObjectStore } from '../src/storage/gcs';
 import { RunLayout } from '../src/storage/layout';
@@ -118,12 +119,20 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     expect(Math.min(...trackIds)).toBe(0);
     expect(summary.videos[0].counts.tracks).toBe(trackIds.size);
 
-    // Steps 6-7: one original and one modified crop per kept detection.
+    // Step 6: one original crop per kept detection.
     const originals = names.filter((n) => /crops\/original\/track_\d+\/crop_\d+\.jpg$/.test(n));
-    const modified = names.filter((n) => /crops\/modified\/track_\d+\/crop_\d+\.jpg$/.test(n));
     expect(originals.length).toBe(summary.videos[0].counts.crops);
-    expect(modified.length).toBe(originals.length);
     expect(originals.length).toBeGreaterThan(0);
+    // Step 7: no pitch, so the default `grass` removes nothing; step result, manifest and report say so the
+    // same way, and no byte-identical second copy of every crop is stored (the dataset uses the originals).
+    expect(names.filter((n) => n.includes('/crops/modified/'))).toEqual([]);
+    const decision = { requestedMode: 'grass', mode: 'none', removed: false, reason: NO_PITCH_REASON };
+    const step7 = parseArtifact(stepResultFileSchema, layout.stepResult(7), await store.getJson(layout.stepResult(7))).videos[video.videoGuid];
+    expect(step7).toMatchObject(decision);
+    expect(parseArtifact(manifestSchema, video.manifest, await store.getJson(video.manifest)).background).toEqual({ ...decision, fill: [0, 0, 0] });
+    const report = (await store.get(video.report)).toString('utf8');
+    expect(report).toContain(`background mode ${describeBackground(decision as BackgroundDecision)}`);
+    expect(report).toContain('no background removed');
 
     // Step 9: ImageFolder dataset and its manifest, augmented copies in train only.
     const manifest = (await store.getJson<{ images: { path: string; split: string; frame_id: number; augmentation: unknown }[] }>(video.manifest))!;
@@ -143,6 +152,7 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
       expect(frames).toContain(img.frame_id);
       expect(img.bbox).toHaveLength(4);
       expect(all.has(img.source_crop)).toBe(true);
+      expect(img.source_crop).toContain('/crops/original/');
       const t = perTrack.get(img.track_id) ?? { train: [], val: [] };
       (img.split === 'train' ? t.train : t.val).push(img.frame_id);
       perTrack.set(img.track_id, t);
@@ -216,8 +226,8 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     expect(summary.status).toBe('completed');
     const layout = new RunLayout(tenantId, summary.runGuid);
     const video = layout.video(summary.videos[0].videoGuid);
-    const step7 = (await store.getJson<{ videos: Record<string, { mode: string; meanRemovedFraction: number; eventLoopDelayMs?: { p99: number; max: number } }> }>(layout.stepResult(7)))!.videos[video.videoGuid];
-    expect(step7.mode).toBe('segmentation');
+    const step7 = (await store.getJson<{ videos: Record<string, { mode: string; requestedMode: string; removed: boolean; meanRemovedFraction: number; eventLoopDelayMs?: { p99: number; max: number } }> }>(layout.stepResult(7)))!.videos[video.videoGuid];
+    expect(step7).toMatchObject({ mode: 'segmentation', requestedMode: 'segmentation', removed: true });
     // The step recorded the worker's event-loop delay while it ran (same process as the test here).
     expect(step7.eventLoopDelayMs!.max).toBeGreaterThan(0);
     expect(step7.eventLoopDelayMs!.max).toBeLessThan(2000);

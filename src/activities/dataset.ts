@@ -4,7 +4,7 @@
  */
 import pLimit from 'p-limit';
 import { applyAugmentation, planAugmentation, type Augmentation } from '../dataset/augment';
-import { applyMask, grassAlpha, intersectMasks } from '../dataset/background';
+import { applyMask, decideBackground, describeBackground, grassAlpha, intersectMasks, type BackgroundDecision } from '../dataset/background';
 import { cropJpeg, cropKey, padAndClamp, type Region } from '../dataset/crops';
 import { scoreCrop, selectCrops, type ScoredCrop } from '../dataset/quality';
 import { renderReport, type ReportTrack } from '../dataset/report';
@@ -176,8 +176,11 @@ export function createDatasetActivities(deps: ActivityDeps) {
      * Step 7: remove the background of every crop, filling it with `background.fill` (JPEG has no alpha).
      * Modes: `grass` keys out the pitch colour learned in step 4 with slightly feathered (soft) edges;
      * `segmentation` uses the u2netp person-segmentation model's soft mask; `both` the per-pixel minimum of
-     * the two; `none` keeps the crop (a server-side copy). Without a pitch, `grass` becomes `none` and
-     * `both` becomes `segmentation`. Writes `crops/modified/track_{id}/crop_{n}.jpg`.
+     * the two; `none` removes nothing. Without a pitch, `grass` becomes `none` and `both` becomes
+     * `segmentation` (`decideBackground`, src/dataset/background.ts). Writes
+     * `crops/modified/track_{id}/crop_{n}.jpg`, or nothing when nothing is removed: the dataset is then made
+     * from `crops/original/` (no byte-identical second copy of every crop). The result records the decision
+     * (`mode`, `requestedMode`, `removed`, `reason`) as the manifest and the report do.
      *
      * Resumable: every {@link BACKGROUND_CHUNK} crops, their records (index, size, MD5) go to GCS as a
      * checkpoint chunk referenced from the heartbeat details; a retried attempt skips recorded crops whose
@@ -186,18 +189,22 @@ export function createDatasetActivities(deps: ActivityDeps) {
     async removeCropBackground(input: StepInput): Promise<BackgroundResult> {
       return runStep(deps, 'removeCropBackground', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
-        const { mode, fill } = input.options.background;
-        const pitch = input.grass?.pitchFound ? input.grass : undefined;
-        const effective = !pitch && mode === 'grass' ? 'none' : !pitch && mode === 'both' ? 'segmentation' : mode;
-        const segmenter = effective === 'segmentation' || effective === 'both' ? await deps.getSegmenter() : undefined;
+        const { fill } = input.options.background;
+        const decision = backgroundOf(input);
         const crops = await readCropIndex(files, video);
+        const recorded = { requestedMode: decision.requestedMode, removed: decision.removed, ...(decision.reason ? { reason: decision.reason } : {}) };
+        // Nothing to remove: no second copy of every crop is stored; steps 8 and 9 read the originals.
+        if (!decision.removed) return { result: { mode: decision.mode, crops: crops.length }, details: { ...recorded, meanRemovedFraction: 0, resumedCrops: 0 } };
+        const effective = decision.mode;
+        const pitch = effective === 'grass' || effective === 'both' ? input.grass : undefined;
+        const segmenter = effective === 'segmentation' || effective === 'both' ? await deps.getSegmenter() : undefined;
         const limit = pLimit(IMAGE_CONCURRENCY);
         let done = 0;
         const removed = new Array<number>(crops.length).fill(0);
         // Resume: crops an earlier attempt recorded (checkpoint chunks) and whose object in GCS still has
         // the recorded size and MD5 are not made again.
         const previous = previousHeartbeat<BackgroundHeartbeat>()?.checkpoint;
-        const skip = effective === 'none' ? new Set<number>() : await verifiedBackgroundOutputs(files, layout, input.videoGuid, previous, crops, removed);
+        const skip = await verifiedBackgroundOutputs(files, layout, input.videoGuid, previous, crops, removed);
         const records: BackgroundRecord[] = [];
         // New chunks extend a checkpoint that still holds; otherwise they start a new one.
         let checkpoint = skip.size > 0 ? previous : undefined;
@@ -207,7 +214,6 @@ export function createDatasetActivities(deps: ActivityDeps) {
             skip.has(i)
               ? Promise.resolve()
               : limit(async () => {
-                  if (effective === 'none') return undefined; // the crop as it is: a server-side copy below
                   const original = await files.read(c.object);
                   const grass = effective === 'grass' || effective === 'both' ? await grassAlpha(original, pitch!, GRASS_FEATHER_SIGMA) : undefined;
                   const seg = segmenter ? await segmenter.mask(original) : undefined;
@@ -218,7 +224,6 @@ export function createDatasetActivities(deps: ActivityDeps) {
                   // The upload runs outside the image-processing limit (the store bounds requests in flight).
                   .then(async (out) => {
                     const name = video.crop('modified', c.track_id, c.n);
-                    if (!out) return files.copy(c.object, name);
                     await files.write(name, out, 'image/jpeg');
                     records.push({ i, size: out.length, md5: md5Base64(out), removed: removed[i] });
                     // Every BACKGROUND_CHUNK crops, the records go to GCS as a checkpoint chunk (one write at a time).
@@ -240,7 +245,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
         return {
           result: { mode: effective, crops: crops.length },
           details: {
-            requestedMode: mode,
+            ...recorded,
             meanRemovedFraction: crops.length ? Math.round((removed.reduce((a, b) => a + b, 0) / crops.length) * 1000) / 1000 : 0,
             resumedCrops: skip.size,
           },
@@ -295,7 +300,9 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const video = layout.video(input.videoGuid);
         // A retry must never leave an old manifest next to half-rewritten images.
         await files.store.delete([video.manifest]);
-        const prior = await files.loadPriorOutputs(activityAttempt() > 1 ? [video.datasetPrefix, video.cropsPrefix('modified')] : [video.datasetPrefix]);
+        const background = backgroundOf(input);
+        const sources = background.removed ? video.cropsPrefix('modified') : video.cropsPrefix('original');
+        const prior = await files.loadPriorOutputs(activityAttempt() > 1 ? [video.datasetPrefix, sources] : [video.datasetPrefix]);
         const crops = await readCropIndex(files, video);
         const plan = await planFor(files, video, input, crops);
         const images: ManifestImage[] = [];
@@ -310,13 +317,13 @@ export function createDatasetActivities(deps: ActivityDeps) {
             continue;
           }
           const split: Split = assignment;
-          const modified = video.crop('modified', c.track_id, c.n);
-          const base = { split, track_id: c.track_id, frame_id: c.frame_id, bbox: c.bbox, source_crop: modified, original_crop: c.object };
+          const source = sourceCrop(video, c, background);
+          const base = { split, track_id: c.track_id, frame_id: c.frame_id, bbox: c.bbox, source_crop: source, original_crop: c.object };
           const name = video.datasetImage(split, c.track_id, `crop_${c.n}.jpg`);
           images.push({ path: name, ...base, augmentation: null });
           t[split]++;
-          // The image is the background-removed crop itself: a server-side copy, no bytes transferred.
-          jobs.push(files.copy(modified, name));
+          // The image is the source crop itself: a server-side copy, no bytes transferred.
+          jobs.push(files.copy(source, name));
           if (split !== 'train') continue;
           for (let k = 0; k < input.options.augment.count; k++) {
             const augName = video.datasetImage(split, c.track_id, `crop_${c.n}_aug${k}.jpg`);
@@ -330,7 +337,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
         await Promise.all(jobs.map((j) => j.then(() => heartbeat({ imagesWritten: ++written, uploadsSkipped: files.io.uploadsSkipped }))));
         const train = images.filter((i) => i.split === 'train').length;
         const val = images.length - train;
-        await files.write(video.report, await buildReport(files, video, input, crops, tracks, plan, { train, val }), 'text/html; charset=utf-8');
+        await files.write(video.report, await buildReport(files, video, input, background, crops, tracks, plan, { train, val }), 'text/html; charset=utf-8');
         // Leftovers of an earlier dataset in this folder that this plan does not contain.
         const planned = new Set([...images.map((i) => i.path), video.report, video.manifest]);
         await files.store.delete([...prior.keys()].filter((n) => n.startsWith(video.datasetPrefix) && !planned.has(n)));
@@ -342,7 +349,8 @@ export function createDatasetActivities(deps: ActivityDeps) {
           splitMethod: 'per-track contiguous time blocks: the latest valFraction of each track is val; train crops within gapFrames before it are left out',
           gapFrames: plan.gapFrames,
           gapCrops: plan.gapCrops,
-          options: { split: input.options.split, augment: input.options.augment, background: input.options.background },
+          options: { split: input.options.split, augment: input.options.augment },
+          background: { ...background, fill: input.options.background.fill },
           counts: { train, val, tracks },
           trainOnlyTracks: plan.trainOnlyTracks,
           images,
@@ -362,6 +370,7 @@ async function buildReport(
   files: StepFiles,
   video: VideoLayout,
   input: StepInput,
+  background: BackgroundDecision,
   crops: CropEntry[],
   tracks: Record<string, { train: number; val: number; gap: number }>,
   plan: SplitPlan,
@@ -378,7 +387,7 @@ async function buildReport(
     const step = Math.max(1, list.length / REPORT_SAMPLES_PER_TRACK);
     const picks = Array.from({ length: Math.min(REPORT_SAMPLES_PER_TRACK, list.length) }, (_, i) => list[Math.floor(i * step)]);
     const samples = await Promise.all(
-      picks.map(async (c) => ({ frameId: c.frame_id, original: await files.read(c.object), modified: await files.read(video.crop('modified', c.track_id, c.n)) })),
+      picks.map(async (c) => ({ frameId: c.frame_id, original: await files.read(c.object), modified: background.removed ? await files.read(sourceCrop(video, c, background)) : undefined })),
     );
     const t = tracks[trackId] ?? { train: 0, val: 0, gap: 0 };
     reportTracks.push({ trackId, train: t.train, val: t.val, gap: t.gap, samples });
@@ -399,10 +408,23 @@ async function buildReport(
     },
     rejected: rejected ?? {},
     dropped,
-    backgroundMode: input.options.background.mode === 'grass' && !input.grass?.pitchFound ? 'none (no pitch found)' : input.options.background.mode,
+    background: { text: describeBackground(background), removed: background.removed },
     trainOnlyTracks: plan.trainOnlyTracks,
     tracks: reportTracks,
   });
+}
+
+/** The background treatment of the video of `input` (one rule for steps 7, 8 and 9: `decideBackground`). */
+function backgroundOf(input: StepInput): BackgroundDecision {
+  return decideBackground(input.options.background.mode, input.grass?.pitchFound ?? false);
+}
+
+/**
+ * The crop a dataset image (and its augmented copies) is made from: the background-removed crop, or the
+ * original when nothing is removed (step 7 then stores no copy).
+ */
+function sourceCrop(video: VideoLayout, c: CropEntry, background: BackgroundDecision): string {
+  return background.removed ? video.crop('modified', c.track_id, c.n) : c.object;
 }
 
 /**
@@ -420,16 +442,15 @@ function augmentSeed(input: StepInput): string {
 
 /**
  * Augmented copy `k` of crop `c`: from this worker's run cache when step 8 ran here, else regenerated
- * (deterministically identical) from the background-removed crop. Step 8, which makes them, passes
+ * (deterministically identical) from the crop's source ({@link sourceCrop}). Step 8, which makes them, passes
  * `lookup = false` (nothing to find yet; no cache miss counted).
  */
 async function augmentedCopy(files: StepFiles, video: VideoLayout, input: StepInput, c: CropEntry, k: number, lookup = true): Promise<Buffer> {
   const artifact = `augmented/track_${c.track_id}/crop_${c.n}_aug${k}.jpg`;
   const cached = lookup ? files.getLocal<Buffer>(artifact, (b) => b.length) : undefined;
   if (cached) return cached;
-  const modified = video.crop('modified', c.track_id, c.n);
   const aug: Augmentation = planAugmentation(augmentSeed(input), augmentKey(input, c), k, input.options.augment);
-  const out = await applyAugmentation(await files.read(modified), aug, input.options.background.fill, input.options.jpegQuality);
+  const out = await applyAugmentation(await files.read(sourceCrop(video, c, backgroundOf(input))), aug, input.options.background.fill, input.options.jpegQuality);
   files.setLocal(artifact, out, out.length);
   return out;
 }

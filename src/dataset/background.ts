@@ -1,12 +1,58 @@
 /**
- * Background removal of crops (step 7, `removeCropBackground`): soft masks (the pitch colour keyed out, the
- * u2netp person mask of src/vision/segmentation/u2netp.ts, or both) composited over a fill colour.
+ * Background removal of crops (step 7, `removeCropBackground`): which mode applies to a video
+ * ({@link decideBackground}), and the soft masks (the pitch colour keyed out, the u2netp person mask of
+ * src/vision/segmentation/u2netp.ts, or both) composited over a fill colour.
  */
 import sharp from 'sharp';
 import { ErrorType, PipelineError } from '../errors';
 import type { PitchColour } from '../vision/pitch/model';
 import { isGrassRgb } from '../vision/pitch/colour';
 import type { SoftMask } from '../vision/segmentation/u2netp';
+
+/** `options.background.mode`: what to remove from crops. */
+export type BackgroundMode = 'grass' | 'segmentation' | 'both' | 'none';
+
+/**
+ * How a video's crops are treated by step 7, decided once from the requested mode and step 4's pitch
+ * decision ({@link decideBackground}) and recorded the same way in step 7's result, the manifest
+ * (`background`) and the report.
+ */
+export interface BackgroundDecision {
+  /** `options.background.mode` as requested. */
+  requestedMode: BackgroundMode;
+  /** The mode applied. */
+  mode: BackgroundMode;
+  /**
+   * Whether a background is removed (`mode` is not `none`). When not, step 7 writes nothing: there are no
+   * `crops/modified/` objects (they would be byte-identical copies of `crops/original/`), and the dataset
+   * images are made from the original crops (the manifest's `source_crop` names them).
+   */
+  removed: boolean;
+  /** Why `mode` differs from `requestedMode`, when it does. */
+  reason?: string;
+}
+
+/** Why the grass key cannot apply to a video without a pitch. */
+export const NO_PITCH_REASON = 'no pitch found in step 4, so there is no grass colour to key out';
+
+/**
+ * The background treatment of a video: `grass` keys out the pitch colour of step 4, so without a pitch
+ * `grass` becomes `none` and `both` becomes `segmentation`; other modes apply as requested.
+ * Steps 7, 8 and 9 all call this with the same inputs (the options and the pitch model in their input), so
+ * they agree; it is the only place the rule is written.
+ * @param requested `options.background.mode`
+ * @param pitchFound `pitchFound` of step 4's pitch model (false when there is none)
+ */
+export function decideBackground(requested: BackgroundMode, pitchFound: boolean): BackgroundDecision {
+  const needsPitch = requested === 'grass' || requested === 'both';
+  const mode: BackgroundMode = needsPitch && !pitchFound ? (requested === 'both' ? 'segmentation' : 'none') : requested;
+  return { requestedMode: requested, mode, removed: mode !== 'none', ...(mode !== requested ? { reason: NO_PITCH_REASON } : {}) };
+}
+
+/** One line for people (the report, logs): `grass`, or e.g. `none (requested grass: no pitch found in step 4, ...)`. */
+export function describeBackground(d: BackgroundDecision): string {
+  return d.mode === d.requestedMode ? d.mode : `${d.mode} (requested ${d.requestedMode}: ${d.reason})`;
+}
 
 /**
  * Composites `crop` over a constant colour using `alpha` as a soft mask (JPEG has no alpha channel):

@@ -1,5 +1,5 @@
 /**
- * The per-video HTML report (issue 4): a self-contained contact sheet, saved next to the dataset as
+ * The per-video HTML report (docs/ARCHITECTURE.md "Stored artifacts"): a self-contained contact sheet, saved next to the dataset as
  * `datasets/report.html`, so people can look at what the pipeline made instead of reading JSON. Images are
  * embedded as data URIs, so the file renders from GCS, a download or a local copy alike.
  */
@@ -10,8 +10,11 @@ export interface ReportTrack {
   train: number;
   val: number;
   gap: number;
-  /** A few crops in time order: frame id, the original crop and the background-removed crop (JPEG bytes). */
-  samples: { frameId: number; original: Buffer; modified: Buffer }[];
+  /**
+   * A few crops in time order: frame id, the original crop and the background-removed crop (JPEG bytes;
+   * absent when no background was removed).
+   */
+  samples: { frameId: number; original: Buffer; modified?: Buffer }[];
 }
 
 /** Everything the report shows. */
@@ -25,7 +28,11 @@ export interface ReportInput {
   rejected: Record<string, number>;
   /** Detections dropped before tracking in step 5, by reason (`feet-off-pitch`). */
   dropped: Record<string, number>;
-  backgroundMode: string;
+  /**
+   * The background treatment of step 7: a line for people (`describeBackground` of ./background.ts) and
+   * whether anything was removed (if not, each sample shows the original crop only).
+   */
+  background: { text: string; removed: boolean };
   trainOnlyTracks: number[];
   tracks: ReportTrack[];
 }
@@ -49,7 +56,7 @@ export function renderReport(r: ReportInput): string {
   const rows = r.tracks
     .map(
       (t) => `<section class="track"><h3>track_${t.trackId} <span class="muted">train ${t.train} · val ${t.val}${t.gap ? ` · gap ${t.gap}` : ''}${r.trainOnlyTracks.includes(t.trackId) ? ' · train only' : ''}</span></h3>
-<div class="pairs">${t.samples.map((s) => `<figure>${img(s.original, `track_${t.trackId} frame ${s.frameId} original`)}${img(s.modified, `track_${t.trackId} frame ${s.frameId} ${r.backgroundMode}`)}<figcaption>frame ${s.frameId}</figcaption></figure>`).join('')}</div></section>`,
+<div class="pairs">${t.samples.map((s) => `<figure>${img(s.original, `track_${t.trackId} frame ${s.frameId} original`)}${s.modified ? img(s.modified, `track_${t.trackId} frame ${s.frameId} ${r.background.text}`) : ''}<figcaption>frame ${s.frameId}</figcaption></figure>`).join('')}</div></section>`,
     )
     .join('\n');
   return `<!doctype html>
@@ -64,13 +71,13 @@ figure img{height:96px;margin:0 1px;image-rendering:auto;border:1px solid #ccc}
 .track{border-top:1px solid #eee;padding-top:4px}
 </style></head><body>
 <h1>Dataset report — video ${esc(r.videoGuid)}</h1>
-<p class="muted">tenant ${esc(r.tenantId)} · run ${esc(r.runGuid)} · source ${esc(r.source)} · background mode ${esc(r.backgroundMode)}</p>
+<p class="muted">tenant ${esc(r.tenantId)} · run ${esc(r.runGuid)} · source ${esc(r.source)} · background mode ${esc(r.background.text)}</p>
 <div class="summary">
 <div><h2>Counts</h2>${table({ 'sampled frames': c.frames ?? 0, detections: c.detections ?? 0, 'tracks with crops': c.tracks, crops: c.crops, 'train images': c.train, 'val images': c.val, 'crops left out (gap)': c.gap })}</div>
 <div><h2>Crops rejected (step 6)</h2>${table(r.rejected)}</div>
 <div><h2>Detections dropped (step 5)</h2>${table(r.dropped)}</div>
 </div>
-<h2>Tracks <span class="muted">(${r.tracks.length} shown; each pair: original | background removed)</span></h2>
+<h2>Tracks <span class="muted">(${r.tracks.length} shown; ${r.background.removed ? 'each pair: original | background removed' : 'original crops: no background removed'})</span></h2>
 ${rows}
 </body></html>
 `;

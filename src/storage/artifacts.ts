@@ -20,6 +20,7 @@
 import { z } from 'zod';
 import { ErrorType, PipelineError } from '../errors';
 import type { Augmentation } from '../dataset/augment';
+import type { BackgroundDecision } from '../dataset/background';
 import type { VideoMetadata } from '../vision/media/probe';
 import type { PitchModel } from '../vision/pitch/model';
 import type { ObjectStore } from './gcs';
@@ -184,6 +185,14 @@ const augmentationSchema = z.object({
   erase: z.tuple([z.number(), z.number(), z.number(), z.number()]).nullable(),
 }) satisfies z.ZodType<Augmentation>;
 
+/** How step 7 treated a video's crops (`BackgroundDecision` of src/dataset/background.ts). */
+export const backgroundDecisionSchema = z.object({
+  requestedMode: z.enum(['grass', 'segmentation', 'both', 'none']),
+  mode: z.enum(['grass', 'segmentation', 'both', 'none']),
+  removed: z.boolean(),
+  reason: z.string().optional(),
+}) satisfies z.ZodType<BackgroundDecision>;
+
 /** One dataset image of the manifest. */
 export const manifestImageSchema = z.object({
   /** Object name of the image (`datasets/{split}/track_{id}/...jpg`). */
@@ -192,7 +201,7 @@ export const manifestImageSchema = z.object({
   track_id: count,
   frame_id: count,
   bbox,
-  /** The crop the image was made from (background removed). */
+  /** The crop the image was made from: background removed, or the original when nothing was removed. */
   source_crop: z.string(),
   original_crop: z.string(),
   /** The augmentation of an augmented copy; null for the crop itself. */
@@ -222,8 +231,13 @@ export const manifestSchema = z.object({
       blurProbability: z.number(),
       erasingProbability: z.number(),
     }),
-    background: z.object({ mode: z.enum(['grass', 'segmentation', 'both', 'none']), fill: z.tuple([count, count, count]) }),
   }),
+  /**
+   * The background treatment of the crops (`decideBackground`), with the fill colour. In manifests of older
+   * runs it was `options.background` (the requested mode and fill), which said `grass` also when no grass
+   * was keyed out.
+   */
+  background: backgroundDecisionSchema.extend({ fill: z.tuple([count, count, count]) }),
   counts: z.object({ train: count, val: count, tracks: z.record(z.string(), z.object({ train: count, val: count, gap: count })) }),
   trainOnlyTracks: z.array(count),
   images: z.array(manifestImageSchema),
