@@ -2,6 +2,7 @@
  * All activities of the pipeline, created from their dependencies (the activity-factory pattern of
  * temporalio/samples-typescript): workers pass real clients, tests may pass fakes for fault injection.
  */
+import { createCropActivities } from './crops';
 import { createDatasetActivities } from './dataset';
 import type { ActivityDeps } from './deps';
 import { createDetectActivities } from './detect';
@@ -18,6 +19,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRunActivities(deps),
     ...createIngestActivities(deps),
     ...createDetectActivities(deps),
+    ...createCropActivities(deps),
     ...createDatasetActivities(deps),
     ...createCacheActivities(deps),
   };

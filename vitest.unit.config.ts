@@ -1,0 +1,33 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * `npm run test:unit`: the tests that need no stack (no Temporal server, no GCS emulator), no model and no
+ * ffmpeg run: pure domain, workflow-state, schema and layering tests, in well under a minute. `npm test`
+ * (vitest.config.ts) runs them too, with everything else.
+ */
+export const UNIT_TESTS = [
+  'test/artifacts.test.ts',
+  'test/augment.test.ts',
+  'test/background.test.ts',
+  'test/bytetrack.test.ts',
+  'test/cli-report.test.ts',
+  'test/layers.test.ts',
+  'test/liveness.test.ts',
+  'test/planar.test.ts',
+  'test/quality.test.ts',
+  'test/routing.test.ts',
+  'test/runCache.test.ts',
+  'test/sources.test.ts',
+  'test/split.test.ts',
+  'test/summary.test.ts',
+  'test/tracker.test.ts',
+  'test/validation.test.ts',
+];
+
+export default defineConfig({
+  test: {
+    include: UNIT_TESTS,
+    pool: 'forks',
+    testTimeout: 60_000,
+  },
+});
