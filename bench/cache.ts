@@ -1,7 +1,7 @@
 /**
- * Benchmark of issue 5: the same video through the whole pipeline with the run cache off and on, in one
- * invocation, printing per mode the wall time, the bytes downloaded and uploaded and the GCS requests, and
- * the ratios (on / off). Storage figures are counted at an HTTP proxy in front of the GCS emulator, so they
+ * Benchmark of the run cache (docs/ARCHITECTURE.md "How data flows for one video"): the same video
+ * through the whole pipeline with the run cache off and on, in one invocation, printing per mode the wall
+ * time, the bytes downloaded and uploaded and the GCS requests, and the ratios (on / off). Storage figures are counted at an HTTP proxy in front of the GCS emulator, so they
  * include everything a real bucket would bill (bookkeeping JSON too). The same proxy adds latency: a fixed
  * delay per request plus transfer time at a given bandwidth, so the figures reflect a cloud bucket.
  *

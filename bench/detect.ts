@@ -1,5 +1,5 @@
 /**
- * Benchmark of step 5 (issue 3): on the same frames in one run, prints
+ * Benchmark of step 5: on the same frames in one run, prints
  *   - raw model inference time per frame (onnxruntime `session.run` only, on ready input tensors, for the
  *     same passes the step makes: full frame plus tiles where it tiles),
  *   - our whole detect step time per frame (pre-processing, inference, NMS, tiling and merging, pitch mask

@@ -2,8 +2,8 @@
  * Environment variables and their defaults: the single source of runtime configuration for workers,
  * the CLI and the local stack. Not for workflow code (workflows must not read the environment).
  *
- * Every variable is documented in README.md ("Configuration"). Defaults suit the local stack of SPEC
- * section 6 (Temporal dev server on 7233, Web UI on 8233, fake-gcs-server on 4443).
+ * Every variable is documented in README.md ("Configuration"). Defaults suit the local stack
+ * (docs/ARCHITECTURE.md "Local stack": Temporal dev server on 7233, Web UI on 8233, fake-gcs-server on 4443).
  */
 import { cpus } from 'node:os';
 import path from 'node:path';
@@ -157,7 +157,7 @@ export interface Config {
 
 /**
  * What workers accept as a video source (issue "strict on bad input, closed between tenants"); enforced by
- * `importVideo` (src/activities/video.ts, through src/activities/sourceAccess.ts) before a source is read.
+ * `importVideo` (src/activities/ingest.ts, through src/activities/sourceAccess.ts) before a source is read.
  */
 export interface SourcePolicy {
   /**

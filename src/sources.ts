@@ -1,6 +1,6 @@
 /**
  * The one parser of video sources. Validation (`assertSource` in src/validation.ts, called by the workflow and
- * the CLI) and the importer (`importVideo`, src/activities/video.ts) both read a source through
+ * the CLI) and the importer (`importVideo`, src/activities/ingest.ts) both read a source through
  * {@link parseSource}, so what was validated is what is fetched: nothing downstream looks at string prefixes.
  *
  * A source is one of

@@ -1,6 +1,6 @@
 /**
- * The workflow input contract (SPEC section 3) and the identifier rules that keep every storage path inside
- * `{tenant_id}/user/process/train_pipeline/` (SPEC section 9).
+ * The workflow input contract (docs/ARCHITECTURE.md "Workflow contract") and the identifier rules that keep every storage
+ * path inside `{tenant_id}/user/process/train_pipeline/`.
  *
  * Workflow-safe: deterministic, no Node built-ins. Used by the workflow (to fail fast on bad input), by the
  * CLI (to fail before starting anything) and by the storage layout (defence in depth).
@@ -13,7 +13,7 @@ import { parseSource } from './sources';
 export const TENANT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 /** Run and video GUIDs: 1-64 chars of lowercase letters, digits and `-`, starting with a letter or digit. */
 export const GUID_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;
-/** Source schemes the importer accepts (SPEC section 3). A source without a scheme is a local path. */
+/** Source schemes the importer accepts. A source without a scheme is a local path. */
 export const SOURCE_SCHEMES = ['gs:', 'https:'] as const;
 export { MAX_SOURCE_LENGTH } from './sources';
 
@@ -153,7 +153,7 @@ export function sanitizeCancelRequest(raw: unknown): { request: SanitizedCancelR
  *
  * Whether the tenant may read the source (its bucket and prefix, the local folder, the address of an https
  * host), whether it exists and whether it is too large are checked by the worker that reads it
- * (`importVideo`, src/activities/video.ts): this function is deterministic and does no I/O, because the
+ * (`importVideo`, src/activities/ingest.ts): this function is deterministic and does no I/O, because the
  * workflow calls it too.
  *
  * @param source the `source` field of a video as given by the caller.
@@ -197,7 +197,7 @@ export const optionsSchema = z
         classes: z.array(z.number().int().min(0)).nonempty().default([0]),
         /**
          * Tiled inference: `auto` adds overlapping tiles when players are small in the model input (far-away
-         * players on 720p/1080p broadcast frames), `on` always, `off` never. See src/vision/tiling.ts.
+         * players on 720p/1080p broadcast frames), `on` always, `off` never. See src/vision/detection/tiling.ts.
          */
         tiles: z.enum(['auto', 'on', 'off']).default('auto'),
         /** Tile side in source pixels; at least {@link MIN_TILE_SIZE} (checked by {@link validateInput}). */
@@ -209,13 +209,13 @@ export const optionsSchema = z
       .prefault({}),
     grassMask: z
       .object({
-        /** Range (degrees 0-360) in which the dominant green's hue peak must lie (src/vision/grass.ts). */
+        /** Range (degrees 0-360) in which the dominant green's hue peak must lie (src/vision/pitch/colour.ts). */
         hueMin: z.number().min(0).max(360).default(60),
         hueMax: z.number().min(0).max(360).default(170),
         /** Minimum saturation and value (0-1) of a grass pixel. */
         satMin: z.number().min(0).max(1).default(0.15),
         valMin: z.number().min(0).max(1).default(0.15),
-        /** Minimum pitch-region fraction of a frame for the frame to be pitch-like (src/vision/pitch.ts). */
+        /** Minimum pitch-region fraction of a frame for the frame to be pitch-like (src/vision/pitch/fit.ts). */
         minPitchFraction: z.number().min(0).max(1).default(0.15),
       })
       .strict()
@@ -246,7 +246,7 @@ export const optionsSchema = z
         minHeight: z.number().int().min(1).default(32),
         /** Optional cap of crops per track (evenly spaced). */
         maxPerTrack: z.number().int().min(1).optional(),
-        /** Crops whose Laplacian variance (at 128 px height) is below this are blurred (src/vision/quality.ts). */
+        /** Crops whose Laplacian variance (at 128 px height) is below this are blurred (src/dataset/quality.ts). */
         minBlurVariance: z.number().min(0).default(50),
         /** Crops more than this fraction covered by another player's box are occluded. */
         maxOcclusion: z.number().min(0).max(1).default(0.5),
@@ -273,7 +273,7 @@ export const optionsSchema = z
         count: z.number().int().min(0).max(20).default(2),
         /** Seed; defaults to the run GUID. */
         seed: z.string().max(128).optional(),
-        /** See `AugmentParams` in src/vision/crops.ts; 0 switches an augmentation off. */
+        /** See `AugmentParams` in src/dataset/augment.ts; 0 switches an augmentation off. */
         flipProbability: z.number().min(0).max(1).default(0.5),
         colorJitter: z.number().min(0).max(0.9).default(0.2),
         rotateDegrees: z.number().min(0).max(45).default(8),
@@ -343,7 +343,7 @@ export interface VideoInput {
   videoGuid?: string;
 }
 
-/** Input of the `trainPipeline` workflow (SPEC section 3). */
+/** Input of the `trainPipeline` workflow (docs/ARCHITECTURE.md "Workflow contract"). */
 export interface TrainPipelineInput {
   tenantId: string;
   runGuid?: string;

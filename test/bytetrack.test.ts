@@ -1,5 +1,5 @@
 /**
- * Tests of the ByteTrack tracker (src/vision/bytetrack.ts): pure synthetic sequences, no models, no stack.
+ * Tests of the ByteTrack tracker (src/vision/tracking/bytetrack.ts): pure synthetic sequences, no models, no stack.
  * Boxes are person-shaped (40 x 100 px unless said otherwise); one update call per sampled frame.
  */
 import { describe, expect, it } from 'vitest';

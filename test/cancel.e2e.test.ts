@@ -1,5 +1,5 @@
 /**
- * Cancellation with the real activities (issue 6): a run is cancelled while frames are being extracted and
+ * Cancellation with the real activities: a run is cancelled while frames are being extracted and
  * while players are being detected, once through the `cancel` signal and once natively. Measured: how long
  * the running activity takes to stop after the request; checked: no ffmpeg process is left, the workflow
  * ends as Canceled, `.pipeline_info.json` says cancelled (with who, why and when) and marks the step

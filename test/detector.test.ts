@@ -1,6 +1,6 @@
 /**
  * Detector tests: pure geometry/NMS units, and the real YOLOv8n model on real images from Debian's
- * opencv-doc (SPEC section 8). The model-backed cases need models/yolov8n.onnx (fetched by setup).
+ * opencv-doc. The model-backed cases need models/yolov8n.onnx (fetched by setup).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';

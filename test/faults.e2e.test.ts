@@ -1,5 +1,5 @@
 /**
- * Fault injection (issue 6) with the real activities on 8 s of vtest.avi, on a stack of its own (Temporal
+ * Fault injection with the real activities on 8 s of vtest.avi, on a stack of its own (Temporal
  * 47233, Web UI 48233, GCS emulator 44443, data in `.data/test-stack-faults`) because one test restarts the
  * Temporal server. Each faulted run must end with outputs byte-identical to an undisturbed run:
  * - kill -9 of the worker process in the middle of frame extraction (the run finishes on another worker);

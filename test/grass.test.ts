@@ -1,6 +1,6 @@
 /**
  * Pitch colour model, pitch masks and the feet-on-pitch filter: pure units on synthetic masks, and the real
- * YOLOv8n model on real images from Debian's opencv-doc (SPEC section 8): messi5.jpg (a player on a pitch,
+ * YOLOv8n model on real images from Debian's opencv-doc: messi5.jpg (a player on a pitch,
  * spectators behind a wall above it; also padded with black bars by ffmpeg), vtest.avi (people walking on a
  * road beside a lawn), basketball1.png, and a floorball stand-in built from vtest.avi's people on a beige
  * floor (test/helpers/floorball.ts). With TEST_MEDIA_DIR set, the soccer broadcast clip with black bars

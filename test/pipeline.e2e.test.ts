@@ -56,7 +56,7 @@ afterAll(async () => {
 const uniq = () => `e2e${Math.random().toString(36).slice(2, 8)}`;
 
 describe('trainPipeline end to end (real activities, dev server, GCS emulator)', () => {
-  it('turns a real clip into the complete SPEC layout with consistent counts', async () => {
+  it('turns a real clip into the complete storage layout with consistent counts', async () => {
     const { cpu, gpu, deps } = realActivities();
     const tenantId = uniq();
     const summary: RunSummary = await withWorkers(

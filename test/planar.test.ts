@@ -1,5 +1,5 @@
 /**
- * The WebAssembly SIMD kernels (src/vision/planar.ts, src/vision/wasm/planar.wat). Conversion: exact values
+ * The WebAssembly SIMD kernels (src/vision/detection/planar.ts, src/vision/detection/wasm/planar.wat). Conversion: exact values
  * for every byte against a plain JavaScript reference, rectangles of any width (the SIMD steps and the scalar
  * tail), untouched values outside the written rectangle, memory growth. Resize: OpenCV INTER_LINEAR geometry
  * on linear ramps, 2x2 means at an exact 2x downscale. Bad rectangles and sizes.

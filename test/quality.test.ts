@@ -1,5 +1,5 @@
 /**
- * Crop quality filters (src/vision/quality.ts) on REAL crops: walkers of two consecutive vtest.avi frames
+ * Crop quality filters (src/dataset/quality.ts) on REAL crops: walkers of two consecutive vtest.avi frames
  * (t = 20 s, 10 fps) and people in messi5.jpg, both from Debian's opencv-doc. Boxes are YOLOv8n person
  * detections (models/yolov8n.onnx, conf ≥ 0.25) of those images, hard-coded so the test needs no model.
  */

@@ -1,5 +1,5 @@
 /**
- * Step 5 resumes from its last heartbeat (issue 6): the real `detectPlayers` activity in Temporal's
+ * Step 5 resumes from its last heartbeat (docs/ARCHITECTURE.md "Resuming a step"): the real `detectPlayers` activity in Temporal's
  * MockActivityEnvironment is cancelled part-way (as a crash or timeout would end an attempt), then run again
  * with the last heartbeat details, as Temporal hands them to a retry. It must continue after the last
  * checkpoint chunk instead of starting over, and write a `detections.json` byte-identical to an

@@ -109,7 +109,7 @@ describe('object store', () => {
 });
 
 describe('storage layout', () => {
-  it('builds the SPEC paths', () => {
+  it('builds the layout paths', () => {
     const run = new RunLayout('acme', 'r1');
     const v = run.video('v1');
     expect(run.pipelineInfo).toBe('acme/user/process/train_pipeline/run_r1/.pipeline_info.json');

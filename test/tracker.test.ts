@@ -1,4 +1,4 @@
-/** Tests of the interim IoU tracker (ByteTrack replaces it in issue 3). */
+/** Tests of the baseline greedy IoU tracker (test/helpers/iouTracker.ts; the pipeline uses ByteTrack). */
 import { describe, expect, it } from 'vitest';
 import type { Detection } from '../src/vision/detection/geometry';
 import { IouTracker } from './helpers/iouTracker';

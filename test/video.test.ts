@@ -1,7 +1,7 @@
 /**
- * Real-ffmpeg tests of src/vision/ffmpeg.ts and src/vision/video.ts.
+ * Real-ffmpeg tests of src/vision/media/ffmpeg.ts and src/vision/media/{probe,import,frames}.ts.
  *
- * Inputs: Debian `opencv-doc` footage (SPEC section 8), fixtures synthesised with ffmpeg into a temp dir,
+ * Inputs: Debian `opencv-doc` footage (docs/ARCHITECTURE.md "Local stack"), fixtures synthesised with ffmpeg into a temp dir,
  * and — only when TEST_MEDIA_DIR is set (`.ci/run` sets it to ../shared/media) — the soccer broadcast clip
  * with an edit list (772 packets, 630 decodable frames).
  */

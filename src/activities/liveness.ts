@@ -186,7 +186,7 @@ export function createLivenessInterceptor(opts: LivenessOptions): ActivityInterc
  *
  * For CPU-bound per-item work done by libuv threads (sharp decodes and encodes: 4 threads by default,
  * https://sharp.pixelplumbing.com/api-utility#concurrency), a concurrency of about the thread-pool size keeps
- * every core busy without growing memory (SPEC's pitfall: many sharp pipelines at once grow memory on glibc).
+ * every core busy without growing memory (many sharp pipelines at once grow memory on glibc: docs/ARCHITECTURE.md "Pitfalls").
  */
 export async function forEachBounded<T, R>(items: readonly T[], concurrency: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const limit = pLimit(concurrency);

@@ -12,7 +12,7 @@ import { currentLiveness, reportProgress } from './liveness';
 /**
  * Records progress `details` of the current activity and sends them as a heartbeat, then throws
  * `CancelledFailure` when the activity has been cancelled or its watchdog gave up (cancellation reaches an
- * activity only through heartbeats: SPEC section 10). Liveness does not depend on calling it: the activity's
+ * activity only through heartbeats: docs/ARCHITECTURE.md "Pitfalls"). Liveness does not depend on calling it: the activity's
  * {@link ActivityLiveness} timer keeps sending the latest details (src/activities/liveness.ts); calling it
  * marks progress and updates what is sent. Safe outside an activity context (does nothing), so domain code
  * can be tested without Temporal.

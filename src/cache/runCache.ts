@@ -1,5 +1,5 @@
 /**
- * The worker-local run cache (issue 5, SPEC section 2 "pass large data in memory, always persist to GCS"):
+ * The worker-local run cache (docs/ARCHITECTURE.md "How data flows for one video": large data in memory, always persisted to GCS):
  * one per worker process, shared by every activity of that process, holding the large artifacts that
  * consecutive steps of a video hand to each other: decoded frames, the imported video file, detections,
  * crop JPEGs, background-removed crops and augmented copies.

@@ -1,6 +1,6 @@
 /**
  * Client-side helpers shared by the command-line tools: connecting, starting a run idempotently, following
- * it with a progress bar, and turning its outcome into the one-line JSON summary (SPEC section 7).
+ * it with a progress bar, and turning its outcome into the one-line JSON summary (README "What `npm run pipeline` does").
  */
 import path from 'node:path';
 import cliProgress from 'cli-progress';

@@ -1,5 +1,5 @@
 /**
- * `npm run pipeline -- [--tenant ID] [VIDEO ...]`: the main job (SPEC section 7). Starts the local stack and
+ * `npm run pipeline -- [--tenant ID] [VIDEO ...]`: the main job (README "Two commands"). Starts the local stack and
  * the workers when they are not running, runs `trainPipeline` on the given videos (default: `vtest.avi`
  * from Debian's `opencv-doc`), shows progress on stderr, and prints one JSON object as the last line of
  * stdout. Exit status 0 only when the run completed. The stack keeps running afterwards
@@ -13,7 +13,7 @@ import { startStack, stackOptionsFromConfig } from '../stack';
 import type { PipelineOptionsInput } from '../validation';
 import { connectClient, followRun, printRunStats, startRun, videoLines, type RunOutcome } from './client';
 
-/** Real footage shipped by Debian's `opencv-doc` (SPEC section 8), the default input. */
+/** Real footage shipped by Debian's `opencv-doc` (docs/ARCHITECTURE.md "Local stack"), the default input. */
 export const DEFAULT_VIDEO = '/usr/share/doc/opencv-doc/examples/data/vtest.avi';
 
 const int = (v: string) => {

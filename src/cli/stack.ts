@@ -1,6 +1,6 @@
 /**
  * `tsx src/cli/stack.ts start [--no-worker] | stop | status [--json]` — manages the local stack
- * (SPEC sections 6 and 7; npm scripts `stack:start`, `stack:stop`, `stack:status`).
+ * (docs/ARCHITECTURE.md "Local stack"; npm scripts `stack:start`, `stack:stop`, `stack:status`).
  *
  * Configuration comes from the environment (src/config.ts): TEMPORAL_ADDRESS (port), TEMPORAL_UI_PORT,
  * STORAGE_EMULATOR_HOST (port), GCS_BUCKET, TEMPORAL_NAMESPACE, DATAPREP_DATA_DIR, DATAPREP_TOOLS_DIR.

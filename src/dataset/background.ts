@@ -94,8 +94,8 @@ export function intersectMasks(a: SoftMask, b: SoftMask): SoftMask {
 }
 
 /**
- * Grass keying (the pitch model's HSV window, `isGrassRgb` in `./grass`) as a soft mask: 0 where a pixel lies in the pitch model's HSV
- * window (`isGrassRgb`, step 4), 255 elsewhere, optionally feathered by a Gaussian blur of `featherSigma`
+ * Grass keying as a soft mask: 0 where a pixel lies in the pitch model's HSV window (`isGrassRgb` of
+ * src/vision/pitch/colour.ts, step 4), 255 elsewhere, optionally feathered by a Gaussian blur of `featherSigma`
  * pixels (sharp/libvips `blur`, sigma >= 0.3; 0 or less = hard edges).
  * @param crop encoded image, W x H @param grass the pitch colour model from step 4
  * @returns {@link SoftMask} of W x H

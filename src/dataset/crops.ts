@@ -16,7 +16,7 @@ export interface Region {
 
 /**
  * Pads `bbox` by `padding` × its width/height on each side and clamps it to the image, so boxes that spill
- * off the frame never fail (SPEC section 10: sharp's `extract` rejects out-of-bounds regions).
+ * off the frame never fail (docs/ARCHITECTURE.md "Pitfalls": sharp's `extract` rejects out-of-bounds regions).
  * @param bbox `[x1, y1, x2, y2]` in pixels @param width @param height image size in pixels
  * @returns the region, or undefined when nothing of it lies inside the image
  */

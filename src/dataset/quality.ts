@@ -1,5 +1,5 @@
 /**
- * Crop quality filters for step 6 (`extractCrops`, issue 4): blur (variance of the Laplacian), occlusion
+ * Crop quality filters for step 6 (`extractCrops`): blur (variance of the Laplacian), occlusion
  * (overlap with another person's box of the same frame) and near-duplicate consecutive crops (a perceptual
  * difference hash). Pure functions over encoded crops (JPEG, or anything sharp decodes) and boxes; no I/O
  * besides sharp's in-memory decoding, no Temporal, no GCS.

@@ -338,7 +338,7 @@ export function serviceDefs(opts: StackOptions): ServiceDef[] {
       const tools = resolveTools(opts.toolsDir);
       const hostPort = `127.0.0.1:${opts.gcsPort}`;
       // -scheme http and -external-url equal to the client address: resumable-upload Location headers are
-      // built from them (SPEC section 10).
+      // built from them (docs/ARCHITECTURE.md "Pitfalls").
       return [
         tools.fakeGcs,
         '-scheme', 'http',

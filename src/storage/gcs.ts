@@ -1,5 +1,5 @@
 /**
- * The object store: the one module through which every byte reaches Google Cloud Storage (SPEC section 2).
+ * The object store: the one module through which every byte reaches Google Cloud Storage (docs/ARCHITECTURE.md "Layers").
  *
  * Wraps `@google-cloud/storage`. Locally it talks to fake-gcs-server through `STORAGE_EMULATOR_HOST`;
  * in production to real GCS with Application Default Credentials. All calls

@@ -95,7 +95,7 @@ export class RunFiles<F> {
   }
 
   /**
-   * Resume support (issue 6): lists the objects under `prefixes` that are already in GCS, so that
+   * Resume support (docs/ARCHITECTURE.md "Resuming a step"): lists the objects under `prefixes` that are already in GCS, so that
    * {@link write}, {@link writeFrame} and {@link copy} skip every upload whose object is already stored with
    * exactly the bytes they would write (same size and MD5; GCS computes `md5Hash` from the stored bytes,
    * https://cloud.google.com/storage/docs/hashes-etags). A write skipped this way counts in

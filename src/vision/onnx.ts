@@ -1,6 +1,6 @@
 /**
  * What every onnxruntime model of the pipeline shares (the YOLOv8 detector, the u2netp segmenter): one
- * InferenceSession per model and process (SPEC section 10: creating and releasing sessions repeatedly leaks
+ * InferenceSession per model and process (docs/ARCHITECTURE.md "Pitfalls": creating and releasing sessions repeatedly leaks
  * memory), execution providers tried in order with CPU as the last resort, and calls run one at a time.
  */
 import { stat } from 'node:fs/promises';

@@ -1,6 +1,6 @@
 /**
  * Builds the pipeline workers: a CPU worker on `{taskQueue}` (workflows plus CPU-bound activities) and a
- * GPU worker on `{taskQueue}-gpu` (detection and background removal), per SPEC section 2. One process can
+ * GPU worker on `{taskQueue}-gpu` (detection and background removal): docs/ARCHITECTURE.md "Layers". One process can
  * run both (the embedded default, `main.ts`) or either alone (`cpu.ts`, `gpu.ts`).
  */
 import { execFileSync } from 'node:child_process';
@@ -201,7 +201,7 @@ export interface PipelineWorkersOptions {
 }
 
 /**
- * The workers of one process (issue 5, worker-specific task queues):
+ * The workers of one process (docs/ARCHITECTURE.md "Routing", worker-specific task queues):
  * - shared CPU queue `{taskQueue}`: workflows, CPU steps, run bookkeeping and `claimWorker`;
  * - own CPU queue `{taskQueue}@{workerId}`: CPU steps, `releaseVideoCache` and `pingWorker`;
  * - shared GPU queue `{taskQueue}-gpu`: GPU steps and `claimGpuWorker`;
@@ -260,7 +260,7 @@ export function splitActivities(all: Record<string, unknown>): { cpu: Record<str
 
 /**
  * Creates the workers for `roles` and runs them until SIGINT/SIGTERM; on a signal, running activities get
- * `workerShutdownGraceMs` to finish or heartbeat out (SPEC section 10), then the detector is released.
+ * `workerShutdownGraceMs` to finish or heartbeat out (docs/ARCHITECTURE.md "Pitfalls"), then the detector is released.
  * @throws WorkerStartupError from {@link createDeps} before connecting, when a worker folder is unusable.
  */
 export async function runWorkers(roles: WorkerRole[], cfg: Config = loadConfig()): Promise<void> {

@@ -1,5 +1,6 @@
 /**
- * Query and signal definitions and search attribute keys of the pipeline workflows (SPEC section 3).
+ * Query and signal definitions and search attribute keys of the pipeline workflows
+ * (docs/ARCHITECTURE.md "Workflow contract").
  * Shared by workflows, the CLI and other services (which can signal `cancel` with only the workflow id).
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';

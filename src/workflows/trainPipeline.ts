@@ -1,5 +1,5 @@
 /**
- * `trainPipeline`: the parent workflow of a run (SPEC section 3). Validates the input, records the run in
+ * `trainPipeline`: the parent workflow of a run (docs/ARCHITECTURE.md "Workflow contract"). Validates the input, records the run in
  * `.pipeline_info.json`, starts one `processVideo` child per video, answers the `progress` query, honours
  * the `cancel` signal and native cancellation alike, and returns the run summary.
  *
@@ -124,7 +124,7 @@ export async function requestCancellation(workflowId: string): Promise<void> {
 }
 
 /**
- * Runs the whole pipeline on every video of `rawInput`; see SPEC section 3 for the contract.
+ * Runs the whole pipeline on every video of `rawInput`; see docs/ARCHITECTURE.md "Workflow contract".
  *
  * The input is checked first (src/validation.ts, limits included); a refusal fails the run at once as
  * InvalidInput and is recorded in the run's own prefix when it has one. Signals are checked as they come:

@@ -188,7 +188,7 @@ export interface VideoProgress {
   error?: string;
 }
 
-/** Task queues of a video's steps (issue 5). */
+/** Task queues of a video's steps (docs/ARCHITECTURE.md "Routing"). */
 export interface VideoRouting {
   /** Queue of the CPU steps: a worker's own queue `{taskQueue}@{workerId}` or the shared `{taskQueue}`. */
   cpu: string;
@@ -230,7 +230,7 @@ export interface VideoSummary {
   error?: string;
 }
 
-/** Result of `trainPipeline` (SPEC section 3). */
+/** Result of `trainPipeline` (docs/ARCHITECTURE.md "Workflow contract"). */
 export interface RunSummary {
   status: RunStatus;
   tenantId: string;

@@ -101,7 +101,7 @@ export interface CreateDetectorOptions {
 
 /**
  * Loads a YOLOv8 ONNX model into ONE onnxruntime InferenceSession, to be reused for every frame
- * (SPEC section 10: creating and releasing sessions repeatedly leaks memory).
+ * (docs/ARCHITECTURE.md "Pitfalls": creating and releasing sessions repeatedly leaks memory).
  *
  * Execution providers are tried in the given order, each attempt with the remaining list (so
  * `['cuda', 'cpu']` tries `['cuda', 'cpu']` then `['cpu']`); `cpu` is always the last resort. The provider

@@ -103,7 +103,7 @@ export async function letterbox(rgb: Buffer, width: number, height: number, size
   const padded = w.tensor(size, size);
   const pad = LETTERBOX_PAD_VALUE / 255;
   // Padding only where the image is not (top/bottom bands, left/right strips); the image itself is resized
-  // and converted by the SIMD kernels (src/vision/planar.ts).
+  // and converted by the SIMD kernels (src/vision/detection/planar.ts).
   for (let c = 0; c < 3; c++) {
     const base = c * plane;
     padded.fill(pad, base, base + padY * size);

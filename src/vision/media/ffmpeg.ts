@@ -8,7 +8,7 @@
  *   settles once the child has exited,
  * - rejects with a {@link ToolError} that names the binary, the exit status and the stderr tail.
  *
- * Binary resolution follows SPEC section 6: `FFMPEG_PATH`/`FFPROBE_PATH` (or explicit config), else the
+ * Binary resolution (docs/ARCHITECTURE.md "Local stack"): `FFMPEG_PATH`/`FFPROBE_PATH` (or explicit config), else the
  * `ffmpeg-static` npm package when it is installed, else `ffmpeg`/`ffprobe` on `PATH`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -78,7 +78,7 @@ function optionalPackageBinary(pkg: string): string | undefined {
 }
 
 /**
- * Finds ffmpeg and ffprobe (SPEC section 6).
+ * Finds ffmpeg and ffprobe (docs/ARCHITECTURE.md "Local stack").
  *
  * ffmpeg: `cfg.ffmpegPath` (default: `FFMPEG_PATH` from the environment) → the `ffmpeg-static` package's
  * binary if the package is installed and the file exists → `ffmpeg` on `PATH`.

@@ -9,7 +9,7 @@
  *   attached pictures).
  * - Frame ids are the 0-based index of a frame among all frames the decoder outputs for that stream
  *   (after edit lists are applied), i.e. what `ffprobe -count_frames` counts. Header frame counts and
- *   `duration × fps` are never used for this (SPEC section 10).
+ *   `duration × fps` are never used for this (docs/ARCHITECTURE.md "Pitfalls").
  * - Frames are always handed out upright: ffmpeg's default autorotation applies the display matrix, so
  *   extracted frames have the display size (`width × height` of {@link VideoMetadata}).
  * - Every ffmpeg run passes frames through unchanged in number (`-fps_mode passthrough`), so variable
@@ -20,7 +20,7 @@ import { badMedia, invalidInput } from '../../errors';
 import { defaultFfmpeg, passthroughFpsArgs, refusedFormat, runTool, sourceInputArgs, SOURCE_DEMUXERS, ToolError, type FfmpegBinaries } from './ffmpeg';
 import { isVariableFrameRate, packetTimestamps } from './frameRate';
 
-/** What {@link probeVideo} reports about a video file (written to `metadata.json`, SPEC section 5). */
+/** What {@link probeVideo} reports about a video file (written to `metadata.json`, docs/ARCHITECTURE.md "Stored artifacts"). */
 export interface VideoMetadata {
   /** Seconds: the video stream's duration (edit lists applied), else the container's, else frameCount / fps. */
   durationSec: number;
@@ -275,7 +275,7 @@ export async function countDecodedFrames(
  *   damaged beyond the thresholds above (more than max(2, 2 %) corrupt/undecodable frames, or damage
  *   plus fewer than half the frames the header claims).
  * @throws PipelineError of type InvalidInput when ffprobe detects a format outside `SOURCE_DEMUXERS`
- *   (src/vision/ffmpeg.ts), e.g. an HLS or DASH playlist or an ffconcat script, which would make ffmpeg read
+ *   (src/vision/media/ffmpeg.ts), e.g. an HLS or DASH playlist or an ffconcat script, which would make ffmpeg read
  *   other files; the message names the format.
  * @throws `signal.reason` when aborted; ToolError when ffprobe/ffmpeg cannot be started.
  */

@@ -41,7 +41,7 @@ import type { PitchColour, PitchModel } from './model';
  * Parameters of {@link fitGrassModel} (see `options.grassMask`).
  * `hueMin`/`hueMax` (degrees 0-360) bound where the dominant green's hue PEAK may lie; `satMin`/`valMin`
  * (0-1) are floors for candidate pixels and for the fitted minimums; `minPitchFraction` (0-1) is the
- * fraction of the frame below which there is no pitch (here: of green pixels; in `./mask` and `./fit`: of the pitch
+ * fraction of the frame below which there is no pitch (here: of green pixels; in `./fit`: of the pitch
  * region).
  */
 export interface GrassParams {
@@ -271,7 +271,7 @@ export function fitGrassColour(samples: HsvSamples, params: GrassParams): PitchM
  * Scales frames to {@link GRASS_SAMPLE_WIDTH} px wide and collects their HSV candidates.
  * @param images encoded frames (JPEG/PNG) or decoded RGB24 frames (`{ rgb, width, height }`)
  * @param picture optional area of every frame to look at, [x1, y1, x2, y2] in (upright) frame pixels with x2
- *   and y2 exclusive, e.g. the picture inside baked-in black bars (`findPicture` in `./mask` and `./fit`); absent or
+ *   and y2 exclusive, e.g. the picture inside baked-in black bars (`findPicture` in `./picture`); absent or
  *   the whole frame: all of it
  * @throws Error when `images` is empty or an image cannot be decoded (sharp's error)
  */

@@ -174,8 +174,8 @@ export async function u2netpMask(pred: Float32Array, width: number, height: numb
 }
 
 /**
- * Loads `u2netp.onnx` into ONE onnxruntime InferenceSession, to be reused for every crop (SPEC section 10:
- * creating and releasing sessions repeatedly leaks memory); same pattern as `createDetector` in `./detector`.
+ * Loads `u2netp.onnx` into ONE onnxruntime InferenceSession, to be reused for every crop (docs/ARCHITECTURE.md "Pitfalls":
+ * creating and releasing sessions repeatedly leaks memory); same pattern as `createDetector` in src/vision/detection/detector.ts.
  * Execution providers are tried in order, each attempt with the remaining list; `cpu` is the last resort.
  * Calls to `mask` are queued and run one at a time.
  * @throws PipelineError(ModelError, modelPath) when the file is missing or unreadable, onnxruntime cannot

@@ -73,7 +73,7 @@
         (local.set $y (i32.add (local.get $y) (i32.const 1)))
         (br $rows))))
   ;; Bilinear resize of interleaved RGB bytes straight into the planar float32 tensor (value / 255), with
-  ;; OpenCV's INTER_LINEAR sampling (the tables are computed by the caller, src/vision/planar.ts). Per output row:
+  ;; OpenCV's INTER_LINEAR sampling (the tables are computed by the caller, src/vision/detection/planar.ts). Per output row:
   ;; 1. vertical: the two source rows y0 and y1 are interpolated with weight b into a float row (still
   ;;    interleaved, already scaled by 1/255), 16 bytes per SIMD step;
   ;; 2. horizontal: output pixel x takes pixels x0 and x0 + 1 of that row with weight a, one value per plane.
