@@ -17,7 +17,7 @@ import { reportProgress } from '../src/activities/liveness';
 import { startRun } from '../src/cli/client';
 import { loadConfig } from '../src/config';
 import { createPipelineWorkers } from '../src/workers/worker';
-import { videoWorkflowId } from '../src/workflows/messages';
+import { videoWorkflowId } from '../src/workflows/ids';
 import type { RunSummary, StepInput } from '../src/workflows/types';
 import { mockActivities } from './helpers/mockActivities';
 import { testClient, withWorkers, workflowBundle } from './helpers/temporal';

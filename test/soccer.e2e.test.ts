@@ -18,7 +18,7 @@ import { startRun } from '../src/cli/client';
 import { loadConfig } from '../src/config';
 import { createObjectStore } from '../src/storage/gcs';
 import { RunLayout } from '../src/storage/layout';
-import { videoWorkflowId } from '../src/workflows/messages';
+import { videoWorkflowId } from '../src/workflows/ids';
 import { STEP_NAMES } from '../src/workflows/steps';
 import type { RunSummary, StepResultBase } from '../src/workflows/types';
 import { spawnWorkerProcess, testClient } from './helpers/temporal';

@@ -30,6 +30,3 @@ export const TENANT_ID = defineSearchAttributeKey('TenantId', SearchAttributeTyp
 export const RUN_GUID = defineSearchAttributeKey('RunGuid', SearchAttributeType.KEYWORD);
 /** Search attribute `PipelineStep` (Keyword): the current step, updated only on step changes. */
 export const PIPELINE_STEP = defineSearchAttributeKey('PipelineStep', SearchAttributeType.KEYWORD);
-
-/** The workflow id convention lives in ./ids; re-exported for callers that import it from here. */
-export { runWorkflowId, videoWorkflowId } from './ids';
