@@ -29,6 +29,11 @@ describe('per-video report of the pipeline CLI', () => {
       'video v1: pitch found (13 of 16 sampled frames pitch-like); people whose feet are off the pitch were dropped',
     );
     expect(videoLines(video())).toHaveLength(1);
+    // A refusal by shape already starts with the counts: they are said once.
+    const shape = '0 of 16 sampled frames are pitch-like (largest grass region >= 0.15 of the picture); < 0.5 of the frames needed';
+    expect(videoLines(video({ found: false, framesPitchLike: 0, framesSampled: 16, reason: shape }))[1]).toBe(
+      `video v1: NO PITCH FOUND (${shape}): every detected person was kept (no feet-on-pitch filter) and no grass was keyed out of crops`,
+    );
     // A step-4 result of an older run has no shape counts.
     expect(videoLines(video({ found: false, framesSampled: 8 }))[1]).toMatch(/^video v1: NO PITCH FOUND \(8 frames sampled\)/);
   });

@@ -238,6 +238,12 @@ export async function followRun(run: StartedRun, cfg: Config, opts: { showProgre
   }
 }
 
+/** The counts and the reason of a refused pitch, the counts once (a shape refusal's reason starts with them). */
+function noPitchWhy(frames: string, reason: string | undefined): string {
+  if (!reason) return frames;
+  return reason.startsWith(frames.replace(/ pitch-like$/, '')) ? reason : `${frames}; ${reason}`;
+}
+
 /**
  * The stderr lines of one video of a finished run: its counts, and whether step 4 found a pitch. Without a
  * pitch the line says so plainly and what it means for the dataset: every detected person was kept (no
@@ -252,7 +258,7 @@ export function videoLines(v: Pick<RunOutcome['videos'][number], 'videoGuid' | '
     lines.push(
       p.found
         ? `video ${v.videoGuid}: pitch found (${frames}); people whose feet are off the pitch were dropped`
-        : `video ${v.videoGuid}: NO PITCH FOUND (${frames}${p.reason ? `; ${p.reason}` : ''}): every detected person was kept (no feet-on-pitch filter) and no grass was keyed out of crops`,
+        : `video ${v.videoGuid}: NO PITCH FOUND (${noPitchWhy(frames, p.reason)}): every detected person was kept (no feet-on-pitch filter) and no grass was keyed out of crops`,
     );
   }
   return lines;
