@@ -1,5 +1,5 @@
 /**
- * Issue 5 end to end: the run cache and worker-specific task queues with the real activities (ffmpeg,
+ * End to end: the run cache and worker-specific task queues with the real activities (ffmpeg,
  * sharp, YOLOv8n), the real dev server and the GCS emulator, on 6 s of vtest.avi.
  *
  * One reference run with the cache off; then, each compared byte for byte with it:
