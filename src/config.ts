@@ -157,7 +157,7 @@ export interface Config {
 
 /**
  * What workers accept as a video source (issue "strict on bad input, closed between tenants"); enforced by
- * `importVideo` (src/activities/ingest.ts, through src/activities/sourceAccess.ts) before a source is read.
+ * `importVideo` (src/activities/ingest.ts, through src/net/sourceAccess.ts) before a source is read.
  */
 export interface SourcePolicy {
   /**

@@ -13,7 +13,7 @@
  * that WHATWG URL parsing (https://url.spec.whatwg.org/#concept-ipv4-parser) turns into a different address
  * (`127.1`, `2130706433`, `0x7f000001`); credentials, white space and backslashes in URLs; control and
  * invisible formatting characters anywhere. Whether a well-formed source may be read by a tenant is decided by
- * the worker (src/activities/sourceAccess.ts), not here.
+ * the worker (src/net/sourceAccess.ts), not here.
  *
  * Workflow-safe: deterministic, no Node built-ins (ipaddr.js is plain JavaScript).
  */

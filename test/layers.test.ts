@@ -4,6 +4,7 @@
  * - domain code (src/vision, src/dataset) imports nothing of the Temporal layers or the infrastructure
  *   (workflows, activities, workers, storage, cache, CLI, stack);
  * - workflow code imports domain modules and activities as types only, and no Node built-in;
+ * - the CLI imports no activity or worker module;
  * - no file of src/ is over 450 lines.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -52,6 +53,13 @@ describe('layers of src/', () => {
     const bad = all
       .filter((f) => under(rel(f), 'workflows'))
       .flatMap((f) => importsOf(f).filter((i) => (under(i.target, 'vision', 'dataset', 'activities', 'storage', 'cache', 'workers') && !i.typeOnly) || i.spec.startsWith('node:')).map((i) => `${rel(f)} -> ${i.spec}`));
+    expect(bad).toEqual([]);
+  });
+
+  it('the CLI reads stored files through storage, never through an activity module', () => {
+    const bad = all
+      .filter((f) => under(rel(f), 'cli'))
+      .flatMap((f) => importsOf(f).filter((i) => under(i.target, 'activities', 'workers')).map((i) => `${rel(f)} -> ${i.spec}`));
     expect(bad).toEqual([]);
   });
 

@@ -1,6 +1,6 @@
 /**
  * Unit tests of the source parser (src/sources.ts), the address classifier and guarded DNS lookup
- * (src/net/address.ts), and the worker's authorisation rules (src/activities/sourceAccess.ts) on a real
+ * (src/net/address.ts), and the worker's authorisation rules (src/net/sourceAccess.ts) on a real
  * temporary folder tree. No stack needed (SKIP_TEST_STACK=1 is fine).
  */
 import { execFileSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authoriseGcsSource, confineLocalSource, fetchHttpsSource, gcsFoldersFor } from '../src/activities/sourceAccess';
+import { authoriseGcsSource, confineLocalSource, fetchHttpsSource, gcsFoldersFor } from '../src/net/sourceAccess';
 import { uploadFileName } from '../src/cli/uploads';
 import type { SourcePolicy } from '../src/config';
 import { ErrorType, PipelineError } from '../src/errors';

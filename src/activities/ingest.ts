@@ -17,7 +17,7 @@ import type { FramesResult, ImportResult, LoadResult, StepInput } from '../workf
 import type { ActivityDeps } from './deps';
 import { runStep, type StepFiles } from './runStep';
 import { activityAttempt, cancellationSignal, heartbeat, heartbeatProgress } from './temporal';
-import { authoriseGcsSource, fetchHttpsSource, overLimit, resolveLocalSource } from './sourceAccess';
+import { authoriseGcsSource, fetchHttpsSource, overLimit, resolveLocalSource } from '../net/sourceAccess';
 
 /** Frame uploads in flight at once in step 3 (latency of a remote bucket is hidden by parallel requests). */
 const FRAME_UPLOAD_CONCURRENCY = 16;
@@ -88,7 +88,7 @@ export function createIngestActivities(deps: ActivityDeps) {
      * transcode it to H.264 MP4, upload `video_{guid}/{guid}.mp4` and `metadata.json`.
      * Every source is checked against `deps.sourcePolicy` for `input.tenantId` first (scheme; gs:// folder,
      * `SOURCE_ROOTS` and the data folder, https addresses; `MAX_SOURCE_BYTES`; and `MAX_FRAME_PIXELS` before
-     * decoding; see src/activities/sourceAccess.ts).
+     * decoding; see src/net/sourceAccess.ts).
      * @throws InvalidInput (non-retryable) for an unsupported scheme, a gs:// object outside the tenant's
      *   folders, a local path outside `SOURCE_ROOTS` or inside `DATAPREP_DATA_DIR` (also through `..` or a
      *   symlink), an https host with a non-public address (also after a redirect) or a source over

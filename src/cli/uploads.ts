@@ -1,6 +1,6 @@
 /**
  * Local files named on the command line that the workers may not read (outside `SOURCE_ROOTS`, see
- * src/activities/sourceAccess.ts) are uploaded by the CLI to the tenant's own inbox in the pipeline bucket,
+ * src/net/sourceAccess.ts) are uploaded by the CLI to the tenant's own inbox in the pipeline bucket,
  * `gs://{bucket}/{tenantId}/user/uploads/{sha256 prefix}/{name}` ({@link uploadObject}), and the run imports
  * that object instead: the default source policy lets a tenant import from its own folder. An upload is
  * skipped when the object is already stored with the same MD5.
@@ -11,7 +11,7 @@ import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { sourcePolicyOf, type Config } from '../config';
 import { badMedia, ErrorType, invalidInput, PipelineError } from '../errors';
-import { confineLocalSource, inDataDir, overLimit } from '../activities/sourceAccess';
+import { confineLocalSource, inDataDir, overLimit } from '../net/sourceAccess';
 import { parseSource } from '../sources';
 import { createObjectStore, type ObjectStore } from '../storage/gcs';
 import { uploadObject } from '../storage/layout';

@@ -108,7 +108,7 @@ export interface ObjectStore {
   scoped(): ObjectStore;
   /**
    * Downloads object `name` of bucket `bucket` (any bucket: video sources) into `localPath`. Callers check
-   * that the object may be read (src/activities/sourceAccess.ts). @throws an error with `code` 404 when missing.
+   * that the object may be read (src/net/sourceAccess.ts). @throws an error with `code` 404 when missing.
    */
   getObjectToFile(bucket: string, name: string, localPath: string): Promise<void>;
 }

@@ -21,7 +21,7 @@ import { rootCertificates } from 'node:tls';
 import { Agent, fetch, type Response } from 'undici';
 import { TENANT_PLACEHOLDER, type SourcePolicy } from '../config';
 import { badMedia, ErrorType, invalidInput, PipelineError } from '../errors';
-import { AddressRefusedError, addressRefusal, checkHostAddresses, guardedLookup, parseAllowance, type AddressAllowance, type Resolver } from '../net/address';
+import { AddressRefusedError, addressRefusal, checkHostAddresses, guardedLookup, parseAllowance, type AddressAllowance, type Resolver } from './address';
 import { parseSource, type GcsSource, type HttpsSource } from '../sources';
 
 /** Redirects followed for one `https://` source (the Fetch standard allows 20; a video host needs few). */
