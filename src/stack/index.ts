@@ -38,6 +38,11 @@ import {
   type PidRecord,
 } from './process';
 
+/**
+ * How long a service seen gone during start-up gets for Node's `exit` event, so that the error names its exit
+ * status (milliseconds; the event normally follows within a few, more on a loaded machine).
+ */
+const EXIT_STATUS_WAIT_MS = 3_000;
 
 export { StackError, type PidRecord } from './process';
 export {
@@ -109,9 +114,12 @@ async function startOne(def: ServiceDef, opts: StackOptions, why: string, prev?:
     extra: { ...(def.extra ? await def.extra() : {}), ...launch.record },
   });
   let exitInfo: string | undefined;
-  started.child.once('exit', (code, signal) => {
-    exitInfo = signal ? `killed by ${signal}` : `exited with status ${code}`;
-  });
+  const exitEvent = new Promise<void>((resolve) =>
+    started.child.once('exit', (code, signal) => {
+      exitInfo = signal ? `killed by ${signal}` : `exited with status ${code}`;
+      resolve();
+    }),
+  );
   const exited = () => exitInfo !== undefined || !isRecordAlive(started.record);
   const fail = async (message: string): Promise<never> => {
     if (!exited()) await stopProcess(started.record.pid, 3_000);
@@ -131,7 +139,12 @@ async function startOne(def: ServiceDef, opts: StackOptions, why: string, prev?:
       return health.ok;
     }, def.startTimeoutMs, 300);
   }
-  if (exited()) await fail(`process ${started.record.pid} ${exitInfo ?? 'exited'} during start-up`);
+  if (exited()) {
+    // The process can be seen gone (no longer alive by its pid) a moment before Node delivers its `exit`
+    // event; wait briefly for the event so the message carries the exit status or signal.
+    await Promise.race([exitEvent, new Promise((resolve) => setTimeout(resolve, EXIT_STATUS_WAIT_MS).unref())]);
+    await fail(`process ${started.record.pid} ${exitInfo ?? 'exited'} during start-up`);
+  }
   if (!health.ok) await fail(`did not become healthy within ${def.startTimeoutMs / 1000} s: ${health.detail}`);
   const detail = [why, health.detail, launch.note].filter(Boolean).join('; ');
   return { name: def.name, state: 'running', pid: started.record.pid, detail, url: urls(opts)[def.name] };
