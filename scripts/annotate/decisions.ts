@@ -36,6 +36,11 @@ export interface Decisions {
   persons: Record<string, PersonDecision>;
   /** Tracklet keys that are not a person (false detections, duplicate boxes of someone already boxed). */
   notPerson: string[];
+  /**
+   * Tracklet keys that show a person who cannot be told by looking (a sliver at the frame edge, a box
+   * over two people): left out of the ground truth like `notPerson`, but counted apart in the README.
+   */
+  ambiguous?: string[];
   /** Free-text notes: misses seen, doubtful cases. */
   notes?: string[];
 }
@@ -109,7 +114,7 @@ export function applyDecisions(frames: readonly AnnotFrame[], tracklets: readonl
     if (!Number.isInteger(id) || id < 1) throw new Error(`person id ${pid} is not a positive integer`);
     for (const k of p.tracklets) use(k, id);
   }
-  for (const k of d.notPerson) use(k, 0);
+  for (const k of [...d.notPerson, ...(d.ambiguous ?? [])]) use(k, 0);
   const known = new Set(splitTracklets(tracklets, d.splits).map((p) => p.key));
   for (const k of owner.keys()) if (!known.has(k)) throw new Error(`unknown tracklet key ${k}`);
   const undecided = parts.filter((p) => !owner.has(p.key)).map((p) => p.key);
