@@ -2,12 +2,14 @@
  * Annotation tooling for the identity ground truth of test/fixtures/identity/ (see its README files).
  *
  *   npx tsx scripts/annotate/cli.ts detect <video> <source> [--stride 2] [--max-frames N]
- *   npx tsx scripts/annotate/cli.ts sheets <video> [--first F] [--last F] [--scale S]
+ *   npx tsx scripts/annotate/cli.ts sheets <video> [--rows N] [--scale S]
  *   npx tsx scripts/annotate/cli.ts overview <video> <frameId>
  *   npx tsx scripts/annotate/cli.ts propose <video>
- *   npx tsx scripts/annotate/cli.ts strips <video> [--decisions file]
+ *   npx tsx scripts/annotate/cli.ts review <video> [--decisions file] [--persons 1,2] [--scale S]
+ *   npx tsx scripts/annotate/cli.ts strips <video> [--decisions file] [--scale S]
  *   npx tsx scripts/annotate/cli.ts gt <video> [--decisions file] [--out dir]
  *
+ * Images go to `.data/annotate/<video>/{sheets,review,strips,overview}/` (JPEG; never committed).
  * `<video>` names the cache folder `.data/annotate/<video>/`; the decisions file defaults to
  * `scripts/annotate/<video>-assignments.json` and the output folder to `test/fixtures/identity/<video>/`.
  */
