@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { AnnotFrame } from '../scripts/annotate/boxes';
 import { applyDecisions, formatMot, type Decisions } from '../scripts/annotate/decisions';
 import { readIdentityFixture } from '../scripts/annotate/fixtures';
-import { buildTracklets, DEFAULT_TRACKLET_OPTIONS } from '../scripts/annotate/tracklets';
+import { buildTracklets, buildTrackletsInRuns, DEFAULT_TRACKLET_OPTIONS } from '../scripts/annotate/tracklets';
 
 const ROOT = path.resolve('test/fixtures/identity');
 const videos = existsSync(ROOT) ? readdirSync(ROOT, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name) : [];
@@ -83,6 +83,12 @@ describe('buildTracklets', () => {
     expect(runs).toEqual([['0:10', '2:14'], ['0:200', '2:200'], ['4:18'], ['4:30'], ['6:22']]);
   });
 
+  it('never links across frames left out of the annotation', () => {
+    const f = [frame(0, [10, 10, 40, 100]), frame(2, [12, 10, 42, 100]), frame(10, [14, 10, 44, 100]), frame(12, [16, 10, 46, 100])];
+    expect(buildTracklets(f).map((x) => x.boxes.length)).toEqual([4]);
+    expect(buildTrackletsInRuns(f, 2).map((x) => x.boxes.map((b) => b.frameId))).toEqual([[0, 2], [10, 12]]);
+  });
+
   it('drops boxes under minScore and cuts on a gap in detection', () => {
     const f = [frame(0, [10, 10, 40, 100]), frame(2, [12, 10, 42, 100]), frame(4), frame(6, [16, 10, 46, 100])];
     f[1].boxes[0].score = 0.1;
@@ -110,6 +116,12 @@ describe('applyDecisions', () => {
   it('splits a tracklet at a frame and drops parts that are not a person', () => {
     const gt = applyDecisions(frames, tracklets, { ...base, splits: { 1: [4] }, persons: { 7: { tracklets: ['1.1'] }, 3: { tracklets: ['2'] } }, notPerson: ['1.2'] });
     expect(gt.boxes.filter((b) => b.id === 7).map((b) => b.frame)).toEqual([1, 3]);
+  });
+
+  it('leaves excluded frames out of the boxes and of frames.txt', () => {
+    const gt = applyDecisions(frames, tracklets, { ...base, excludeFrameIds: [[2, 2]] });
+    expect(gt.frames).toEqual([1, 5]);
+    expect(gt.boxes.map((b) => b.frame)).toEqual([1, 1, 5]);
   });
 
   it('refuses undecided tracklets and two boxes of one person in a frame', () => {

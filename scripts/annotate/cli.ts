@@ -17,9 +17,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { annotDir, detectBoxes, readBoxes, type BoxesFile } from './boxes';
-import { applyDecisions, formatMot, proposePersons, splitTracklets, type Decisions, type TrackletPart } from './decisions';
+import { annotated, applyDecisions, formatMot, proposePersons, splitTracklets, type Decisions, type TrackletPart } from './decisions';
 import { evenly, FrameCache, renderOverview, writeSheets, type SheetLayout, type SheetRow, DEFAULT_LAYOUT } from './render';
-import { buildTracklets, DEFAULT_TRACKLET_OPTIONS, type Tracklet } from './tracklets';
+import { buildTrackletsInRuns, DEFAULT_TRACKLET_OPTIONS, type Tracklet } from './tracklets';
 
 const decisionsPath = (video: string) => path.resolve('scripts/annotate', `${video}-assignments.json`);
 
@@ -37,9 +37,13 @@ function describe(p: TrackletPart): { range: string; sub: string } {
   return { range: `f${a.frameId}-${z.frameId} n${p.boxes.length}`, sub: `${c(a)}->${c(z)}\nh${Math.round(a.bbox[3] - a.bbox[1])} s${a.score.toFixed(2)}` };
 }
 
-/** Tracklets of the cached boxes with the decisions' options (or the defaults). */
+/**
+ * Tracklets of the cached boxes with the decisions' options (or the defaults), over the annotated frames
+ * only (all frames before a decisions file exists), never crossing an excluded range.
+ */
 function tracklets(boxes: BoxesFile, d: Decisions | null): Tracklet[] {
-  return buildTracklets(boxes.frames, d?.tracklets ?? DEFAULT_TRACKLET_OPTIONS);
+  const frames = d ? boxes.frames.filter((f) => annotated(d, f.frameId)) : boxes.frames;
+  return buildTrackletsInRuns(frames, boxes.stride, d?.tracklets ?? DEFAULT_TRACKLET_OPTIONS);
 }
 
 /** Rows grouped by person: each part of each person, then the parts decided as not a person. */
@@ -77,7 +81,9 @@ async function main(): Promise<void> {
       // One row per tracklet, in tracklet order.
       const boxes = await readBoxes(video);
       const d = await readDecisions(video);
-      const parts = splitTracklets(tracklets(boxes, d), d?.splits ?? {});
+      const first = d?.firstFrameId ?? -Infinity;
+      const last = d?.lastFrameId ?? Infinity;
+      const parts = splitTracklets(tracklets(boxes, d), d?.splits ?? {}).filter((p) => p.boxes[0].frameId <= last && p.boxes[p.boxes.length - 1].frameId >= first);
       const rows = parts.map((p) => {
         const { range, sub } = describe(p);
         return { label: `#${p.key} ${range}`, sub, crops: evenly(p.boxes, layout.perLine) };
@@ -88,16 +94,21 @@ async function main(): Promise<void> {
     }
     case 'propose': {
       // A first guess of tracklet -> person, written beside the cache for a person to correct.
+      // Tracklet options and frame range come from the decisions file when there is one.
       const boxes = await readBoxes(video);
-      const parts = splitTracklets(tracklets(boxes, null), {});
+      const prior = await readDecisions(video);
+      const first = prior?.firstFrameId ?? boxes.frames[0].frameId;
+      const last = prior?.lastFrameId ?? boxes.frames[boxes.frames.length - 1].frameId;
+      const parts = splitTracklets(tracklets(boxes, prior), {}).filter((p) => p.boxes[0].frameId <= last && p.boxes[p.boxes.length - 1].frameId >= first);
       const proposal = proposePersons(parts, boxes.stride);
       const d: Decisions = {
         video,
         source: boxes.source,
         stride: boxes.stride,
-        firstFrameId: boxes.frames[0].frameId,
-        lastFrameId: boxes.frames[boxes.frames.length - 1].frameId,
-        tracklets: DEFAULT_TRACKLET_OPTIONS,
+        firstFrameId: first,
+        lastFrameId: last,
+        ...(prior?.excludeFrameIds ? { excludeFrameIds: prior.excludeFrameIds } : {}),
+        tracklets: prior?.tracklets ?? DEFAULT_TRACKLET_OPTIONS,
         splits: {},
         persons: Object.fromEntries(Object.entries(proposal).map(([k, v]) => [k, { tracklets: v }])),
         notPerson: [],

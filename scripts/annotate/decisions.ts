@@ -29,12 +29,21 @@ export interface Decisions {
   /** Annotated sampled frames: frame ids first..last inclusive (the pipeline's frame_id). */
   firstFrameId: number;
   lastFrameId: number;
+  /**
+   * Inclusive frame-id ranges inside first..last that are not annotated (e.g. a camera dissolve, where two
+   * shots are superimposed); tracklets never cross them.
+   */
+  excludeFrameIds?: [number, number][];
   tracklets: TrackletOptions;
   /** Tracklet number -> frame ids where a new part starts (parts are keyed `N.1`, `N.2`, ...). */
   splits: Record<string, number[]>;
   /** Person id (positive integer, as a string key) -> its tracklets and labels. */
   persons: Record<string, PersonDecision>;
-  /** Tracklet keys that are not a person (false detections, duplicate boxes of someone already boxed). */
+  /**
+   * Tracklet keys left out of the ground truth: not a person (false detections, a box over two people,
+   * a duplicate box of someone already boxed), or a person off the pitch on soccer footage (spectators,
+   * bench, ball boys).
+   */
   notPerson: string[];
   /**
    * Tracklet keys that show a person who cannot be told by looking (a sliver at the frame edge, a box
@@ -43,6 +52,11 @@ export interface Decisions {
   ambiguous?: string[];
   /** Free-text notes: misses seen, doubtful cases. */
   notes?: string[];
+}
+
+/** True when sampled frame `frameId` is annotated under `d` (inside first..last and not excluded). */
+export function annotated(d: Pick<Decisions, 'firstFrameId' | 'lastFrameId' | 'excludeFrameIds'>, frameId: number): boolean {
+  return frameId >= d.firstFrameId && frameId <= d.lastFrameId && !(d.excludeFrameIds ?? []).some(([a, b]) => frameId >= a && frameId <= b);
 }
 
 /** A tracklet or a part of a split tracklet, with its key. */
@@ -102,7 +116,7 @@ export interface GroundTruth {
  *   frames is decided), when a key is unknown, or when a person has two boxes in one frame
  */
 export function applyDecisions(frames: readonly AnnotFrame[], tracklets: readonly Tracklet[], d: Decisions): GroundTruth {
-  const inRange = (f: number) => f >= d.firstFrameId && f <= d.lastFrameId;
+  const inRange = (f: number) => annotated(d, f);
   const parts = splitTracklets(tracklets, d.splits).filter((p) => p.boxes.some((b) => inRange(b.frameId)));
   const owner = new Map<string, number>();
   const use = (key: string, id: number) => {

@@ -107,3 +107,21 @@ export function buildTracklets(frames: readonly AnnotFrame[], opts: TrackletOpti
   all.sort((p, q) => p[0].frameId - q[0].frameId || p[0].bbox[0] - q[0].bbox[0]);
   return all.map((boxes, i) => ({ id: i + 1, boxes }));
 }
+
+/**
+ * {@link buildTracklets} over each run of consecutive sampled frames of `frames` (a run ends where the next
+ * frame id is more than `stride` further on, e.g. around frames left out of the annotation such as a
+ * camera dissolve), so no tracklet crosses a gap. Tracklets are numbered from 1 over all runs, by first frame
+ * then x.
+ */
+export function buildTrackletsInRuns(frames: readonly AnnotFrame[], stride: number, opts: TrackletOptions = DEFAULT_TRACKLET_OPTIONS): Tracklet[] {
+  const runs: AnnotFrame[][] = [];
+  for (const f of frames) {
+    const run = runs[runs.length - 1];
+    if (run && f.frameId - run[run.length - 1].frameId <= stride) run.push(f);
+    else runs.push([f]);
+  }
+  const all = runs.flatMap((r) => buildTracklets(r, opts).map((t) => t.boxes));
+  all.sort((p, q) => p[0].frameId - q[0].frameId || p[0].bbox[0] - q[0].bbox[0]);
+  return all.map((boxes, i) => ({ id: i + 1, boxes }));
+}
