@@ -12,6 +12,7 @@ export const UNIT_TESTS = [
   'test/bytetrack.test.ts',
   'test/cli-report.test.ts',
   'test/layers.test.ts',
+  'test/identityFixtures.test.ts',
   'test/liveness.test.ts',
   'test/planar.test.ts',
   'test/quality.test.ts',
