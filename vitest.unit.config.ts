@@ -13,6 +13,7 @@ export const UNIT_TESTS = [
   'test/cli-report.test.ts',
   'test/layers.test.ts',
   'test/liveness.test.ts',
+  'test/motMetrics.test.ts',
   'test/planar.test.ts',
   'test/quality.test.ts',
   'test/routing.test.ts',
