@@ -11,6 +11,7 @@ export const UNIT_TESTS = [
   'test/background.test.ts',
   'test/bytetrack.test.ts',
   'test/cli-report.test.ts',
+  'test/identityMetrics.test.ts',
   'test/layers.test.ts',
   'test/liveness.test.ts',
   'test/motMetrics.test.ts',
