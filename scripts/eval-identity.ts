@@ -12,12 +12,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
-import type { IdentityRole, TeamLabel } from '../src/dataset/identity/groundTruth';
-import { evaluateIdentity, type IdentityReport, type PredictedFrame } from '../src/dataset/identity/metrics';
+import type { IdentityRole } from '../src/dataset/identity/groundTruth';
+import { evaluateIdentity, type IdentityReport, type PredictedLabel } from '../src/dataset/identity/metrics';
 import { detectionsFileSchema, manifestSchema } from '../src/storage/artifacts';
 import type { Detector } from '../src/vision/detection/detector';
 import { detailText, summaryTable } from './identity/format';
-import { defaultOptions, fixtureNames, loadFixture, prepareVideo, realDetector, splitOfRun, trackFrames } from './identity/replay';
+import { defaultOptions, fixtureNames, loadFixture, predictedFrames, prepareVideo, realDetector, splitOfRun, trackFrames } from './identity/replay';
 
 /** Where the fixtures' videos are: vtest.avi from Debian's opencv-doc, the soccer clip under TEST_MEDIA_DIR. */
 function knownSource(name: string): string | undefined {
@@ -26,19 +26,25 @@ function knownSource(name: string): string | undefined {
   return undefined;
 }
 
+const ROLES = new Set(['player', 'goalkeeper', 'referee', 'other']);
+
 /**
- * Team and role per class from a JSON file: `{ "<track_id>": { "team": "A" | "B" | "-" | null, "role": ... } }`
- * or an array of `{ track_id, team, role }`.
+ * Predicted team and role per class from parsed JSON: a `detections.json` with `teams.classes`, a teams
+ * object with `classes`, an array of `{ track_id, team, role }`, or a map `{ "<track_id>": { team, role } }`.
+ * Team `A`/`B`, anything else none; a role outside player/goalkeeper/referee/other is none.
+ * @returns undefined when `raw` holds no team labels
  */
-function readTeams(file: string): Map<number, { team: TeamLabel; role: IdentityRole }> {
-  const raw = JSON.parse(readFileSync(file, 'utf8')) as unknown;
-  const entries: [unknown, { team?: unknown; role?: unknown }][] = Array.isArray(raw)
-    ? raw.map((e: { track_id?: unknown; classId?: unknown; team?: unknown; role?: unknown }) => [e.track_id ?? e.classId, e])
-    : Object.entries(raw as Record<string, { team?: unknown; role?: unknown }>);
-  const out = new Map<number, { team: TeamLabel; role: IdentityRole }>();
+function teamLabelsOf(raw: unknown): Map<number, PredictedLabel> | undefined {
+  type Entry = { track_id?: unknown; team?: unknown; role?: unknown };
+  const obj = raw as { teams?: { classes?: Entry[] }; classes?: Entry[] } | null;
+  const list: Entry[] | undefined = Array.isArray(raw) ? (raw as Entry[]) : (obj?.teams?.classes ?? obj?.classes);
+  const entries: [unknown, Entry][] = list ? list.map((e) => [e.track_id, e]) : raw && typeof raw === 'object' && !('frames' in raw) ? Object.entries(raw as Record<string, Entry>) : [];
+  if (entries.length === 0) return undefined;
+  const out = new Map<number, PredictedLabel>();
   for (const [id, e] of entries) {
     const team = e.team === 'A' || e.team === 'B' ? e.team : null;
-    out.set(Number(id), { team, role: String(e.role ?? 'player') as IdentityRole });
+    const role = typeof e.role === 'string' && ROLES.has(e.role) ? (e.role as IdentityRole) : null;
+    out.set(Number(id), { team, role });
   }
   return out;
 }
@@ -51,7 +57,8 @@ const program = new Command()
   .option('--source <file>', 'the video file of --video (default: known location of vtest/soccer)')
   .option('--detections <file>', "evaluate this run's detections.json (needs --video) instead of running the tracker")
   .option('--manifest <file>', 'with --detections: datasets/manifest.json of the run, for the val-leak check')
-  .option('--teams <file>', 'predicted team/role per class (JSON), for team accuracy')
+  .option('--teams <file>', 'predicted team/role per class (JSON: a detections.json with teams, or {"<track_id>": {team, role}}), for team accuracy')
+  .option('--write-detections <dir>', 'write the tracked frames of each video as {dir}/{name}.detections.json (frames only)')
   .option('--from-start', 'track from the first sampled frame of the video (default: from the first annotated frame)')
   .option('--work <dir>', 'cache folder', '.data/identity-eval')
   .option('--json <file>', 'also write the full reports as JSON')
@@ -65,6 +72,7 @@ async function main(): Promise<void> {
     detections?: string;
     manifest?: string;
     teams?: string;
+    writeDetections?: string;
     fromStart?: boolean;
     work: string;
     json?: string;
@@ -76,7 +84,8 @@ async function main(): Promise<void> {
     return;
   }
   if (o.detections && !o.video) throw new Error('--detections needs --video NAME (the fixture to compare with)');
-  const teams = o.teams ? readTeams(o.teams) : undefined;
+  const teams = o.teams ? teamLabelsOf(JSON.parse(readFileSync(o.teams, 'utf8'))) : undefined;
+  if (o.teams && !teams) throw new Error(`${o.teams} holds no team labels`);
   const reports: { name: string; report: IdentityReport }[] = [];
   let detector: Detector | undefined;
   for (const name of names) {
@@ -84,15 +93,16 @@ async function main(): Promise<void> {
     if (!existsSync(path.join(dir, 'gt.txt'))) throw new Error(`${dir}/gt.txt not found`);
     const gt = await loadFixture(dir);
     if (o.detections) {
-      const det = detectionsFileSchema.parse(JSON.parse(readFileSync(o.detections, 'utf8')));
-      const frames: PredictedFrame[] = det.frames.map((f) => ({ frameId: f.frame_id, boxes: f.detections.map((d) => ({ classId: d.track_id, bbox: d.bbox })) }));
+      const raw = JSON.parse(readFileSync(o.detections, 'utf8')) as unknown;
+      const det = detectionsFileSchema.parse(raw);
+      const frames = predictedFrames(det.frames);
       let splitOf: ((c: number, f: number) => 'train' | 'val' | undefined) | undefined;
       if (o.manifest) {
         const man = manifestSchema.parse(JSON.parse(readFileSync(o.manifest, 'utf8')));
         const split = new Map(man.images.filter((i) => i.augmentation === null).map((i) => [`${i.track_id}/${i.frame_id}`, i.split]));
         splitOf = (c, f) => split.get(`${c}/${f}`);
       }
-      reports.push({ name, report: evaluateIdentity(gt, frames, { classLabels: teams, splitOf }) });
+      reports.push({ name, report: evaluateIdentity(gt, frames, { classLabels: teams ?? teamLabelsOf(raw), splitOf }) });
       console.log(`${name}: ${o.detections} (${det.frames.length} frames)`);
       continue;
     }
@@ -109,6 +119,10 @@ async function main(): Promise<void> {
     const run = await trackFrames(video, detector, options, { from, to });
     const splitOf = splitOfRun(run.frames, options, video.fps);
     reports.push({ name, report: evaluateIdentity(gt, run.frames, { classLabels: teams, splitOf }) });
+    if (o.writeDetections) {
+      await mkdir(o.writeDetections, { recursive: true });
+      await writeFile(path.join(o.writeDetections, `${name}.detections.json`), JSON.stringify({ frames: run.detections }));
+    }
     console.log(
       `${name}: tracked ${run.frames.length} sampled frames (frame_id ${from}-${to}) in ${run.seconds.toFixed(1)} s; ` +
         `detector calls ${run.detectorCalls.cached} cached, ${run.detectorCalls.run} run; pitch ${run.pitchFound ? 'found' : 'not found'}`,

@@ -141,6 +141,9 @@ describe('evaluateIdentity on a case computed by hand', () => {
     // A class without a predicted label counts as wrong.
     const partial = evaluateIdentity(gt(), PREDICTED, { classLabels: new Map([[9, { team: null, role: 'referee' as const }]]) }).teams!;
     expect(partial.teamAndRole).toBeCloseTo(1 / 4, 12);
+    // No role predicted (null) is a wrong role.
+    const noRole = evaluateIdentity(gt(), PREDICTED, { classLabels: new Map([[9, { team: null, role: null }]]) }).teams!;
+    expect([noRole.team, noRole.role]).toEqual([1 / 4, 0]);
   });
 
   it('val leak: val crops showing a person that none of the class train crops show', () => {

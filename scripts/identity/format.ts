@@ -64,7 +64,7 @@ export function detailText(name: string, r: IdentityReport, limit = 15): string 
     const t = r.teams;
     out.push(`teams: team ${pct(t.team)}, role ${pct(t.role)}, both ${pct(t.teamAndRole)} of ${t.classes} classes (A/B ${t.swapped ? 'swapped' : 'as named'})`);
     for (const w of t.wrong.slice(0, limit)) {
-      out.push(`  class ${w.classId} (person ${w.personId}): expected ${w.expected.team ?? '-'}/${w.expected.role}, got ${w.predicted ? `${w.predicted.team ?? '-'}/${w.predicted.role}` : 'no label'}`);
+      out.push(`  class ${w.classId} (person ${w.personId}): expected ${w.expected.team ?? '-'}/${w.expected.role}, got ${w.predicted ? `${w.predicted.team ?? '-'}/${w.predicted.role ?? 'no role'}` : 'no label'}`);
     }
   } else {
     out.push('teams: n/a (no predicted team/role per class, or no identities.csv)');

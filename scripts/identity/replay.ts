@@ -16,6 +16,7 @@ import { cropKey } from '../../src/dataset/crops';
 import { planSplit, type SplitAssignment } from '../../src/dataset/split';
 import { parseIdentityGroundTruth, type IdentityGroundTruth } from '../../src/dataset/identity/groundTruth';
 import type { PredictedFrame } from '../../src/dataset/identity/metrics';
+import type { FrameDetections } from '../../src/storage/artifacts';
 import { sha256 } from '../../src/util/hash';
 import { validateInput, type ValidatedInput } from '../../src/validation';
 import { createDetector, type Detector } from '../../src/vision/detection/detector';
@@ -73,6 +74,9 @@ export async function prepareVideo(name: string, source: string, workDir: string
 
 /** Result of {@link trackFrames}. */
 export interface TrackingRun {
+  /** The frames as step 5 writes them into `detections.json` (`frames`). */
+  detections: FrameDetections[];
+  /** The same boxes as the metrics take them (class = `track_id`). */
   frames: PredictedFrame[];
   /** Detector calls answered from the cache / run. */
   detectorCalls: { cached: number; run: number };
@@ -81,8 +85,14 @@ export interface TrackingRun {
   seconds: number;
 }
 
+/** The boxes of `detections.json` frames as {@link evaluateIdentity} takes them: class = `track_id`. */
+export function predictedFrames(frames: readonly FrameDetections[]): PredictedFrame[] {
+  return frames.map((f) => ({ frameId: f.frame_id, boxes: f.detections.map((d) => ({ classId: d.track_id, bbox: d.bbox })) }));
+}
+
 /**
- * Step 4 on the whole video, then step 5 over the sampled frames with `from <= frameId <= to`.
+ * Step 4 on the whole video, then step 5 over the sampled frames with `from <= frameId <= to`: the loop of
+ * `detectPlayers` (src/activities/detect.ts) without checkpoints and storage.
  * @param detector the real detector (wrapped in a cache kept in the video's work folder)
  */
 export async function trackFrames(video: PreparedVideo, detector: Detector, options: PipelineOptions, range: { from: number; to: number }): Promise<TrackingRun> {
@@ -95,7 +105,7 @@ export async function trackFrames(video: PreparedVideo, detector: Detector, opti
   for (const id of sample) images.push(await decodeImage(await video.jpeg(id)));
   const grass = await fitPitchModel(images, options.grassMask);
 
-  // Step 5 (detectPlayers), without checkpoints.
+  // Step 5 (detectPlayers).
   const opts = options;
   const cache = cachedDetector(detector, path.join(video.workDir, `detector-${detector.modelSha256.slice(0, 12)}.json`), opts.detector.confThreshold);
   const trackBuffer = Math.max(1, Math.round((opts.tracker.bufferSeconds * (video.fps || 25)) / opts.frameStride));
@@ -113,15 +123,32 @@ export async function trackFrames(video: PreparedVideo, detector: Detector, opti
     },
     pitch: grass.pitchFound ? { colour: grass, params: grass.pitch?.params, picture: grass.pitch?.picture } : null,
   };
-  const frames: PredictedFrame[] = [];
-  let k = 0;
+  const frames: FrameDetections[] = [];
   for (const frameId of ids.filter((id) => id >= range.from && id <= range.to)) {
     const r = await detectAndTrackFrame(cache, tracker, await video.jpeg(frameId), frameId, frameOpts);
-    frames.push({ frameId, boxes: r.tracked.map((d) => ({ classId: d.trackId, bbox: d.bbox.map(round2) as [number, number, number, number] })) });
-    if (++k % 50 === 0) await cache.save();
+    frames.push({
+      frame_id: frameId,
+      width: r.width,
+      height: r.height,
+      tiled: r.detectStats.tiled,
+      detections: r.tracked.map((d) => ({
+        track_id: d.trackId,
+        bbox: d.bbox.map(round2) as [number, number, number, number],
+        score: Math.round(d.score * 10000) / 10000,
+        class: d.classId,
+      })),
+      dropped: r.dropped.map((d) => ({ bbox: d.det.bbox.map(round2) as [number, number, number, number], score: Math.round(d.det.score * 10000) / 10000, reason: d.reason })),
+    });
+    if (frames.length % 50 === 0) await cache.save();
   }
   await cache.save();
-  return { frames, detectorCalls: { cached: cache.stats.hits, run: cache.stats.misses }, pitchFound: grass.pitchFound, seconds: (performance.now() - t0) / 1000 };
+  return {
+    detections: frames,
+    frames: predictedFrames(frames),
+    detectorCalls: { cached: cache.stats.hits, run: cache.stats.misses },
+    pitchFound: grass.pitchFound,
+    seconds: (performance.now() - t0) / 1000,
+  };
 }
 
 /**

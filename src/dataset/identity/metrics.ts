@@ -32,13 +32,22 @@ export interface PredictedFrame {
   boxes: PredictedBox[];
 }
 
+/** A class's predicted team (null: none) and role (null: none). */
+export interface PredictedLabel {
+  team: TeamLabel;
+  role: IdentityRole | null;
+}
+
 /** Where a crop went in the dataset split (src/dataset/split.ts). */
 export type CropSplit = 'train' | 'val' | 'gap';
 
 /** Optional inputs of {@link evaluateIdentity}. */
 export interface IdentityEvalOptions {
-  /** Team and role per class, as the pipeline predicted them; classes missing here count as wrong. */
-  classLabels?: Map<number, { team: TeamLabel; role: IdentityRole }>;
+  /**
+   * Team and role per class, as the pipeline predicted them (role null: none predicted); classes missing
+   * here count as wrong.
+   */
+  classLabels?: Map<number, PredictedLabel>;
   /** The split of a crop, by class and frame id; crops it returns undefined for are ignored by the check. */
   splitOf?: (classId: number, frameId: number) => CropSplit | undefined;
 }
@@ -96,7 +105,7 @@ export interface TeamAccuracy {
   teamAndRole: number;
   /** Whether the predicted A/B labels were swapped to compare (the permutation with more classes right). */
   swapped: boolean;
-  wrong: { classId: number; personId: number; expected: { team: TeamLabel; role: IdentityRole }; predicted: { team: TeamLabel; role: IdentityRole } | null }[];
+  wrong: { classId: number; personId: number; expected: { team: TeamLabel; role: IdentityRole }; predicted: PredictedLabel | null }[];
 }
 
 /** Val crops that show a person absent from the class's train crops. */
@@ -225,7 +234,7 @@ export function evaluateIdentity(gt: IdentityGroundTruth, predicted: readonly Pr
   return report;
 }
 
-function teamAccuracy(classes: ClassPurity[], gt: IdentityGroundTruth, labels: Map<number, { team: TeamLabel; role: IdentityRole }>): TeamAccuracy {
+function teamAccuracy(classes: ClassPurity[], gt: IdentityGroundTruth, labels: Map<number, PredictedLabel>): TeamAccuracy {
   const judgedClasses = classes.filter((c) => gt.identities.has(c.majorityPerson));
   const score = (swap: boolean) => {
     let team = 0;
