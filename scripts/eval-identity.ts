@@ -17,7 +17,7 @@ import { evaluateIdentity, type IdentityReport, type PredictedLabel } from '../s
 import { detectionsFileSchema, manifestSchema } from '../src/storage/artifacts';
 import type { Detector } from '../src/vision/detection/detector';
 import { detailText, summaryTable } from './identity/format';
-import { defaultOptions, fixtureNames, loadFixture, predictedFrames, prepareVideo, realDetector, splitOfRun, trackFrames } from './identity/replay';
+import { defaultOptions, fixtureNames, hasTracklets, loadFixture, predictedFrames, prepareVideo, realDetector, splitOfRun, trackFrames, type StoredFrame } from './identity/replay';
 
 /** Where the fixtures' videos are: vtest.avi from Debian's opencv-doc, the soccer clip under TEST_MEDIA_DIR. */
 function knownSource(name: string): string | undefined {
@@ -93,9 +93,11 @@ async function main(): Promise<void> {
     if (!existsSync(path.join(dir, 'gt.txt'))) throw new Error(`${dir}/gt.txt not found`);
     const gt = await loadFixture(dir);
     if (o.detections) {
-      const raw = JSON.parse(readFileSync(o.detections, 'utf8')) as unknown;
+      const raw = JSON.parse(readFileSync(o.detections, 'utf8')) as { frames?: StoredFrame[] };
       const det = detectionsFileSchema.parse(raw);
-      const frames = predictedFrames(det.frames);
+      // Tracklet ids from the file as written (a schema without the field would drop them).
+      const stored = raw.frames ?? [];
+      const frames = predictedFrames(stored);
       let splitOf: ((c: number, f: number) => 'train' | 'val' | undefined) | undefined;
       if (o.manifest) {
         const man = manifestSchema.parse(JSON.parse(readFileSync(o.manifest, 'utf8')));
@@ -103,6 +105,7 @@ async function main(): Promise<void> {
         splitOf = (c, f) => split.get(`${c}/${f}`);
       }
       reports.push({ name, report: evaluateIdentity(gt, frames, { classLabels: teams ?? teamLabelsOf(raw), splitOf }) });
+      if (hasTracklets(stored)) reports.push({ name: `${name} (tracklets)`, report: evaluateIdentity(gt, predictedFrames(stored, 'tracklet')) });
       console.log(`${name}: ${o.detections} (${det.frames.length} frames)`);
       continue;
     }
@@ -119,6 +122,7 @@ async function main(): Promise<void> {
     const run = await trackFrames(video, detector, options, { from, to });
     const splitOf = splitOfRun(run.frames, options, video.fps);
     reports.push({ name, report: evaluateIdentity(gt, run.frames, { classLabels: teams, splitOf }) });
+    if (hasTracklets(run.detections)) reports.push({ name: `${name} (tracklets)`, report: evaluateIdentity(gt, predictedFrames(run.detections, 'tracklet')) });
     if (o.writeDetections) {
       await mkdir(o.writeDetections, { recursive: true });
       await writeFile(path.join(o.writeDetections, `${name}.detections.json`), JSON.stringify({ frames: run.detections }));

@@ -85,9 +85,26 @@ export interface TrackingRun {
   seconds: number;
 }
 
-/** The boxes of `detections.json` frames as {@link evaluateIdentity} takes them: class = `track_id`. */
-export function predictedFrames(frames: readonly FrameDetections[]): PredictedFrame[] {
-  return frames.map((f) => ({ frameId: f.frame_id, boxes: f.detections.map((d) => ({ classId: d.track_id, bbox: d.bbox })) }));
+/** A `detections.json` frame as far as the metrics read it (`tracklet_id`: runs that cut and join tracklets). */
+export interface StoredFrame {
+  frame_id: number;
+  detections: { track_id: number; tracklet_id?: number; bbox: [number, number, number, number] }[];
+}
+
+/**
+ * The boxes of `detections.json` frames as `evaluateIdentity` takes them: class = `track_id` (the dataset
+ * class), or with `level` `tracklet` the tracker's tracklet before joins (`tracklet_id`, where present).
+ */
+export function predictedFrames(frames: readonly StoredFrame[], level: 'class' | 'tracklet' = 'class'): PredictedFrame[] {
+  return frames.map((f) => ({
+    frameId: f.frame_id,
+    boxes: f.detections.map((d) => ({ classId: level === 'tracklet' ? (d.tracklet_id ?? d.track_id) : d.track_id, bbox: d.bbox })),
+  }));
+}
+
+/** Whether the frames carry tracklet ids that differ from the classes (a run that joined tracklets). */
+export function hasTracklets(frames: readonly StoredFrame[]): boolean {
+  return frames.some((f) => f.detections.some((d) => d.tracklet_id !== undefined && d.tracklet_id !== d.track_id));
 }
 
 /**
