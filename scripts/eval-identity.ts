@@ -29,24 +29,26 @@ function knownSource(name: string): string | undefined {
 const ROLES = new Set(['player', 'goalkeeper', 'referee', 'other']);
 
 /**
- * Predicted team and role per class from parsed JSON: a `detections.json` with `teams.classes`, a teams
- * object with `classes`, an array of `{ track_id, team, role }`, or a map `{ "<track_id>": { team, role } }`.
+ * Predicted team and role per class from parsed JSON: a `detections.json` with `teams.classes`, a
+ * `manifest.json` with `teams.tracks`, a teams object with `classes`, an array of `{ track_id, team, role }`,
+ * or a map `{ "<track_id>": { team, role } }`.
  * Team `A`/`B`, anything else none; a role outside player/goalkeeper/referee/other is none.
  * @returns undefined when `raw` holds no team labels
  */
 function teamLabelsOf(raw: unknown): Map<number, PredictedLabel> | undefined {
   type Entry = { track_id?: unknown; team?: unknown; role?: unknown };
-  const obj = raw as { teams?: { classes?: Entry[] }; classes?: Entry[] } | null;
+  const obj = raw as { teams?: { classes?: Entry[]; tracks?: Record<string, Entry> }; classes?: Entry[]; images?: unknown } | null;
   const list: Entry[] | undefined = Array.isArray(raw) ? (raw as Entry[]) : (obj?.teams?.classes ?? obj?.classes);
-  const entries: [unknown, Entry][] = list ? list.map((e) => [e.track_id, e]) : raw && typeof raw === 'object' && !('frames' in raw) ? Object.entries(raw as Record<string, Entry>) : [];
-  if (entries.length === 0) return undefined;
+  const map = obj?.teams?.tracks ?? (raw && typeof raw === 'object' && !('frames' in raw) && !('images' in raw) ? (raw as Record<string, Entry>) : undefined);
+  const entries: [unknown, Entry][] = list ? list.map((e) => [e.track_id, e]) : map ? Object.entries(map) : [];
   const out = new Map<number, PredictedLabel>();
   for (const [id, e] of entries) {
+    if (!Number.isInteger(Number(id)) || !e || typeof e !== 'object') continue;
     const team = e.team === 'A' || e.team === 'B' ? e.team : null;
     const role = typeof e.role === 'string' && ROLES.has(e.role) ? (e.role as IdentityRole) : null;
     out.set(Number(id), { team, role });
   }
-  return out;
+  return out.size > 0 ? out : undefined;
 }
 
 const program = new Command()
