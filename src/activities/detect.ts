@@ -12,7 +12,7 @@ import { detectAndTrackFrame, type FrameDetectOptions } from '../vision/players'
 import { extractAppearance } from '../vision/tracking/appearance';
 import type { ByteTrackerOptions } from '../vision/tracking/bytetrack';
 import { classesOf, decideJoins, endAppearances, joinCandidates, type TrackletBoxes, type TrackletJoin } from '../vision/tracking/join';
-import { AMBIGUITY_REASONS, TrackletTracker, type CutOptions, type CutReason, type TrackletTrackerState } from '../vision/tracking/tracklets';
+import { TrackletTracker, type CutOptions, type TrackletTrackerState } from '../vision/tracking/tracklets';
 import type { DetectResult, GrassResult, StepInput } from '../workflows/types';
 import type { ActivityDeps } from './deps';
 import { FRAME_IDS_ARTIFACT } from './ingest';
@@ -103,12 +103,11 @@ export async function joinFragments(
     appearanceOf: Parameters<typeof endAppearances>[3];
   },
 ): Promise<{ frames: FrameDetections[]; tracklets: NonNullable<DetectionsFile['tracklets']> }> {
-  const cuts = frames.flatMap((f) => (f.cuts ?? []).map((c) => ({ frame_id: f.frame_id, ...c })));
-  const ambiguous = new Set(cuts.filter((c) => AMBIGUITY_REASONS.includes(c.reason as CutReason)).map((c) => c.new_tracklet_id));
+  const cuts = frames.flatMap((f) => f.cuts ?? []).sort((a, b) => a.frame_id - b.frame_id || a.new_tracklet_id - b.new_tracklet_id);
   const byId = new Map<number, TrackletBoxes>();
   for (const f of frames) {
     for (const d of f.detections) {
-      if (!byId.has(d.track_id)) byId.set(d.track_id, { trackletId: d.track_id, boxes: [], ambiguous: ambiguous.has(d.track_id) });
+      if (!byId.has(d.track_id)) byId.set(d.track_id, { trackletId: d.track_id, boxes: [] });
       byId.get(d.track_id)!.boxes.push({ frameId: f.frame_id, bbox: d.bbox });
     }
   }
@@ -221,7 +220,7 @@ export function createDetectActivities(deps: ActivityDeps) {
               class: d.classId,
             })),
             dropped: r.dropped.map((d) => ({ bbox: d.det.bbox.map(round2) as [number, number, number, number], score: Math.round(d.det.score * 10000) / 10000, reason: d.reason })),
-            ...(r.cuts.length ? { cuts: r.cuts.map((c) => ({ reason: c.reason, old_tracklet_id: c.oldTrackletId, new_tracklet_id: c.newTrackletId })) } : {}),
+            ...(r.cuts.length ? { cuts: r.cuts.map((c) => ({ frame_id: c.frameId, reason: c.reason, old_tracklet_id: c.oldTrackletId, new_tracklet_id: c.newTrackletId })) } : {}),
           });
           count += r.tracked.length;
           // Every DETECT_CHUNK_FRAMES frames: the new frames go to GCS as a chunk, and the heartbeat carries the

@@ -132,8 +132,8 @@ export const frameDetectionsSchema = z.object({
   ),
   /** Boxes removed before tracking, with the filter's reason (e.g. `feet-off-pitch`; absent in older runs). */
   dropped: z.array(z.object({ bbox, score: z.number(), reason: z.string() })).optional(),
-  /** Tracklets cut in this frame (checkpoint chunks only; `detections.json` lists them in `tracklets.cuts`). */
-  cuts: z.array(z.object({ reason: z.string(), old_tracklet_id: count, new_tracklet_id: count })).optional(),
+  /** Cuts reported in this frame (checkpoint chunks only; `detections.json` lists them in `tracklets.cuts`). */
+  cuts: z.array(z.object({ frame_id: count, reason: z.string(), old_tracklet_id: count, new_tracklet_id: count })).optional(),
 });
 /** One sampled frame's entry of `detections.json`. */
 export type FrameDetections = z.output<typeof frameDetectionsSchema>;
@@ -158,7 +158,8 @@ export const detectionsFileSchema = z.object({
   }),
   /**
    * Tracklet cuts and fragment joins (absent in older runs). A cut: at `frame_id` tracklet `old_tracklet_id`
-   * ended and `new_tracklet_id` continued the same ByteTrack track, for `reason` (src/vision/tracking/tracklets.ts).
+   * ended and `new_tracklet_id` continues the same ByteTrack track, for `reason`; boxes of an ambiguous stretch
+   * between them are in no tracklet (src/vision/tracking/tracklets.ts).
    * A join: tracklet `from` (ended) and `to` (started `gap_frames` source frames later) are one class,
    * `track_id`; `position` in box heights from the Kalman prediction, `appearance` the Bhattacharyya distance
    * (src/vision/tracking/join.ts).

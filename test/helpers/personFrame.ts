@@ -14,3 +14,25 @@ export function personFrame(w: number, h: number, bg: number[], box: number[], t
   return { rgb, width: w, height: h };
 }
 
+
+/** A person of a synthetic scene: colours and box per frame (undefined: not visible / not detected). */
+export interface ScenePerson {
+  top: number[];
+  bottom: number[];
+  boxAt: (frameId: number) => number[] | undefined;
+}
+
+/** A frame with the persons drawn in order (later ones in front), on `bg`. */
+export function sceneFrame(w: number, h: number, bg: number[], persons: readonly ScenePerson[], frameId: number): RgbFrame {
+  const rgb = Buffer.alloc(w * h * 3);
+  for (let i = 0; i < w * h; i++) rgb.set(bg, i * 3);
+  for (const p of persons) {
+    const b = p.boxAt(frameId);
+    if (!b) continue;
+    for (let y = Math.max(0, Math.floor(b[1])); y < Math.min(h, b[3]); y++) {
+      const c = y < (b[1] + b[3]) / 2 ? p.top : p.bottom;
+      for (let x = Math.max(0, Math.floor(b[0])); x < Math.min(w, b[2]); x++) rgb.set(c, (y * w + x) * 3);
+    }
+  }
+  return { rgb, width: w, height: h };
+}

@@ -11,8 +11,7 @@
  * between A's last and B's first boxes) plus `positionWeight` x the position distance. A and B are joined
  * when the appearance distance is at most `maxAppearance` and B is A's cheapest candidate and A is B's, each
  * by at least `margin` over the second cheapest (mutual best with a margin, the "ratio test" idea of Lowe,
- * IJCV 2004, on costs). Tracklets of an ambiguous stretch (./tracklets.ts `AMBIGUITY_REASONS`) are never
- * joined. This is the tracklet-linking step of offline trackers (e.g. TrackletNet, Wang et al. 2019,
+ * IJCV 2004, on costs). This is the tracklet-linking step of offline trackers (e.g. TrackletNet, Wang et al. 2019,
  * arXiv:1811.07258), kept conservative.
  */
 import type { BBox } from '../detection/geometry';
@@ -24,8 +23,6 @@ import { bboxToXyah, KalmanBoxFilter, xyahToBbox } from './kalman';
 export interface TrackletBoxes {
   trackletId: number;
   boxes: { frameId: number; bbox: BBox }[];
-  /** True for a tracklet of an ambiguous stretch: never joined. */
-  ambiguous?: boolean;
 }
 
 /** Options of the joins. */
@@ -81,7 +78,7 @@ export function predictAt(t: TrackletBoxes, frameId: number, frameGap: number): 
 export function joinCandidates(tracklets: readonly TrackletBoxes[], opts: JoinOptions): JoinCandidate[] {
   if (!(opts.maxGapFrames > 0) || !(opts.frameGap > 0)) throw new RangeError('maxGapFrames and frameGap must be positive');
   const maxDist = opts.maxDistance ?? 1;
-  const usable = tracklets.filter((t) => !t.ambiguous && t.boxes.length > 0);
+  const usable = tracklets.filter((t) => t.boxes.length > 0);
   const out: JoinCandidate[] = [];
   for (const a of usable) {
     const end = a.boxes[a.boxes.length - 1].frameId;

@@ -17,9 +17,9 @@
  *   swallowing two people);
  * - `appearance`: the colour appearance (./appearance.ts) is further than `appearanceJump` (Bhattacharyya
  *   distance) from the tracklet's running model, once the model has `minModelObservations` observations.
- * While a track stays in an `overlap` / `cost-margin` ambiguity its boxes form one tracklet of their own;
- * the first clean match after it starts a new tracklet (`ambiguity-ended`), so the people on either side of
- * a crossing are in different tracklets.
+ * While a track is in an `overlap` / `cost-margin` ambiguity its boxes are left out of every tracklet (they
+ * are not returned, like a tentative track's), and the first clean match after it starts a new tracklet, so
+ * the people on either side of a crossing are in different tracklets and no tracklet holds the crossing.
  *
  * The principle (end a track rather than risk an identity switch) is that of "tracklet" generation in
  * offline trackers, e.g. Wang et al., "Exploit the Connectivity: Multi-Object Tracking with TrackletNet",
@@ -41,11 +41,14 @@ import {
 import { ByteTracker, type ByteTrackerOptions, type ByteTrackerState, type TrackedDetection } from './bytetrack';
 
 /** Why a tracklet was cut. */
-export type CutReason = 'overlap' | 'cost-margin' | 'occlusion' | 'motion' | 'appearance' | 'ambiguity-ended';
-/** Reasons that open an ambiguous stretch (its tracklet is never joined: ./join.ts). */
+export type CutReason = 'overlap' | 'cost-margin' | 'occlusion' | 'motion' | 'appearance';
+/** Reasons that open an ambiguous stretch, whose boxes are left out of every tracklet. */
 export const AMBIGUITY_REASONS: readonly CutReason[] = ['overlap', 'cost-margin'];
 
-/** One cut: at `frameId` the tracklet `oldTrackletId` ended and `newTrackletId` continued the same ByteTrack track. */
+/**
+ * One cut: at `frameId` the tracklet `oldTrackletId` ended, and `newTrackletId` continues the same ByteTrack
+ * track (after the ambiguous stretch, for `overlap` and `cost-margin`; it is reported when it starts).
+ */
 export interface TrackletCut {
   frameId: number;
   reason: CutReason;
@@ -75,7 +78,8 @@ export interface CutOptions {
 
 interface TrackState {
   trackletId: number;
-  ambiguous: boolean;
+  /** Set while the track is in an ambiguous stretch: where and why it began. */
+  pending: { frameId: number; reason: CutReason } | null;
   occluded: boolean;
   lastFrameId: number;
   model: Appearance | null;
@@ -88,7 +92,7 @@ export interface TrackletTrackerState {
   byte: ByteTrackerState;
   nextId: number;
   prevFrameId: number | null;
-  tracks: { trackId: number; trackletId: number; ambiguous: boolean; occluded: boolean; lastFrameId: number; model: AppearanceJson | null; observations: number }[];
+  tracks: { trackId: number; trackletId: number; pending: { frameId: number; reason: CutReason } | null; occluded: boolean; lastFrameId: number; model: AppearanceJson | null; observations: number }[];
 }
 
 /**
@@ -182,34 +186,32 @@ export class TrackletTracker {
       let st = this.tracks.get(d.trackId);
       const isNew = !st;
       if (!st) {
-        st = { trackletId: this.nextId++, ambiguous: false, occluded: false, lastFrameId: frameId, model: null, observations: 0 };
+        st = { trackletId: this.nextId++, pending: null, occluded: false, lastFrameId: frameId, model: null, observations: 0 };
         this.tracks.set(d.trackId, st);
       }
       const obs = frame ? extractAppearance(frame, d.bbox, { pitch: this.o.pitch }) : null;
       const reason = this.o.enabled && !isNew ? this.reasonFor(d, st, preds, others, obs) : undefined;
       const ambiguousNow = reason !== undefined && AMBIGUITY_REASONS.includes(reason);
-      let cut: CutReason | undefined;
-      if (ambiguousNow) cut = st.ambiguous ? undefined : reason;
-      else if (st.ambiguous) cut = 'ambiguity-ended';
-      else cut = reason;
+      st.occluded = false;
+      st.lastFrameId = frameId;
+      if (ambiguousNow) {
+        // Left out of every tracklet; the cut is recorded when the track leaves the ambiguity.
+        st.pending ??= { frameId, reason };
+        return undefined;
+      }
+      const cut = st.pending ?? (reason ? { frameId, reason } : undefined);
       if (cut) {
         const next = this.nextId++;
-        this.cuts.push({ frameId, reason: cut, oldTrackletId: st.trackletId, newTrackletId: next });
+        this.cuts.push({ ...cut, oldTrackletId: st.trackletId, newTrackletId: next });
         st.trackletId = next;
         st.model = null;
         st.observations = 0;
+        st.pending = null;
       }
-      st.ambiguous = ambiguousNow;
-      st.occluded = false;
-      st.lastFrameId = frameId;
-      if (!ambiguousNow && obs) {
-        st.model = updateAppearanceModel(st.model, obs, this.o.emaMomentum);
-        st.observations++;
-      } else if (!ambiguousNow) {
-        st.observations++;
-      }
+      if (obs) st.model = updateAppearanceModel(st.model, obs, this.o.emaMomentum);
+      st.observations++;
       return { ...d, trackId: st.trackletId };
-    });
+    }).filter((d): d is TrackedDetection => d !== undefined);
     // Lost tracks: remember when their predicted box lies under another track's box (an occlusion).
     for (const [id, pred] of preds) {
       const st = this.tracks.get(id);
