@@ -16,6 +16,7 @@
 import { Command } from 'commander';
 import { loadConfig } from '../src/config';
 import { ByteTracker } from '../src/vision/tracking/bytetrack';
+import { TrackletTracker } from '../src/vision/tracking/tracklets';
 import { createDetector } from '../src/vision/detection/detector';
 import { letterbox } from '../src/vision/detection/yolo';
 import { fitPitchModel } from '../src/vision/pitch/fit';
@@ -73,8 +74,10 @@ for (const f of jpegs.slice(0, 3)) await detectAndTrackFrame(detector, new ByteT
 // Whole step (exactly as the activity runs it; from cached pixels and from JPEG) and raw model time for the
 // same passes, interleaved frame by frame so all see the same machine conditions. Raw: ready tensors, only
 // `session.run` is timed.
-const tracker = new ByteTracker({ frameGap: Number(opts.stride) });
-const trackerJpeg = new ByteTracker({ frameGap: Number(opts.stride) });
+// The pipeline's tracker: ByteTrack with tracklet cuts (colour appearance of every tracked box).
+const cutOpts = { ...options.tracker.cuts, pitch: grass.pitchFound ? grass : null };
+const tracker = new TrackletTracker({ frameGap: Number(opts.stride) }, cutOpts);
+const trackerJpeg = new TrackletTracker({ frameGap: Number(opts.stride) }, cutOpts);
 const pitch = grass.pitchFound ? { colour: grass } : null;
 const results: FrameResult[] = [];
 // The raw passes get their tensors from one reused writer too, as the detector does: a fresh WebAssembly
@@ -115,5 +118,5 @@ const ds = (k: 'preprocessMs' | 'postprocessMs' | 'cropMs' | 'mergeMs') => (resu
 console.log(`  detect: letterbox ${ds('preprocessMs')}  decode+NMS ${ds('postprocessMs')}  tile crops ${ds('cropMs')}  merge ${ds('mergeMs')} ms`);
 console.log(`ratio whole/raw                 ${(wholeMs / rawMs).toFixed(3)}`);
 console.log(`overhead above raw inference    ${(((wholeMs - rawMs) / rawMs) * 100).toFixed(1)} %  (target <= 15 %)`);
-console.log(`tracks ${tracker.confirmedTrackCount}, tracked boxes ${results.reduce((s, r) => s + r.tracked.length, 0)}, dropped ${results.reduce((s, r) => s + r.dropped.length, 0)}`);
+console.log(`tracklets ${tracker.trackletCount}, tracked boxes ${results.reduce((s, r) => s + r.tracked.length, 0)}, dropped ${results.reduce((s, r) => s + r.dropped.length, 0)}`);
 await detector.release();

@@ -235,6 +235,34 @@ export const optionsSchema = z
         bufferSeconds: z.number().min(0).max(60).default(1),
         /** Consecutive matched sampled frames before a track is confirmed and gets a track_id. */
         minHits: z.number().int().min(1).max(10).default(2),
+        /** Cut rather than mix: end a tracklet where continuing it is ambiguous (src/vision/tracking/tracklets.ts). */
+        cuts: z
+          .object({
+            enabled: z.boolean().default(true),
+            /** IoU with another box above which a box is ambiguous (overlap; occlusion of a lost track). */
+            overlapIou: z.number().gt(0).max(1).default(0.3),
+            /** A second candidate within this of the match's 1 - IoU cost makes the match ambiguous. */
+            costMargin: z.number().min(0).max(1).default(0.1),
+            /** Implausible centre jump (box heights) or relative height change from the Kalman prediction. */
+            motionJump: z.number().gt(0).max(10).default(0.5),
+            /** Bhattacharyya distance of a box's colours from the tracklet's running model that cuts it. */
+            appearanceJump: z.number().gt(0).max(1).default(0.4),
+          })
+          .strict().prefault({}),
+        /** Join fragments after tracking, when the evidence is strong (src/vision/tracking/join.ts). */
+        joins: z
+          .object({
+            enabled: z.boolean().default(true),
+            /** Longest gap between a tracklet's last box and the next one's first, seconds of video. */
+            maxGapSeconds: z.number().min(0).max(60).default(2),
+            /** Position gate: distance from the Kalman prediction in box heights (and relative height change). */
+            maxDistance: z.number().gt(0).max(10).default(1),
+            /** Largest Bhattacharyya appearance distance of a join. */
+            maxAppearance: z.number().gt(0).max(1).default(0.3),
+            /** The chosen pair must beat every other candidate of either tracklet by this cost margin. */
+            margin: z.number().min(0).max(1).default(0.1),
+          })
+          .strict().prefault({}),
       })
       .strict()
       .prefault({}),

@@ -9,7 +9,10 @@ import type { RunLayout, VideoLayout } from '../storage/layout';
 import type { RgbFrame } from '../vision/image/rgb';
 import { fitPitchModel } from '../vision/pitch/fit';
 import { detectAndTrackFrame, type FrameDetectOptions } from '../vision/players';
-import { ByteTracker, type ByteTrackerState } from '../vision/tracking/bytetrack';
+import { extractAppearance } from '../vision/tracking/appearance';
+import type { ByteTrackerOptions } from '../vision/tracking/bytetrack';
+import { classesOf, decideJoins, endAppearances, joinCandidates, type TrackletBoxes, type TrackletJoin } from '../vision/tracking/join';
+import { TrackletTracker, type CutOptions, type TrackletTrackerState } from '../vision/tracking/tracklets';
 import type { DetectResult, GrassResult, StepInput } from '../workflows/types';
 import type { ActivityDeps } from './deps';
 import { FRAME_IDS_ARTIFACT } from './ingest';
@@ -41,7 +44,7 @@ export const DETECT_CHUNK_FRAMES = 50;
 
 /** What step 5 keeps about its progress besides the chunks: tracker state and counters after the last chunk. */
 interface DetectProgressState {
-  tracker: ByteTrackerState;
+  tracker: TrackletTrackerState;
   count: number;
   tiledFrames: number;
   dropReasons: Record<string, number>;
@@ -80,8 +83,51 @@ async function saveDetectChunk(files: StepFiles, layout: RunLayout, videoGuid: s
  */
 async function loadDetectCheckpoint(files: StepFiles, ref: DetectCheckpointRef | undefined, ids: number[]): Promise<{ frames: FrameDetections[]; framesDone: number; state: DetectCheckpointRef } | undefined> {
   const frames = await readChunks(files.store, ref?.chunks, frameDetectionsSchema);
-  if (!ref || !frames || frames.length !== ref.framesDone || frames.some((f, i) => f.frame_id !== ids[i])) return undefined;
+  // A checkpoint of an older worker holds a bare ByteTrack state (no `byte`): start over.
+  if (!ref || !frames || !ref.tracker?.byte || frames.length !== ref.framesDone || frames.some((f, i) => f.frame_id !== ids[i])) return undefined;
   return { frames, framesDone: frames.length, state: ref };
+}
+
+/**
+ * End of step 5: joins tracklet fragments (src/vision/tracking/join.ts) and relabels the frames' boxes:
+ * `track_id` becomes the class (joined tracklets share one), `tracklet_id` keeps the tracklet; per-frame
+ * cuts move to the returned `tracklets.cuts`. Reads only the frames at the ends of candidate tracklets.
+ * @param frames the step's frames with `track_id` = tracklet id (as the tracker wrote them)
+ */
+export async function joinFragments(
+  frames: FrameDetections[],
+  o: {
+    enabled: boolean;
+    join: Parameters<typeof joinCandidates>[1] & Parameters<typeof decideJoins>[2];
+    readFrame: (frameId: number) => Promise<RgbFrame>;
+    appearanceOf: Parameters<typeof endAppearances>[3];
+  },
+): Promise<{ frames: FrameDetections[]; tracklets: NonNullable<DetectionsFile['tracklets']> }> {
+  const cuts = frames.flatMap((f) => f.cuts ?? []).sort((a, b) => a.frame_id - b.frame_id || a.new_tracklet_id - b.new_tracklet_id);
+  const byId = new Map<number, TrackletBoxes>();
+  for (const f of frames) {
+    for (const d of f.detections) {
+      if (!byId.has(d.track_id)) byId.set(d.track_id, { trackletId: d.track_id, boxes: [] });
+      byId.get(d.track_id)!.boxes.push({ frameId: f.frame_id, bbox: d.bbox });
+    }
+  }
+  const tracklets = [...byId.values()];
+  let joins: TrackletJoin[] = [];
+  if (o.enabled) {
+    const candidates = joinCandidates(tracklets, o.join);
+    const ids = new Set(candidates.flatMap((c) => [c.from, c.to]));
+    joins = decideJoins(candidates, await endAppearances(tracklets, ids, o.readFrame, o.appearanceOf), o.join);
+  }
+  const classOf = classesOf([...byId.keys()], joins);
+  const round4 = (x: number) => Math.round(x * 10000) / 10000;
+  return {
+    frames: frames.map(({ cuts: _cuts, ...f }) => ({ ...f, detections: f.detections.map((d) => ({ ...d, track_id: classOf.get(d.track_id)!, tracklet_id: d.track_id })) })),
+    tracklets: {
+      count: byId.size,
+      cuts,
+      joins: joins.map((j) => ({ from: j.from, to: j.to, track_id: classOf.get(j.from)!, gap_frames: j.gapFrames, position: round4(j.position), appearance: round4(j.appearance) })),
+    },
+  };
 }
 
 /** Creates steps 4 and 5 over `deps`. */
@@ -126,9 +172,11 @@ export function createDetectActivities(deps: ActivityDeps) {
         const meta = await files.readJson(video.metadata, metadataFileSchema);
         // ByteTrack counts its buffer in update calls; one call per sampled frame.
         const trackBuffer = Math.max(1, Math.round((opts.tracker.bufferSeconds * (meta.fps || 25)) / opts.frameStride));
-        const { bufferSeconds: _seconds, ...trackerOpts } = opts.tracker;
-        const trackerOptions = { ...trackerOpts, trackBuffer, frameGap: opts.frameStride };
-        let tracker = new ByteTracker(trackerOptions);
+        const { bufferSeconds: _seconds, cuts: cutOpts, joins: joinOpts, ...trackerOpts } = opts.tracker;
+        const trackerOptions: ByteTrackerOptions = { ...trackerOpts, trackBuffer, frameGap: opts.frameStride };
+        const pitchColour = input.grass?.pitchFound ? input.grass : null;
+        const cutOptions: CutOptions = { ...cutOpts, pitch: pitchColour };
+        let tracker = new TrackletTracker(trackerOptions, cutOptions);
         let frames: FrameDetections[] = [];
         let dropReasons: Record<string, number> = {};
         let count = 0;
@@ -138,7 +186,7 @@ export function createDetectActivities(deps: ActivityDeps) {
         const resumedFromFrame = checkpoint?.framesDone ?? 0;
         if (checkpoint) {
           frames = checkpoint.frames;
-          tracker = ByteTracker.restore(trackerOptions, checkpoint.state.tracker);
+          tracker = TrackletTracker.restore(trackerOptions, cutOptions, checkpoint.state.tracker);
           ({ count, tiledFrames } = checkpoint.state);
           dropReasons = { ...checkpoint.state.dropReasons };
         }
@@ -172,6 +220,7 @@ export function createDetectActivities(deps: ActivityDeps) {
               class: d.classId,
             })),
             dropped: r.dropped.map((d) => ({ bbox: d.det.bbox.map(round2) as [number, number, number, number], score: Math.round(d.det.score * 10000) / 10000, reason: d.reason })),
+            ...(r.cuts.length ? { cuts: r.cuts.map((c) => ({ frame_id: c.frameId, reason: c.reason, old_tracklet_id: c.oldTrackletId, new_tracklet_id: c.newTrackletId })) } : {}),
           });
           count += r.tracked.length;
           // Every DETECT_CHUNK_FRAMES frames: the new frames go to GCS as a chunk, and the heartbeat carries the
@@ -183,6 +232,13 @@ export function createDetectActivities(deps: ActivityDeps) {
           // Inference blocks the event loop for each pass; heartbeat (and notice cancellation) per frame.
           heartbeat({ framesDone: frames.length, detections: count, checkpoint: saved } satisfies DetectHeartbeat);
         }
+        const { frames: joined, tracklets } = await joinFragments(frames, {
+          enabled: joinOpts.enabled,
+          join: { ...joinOpts, maxGapFrames: Math.max(1, Math.round(joinOpts.maxGapSeconds * (meta.fps || 25))), frameGap: opts.frameStride },
+          readFrame: (id) => files.readFrame(video.frame(id)),
+          appearanceOf: (frame, bbox) => extractAppearance(frame, bbox, { pitch: pitchColour }),
+        });
+        frames = joined;
         const tracks = new Set(frames.flatMap((f) => f.detections.map((d) => d.track_id))).size;
         const file: DetectionsFile = {
           model: { name: detector.modelName, sha256: detector.modelSha256, executionProvider: detector.executionProvider, inputSize: detector.inputSize },
@@ -198,11 +254,22 @@ export function createDetectActivities(deps: ActivityDeps) {
           grass: input.grass ?? null,
           frameStride: opts.frameStride,
           frames,
+          tracklets,
         };
         await files.writeJson(video.detections, file);
         if (saved) await files.store.deletePrefix(layout.checkpointPrefix(input.videoGuid));
         return {
-          result: { frames: frames.length, detections: count, tracks, model: detector.modelName, modelSha256: detector.modelSha256, object: video.detections },
+          result: {
+            frames: frames.length,
+            detections: count,
+            tracks,
+            tracklets: tracklets.count,
+            cuts: tracklets.cuts.length,
+            joins: tracklets.joins.length,
+            model: detector.modelName,
+            modelSha256: detector.modelSha256,
+            object: video.detections,
+          },
           details: { dropped: dropReasons, tiledFrames, trackBuffer, pitchFilter: frameOpts.pitch !== null, resumedFromFrame },
         };
       });

@@ -119,9 +119,21 @@ export const frameDetectionsSchema = z.object({
   /** Whether tiled inference ran on this frame (absent in older runs). */
   tiled: z.boolean().optional(),
   /** Boxes of confirmed tracks, bbox in source pixels. */
-  detections: z.array(z.object({ track_id: count, bbox, score: z.number(), class: count })),
+  detections: z.array(
+    z.object({
+      /** The class: the person's id after fragment joins (the tracklet id when nothing was joined). */
+      track_id: count,
+      /** The tracklet the box belongs to (absent in older runs, where tracklets were not cut). */
+      tracklet_id: count.optional(),
+      bbox,
+      score: z.number(),
+      class: count,
+    }),
+  ),
   /** Boxes removed before tracking, with the filter's reason (e.g. `feet-off-pitch`; absent in older runs). */
   dropped: z.array(z.object({ bbox, score: z.number(), reason: z.string() })).optional(),
+  /** Cuts reported in this frame (checkpoint chunks only; `detections.json` lists them in `tracklets.cuts`). */
+  cuts: z.array(z.object({ frame_id: count, reason: z.string(), old_tracklet_id: count, new_tracklet_id: count })).optional(),
 });
 /** One sampled frame's entry of `detections.json`. */
 export type FrameDetections = z.output<typeof frameDetectionsSchema>;
@@ -140,7 +152,25 @@ export const detectionsFileSchema = z.object({
     minHits: count,
     /** The buffer in tracker updates (sampled frames): `bufferSeconds` x fps / `frameStride`. */
     trackBuffer: count,
+    /** Options of tracklet cuts and fragment joins (absent in older runs). */
+    cuts: z.record(z.string(), z.union([z.number(), z.boolean()])).optional(),
+    joins: z.record(z.string(), z.union([z.number(), z.boolean()])).optional(),
   }),
+  /**
+   * Tracklet cuts and fragment joins (absent in older runs). A cut: at `frame_id` tracklet `old_tracklet_id`
+   * ended and `new_tracklet_id` continues the same ByteTrack track, for `reason`; boxes of an ambiguous stretch
+   * between them are in no tracklet (src/vision/tracking/tracklets.ts).
+   * A join: tracklet `from` (ended) and `to` (started `gap_frames` source frames later) are one class,
+   * `track_id`; `position` in box heights from the Kalman prediction, `appearance` the Bhattacharyya distance
+   * (src/vision/tracking/join.ts).
+   */
+  tracklets: z
+    .object({
+      count,
+      cuts: z.array(z.object({ frame_id: count, reason: z.string(), old_tracklet_id: count, new_tracklet_id: count })),
+      joins: z.array(z.object({ from: count, to: count, track_id: count, gap_frames: count, position: z.number(), appearance: z.number() })),
+    })
+    .optional(),
   /** The pitch model the step used; null when step 4 gave none. */
   grass: pitchModelSchema.nullable(),
   frameStride: count,
