@@ -26,7 +26,10 @@ import { importToMp4 } from '../../src/vision/media/import';
 import { probeVideo } from '../../src/vision/media/probe';
 import { fitPitchModel } from '../../src/vision/pitch/fit';
 import { detectAndTrackFrame, type FrameDetectOptions } from '../../src/vision/players';
-import { ByteTracker } from '../../src/vision/tracking/bytetrack';
+import { joinFragments } from '../../src/activities/detect';
+import { extractAppearance } from '../../src/vision/tracking/appearance';
+import type { ByteTrackerOptions } from '../../src/vision/tracking/bytetrack';
+import { TrackletTracker } from '../../src/vision/tracking/tracklets';
 import { cachedDetector } from './cachedDetector';
 
 /** The pipeline options (defaults of src/validation.ts). */
@@ -126,8 +129,10 @@ export async function trackFrames(video: PreparedVideo, detector: Detector, opti
   const opts = options;
   const cache = cachedDetector(detector, path.join(video.workDir, `detector-${detector.modelSha256.slice(0, 12)}.json`), opts.detector.confThreshold);
   const trackBuffer = Math.max(1, Math.round((opts.tracker.bufferSeconds * (video.fps || 25)) / opts.frameStride));
-  const { bufferSeconds: _seconds, ...trackerOpts } = opts.tracker;
-  const tracker = new ByteTracker({ ...trackerOpts, trackBuffer, frameGap: opts.frameStride });
+  const { bufferSeconds: _seconds, cuts: cutOpts, joins: joinOpts, ...trackerOpts } = opts.tracker;
+  const trackerOptions: ByteTrackerOptions = { ...trackerOpts, trackBuffer, frameGap: opts.frameStride };
+  const pitchColour = grass.pitchFound ? grass : null;
+  const tracker = new TrackletTracker(trackerOptions, { ...cutOpts, pitch: pitchColour });
   const round2 = (x: number) => Math.round(x * 100) / 100;
   const frameOpts: FrameDetectOptions = {
     detect: {
@@ -155,13 +160,20 @@ export async function trackFrames(video: PreparedVideo, detector: Detector, opti
         class: d.classId,
       })),
       dropped: r.dropped.map((d) => ({ bbox: d.det.bbox.map(round2) as [number, number, number, number], score: Math.round(d.det.score * 10000) / 10000, reason: d.reason })),
+      ...(r.cuts.length ? { cuts: r.cuts.map((c) => ({ frame_id: c.frameId, reason: c.reason, old_tracklet_id: c.oldTrackletId, new_tracklet_id: c.newTrackletId })) } : {}),
     });
     if (frames.length % 50 === 0) await cache.save();
   }
   await cache.save();
+  const { frames: joined } = await joinFragments(frames, {
+    enabled: joinOpts.enabled,
+    join: { ...joinOpts, maxGapFrames: Math.max(1, Math.round(joinOpts.maxGapSeconds * (video.fps || 25))), frameGap: opts.frameStride },
+    readFrame: async (id) => decodeImage(await video.jpeg(id)),
+    appearanceOf: (frame, bbox) => extractAppearance(frame, bbox, { pitch: pitchColour }),
+  });
   return {
-    detections: frames,
-    frames: predictedFrames(frames),
+    detections: joined,
+    frames: predictedFrames(joined),
     detectorCalls: { cached: cache.stats.hits, run: cache.stats.misses },
     pitchFound: grass.pitchFound,
     seconds: (performance.now() - t0) / 1000,
