@@ -20,6 +20,7 @@ export const UNIT_TESTS = [
   'test/sources.test.ts',
   'test/split.test.ts',
   'test/summary.test.ts',
+  'test/teams.test.ts',
   'test/tracker.test.ts',
   'test/validation.test.ts',
 ];
