@@ -15,6 +15,7 @@ export const UNIT_TESTS = [
   'test/liveness.test.ts',
   'test/planar.test.ts',
   'test/quality.test.ts',
+  'test/report.test.ts',
   'test/routing.test.ts',
   'test/runCache.test.ts',
   'test/sources.test.ts',

@@ -4,15 +4,18 @@
  *
  *   npx tsx bench/teams.ts <video folder of a run> [out folder]
  *
- * The video folder holds `detections.json` and `selected_frames/`. Prints the status, the counts per team
- * and role, and one line per class; with an out folder, writes `track_{id}.png` (first, middle and last
- * box of the class, side by side) named by team and role, and `teams.json`.
+ * The video folder holds `detections.json`, `selected_frames/` and `crops/original/`. Prints the status,
+ * the counts per team and role, and one line per class; with an out folder, writes
+ * `{team}_{role}_track_{id}.png` (first, middle and last box of the class, side by side), `teams.json`,
+ * and `report.html`: the dataset report's track strips (src/dataset/report.ts) with these teams, to look at.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
+import { classMarks, renderReport, type ReportTrack } from '../src/dataset/report';
 import { decodeImage } from '../src/vision/image/rgb';
-import { assignTeams, TEAM_DEFAULTS } from '../src/vision/teams/cluster';
+import { DEFAULT_OPTIONS } from '../src/validation';
+import { assignTeams } from '../src/vision/teams/cluster';
 import { boxKit, classKitInputs } from '../src/vision/teams/kit';
 import type { Lab } from '../src/vision/teams/lab';
 
@@ -36,11 +39,13 @@ async function main() {
     }
   }
   const inputs = classKitInputs(det.frames);
-  const teams = assignTeams(inputs, !!pitch, TEAM_DEFAULTS);
+  const c0 = performance.now();
+  const teams = assignTeams(inputs, !!pitch, DEFAULT_OPTIONS.teams);
+  const clusterMs = performance.now() - c0;
   const boxes = det.frames.reduce((s, f) => s + f.detections.length, 0);
   console.log(`${teams.status}: ${teams.reason}`);
   console.log(`centres ${JSON.stringify(teams.centres)} threshold ${teams.threshold} silhouette ${teams.silhouette}`);
-  console.log(`kit colours of ${boxes} boxes in ${kitMs.toFixed(0)} ms (${(kitMs / Math.max(1, boxes)).toFixed(3)} ms/box); total with decoding ${(performance.now() - t0).toFixed(0)} ms`);
+  console.log(`kit colours of ${boxes} boxes in ${kitMs.toFixed(0)} ms (${(kitMs / Math.max(1, boxes)).toFixed(3)} ms/box); teams of ${inputs.length} classes in ${clusterMs.toFixed(0)} ms; total with decoding ${(performance.now() - t0).toFixed(0)} ms`);
   const counts: Record<string, number> = {};
   for (const c of teams.classes) counts[`${c.team ?? '-'}/${c.role ?? '-'}`] = (counts[`${c.team ?? '-'}/${c.role ?? '-'}`] ?? 0) + 1;
   console.log('classes by team/role:', counts);
@@ -51,6 +56,7 @@ async function main() {
   if (!out) return;
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, 'teams.json'), JSON.stringify(teams, null, 1));
+  writeFileSync(path.join(out, 'report.html'), await reportOf(dir, det, teams));
   for (const c of teams.classes) {
     const list = det.frames.flatMap((f) => f.detections.filter((d) => d.track_id === c.trackId).map((d) => ({ frameId: f.frame_id, bbox: d.bbox })));
     const picks = [list[0], list[Math.floor(list.length / 2)], list[list.length - 1]];
@@ -70,6 +76,35 @@ async function main() {
     );
     await composite.png().toFile(path.join(out, `${c.team ?? '-'}_${c.role ?? '-'}_track_${c.trackId}.png`));
   }
+}
+
+/** The report of the run's tracks with `teams` (counts other than crops are left at 0). */
+async function reportOf(dir: string, det: { frames: { frame_id: number; detections: Det[] }[]; cuts?: Parameters<typeof classMarks>[0]; joins?: Parameters<typeof classMarks>[1] }, teams: ReturnType<typeof assignTeams>): Promise<string> {
+  const index = JSON.parse(readFileSync(path.join(dir, 'crops/original/index.json'), 'utf8')) as { crops: { track_id: number; frame_id: number; object: string }[]; rejected: Record<string, number> };
+  const marks = classMarks(det.cuts, det.joins);
+  const tracks: ReportTrack[] = [];
+  for (const id of [...new Set(index.crops.map((c) => c.track_id))].sort((a, b) => a - b)) {
+    const list = index.crops.filter((c) => c.track_id === id).sort((a, b) => a.frame_id - b.frame_id);
+    const picks = [...new Map([[0, 'first'], [Math.floor((list.length - 1) / 2), 'middle'], [list.length - 1, 'last']] as [number, string][]).entries()];
+    const samples = picks.map(([i, label]) => ({ frameId: list[i].frame_id, label, original: readFileSync(path.join(dir, list[i].object.slice(list[i].object.indexOf('crops/')))) }));
+    const frames = det.frames.filter((f) => f.detections.some((d) => d.track_id === id)).map((f) => f.frame_id);
+    const t = teams.classes.find((c) => c.trackId === id);
+    tracks.push({ trackId: id, train: list.length, val: 0, gap: 0, samples, span: [frames[0], frames[frames.length - 1]], team: t?.team, role: t?.role, kit: t?.kit, marks: marks.get(id) });
+  }
+  return renderReport({
+    tenantId: '-',
+    runGuid: '-',
+    videoGuid: path.basename(dir),
+    source: dir,
+    counts: { tracks: tracks.length, crops: index.crops.length, train: index.crops.length, val: 0, gap: 0 },
+    rejected: index.rejected,
+    dropped: {},
+    background: { text: 'as stored', removed: false },
+    trainOnlyTracks: [],
+    tracks,
+    teams: { status: teams.status, reason: teams.reason, centres: teams.centres },
+    frameRange: [det.frames[0].frame_id, det.frames[det.frames.length - 1].frame_id],
+  });
 }
 
 main().catch((e) => {

@@ -3,13 +3,16 @@
  * "The nine steps".
  */
 import { badMedia } from '../errors';
-import { frameDetectionsSchema, metadataFileSchema, type DetectionsFile, type FrameDetections } from '../storage/artifacts';
+import { frameDetectionsSchema, metadataFileSchema, type DetectionsFile, type FrameDetections, type TeamsFile } from '../storage/artifacts';
 import { readChunks, writeChunk, type ChunkRef } from '../storage/checkpoints';
 import type { RunLayout, VideoLayout } from '../storage/layout';
 import type { RgbFrame } from '../vision/image/rgb';
 import { fitPitchModel } from '../vision/pitch/fit';
 import { detectAndTrackFrame, type FrameDetectOptions } from '../vision/players';
+import { assignTeams, type TeamsResult } from '../vision/teams/cluster';
+import { boxKit, classKitInputs } from '../vision/teams/kit';
 import { ByteTracker, type ByteTrackerState } from '../vision/tracking/bytetrack';
+import { DEFAULT_OPTIONS } from '../validation';
 import type { DetectResult, GrassResult, StepInput } from '../workflows/types';
 import type { ActivityDeps } from './deps';
 import { FRAME_IDS_ARTIFACT } from './ingest';
@@ -155,9 +158,18 @@ export function createDetectActivities(deps: ActivityDeps) {
           },
           pitch: input.grass?.pitchFound ? { colour: input.grass, params: input.grass.pitch?.params, picture: input.grass.pitch?.picture } : null,
         };
+        // Runs started before `options.teams` existed carry no such group: the defaults apply.
+        const teamOpts = opts.teams ?? DEFAULT_OPTIONS.teams;
+        // Kit colours are taken while the frame is decoded; without a pitch there are no teams to find.
+        const kitPitch = teamOpts.enabled && input.grass?.pitchFound ? input.grass : null;
+        const round1 = (x: number) => Math.round(x * 10) / 10;
         for (const frameId of ids.slice(frames.length)) {
           const frame = await files.readFrame(video.frame(frameId));
           const r = await detectAndTrackFrame(detector, tracker, frame, frameId, frameOpts);
+          const kitOf = (bbox: readonly [number, number, number, number]) => {
+            const kit = kitPitch && boxKit(frame, bbox, kitPitch);
+            return kit ? { kit: kit.lab.map(round1) as [number, number, number] } : {};
+          };
           for (const d of r.dropped) dropReasons[d.reason] = (dropReasons[d.reason] ?? 0) + 1;
           if (r.detectStats.tiled) tiledFrames++;
           frames.push({
@@ -170,6 +182,7 @@ export function createDetectActivities(deps: ActivityDeps) {
               bbox: d.bbox.map(round2) as [number, number, number, number],
               score: Math.round(d.score * 10000) / 10000,
               class: d.classId,
+              ...kitOf(d.bbox),
             })),
             dropped: r.dropped.map((d) => ({ bbox: d.det.bbox.map(round2) as [number, number, number, number], score: Math.round(d.det.score * 10000) / 10000, reason: d.reason })),
           });
@@ -184,6 +197,8 @@ export function createDetectActivities(deps: ActivityDeps) {
           heartbeat({ framesDone: frames.length, detections: count, checkpoint: saved } satisfies DetectHeartbeat);
         }
         const tracks = new Set(frames.flatMap((f) => f.detections.map((d) => d.track_id))).size;
+        // Team and role per class, over the whole video's classes (their final ids).
+        const teams = teamOpts.enabled ? storedTeams(assignTeams(classKitInputs(frames), !!input.grass?.pitchFound, teamOpts)) : undefined;
         const file: DetectionsFile = {
           model: { name: detector.modelName, sha256: detector.modelSha256, executionProvider: detector.executionProvider, inputSize: detector.inputSize },
           thresholds: {
@@ -198,14 +213,30 @@ export function createDetectActivities(deps: ActivityDeps) {
           grass: input.grass ?? null,
           frameStride: opts.frameStride,
           frames,
+          ...(teams ? { teams } : {}),
         };
         await files.writeJson(video.detections, file);
         if (saved) await files.store.deletePrefix(layout.checkpointPrefix(input.videoGuid));
         return {
           result: { frames: frames.length, detections: count, tracks, model: detector.modelName, modelSha256: detector.modelSha256, object: video.detections },
-          details: { dropped: dropReasons, tiledFrames, trackBuffer, pitchFilter: frameOpts.pitch !== null, resumedFromFrame },
+          details: { dropped: dropReasons, tiledFrames, trackBuffer, pitchFilter: frameOpts.pitch !== null, resumedFromFrame, teams: teams && teamCounts(teams) },
         };
       });
     },
   };
+}
+
+/** The stored form of a video's teams (`teams` of `detections.json`): ids as stored (`track_id`). */
+export function storedTeams(t: TeamsResult): TeamsFile {
+  return { ...t, classes: t.classes.map(({ trackId, ...c }) => ({ track_id: trackId, ...c })) };
+}
+
+/** Status, reason and classes per team and role, for the step result's details. */
+function teamCounts(t: TeamsFile): { status: string; reason: string; classes: Record<string, number> } {
+  const classes: Record<string, number> = {};
+  for (const c of t.classes) {
+    const key = `${c.team ?? '-'}/${c.role ?? '-'}`;
+    classes[key] = (classes[key] ?? 0) + 1;
+  }
+  return { status: t.status, reason: t.reason, classes };
 }

@@ -111,6 +111,44 @@ export const pitchModelSchema = z.object({
     .optional(),
 }) satisfies z.ZodType<PitchModel>;
 
+/** A colour in CIELAB, `[L*, a*, b*]` (src/vision/teams/lab.ts). */
+const lab = z.tuple([z.number(), z.number(), z.number()]);
+
+/**
+ * The teams of a video in `detections.json` (`TeamsResult` of src/vision/teams/cluster.ts, ids as stored):
+ * the status and why, the team centres, and each class's team and role.
+ */
+export const teamsSchema = z.object({
+  status: z.enum(['teams', 'no-pitch', 'too-few', 'one-team']),
+  reason: z.string(),
+  centres: z.object({ A: lab, B: lab }).nullable(),
+  /** Outlier threshold, ΔE. */
+  threshold: z.number().nullable(),
+  silhouette: z.number().nullable(),
+  classes: z.array(
+    z.object({
+      track_id: count,
+      team: z.enum(['A', 'B']).nullable(),
+      role: z.enum(['player', 'referee', 'other']).nullable(),
+      kit: lab.nullable(),
+      /** ΔE to the nearest team centre. */
+      distance: z.number().nullable(),
+      fitted: z.boolean(),
+    }),
+  ),
+});
+/** The teams of a video as stored. */
+export type TeamsFile = z.output<typeof teamsSchema>;
+
+/**
+ * Where tracklets were cut and joined, for people checking classes (the report marks them). A cut at
+ * `frame_id`: class `track_id` ended before that frame and class `next_track_id` continued the tracker's
+ * track from it, for `reason` (e.g. `overlap`, `appearance`, `motion`). A join: class `track_id` is two
+ * tracklets joined, the later starting at `frame_id`, `gap_frames` after the earlier ended.
+ */
+export const cutSchema = z.object({ frame_id: count, reason: z.string(), track_id: count, next_track_id: count });
+export const joinSchema = z.object({ frame_id: count, track_id: count, gap_frames: count });
+
 /** One sampled frame's entry of `detections.json`. */
 export const frameDetectionsSchema = z.object({
   frame_id: count,
@@ -118,8 +156,12 @@ export const frameDetectionsSchema = z.object({
   height: count,
   /** Whether tiled inference ran on this frame (absent in older runs). */
   tiled: z.boolean().optional(),
-  /** Boxes of confirmed tracks, bbox in source pixels. */
-  detections: z.array(z.object({ track_id: count, bbox, score: z.number(), class: count })),
+  /**
+   * Boxes of confirmed tracks, bbox in source pixels. `kit`: the box's kit colour, CIELAB `[L*, a*, b*]`
+   * (`boxKit` of src/vision/teams/kit.ts); absent when the box has none, the video has no pitch, teams are
+   * off, or the run is older.
+   */
+  detections: z.array(z.object({ track_id: count, bbox, score: z.number(), class: count, kit: lab.optional() })),
   /** Boxes removed before tracking, with the filter's reason (e.g. `feet-off-pitch`; absent in older runs). */
   dropped: z.array(z.object({ bbox, score: z.number(), reason: z.string() })).optional(),
 });
@@ -145,6 +187,11 @@ export const detectionsFileSchema = z.object({
   grass: pitchModelSchema.nullable(),
   frameStride: count,
   frames: z.array(frameDetectionsSchema),
+  /** Team and role per class (absent when teams are off and in older runs). */
+  teams: teamsSchema.optional(),
+  /** Tracklet cuts and joins (absent when the tracker made none it records, and in older runs). */
+  cuts: z.array(cutSchema).optional(),
+  joins: z.array(joinSchema).optional(),
 });
 /** `detections.json`. */
 export type DetectionsFile = z.output<typeof detectionsFileSchema>;
@@ -240,6 +287,17 @@ export const manifestSchema = z.object({
   background: backgroundDecisionSchema.extend({ fill: z.tuple([count, count, count]) }),
   counts: z.object({ train: count, val: count, tracks: z.record(z.string(), z.object({ train: count, val: count, gap: count })) }),
   trainOnlyTracks: z.array(count),
+  /**
+   * Team and role per class (track id as a string), with the video's team status and its reason, as in
+   * `detections.json`; absent when teams are off and in older runs.
+   */
+  teams: z
+    .object({
+      status: teamsSchema.shape.status,
+      reason: z.string(),
+      tracks: z.record(z.string(), z.object({ team: z.enum(['A', 'B']).nullable(), role: z.enum(['player', 'referee', 'other']).nullable() })),
+    })
+    .optional(),
   images: z.array(manifestImageSchema),
 });
 /** `datasets/manifest.json`. */

@@ -30,11 +30,12 @@
  *    two people: it is `other` (not guessed).
  *
  * Only classes with at least `minBoxes` box colours take part in fitting; shorter classes are then placed
- * by the same rules (nearest centre within the threshold, else `other`).
+ * by the same rules (nearest centre within the threshold, else `other`). The thresholds' defaults, with
+ * their reasons, are those of `options.teams` (src/validation.ts).
  */
 import { deltaE, type Lab } from './lab';
 
-/** Parameters of {@link assignTeams} (`options.teams`; defaults in {@link TEAM_DEFAULTS}). */
+/** Parameters of {@link assignTeams}: `options.teams` of src/validation.ts, where the defaults and their reasons are. */
 export interface TeamParams {
   /** Fewest box colours for a class to take part in fitting the teams. */
   minBoxes: number;
@@ -50,25 +51,8 @@ export interface TeamParams {
   minTeamDistance: number;
 }
 
-/**
- * Defaults of {@link TeamParams}. `trim` 0.2: a match shows 22 players, 1 referee and 2 assistants, of
- * whom 2 goalkeepers and 3 officials (20 %) wear neither team's kit. `outlierMads` 2.5: Leys et al. 2013.
- * `minSilhouette` 0.5: Kaufman & Rousseeuw 1990. `minOutlierDistance` 12 and `minTeamDistance` 20 ΔE are our
- * own, measured on the soccer test clip (white and dark-red kits: members lie within about 5-10 ΔE of their
- * centre, the centres about 60 ΔE apart) and far above the just-noticeable difference (2.3 ΔE).
- * `minBoxes` 3: a class seen in fewer frames has too few colours for a median.
- */
-export const TEAM_DEFAULTS: Readonly<TeamParams> = Object.freeze({
-  minBoxes: 3,
-  trim: 0.2,
-  outlierMads: 2.5,
-  minOutlierDistance: 12,
-  minSilhouette: 0.5,
-  minTeamDistance: 20,
-});
-
-/** Classes seeding k-means at most (every pair of them seeds one run: 780 runs for 40). */
-export const MAX_SEEDS = 40;
+/** Classes seeding k-means at most (every pair of them seeds one run: 276 runs for 24). */
+export const MAX_SEEDS = 24;
 /** Lloyd iterations per run at most (they converge in a few). */
 const MAX_ITERATIONS = 50;
 /** Scale of the MAD that makes it a consistent estimator of the standard deviation for normal data. */
@@ -146,28 +130,35 @@ interface Fit {
  * @param keep how many points (the nearest to their centre) count in each iteration
  */
 export function trimmedTwoMeans(points: readonly Lab[], keep: number, seeds: [Lab, Lab]): Fit {
+  const n = points.length;
   let centres: [Lab, Lab] = [[...seeds[0]], [...seeds[1]]];
-  let label: number[] = [];
+  const label = new Array<number>(n).fill(0);
+  const near = new Float64Array(n);
+  const order = Array.from({ length: n }, (_, i) => i);
   let cost = Infinity;
-  let prevKey = '';
   for (let it = 0; it < MAX_ITERATIONS; it++) {
-    const d = points.map((p) => [sqDist(p, centres[0]), sqDist(p, centres[1])]);
-    label = d.map(([a, b]) => (b < a ? 1 : 0));
-    const near = d.map((x, i) => x[label[i]]);
-    const order = points.map((_, i) => i).sort((i, j) => near[i] - near[j] || i - j);
-    const kept = order.slice(0, keep);
-    cost = kept.reduce((s, i) => s + near[i], 0);
-    const key = `${label.join('')}|${kept.slice().sort((a, b) => a - b).join(',')}`;
-    if (key === prevKey) break;
-    prevKey = key;
-    const next: [Lab, Lab] = [[0, 0, 0], [0, 0, 0]];
-    const n = [0, 0];
-    for (const i of kept) {
-      const c = label[i];
-      n[c]++;
-      for (let k = 0; k < 3; k++) next[c][k] += points[i][k];
+    for (let i = 0; i < n; i++) {
+      const d0 = sqDist(points[i], centres[0]);
+      const d1 = sqDist(points[i], centres[1]);
+      label[i] = d1 < d0 ? 1 : 0;
+      near[i] = d1 < d0 ? d1 : d0;
     }
-    centres = [0, 1].map((c) => (n[c] ? (next[c].map((v) => v / n[c]) as Lab) : centres[c])) as [Lab, Lab];
+    order.sort((i, j) => near[i] - near[j] || i - j);
+    const sum: [Lab, Lab] = [[0, 0, 0], [0, 0, 0]];
+    const count = [0, 0];
+    cost = 0;
+    for (let r = 0; r < keep; r++) {
+      const i = order[r];
+      const c = label[i];
+      cost += near[i];
+      count[c]++;
+      for (let k = 0; k < 3; k++) sum[c][k] += points[i][k];
+    }
+    const moved: [Lab, Lab] = [0, 1].map((c) => (count[c] ? (sum[c].map((v) => v / count[c]) as Lab) : centres[c])) as [Lab, Lab];
+    // Converged: the same kept points in the same clusters give the same centres.
+    const still = sqDist(moved[0], centres[0]) + sqDist(moved[1], centres[1]) < 1e-12;
+    centres = moved;
+    if (still) break;
   }
   return { centres, label, cost };
 }
@@ -220,10 +211,10 @@ const roundLab = (c: Lab): Lab => [round1(c[0]), round1(c[1]), round1(c[2])];
  * Team and role of every class of a video (algorithm in the module comment).
  * @param classes the video's classes with their kit colours
  * @param pitchFound whether step 4 found a pitch; without one the result is `no-pitch` with no teams
- * @param params thresholds ({@link TEAM_DEFAULTS})
+ * @param params thresholds (`options.teams`)
  * @returns the status with its reason, the centres, and a team and role per class (input order)
  */
-export function assignTeams(classes: readonly ClassKitInput[], pitchFound: boolean, params: TeamParams = TEAM_DEFAULTS): TeamsResult {
+export function assignTeams(classes: readonly ClassKitInput[], pitchFound: boolean, params: TeamParams): TeamsResult {
   const none = (status: TeamsStatus, reason: string, extra: Partial<TeamsResult> = {}): TeamsResult => ({
     status,
     reason,

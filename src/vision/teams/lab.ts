@@ -48,3 +48,27 @@ export function srgbToLab(r: number, g: number, b: number): Lab {
 export function deltaE(p: Lab, q: Lab): number {
   return Math.hypot(p[0] - q[0], p[1] - q[1], p[2] - q[2]);
 }
+
+/**
+ * Converts a CIELAB colour (D65) back to sRGB, the inverse of {@link srgbToLab} (same sources), each
+ * channel clamped to 0-255 and rounded: for showing a kit colour.
+ * @returns `#rrggbb`
+ */
+export function labToHex(lab: Lab): string {
+  const fy = (lab[0] + 16) / 116;
+  const fx = fy + lab[1] / 500;
+  const fz = fy - lab[2] / 200;
+  const inv = (t: number) => (t ** 3 > EPS ? t ** 3 : (116 * t - 16) / KAPPA);
+  const x = inv(fx) * XN;
+  const y = inv(fy);
+  const z = inv(fz) * ZN;
+  const lin = [3.2404542 * x - 1.5371385 * y - 0.4985314 * z, -0.969266 * x + 1.8760108 * y + 0.041556 * z, 0.0556434 * x - 0.2040259 * y + 1.0572252 * z];
+  return `#${lin
+    .map((c) => {
+      const v = c <= 0.0031308 ? 12.92 * c : 1.055 * Math.max(0, c) ** (1 / 2.4) - 0.055;
+      return Math.max(0, Math.min(255, Math.round(v * 255)))
+        .toString(16)
+        .padStart(2, '0');
+    })
+    .join('')}`;
+}
