@@ -12,7 +12,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
-import { classMarks, renderReport, type ReportTrack } from '../src/dataset/report';
+import { classMarks, renderReport, stripPicks, type ReportTrack } from '../src/dataset/report';
 import { decodeImage } from '../src/vision/image/rgb';
 import { DEFAULT_OPTIONS } from '../src/validation';
 import { assignTeams } from '../src/vision/teams/cluster';
@@ -85,8 +85,8 @@ async function reportOf(dir: string, det: { frames: { frame_id: number; detectio
   const tracks: ReportTrack[] = [];
   for (const id of [...new Set(index.crops.map((c) => c.track_id))].sort((a, b) => a - b)) {
     const list = index.crops.filter((c) => c.track_id === id).sort((a, b) => a.frame_id - b.frame_id);
-    const picks = [...new Map([[0, 'first'], [Math.floor((list.length - 1) / 2), 'middle'], [list.length - 1, 'last']] as [number, string][]).entries()];
-    const samples = picks.map(([i, label]) => ({ frameId: list[i].frame_id, label, original: readFileSync(path.join(dir, list[i].object.slice(list[i].object.indexOf('crops/')))) }));
+    const picks = stripPicks(list.length);
+    const samples = picks.map(({ index, label }) => ({ frameId: list[index].frame_id, label, original: readFileSync(path.join(dir, list[index].object.slice(list[index].object.indexOf('crops/')))) }));
     const frames = det.frames.filter((f) => f.detections.some((d) => d.track_id === id)).map((f) => f.frame_id);
     const t = teams.classes.find((c) => c.trackId === id);
     tracks.push({ trackId: id, train: list.length, val: 0, gap: 0, samples, span: [frames[0], frames[frames.length - 1]], team: t?.team, role: t?.role, kit: t?.kit, marks: marks.get(id) });

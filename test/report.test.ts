@@ -6,7 +6,7 @@
  */
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { classMarks, renderReport, type ReportInput, type ReportTrack } from '../src/dataset/report';
+import { classMarks, renderReport, stripPicks, type ReportInput, type ReportTrack } from '../src/dataset/report';
 
 let jpeg: Buffer;
 beforeAll(async () => {
@@ -45,6 +45,13 @@ describe('report strips', () => {
   it('labels the first, middle and last crop of a class', () => {
     const html = renderReport(input([track(4)]));
     expect(html).toMatch(/first · frame 0<\/figcaption>.*middle · frame 10<\/figcaption>.*last · frame 20<\/figcaption>/s);
+  });
+
+  it('picks the first, middle and last crop, each once', () => {
+    expect(stripPicks(0)).toEqual([]);
+    expect(stripPicks(1)).toEqual([{ index: 0, label: 'first' }]);
+    expect(stripPicks(2)).toEqual([{ index: 0, label: 'first' }, { index: 1, label: 'last' }]);
+    expect(stripPicks(7)).toEqual([{ index: 0, label: 'first' }, { index: 3, label: 'middle' }, { index: 6, label: 'last' }]);
   });
 
   it('marks each cut on both classes and each join on its class', () => {

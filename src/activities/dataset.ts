@@ -6,7 +6,7 @@ import pLimit from 'p-limit';
 import { applyAugmentation, planAugmentation, type Augmentation } from '../dataset/augment';
 import { describeBackground, type BackgroundDecision } from '../dataset/background';
 import { cropKey } from '../dataset/crops';
-import { classMarks, renderReport, type ReportTrack } from '../dataset/report';
+import { classMarks, renderReport, stripPicks, type ReportTrack } from '../dataset/report';
 import { planSplit, type SplitPlan } from '../dataset/split';
 import { cropIndexSchema, detectionsFileSchema, metadataFileSchema, type CropEntry, type DetectionsFile, type Manifest, type ManifestImage } from '../storage/artifacts';
 import type { Split, VideoLayout } from '../storage/layout';
@@ -184,11 +184,10 @@ async function buildReport(
   const reportTracks: ReportTrack[] = [];
   for (const trackId of [...byTrack.keys()].sort((a, b) => a - b).slice(0, REPORT_MAX_TRACKS)) {
     const list = byTrack.get(trackId)!.sort((a, b) => a.frame_id - b.frame_id);
-    // First, middle and last crop (fewer when the class has fewer crops).
-    const picks = [...new Map([[0, 'first'], [Math.floor((list.length - 1) / 2), 'middle'], [list.length - 1, 'last']] as [number, string][]).entries()];
+    const picks = stripPicks(list.length);
     const samples = await Promise.all(
-      picks.map(async ([i, label]) => {
-        const c = list[i];
+      picks.map(async ({ index, label }) => {
+        const c = list[index];
         return { frameId: c.frame_id, label, original: await files.read(c.object), modified: background.removed ? await files.read(sourceCrop(video, c, background)) : undefined };
       }),
     );

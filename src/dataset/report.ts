@@ -182,3 +182,16 @@ export function classMarks(
   for (const list of out.values()) list.sort((a, b) => a.frameId - b.frameId || a.kind.localeCompare(b.kind));
   return out;
 }
+
+/**
+ * Which crops of a class of `n` crops (in time order) its strip shows: the first, the middle
+ * (`floor((n - 1) / 2)`) and the last; fewer when they coincide (one crop: `first`; two: `first`, `last`).
+ * @returns indices into the class's crops with their labels, ascending
+ */
+export function stripPicks(n: number): { index: number; label: 'first' | 'middle' | 'last' }[] {
+  const out: { index: number; label: 'first' | 'middle' | 'last' }[] = [];
+  for (const [index, label] of [[0, 'first'], [Math.floor((n - 1) / 2), 'middle'], [n - 1, 'last']] as const) {
+    if (n > 0 && !out.some((p) => p.index === index)) out.push({ index, label });
+  }
+  return out;
+}
