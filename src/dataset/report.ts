@@ -138,7 +138,8 @@ h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:18px 0 6px} h3{font-s
 table{border-collapse:collapse} th,td{padding:2px 8px;text-align:left;border-bottom:1px solid #ddd}
 .pairs{display:flex;flex-wrap:wrap;gap:8px} figure{margin:0;text-align:center;font-size:11px;color:#555}
 figure img{height:96px;margin:0 1px;image-rendering:auto;border:1px solid #ccc}
-.track{display:inline-block;vertical-align:top;width:300px;margin:0 8px 8px 0;padding:4px;border:1px solid #e4e4e4}
+.track{display:inline-block;vertical-align:top;min-width:260px;max-width:620px;margin:0 8px 8px 0;padding:4px;border:1px solid #e4e4e4}
+.track .pairs{flex-wrap:nowrap}
 .track h3{font-size:13px} .track .muted{font-size:11px}
 .team{font-size:12px;padding:1px 6px;border-radius:3px;background:#eef;font-weight:normal}
 .swatch{display:inline-block;width:14px;height:14px;border:1px solid #888;vertical-align:middle;margin:0 4px}
