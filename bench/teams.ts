@@ -12,7 +12,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
-import { classMarks, renderReport, stripPicks, type ReportTrack } from '../src/dataset/report';
+import { classMarks, renderReport, stripPicks, type ReportTrack, type TrackletRecord } from '../src/dataset/report';
 import { decodeImage } from '../src/vision/image/rgb';
 import { DEFAULT_OPTIONS } from '../src/validation';
 import { assignTeams } from '../src/vision/teams/cluster';
@@ -20,7 +20,7 @@ import { boxKit, classKitInputs } from '../src/vision/teams/kit';
 import type { Lab } from '../src/vision/teams/lab';
 
 type Box = [number, number, number, number];
-interface Det { track_id: number; bbox: Box; kit?: Lab | null }
+interface Det { track_id: number; tracklet_id?: number; bbox: Box; kit?: Lab | null }
 
 async function main() {
   const [dir, out] = process.argv.slice(2);
@@ -79,9 +79,9 @@ async function main() {
 }
 
 /** The report of the run's tracks with `teams` (counts other than crops are left at 0). */
-async function reportOf(dir: string, det: { frames: { frame_id: number; detections: Det[] }[]; cuts?: Parameters<typeof classMarks>[0]; joins?: Parameters<typeof classMarks>[1] }, teams: ReturnType<typeof assignTeams>): Promise<string> {
+async function reportOf(dir: string, det: { frames: { frame_id: number; detections: Det[] }[]; tracklets?: TrackletRecord }, teams: ReturnType<typeof assignTeams>): Promise<string> {
   const index = JSON.parse(readFileSync(path.join(dir, 'crops/original/index.json'), 'utf8')) as { crops: { track_id: number; frame_id: number; object: string }[]; rejected: Record<string, number> };
-  const marks = classMarks(det.cuts, det.joins);
+  const marks = classMarks(det.tracklets, det.frames);
   const tracks: ReportTrack[] = [];
   for (const id of [...new Set(index.crops.map((c) => c.track_id))].sort((a, b) => a - b)) {
     const list = index.crops.filter((c) => c.track_id === id).sort((a, b) => a.frame_id - b.frame_id);

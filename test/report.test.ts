@@ -54,22 +54,39 @@ describe('report strips', () => {
     expect(stripPicks(7)).toEqual([{ index: 0, label: 'first' }, { index: 3, label: 'middle' }, { index: 6, label: 'last' }]);
   });
 
-  it('marks each cut on both classes and each join on its class', () => {
-    const marks = classMarks([{ frame_id: 12, reason: 'overlap', track_id: 4, next_track_id: 9 }], [{ frame_id: 40, track_id: 9, gap_frames: 6 }]);
+  it('marks each cut on both classes and each join on its class (the tracklet record of detections.json)', () => {
+    // Tracklets 0 (frames 0-10) and 1 (from 12, cut off 0 for overlap) are classes 4 and 9; tracklet 2 (from
+    // 40) was joined to 1, so class 9 holds tracklets 1 and 2. A cut whose new tracklet kept no boxes (an
+    // ambiguous stretch) marks only the class that ended.
+    const frames = [
+      { frame_id: 0, detections: [{ track_id: 4, tracklet_id: 0 }] },
+      { frame_id: 10, detections: [{ track_id: 4, tracklet_id: 0 }] },
+      { frame_id: 12, detections: [{ track_id: 9, tracklet_id: 1 }] },
+      { frame_id: 34, detections: [{ track_id: 9, tracklet_id: 1 }] },
+      { frame_id: 40, detections: [{ track_id: 9, tracklet_id: 2 }] },
+    ];
+    const record = {
+      cuts: [
+        { frame_id: 12, reason: 'overlap', old_tracklet_id: 0, new_tracklet_id: 1 },
+        { frame_id: 36, reason: 'motion', old_tracklet_id: 1, new_tracklet_id: 7 },
+      ],
+      joins: [{ from: 1, to: 2, track_id: 9, gap_frames: 6 }],
+    };
+    const marks = classMarks(record, frames);
     expect(marks.get(4)).toEqual([{ frameId: 12, kind: 'cut', text: 'cut at frame 12 (overlap): continues as track_9' }]);
-    expect(marks.get(9)!.map((m) => [m.kind, m.frameId])).toEqual([
-      ['cut', 12],
-      ['join', 40],
+    expect(marks.get(9)!.map((m) => [m.kind, m.frameId, m.text])).toEqual([
+      ['cut', 12, 'starts at a cut at frame 12 (overlap) of track_4'],
+      ['cut', 36, 'cut at frame 36 (motion)'],
+      ['join', 40, 'joined at frame 40, after a gap of 6 frames'],
     ]);
     const html = renderReport(input([track(4, { marks: marks.get(4) }), track(9, { span: [12, 60], marks: marks.get(9) })]));
-    expect(html.match(/<i class="cut"/g)).toHaveLength(2);
+    expect(html.match(/<i class="cut"/g)).toHaveLength(3);
     expect(html.match(/<i class="join"/g)).toHaveLength(1);
     expect(html).toContain('joined at frame 40, after a gap of 6 frames');
-    expect(html).toContain('starts at a cut at frame 12 (overlap) of track_4');
   });
 
   it('renders no marks when the run records no cuts or joins', () => {
-    expect(classMarks(undefined, undefined).size).toBe(0);
+    expect(classMarks(undefined, [{ frame_id: 0, detections: [{ track_id: 1 }] }]).size).toBe(0);
     const html = renderReport(input([track(4)]));
     expect(html).not.toMatch(/<i class="(cut|join)"/);
     expect(html).not.toContain('<ul class="marks">');

@@ -7,7 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import type { RgbFrame } from '../src/vision/image/rgb';
 import type { PitchColour } from '../src/vision/pitch/model';
-import { assignTeams, meanSilhouette, TEAM_DEFAULTS, type ClassKitInput } from '../src/vision/teams/cluster';
+import { DEFAULT_OPTIONS } from '../src/validation';
+import { assignTeams as assign, meanSilhouette, type ClassKitInput } from '../src/vision/teams/cluster';
 import { boxKit, classKit, classKitInputs, kitSpread } from '../src/vision/teams/kit';
 import { deltaE, srgbToLab, type Lab } from '../src/vision/teams/lab';
 
@@ -95,6 +96,9 @@ const RED: [number, number, number] = [150, 30, 40];
 const BLACK: [number, number, number] = [25, 25, 30];
 const YELLOW: [number, number, number] = [230, 220, 40];
 
+const TEAMS = DEFAULT_OPTIONS.teams;
+const assignTeams = (classes: ClassKitInput[], pitchFound: boolean) => assign(classes, pitchFound, TEAMS);
+
 describe('teams by kit colour', () => {
   const match = (): ClassKitInput[] => [
     ...Array.from({ length: 9 }, (_, i) => cls(i, WHITE, range(0, 20))),
@@ -124,7 +128,7 @@ describe('teams by kit colour', () => {
     expect(by.get(31)).toMatchObject({ team: null, role: 'referee' });
     expect(by.get(40)).toMatchObject({ team: null, role: 'other' });
     expect(by.get(50)).toMatchObject({ team: redTeam, role: 'player', fitted: false });
-    expect(r.silhouette!).toBeGreaterThan(TEAM_DEFAULTS.minSilhouette);
+    expect(r.silhouette!).toBeGreaterThan(TEAMS.minSilhouette);
   });
 
   it('does not take one official seen alone (no second person in that kit at once) for a referee', () => {

@@ -6,7 +6,7 @@ import pLimit from 'p-limit';
 import { applyAugmentation, planAugmentation, type Augmentation } from '../dataset/augment';
 import { describeBackground, type BackgroundDecision } from '../dataset/background';
 import { cropKey } from '../dataset/crops';
-import { classMarks, renderReport, stripPicks, type ReportTrack } from '../dataset/report';
+import { classMarks, renderReport, stripPicks, type MarkFrame, type ReportTrack, type TrackletRecord } from '../dataset/report';
 import { planSplit, type SplitPlan } from '../dataset/split';
 import { cropIndexSchema, detectionsFileSchema, metadataFileSchema, type CropEntry, type DetectionsFile, type Manifest, type ManifestImage } from '../storage/artifacts';
 import type { Split, VideoLayout } from '../storage/layout';
@@ -172,7 +172,9 @@ async function buildReport(
   const { rejected } = await files.readJson(video.cropIndex, cropIndexSchema);
   const byTrack = groupBy(crops, (c) => c.track_id);
   const teamOf = new Map((detections.teams?.classes ?? []).map((c) => [c.track_id, c]));
-  const marks = classMarks(detections.cuts, detections.joins);
+  // Tracklet cuts and joins, when step 5 recorded them (`tracklets`, and each box's `tracklet_id`).
+  const recorded = detections as { tracklets?: TrackletRecord; frames: readonly MarkFrame[] };
+  const marks = classMarks(recorded.tracklets, recorded.frames);
   // Each class's first and last box (not only its kept crops), for its timeline.
   const boxSpan = new Map<number, [number, number]>();
   for (const f of detections.frames) {

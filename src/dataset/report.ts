@@ -165,21 +165,55 @@ ${rows}
 }
 
 /**
- * The cuts and joins of `detections.json` (`cuts`, `joins`) as timeline marks per class: a cut marks both
- * the class that ended and the class that continued; a join marks the joined class.
+ * The tracklet record of `detections.json` (`tracklets`, written by step 5's tracklet cuts and joins:
+ * src/vision/tracking/tracklets.ts and join.ts), as far as the report reads it. A cut: at `frame_id`
+ * tracklet `old_tracklet_id` ended and `new_tracklet_id` continued the tracker's track, for `reason`. A
+ * join: tracklets `from` and `to` (starting `gap_frames` frames after `from` ended) are one class, `track_id`.
+ */
+export interface TrackletRecord {
+  cuts: readonly { frame_id: number; reason: string; old_tracklet_id: number; new_tracklet_id: number }[];
+  joins: readonly { from: number; to: number; track_id: number; gap_frames: number }[];
+}
+
+/** The part of `detections.json` frames that {@link classMarks} reads: each box's class and tracklet. */
+export interface MarkFrame {
+  frame_id: number;
+  detections: readonly { track_id: number; tracklet_id?: number }[];
+}
+
+/**
+ * The cuts and joins of a tracklet record as timeline marks per class: a cut marks the class that ended and,
+ * when its boxes were kept, the class that continued; a join marks the joined class at the first frame of
+ * its later tracklet.
+ * @param record `tracklets` of `detections.json`; absent (older runs, or no cuts recorded): no marks
+ * @param frames the frames, for each tracklet's class and first frame (`tracklet_id` of a box)
  * @returns marks by track id, each list in frame order
  */
-export function classMarks(
-  cuts: readonly { frame_id: number; reason: string; track_id: number; next_track_id: number }[] = [],
-  joins: readonly { frame_id: number; track_id: number; gap_frames: number }[] = [],
-): Map<number, ReportMark[]> {
+export function classMarks(record: TrackletRecord | undefined, frames: readonly MarkFrame[]): Map<number, ReportMark[]> {
   const out = new Map<number, ReportMark[]>();
-  const add = (id: number, m: ReportMark) => (out.get(id) ?? out.set(id, []).get(id)!).push(m);
-  for (const c of cuts) {
-    add(c.track_id, { frameId: c.frame_id, kind: 'cut', text: `cut at frame ${c.frame_id} (${c.reason}): continues as track_${c.next_track_id}` });
-    add(c.next_track_id, { frameId: c.frame_id, kind: 'cut', text: `starts at a cut at frame ${c.frame_id} (${c.reason}) of track_${c.track_id}` });
+  if (!record) return out;
+  const classOf = new Map<number, number>();
+  const firstFrame = new Map<number, number>();
+  for (const f of frames) {
+    for (const d of f.detections) {
+      if (d.tracklet_id === undefined) continue;
+      classOf.set(d.tracklet_id, d.track_id);
+      if (!firstFrame.has(d.tracklet_id) || f.frame_id < firstFrame.get(d.tracklet_id)!) firstFrame.set(d.tracklet_id, f.frame_id);
+    }
   }
-  for (const j of joins) add(j.track_id, { frameId: j.frame_id, kind: 'join', text: `joined at frame ${j.frame_id}, after a gap of ${j.gap_frames} frames` });
+  const add = (id: number | undefined, m: ReportMark) => id !== undefined && (out.get(id) ?? out.set(id, []).get(id)!).push(m);
+  for (const c of record.cuts) {
+    const from = classOf.get(c.old_tracklet_id);
+    const to = classOf.get(c.new_tracklet_id);
+    const same = from !== undefined && from === to;
+    add(from, { frameId: c.frame_id, kind: 'cut', text: `cut at frame ${c.frame_id} (${c.reason})${same ? ', joined again' : to !== undefined ? `: continues as track_${to}` : ''}` });
+    if (!same) add(to, { frameId: c.frame_id, kind: 'cut', text: `starts at a cut at frame ${c.frame_id} (${c.reason})${from !== undefined ? ` of track_${from}` : ''}` });
+  }
+  for (const j of record.joins) {
+    const at = firstFrame.get(j.to);
+    if (at === undefined) continue;
+    add(j.track_id, { frameId: at, kind: 'join', text: `joined at frame ${at}, after a gap of ${j.gap_frames} frames` });
+  }
   for (const list of out.values()) list.sort((a, b) => a.frameId - b.frameId || a.kind.localeCompare(b.kind));
   return out;
 }

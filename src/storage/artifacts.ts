@@ -140,15 +140,6 @@ export const teamsSchema = z.object({
 /** The teams of a video as stored. */
 export type TeamsFile = z.output<typeof teamsSchema>;
 
-/**
- * Where tracklets were cut and joined, for people checking classes (the report marks them). A cut at
- * `frame_id`: class `track_id` ended before that frame and class `next_track_id` continued the tracker's
- * track from it, for `reason` (e.g. `overlap`, `appearance`, `motion`). A join: class `track_id` is two
- * tracklets joined, the later starting at `frame_id`, `gap_frames` after the earlier ended.
- */
-export const cutSchema = z.object({ frame_id: count, reason: z.string(), track_id: count, next_track_id: count });
-export const joinSchema = z.object({ frame_id: count, track_id: count, gap_frames: count });
-
 /** One sampled frame's entry of `detections.json`. */
 export const frameDetectionsSchema = z.object({
   frame_id: count,
@@ -189,9 +180,6 @@ export const detectionsFileSchema = z.object({
   frames: z.array(frameDetectionsSchema),
   /** Team and role per class (absent when teams are off and in older runs). */
   teams: teamsSchema.optional(),
-  /** Tracklet cuts and joins (absent when the tracker made none it records, and in older runs). */
-  cuts: z.array(cutSchema).optional(),
-  joins: z.array(joinSchema).optional(),
 });
 /** `detections.json`. */
 export type DetectionsFile = z.output<typeof detectionsFileSchema>;
