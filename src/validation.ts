@@ -298,26 +298,20 @@ export const optionsSchema = z
       .strict()
       .prefault({}),
     /**
-     * Team and role per class from kit colours (src/vision/teams/cluster.ts: method, sources). `trim` 0.2: of
-     * 22 players and 3 officials, 5 (20 %) wear neither team's kit; `outlierMads` 2.5: Leys et al. 2013;
-     * `minSilhouette` 0.5: Kaufman & Rousseeuw 1990; ΔE floors measured on the soccer test clip (members
-     * within 5-12 ΔE of their centre, centres 45 ΔE apart).
+     * Team and role per class from kit colours (src/vision/teams/cluster.ts: method, sources). `trim` 0.2: 5 of
+     * 25 people (goalkeepers, officials) wear neither team's kit; `outlierMads` 2.5: Leys et al. 2013;
+     * `minSilhouette` 0.5: Kaufman & Rousseeuw 1990; the ΔE (CIE76) floors were measured on the soccer test
+     * clip (members within 5-12 ΔE of their centre, centres 45 ΔE apart). `enabled` false: no kit colours,
+     * no teams. `minBoxes`: boxes with a kit colour a class needs to take part in fitting.
      */
     teams: z
       .object({
-        /** Off: no kit colours in `detections.json` and no teams anywhere. */
         enabled: z.boolean().default(true),
-        /** Fewest boxes with a kit colour for a class to take part in fitting the teams. */
         minBoxes: z.number().int().min(1).default(3),
-        /** Share of classes left out of each trimmed k-means iteration. */
         trim: z.number().min(0).max(0.5).default(0.2),
-        /** Outliers: farther from the nearest centre than the median plus this many scaled MADs. */
         outlierMads: z.number().min(0).default(2.5),
-        /** Smallest outlier threshold, CIE76 ΔE. */
         minOutlierDistance: z.number().min(0).default(12),
-        /** Smallest mean silhouette of the team members for two teams (-1 to 1). */
         minSilhouette: z.number().min(-1).max(1).default(0.5),
-        /** Smallest distance between the two team centres, ΔE. */
         minTeamDistance: z.number().min(0).default(20),
       })
       .strict()
