@@ -123,11 +123,12 @@ async function main(): Promise<void> {
     detector ??= await realDetector();
     const run = await trackFrames(video, detector, options, { from, to });
     const splitOf = splitOfRun(run.frames, options, video.fps);
-    reports.push({ name, report: evaluateIdentity(gt, run.frames, { classLabels: teams, splitOf }) });
+    // Team labels: --teams, else those step 5 computed on this run.
+    reports.push({ name, report: evaluateIdentity(gt, run.frames, { classLabels: teams ?? (run.teams && teamLabelsOf({ teams: run.teams })), splitOf }) });
     if (hasTracklets(run.detections)) reports.push({ name: `${name} (tracklets)`, report: evaluateIdentity(gt, predictedFrames(run.detections, 'tracklet')) });
     if (o.writeDetections) {
       await mkdir(o.writeDetections, { recursive: true });
-      await writeFile(path.join(o.writeDetections, `${name}.detections.json`), JSON.stringify({ frames: run.detections }));
+      await writeFile(path.join(o.writeDetections, `${name}.detections.json`), JSON.stringify({ frames: run.detections, ...(run.teams ? { teams: run.teams } : {}) }));
     }
     console.log(
       `${name}: tracked ${run.frames.length} sampled frames (frame_id ${from}-${to}) in ${run.seconds.toFixed(1)} s; ` +

@@ -1,12 +1,13 @@
 /**
  * Steps 1-5 of the pipeline on a local video without Temporal or GCS, for identity evaluation: import to
- * MP4 (step 1), sampled frames as JPEG (step 3), the pitch model (step 4), then `detectAndTrackFrame` per
- * sampled frame with a fresh ByteTracker (step 5), with the options of src/activities/detect.ts. The MP4,
+ * MP4 (step 1), sampled frames as JPEG (step 3), the pitch model (step 4), then step 5 through
+ * `VideoTracking` (src/vision/videoTracking.ts: tracklets, joins, teams), the code `detectPlayers`
+ * (src/activities/detect.ts) runs, with the same default options. The MP4,
  * the JPEG frames and the detector's answers are cached under a work folder (`.data/identity-eval/{name}`);
  * the pitch model and the tracker are computed every time.
  *
- * Keep `trackFrames` in step with `detectPlayers` in src/activities/detect.ts: it is its loop without
- * checkpoints and storage.
+ * `trackFrames` is `detectPlayers`' loop without checkpoints and storage; both call `VideoTracking`, so a
+ * change to step 5's tracking reaches both.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
@@ -25,11 +26,7 @@ import { extractFrames } from '../../src/vision/media/frames';
 import { importToMp4 } from '../../src/vision/media/import';
 import { probeVideo } from '../../src/vision/media/probe';
 import { fitPitchModel } from '../../src/vision/pitch/fit';
-import { detectAndTrackFrame, type FrameDetectOptions } from '../../src/vision/players';
-import { joinFragments } from '../../src/activities/detect';
-import { extractAppearance } from '../../src/vision/tracking/appearance';
-import type { ByteTrackerOptions } from '../../src/vision/tracking/bytetrack';
-import { TrackletTracker } from '../../src/vision/tracking/tracklets';
+import { VideoTracking, type StoredTeams } from '../../src/vision/videoTracking';
 import { cachedDetector } from './cachedDetector';
 
 /** The pipeline options (defaults of src/validation.ts). */
@@ -84,6 +81,8 @@ export interface TrackingRun {
   /** Detector calls answered from the cache / run. */
   detectorCalls: { cached: number; run: number };
   pitchFound: boolean;
+  /** Team and role per class, as step 5 writes them (absent when teams are off). */
+  teams?: StoredTeams;
   /** Wall-clock seconds of the run. */
   seconds: number;
 }
@@ -126,54 +125,20 @@ export async function trackFrames(video: PreparedVideo, detector: Detector, opti
   const grass = await fitPitchModel(images, options.grassMask);
 
   // Step 5 (detectPlayers).
-  const opts = options;
-  const cache = cachedDetector(detector, path.join(video.workDir, `detector-${detector.modelSha256.slice(0, 12)}.json`), opts.detector.confThreshold);
-  const trackBuffer = Math.max(1, Math.round((opts.tracker.bufferSeconds * (video.fps || 25)) / opts.frameStride));
-  const { bufferSeconds: _seconds, cuts: cutOpts, joins: joinOpts, ...trackerOpts } = opts.tracker;
-  const trackerOptions: ByteTrackerOptions = { ...trackerOpts, trackBuffer, frameGap: opts.frameStride };
-  const pitchColour = grass.pitchFound ? grass : null;
-  const tracker = new TrackletTracker(trackerOptions, { ...cutOpts, pitch: pitchColour });
-  const round2 = (x: number) => Math.round(x * 100) / 100;
-  const frameOpts: FrameDetectOptions = {
-    detect: {
-      confThreshold: opts.detector.confThreshold,
-      iouThreshold: opts.detector.iouThreshold,
-      classes: opts.detector.classes,
-      tiles: opts.detector.tiles,
-      tileSize: opts.detector.tileSize,
-      overlap: opts.detector.tileOverlap,
-    },
-    pitch: grass.pitchFound ? { colour: grass, params: grass.pitch?.params, picture: grass.pitch?.picture } : null,
-  };
+  const cache = cachedDetector(detector, path.join(video.workDir, `detector-${detector.modelSha256.slice(0, 12)}.json`), options.detector.confThreshold);
+  const videoInfo = { fps: video.fps, grass };
+  const tracking = new VideoTracking(options, videoInfo);
   const frames: FrameDetections[] = [];
   for (const frameId of ids.filter((id) => id >= range.from && id <= range.to)) {
-    const r = await detectAndTrackFrame(cache, tracker, await video.jpeg(frameId), frameId, frameOpts);
-    frames.push({
-      frame_id: frameId,
-      width: r.width,
-      height: r.height,
-      tiled: r.detectStats.tiled,
-      detections: r.tracked.map((d) => ({
-        track_id: d.trackId,
-        bbox: d.bbox.map(round2) as [number, number, number, number],
-        score: Math.round(d.score * 10000) / 10000,
-        class: d.classId,
-      })),
-      dropped: r.dropped.map((d) => ({ bbox: d.det.bbox.map(round2) as [number, number, number, number], score: Math.round(d.det.score * 10000) / 10000, reason: d.reason })),
-      ...(r.cuts.length ? { cuts: r.cuts.map((c) => ({ frame_id: c.frameId, reason: c.reason, old_tracklet_id: c.oldTrackletId, new_tracklet_id: c.newTrackletId })) } : {}),
-    });
+    frames.push((await tracking.track(cache, await video.jpeg(frameId), frameId)).frame);
     if (frames.length % 50 === 0) await cache.save();
   }
   await cache.save();
-  const { frames: joined } = await joinFragments(frames, {
-    enabled: joinOpts.enabled,
-    join: { ...joinOpts, maxGapFrames: Math.max(1, Math.round(joinOpts.maxGapSeconds * (video.fps || 25))), frameGap: opts.frameStride },
-    readFrame: async (id) => decodeImage(await video.jpeg(id)),
-    appearanceOf: (frame, bbox) => extractAppearance(frame, bbox, { pitch: pitchColour }),
-  });
+  const { frames: joined, teams } = await tracking.finish(frames, videoInfo, async (id) => decodeImage(await video.jpeg(id)));
   return {
     detections: joined,
     frames: predictedFrames(joined),
+    teams,
     detectorCalls: { cached: cache.stats.hits, run: cache.stats.misses },
     pitchFound: grass.pitchFound,
     seconds: (performance.now() - t0) / 1000,

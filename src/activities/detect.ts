@@ -3,16 +3,14 @@
  * "The nine steps".
  */
 import { badMedia } from '../errors';
-import { frameDetectionsSchema, metadataFileSchema, type DetectionsFile, type FrameDetections } from '../storage/artifacts';
+import { frameDetectionsSchema, metadataFileSchema, type DetectionsFile, type FrameDetections, type TeamsFile } from '../storage/artifacts';
 import { readChunks, writeChunk, type ChunkRef } from '../storage/checkpoints';
 import type { RunLayout, VideoLayout } from '../storage/layout';
+import { DEFAULT_OPTIONS } from '../validation';
 import type { RgbFrame } from '../vision/image/rgb';
 import { fitPitchModel } from '../vision/pitch/fit';
-import { detectAndTrackFrame, type FrameDetectOptions } from '../vision/players';
-import { extractAppearance } from '../vision/tracking/appearance';
-import type { ByteTrackerOptions } from '../vision/tracking/bytetrack';
-import { classesOf, decideJoins, endAppearances, joinCandidates, type TrackletBoxes, type TrackletJoin } from '../vision/tracking/join';
-import { TrackletTracker, type CutOptions, type TrackletTrackerState } from '../vision/tracking/tracklets';
+import type { TrackletTrackerState } from '../vision/tracking/tracklets';
+import { VideoTracking } from '../vision/videoTracking';
 import type { DetectResult, GrassResult, StepInput } from '../workflows/types';
 import type { ActivityDeps } from './deps';
 import { FRAME_IDS_ARTIFACT } from './ingest';
@@ -88,48 +86,6 @@ async function loadDetectCheckpoint(files: StepFiles, ref: DetectCheckpointRef |
   return { frames, framesDone: frames.length, state: ref };
 }
 
-/**
- * End of step 5: joins tracklet fragments (src/vision/tracking/join.ts) and relabels the frames' boxes:
- * `track_id` becomes the class (joined tracklets share one), `tracklet_id` keeps the tracklet; per-frame
- * cuts move to the returned `tracklets.cuts`. Reads only the frames at the ends of candidate tracklets.
- * @param frames the step's frames with `track_id` = tracklet id (as the tracker wrote them)
- */
-export async function joinFragments(
-  frames: FrameDetections[],
-  o: {
-    enabled: boolean;
-    join: Parameters<typeof joinCandidates>[1] & Parameters<typeof decideJoins>[2];
-    readFrame: (frameId: number) => Promise<RgbFrame>;
-    appearanceOf: Parameters<typeof endAppearances>[3];
-  },
-): Promise<{ frames: FrameDetections[]; tracklets: NonNullable<DetectionsFile['tracklets']> }> {
-  const cuts = frames.flatMap((f) => f.cuts ?? []).sort((a, b) => a.frame_id - b.frame_id || a.new_tracklet_id - b.new_tracklet_id);
-  const byId = new Map<number, TrackletBoxes>();
-  for (const f of frames) {
-    for (const d of f.detections) {
-      if (!byId.has(d.track_id)) byId.set(d.track_id, { trackletId: d.track_id, boxes: [] });
-      byId.get(d.track_id)!.boxes.push({ frameId: f.frame_id, bbox: d.bbox });
-    }
-  }
-  const tracklets = [...byId.values()];
-  let joins: TrackletJoin[] = [];
-  if (o.enabled) {
-    const candidates = joinCandidates(tracklets, o.join);
-    const ids = new Set(candidates.flatMap((c) => [c.from, c.to]));
-    joins = decideJoins(candidates, await endAppearances(tracklets, ids, o.readFrame, o.appearanceOf), o.join);
-  }
-  const classOf = classesOf([...byId.keys()], joins);
-  const round4 = (x: number) => Math.round(x * 10000) / 10000;
-  return {
-    frames: frames.map(({ cuts: _cuts, ...f }) => ({ ...f, detections: f.detections.map((d) => ({ ...d, track_id: classOf.get(d.track_id)!, tracklet_id: d.track_id })) })),
-    tracklets: {
-      count: byId.size,
-      cuts,
-      joins: joins.map((j) => ({ from: j.from, to: j.to, track_id: classOf.get(j.from)!, gap_frames: j.gapFrames, position: round4(j.position), appearance: round4(j.appearance) })),
-    },
-  };
-}
-
 /** Creates steps 4 and 5 over `deps`. */
 export function createDetectActivities(deps: ActivityDeps) {
   return {
@@ -166,17 +122,17 @@ export function createDetectActivities(deps: ActivityDeps) {
     async detectPlayers(input: StepInput): Promise<DetectResult> {
       return runStep(deps, 'detectPlayers', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
-        const opts = input.options;
+        // Runs started before an option group existed carry none (or an older one): the defaults fill it.
+        const opts = {
+          ...input.options,
+          tracker: { ...DEFAULT_OPTIONS.tracker, ...input.options.tracker },
+          teams: input.options.teams ?? DEFAULT_OPTIONS.teams,
+        };
         const detector = await deps.getDetector(opts.detector.model);
         const ids = await listFrameIds(files, video);
         const meta = await files.readJson(video.metadata, metadataFileSchema);
-        // ByteTrack counts its buffer in update calls; one call per sampled frame.
-        const trackBuffer = Math.max(1, Math.round((opts.tracker.bufferSeconds * (meta.fps || 25)) / opts.frameStride));
-        const { bufferSeconds: _seconds, cuts: cutOpts, joins: joinOpts, ...trackerOpts } = opts.tracker;
-        const trackerOptions: ByteTrackerOptions = { ...trackerOpts, trackBuffer, frameGap: opts.frameStride };
-        const pitchColour = input.grass?.pitchFound ? input.grass : null;
-        const cutOptions: CutOptions = { ...cutOpts, pitch: pitchColour };
-        let tracker = new TrackletTracker(trackerOptions, cutOptions);
+        const videoInfo = { fps: meta.fps, grass: input.grass };
+        let tracking = new VideoTracking(opts, videoInfo);
         let frames: FrameDetections[] = [];
         let dropReasons: Record<string, number> = {};
         let count = 0;
@@ -186,58 +142,28 @@ export function createDetectActivities(deps: ActivityDeps) {
         const resumedFromFrame = checkpoint?.framesDone ?? 0;
         if (checkpoint) {
           frames = checkpoint.frames;
-          tracker = TrackletTracker.restore(trackerOptions, cutOptions, checkpoint.state.tracker);
+          tracking = new VideoTracking(opts, videoInfo, checkpoint.state.tracker);
           ({ count, tiledFrames } = checkpoint.state);
           dropReasons = { ...checkpoint.state.dropReasons };
         }
         let saved: DetectCheckpointRef | undefined = checkpoint?.state;
-        const round2 = (x: number) => Math.round(x * 100) / 100;
-        const frameOpts: FrameDetectOptions = {
-          detect: {
-            confThreshold: opts.detector.confThreshold,
-            iouThreshold: opts.detector.iouThreshold,
-            classes: opts.detector.classes,
-            tiles: opts.detector.tiles,
-            tileSize: opts.detector.tileSize,
-            overlap: opts.detector.tileOverlap,
-          },
-          pitch: input.grass?.pitchFound ? { colour: input.grass, params: input.grass.pitch?.params, picture: input.grass.pitch?.picture } : null,
-        };
         for (const frameId of ids.slice(frames.length)) {
-          const frame = await files.readFrame(video.frame(frameId));
-          const r = await detectAndTrackFrame(detector, tracker, frame, frameId, frameOpts);
+          const { frame, result: r } = await tracking.track(detector, await files.readFrame(video.frame(frameId)), frameId);
           for (const d of r.dropped) dropReasons[d.reason] = (dropReasons[d.reason] ?? 0) + 1;
           if (r.detectStats.tiled) tiledFrames++;
-          frames.push({
-            frame_id: frameId,
-            width: r.width,
-            height: r.height,
-            tiled: r.detectStats.tiled,
-            detections: r.tracked.map((d) => ({
-              track_id: d.trackId,
-              bbox: d.bbox.map(round2) as [number, number, number, number],
-              score: Math.round(d.score * 10000) / 10000,
-              class: d.classId,
-            })),
-            dropped: r.dropped.map((d) => ({ bbox: d.det.bbox.map(round2) as [number, number, number, number], score: Math.round(d.det.score * 10000) / 10000, reason: d.reason })),
-            ...(r.cuts.length ? { cuts: r.cuts.map((c) => ({ frame_id: c.frameId, reason: c.reason, old_tracklet_id: c.oldTrackletId, new_tracklet_id: c.newTrackletId })) } : {}),
-          });
+          frames.push(frame);
           count += r.tracked.length;
           // Every DETECT_CHUNK_FRAMES frames: the new frames go to GCS as a chunk, and the heartbeat carries the
           // chunk list with the tracker state after the chunk's last frame (a checkpoint a retry resumes from).
           const sinceSaved = frames.length - (saved?.framesDone ?? 0);
           if (sinceSaved >= DETECT_CHUNK_FRAMES && frames.length < ids.length) {
-            saved = await saveDetectChunk(files, layout, input.videoGuid, saved, frames, { tracker: tracker.snapshot(), count, tiledFrames, dropReasons: { ...dropReasons } });
+            saved = await saveDetectChunk(files, layout, input.videoGuid, saved, frames, { tracker: tracking.snapshot(), count, tiledFrames, dropReasons: { ...dropReasons } });
           }
           // Inference blocks the event loop for each pass; heartbeat (and notice cancellation) per frame.
           heartbeat({ framesDone: frames.length, detections: count, checkpoint: saved } satisfies DetectHeartbeat);
         }
-        const { frames: joined, tracklets } = await joinFragments(frames, {
-          enabled: joinOpts.enabled,
-          join: { ...joinOpts, maxGapFrames: Math.max(1, Math.round(joinOpts.maxGapSeconds * (meta.fps || 25))), frameGap: opts.frameStride },
-          readFrame: (id) => files.readFrame(video.frame(id)),
-          appearanceOf: (frame, bbox) => extractAppearance(frame, bbox, { pitch: pitchColour }),
-        });
+        // Fragment joins, then team and role per (joined) class.
+        const { frames: joined, tracklets, teams } = await tracking.finish(frames, videoInfo, (id) => files.readFrame(video.frame(id)));
         frames = joined;
         const tracks = new Set(frames.flatMap((f) => f.detections.map((d) => d.track_id))).size;
         const file: DetectionsFile = {
@@ -250,11 +176,12 @@ export function createDetectActivities(deps: ActivityDeps) {
             tileSize: opts.detector.tileSize,
             tileOverlap: opts.detector.tileOverlap,
           },
-          tracker: { type: 'bytetrack', ...opts.tracker, trackBuffer },
+          tracker: { type: 'bytetrack', ...opts.tracker, trackBuffer: tracking.trackBuffer },
           grass: input.grass ?? null,
           frameStride: opts.frameStride,
           frames,
           tracklets,
+          ...(teams ? { teams } : {}),
         };
         await files.writeJson(video.detections, file);
         if (saved) await files.store.deletePrefix(layout.checkpointPrefix(input.videoGuid));
@@ -270,9 +197,26 @@ export function createDetectActivities(deps: ActivityDeps) {
             modelSha256: detector.modelSha256,
             object: video.detections,
           },
-          details: { dropped: dropReasons, tiledFrames, trackBuffer, pitchFilter: frameOpts.pitch !== null, resumedFromFrame },
+          details: {
+            dropped: dropReasons,
+            tiledFrames,
+            trackBuffer: tracking.trackBuffer,
+            pitchFilter: tracking.frameOptions.pitch !== null,
+            resumedFromFrame,
+            teams: teams && teamCounts(teams),
+          },
         };
       });
     },
   };
+}
+
+/** Status, reason and classes per team and role, for the step result's details. */
+function teamCounts(t: TeamsFile): { status: string; reason: string; classes: Record<string, number> } {
+  const classes: Record<string, number> = {};
+  for (const c of t.classes) {
+    const key = `${c.team ?? '-'}/${c.role ?? '-'}`;
+    classes[key] = (classes[key] ?? 0) + 1;
+  }
+  return { status: t.status, reason: t.reason, classes };
 }

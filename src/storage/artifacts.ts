@@ -111,6 +111,35 @@ export const pitchModelSchema = z.object({
     .optional(),
 }) satisfies z.ZodType<PitchModel>;
 
+/** A colour in CIELAB, `[L*, a*, b*]` (src/vision/teams/lab.ts). */
+const lab = z.tuple([z.number(), z.number(), z.number()]);
+
+/**
+ * The teams of a video in `detections.json` (`TeamsResult` of src/vision/teams/cluster.ts, ids as stored):
+ * the status and why, the team centres, and each class's team and role.
+ */
+export const teamsSchema = z.object({
+  status: z.enum(['teams', 'no-pitch', 'too-few', 'one-team']),
+  reason: z.string(),
+  centres: z.object({ A: lab, B: lab }).nullable(),
+  /** Outlier threshold, ΔE. */
+  threshold: z.number().nullable(),
+  silhouette: z.number().nullable(),
+  classes: z.array(
+    z.object({
+      track_id: count,
+      team: z.enum(['A', 'B']).nullable(),
+      role: z.enum(['player', 'referee', 'other']).nullable(),
+      kit: lab.nullable(),
+      /** ΔE to the nearest team centre. */
+      distance: z.number().nullable(),
+      fitted: z.boolean(),
+    }),
+  ),
+});
+/** The teams of a video as stored. */
+export type TeamsFile = z.output<typeof teamsSchema>;
+
 /** One sampled frame's entry of `detections.json`. */
 export const frameDetectionsSchema = z.object({
   frame_id: count,
@@ -128,6 +157,11 @@ export const frameDetectionsSchema = z.object({
       bbox,
       score: z.number(),
       class: count,
+      /**
+       * The box's kit colour, CIELAB `[L*, a*, b*]` (`boxKit` of src/vision/teams/kit.ts); absent when the box
+       * has none, the video has no pitch, teams are off, or the run is older.
+       */
+      kit: lab.optional(),
     }),
   ),
   /** Boxes removed before tracking, with the filter's reason (e.g. `feet-off-pitch`; absent in older runs). */
@@ -175,6 +209,8 @@ export const detectionsFileSchema = z.object({
   grass: pitchModelSchema.nullable(),
   frameStride: count,
   frames: z.array(frameDetectionsSchema),
+  /** Team and role per class (absent when teams are off and in older runs). */
+  teams: teamsSchema.optional(),
 });
 /** `detections.json`. */
 export type DetectionsFile = z.output<typeof detectionsFileSchema>;
@@ -270,6 +306,17 @@ export const manifestSchema = z.object({
   background: backgroundDecisionSchema.extend({ fill: z.tuple([count, count, count]) }),
   counts: z.object({ train: count, val: count, tracks: z.record(z.string(), z.object({ train: count, val: count, gap: count })) }),
   trainOnlyTracks: z.array(count),
+  /**
+   * Team and role per class (track id as a string), with the video's team status and its reason, as in
+   * `detections.json`; absent when teams are off and in older runs.
+   */
+  teams: z
+    .object({
+      status: teamsSchema.shape.status,
+      reason: z.string(),
+      tracks: z.record(z.string(), z.object({ team: z.enum(['A', 'B']).nullable(), role: z.enum(['player', 'referee', 'other']).nullable() })),
+    })
+    .optional(),
   images: z.array(manifestImageSchema),
 });
 /** `datasets/manifest.json`. */
