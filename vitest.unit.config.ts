@@ -21,6 +21,7 @@ export const UNIT_TESTS = [
   'test/quality.test.ts',
   'test/report.test.ts',
   'test/routing.test.ts',
+  'test/shotChange.test.ts',
   'test/runCache.test.ts',
   'test/sources.test.ts',
   'test/split.test.ts',

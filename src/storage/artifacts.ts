@@ -166,6 +166,8 @@ export const frameDetectionsSchema = z.object({
   ),
   /** Boxes removed before tracking, with the filter's reason (e.g. `feet-off-pitch`; absent in older runs). */
   dropped: z.array(z.object({ bbox, score: z.number(), reason: z.string() })).optional(),
+  /** True when a new shot begins at this frame (src/vision/tracking/shotChange.ts); absent otherwise and in older runs. */
+  shot_change: z.literal(true).optional(),
   /** Cuts reported in this frame (checkpoint chunks only; `detections.json` lists them in `tracklets.cuts`). */
   cuts: z.array(z.object({ frame_id: count, reason: z.string(), old_tracklet_id: count, new_tracklet_id: count })).optional(),
 });

@@ -53,8 +53,10 @@ export interface TrackedFrame {
   tiled?: boolean;
   detections: TrackedBox[];
   dropped?: { bbox: [number, number, number, number]; score: number; reason: string }[];
-  /** Cuts of this frame; moved to {@link TrackletRecord}.cuts by {@link finishVideo}. */
+  /** Cuts of this frame; moved to {@link TrackletRecord}.cuts by {@link VideoTracking.finish}. */
   cuts?: StoredCut[];
+  /** True when a new shot begins at this frame (a cut or dissolve, src/vision/tracking/shotChange.ts); absent otherwise. */
+  shot_change?: true;
 }
 
 /** The `tracklets` block of `detections.json`. */
@@ -100,7 +102,8 @@ export class VideoTracking {
     const { bufferSeconds: _seconds, cuts, joins: _joins, ...byte } = opts.tracker;
     this.trackerOptions = { ...byte, trackBuffer: this.trackBuffer, frameGap: opts.frameStride };
     const pitch = video.grass?.pitchFound ? video.grass : null;
-    this.cutOptions = { ...cuts, pitch };
+    const { shotCutDistance, shotGradualDistance, ...cutRest } = cuts;
+    this.cutOptions = { ...cutRest, pitch, shotChange: { cutDistance: shotCutDistance, gradualDistance: shotGradualDistance } };
     this.kitPitch = opts.teams.enabled ? pitch : null;
     this.frameOptions = {
       detect: {
@@ -143,6 +146,7 @@ export class VideoTracking {
         ...kitOf(d.bbox),
       })),
       dropped: r.dropped.map((d) => ({ bbox: d.det.bbox.map(round2) as [number, number, number, number], score: round4(d.det.score), reason: d.reason })),
+      ...(this.tracker.lastShotChange ? { shot_change: true as const } : {}),
       ...(r.cuts.length ? { cuts: r.cuts.map((c) => ({ frame_id: c.frameId, reason: c.reason, old_tracklet_id: c.oldTrackletId, new_tracklet_id: c.newTrackletId })) } : {}),
     };
     return { frame, result: r };
@@ -184,7 +188,7 @@ export function videoTeams(frames: readonly { frame_id: number; detections: read
 }
 
 /**
- * Joins tracklet fragments (./tracking/join.ts) and relabels the frames' boxes: `track_id` becomes the class
+ * Joins tracklet fragments (./tracking/join.ts; never across a frame marked `shot_change`) and relabels the frames' boxes: `track_id` becomes the class
  * (joined tracklets share one), `tracklet_id` keeps the tracklet; per-frame cuts move to the returned
  * `tracklets.cuts`. Reads only the frames at the ends of candidate tracklets.
  * @param frames the step's frames with `track_id` = tracklet id (as the tracker wrote them)
@@ -209,7 +213,9 @@ export async function joinFragments(
   const tracklets = [...byId.values()];
   let joins: TrackletJoin[] = [];
   if (o.enabled) {
-    const candidates = joinCandidates(tracklets, o.join);
+    // No join across a shot change.
+    const shotChanges = frames.filter((f) => f.shot_change).map((f) => f.frame_id);
+    const candidates = joinCandidates(tracklets, { ...o.join, shotChanges });
     const ids = new Set(candidates.flatMap((c) => [c.from, c.to]));
     joins = decideJoins(candidates, await endAppearances(tracklets, ids, o.readFrame, o.appearanceOf), o.join);
   }

@@ -39,6 +39,11 @@ export interface JoinOptions {
   margin?: number;
   /** Weight of the position distance in the cost. Default 0.1. */
   positionWeight?: number;
+  /**
+   * Frame ids where a new shot begins (`lastShotChange` of ./tracklets.ts): no join spans one, i.e. none with
+   * A's last box before such a frame and B's first box at or after it. Default none.
+   */
+  shotChanges?: readonly number[];
 }
 
 /** A candidate pair: A (`from`) ends, B (`to`) starts; distances as defined in the file header. */
@@ -86,6 +91,7 @@ export function joinCandidates(tracklets: readonly TrackletBoxes[], opts: JoinOp
       const start = b.boxes[0].frameId;
       const gap = start - end;
       if (b === a || gap < 1 || gap > opts.maxGapFrames) continue;
+      if (opts.shotChanges?.some((f) => f > end && f <= start)) continue;
       const p = predictAt(a, start, opts.frameGap);
       const q = b.boxes[0].bbox;
       const ph = p[3] - p[1];

@@ -16,7 +16,10 @@
  *   height differs from the predicted height by more than that fraction (a box jumping to a neighbour or
  *   swallowing two people);
  * - `appearance`: the colour appearance (./appearance.ts) is further than `appearanceJump` (Bhattacharyya
- *   distance) from the tracklet's running model, once the model has `minModelObservations` observations.
+ *   distance) from the tracklet's running model, once the model has `minModelObservations` observations;
+ * - `shot-change`: the whole picture changed (a cut or a dissolve between two shots, ./shotChange.ts): every
+ *   tracklet ends there, those of tracks matched in the frame at once, those of lost tracks when they are
+ *   re-found, since the person in the same place after a shot change is someone else.
  * While a track is in an `overlap` / `cost-margin` ambiguity its boxes are left out of every tracklet (they
  * are not returned, like a tentative track's), and the first clean match after it starts a new tracklet, so
  * the people on either side of a crossing are in different tracklets and no tracklet holds the crossing.
@@ -38,10 +41,11 @@ import {
   type Appearance,
   type AppearanceJson,
 } from './appearance';
+import { frameSignature, ShotChangeDetector, type ShotChangeOptions, type ShotChangeState } from './shotChange';
 import { ByteTracker, type ByteTrackerOptions, type ByteTrackerState, type TrackedDetection } from './bytetrack';
 
 /** Why a tracklet was cut. */
-export type CutReason = 'overlap' | 'cost-margin' | 'occlusion' | 'motion' | 'appearance';
+export type CutReason = 'overlap' | 'cost-margin' | 'occlusion' | 'motion' | 'appearance' | 'shot-change';
 /** Reasons that open an ambiguous stretch, whose boxes are left out of every tracklet. */
 export const AMBIGUITY_REASONS: readonly CutReason[] = ['overlap', 'cost-margin'];
 
@@ -74,6 +78,8 @@ export interface CutOptions {
   emaMomentum?: number;
   /** Pitch colour keyed out of appearances; null when the video has no pitch. */
   pitch?: PitchColour | null;
+  /** Shot-change thresholds (./shotChange.ts: `cutDistance` 0.3, `gradualDistance` 0.12); a `cutDistance` of 1 never fires. */
+  shotChange?: ShotChangeOptions;
 }
 
 interface TrackState {
@@ -93,6 +99,8 @@ export interface TrackletTrackerState {
   nextId: number;
   prevFrameId: number | null;
   tracks: { trackId: number; trackletId: number; pending: { frameId: number; reason: CutReason } | null; occluded: boolean; lastFrameId: number; model: AppearanceJson | null; observations: number }[];
+  /** The shot-change detector (absent in states written before it existed: it starts afresh). */
+  shot?: ShotChangeState;
 }
 
 /**
@@ -102,7 +110,9 @@ export interface TrackletTrackerState {
  */
 export class TrackletTracker {
   private readonly byte: ByteTracker;
-  private readonly o: Required<Omit<CutOptions, 'pitch'>> & { pitch: PitchColour | null };
+  private readonly o: Required<Omit<CutOptions, 'pitch' | 'shotChange'>> & { pitch: PitchColour | null };
+  private shot: ShotChangeDetector;
+  private shotChanged = false;
   private readonly lowThreshold: number;
   private readonly matchThreshold: number;
   private tracks = new Map<number, TrackState>();
@@ -128,6 +138,7 @@ export class TrackletTracker {
       emaMomentum: cutOpts.emaMomentum ?? 0.9,
       pitch: cutOpts.pitch ?? null,
     };
+    this.shot = new ShotChangeDetector(cutOpts.shotChange);
     for (const k of ['overlapIou', 'costMargin', 'appearanceJump', 'emaMomentum'] as const) {
       if (!(this.o[k] >= 0 && this.o[k] <= 1)) throw new RangeError(`${k} must be in [0, 1], got ${this.o[k]}`);
     }
@@ -137,6 +148,11 @@ export class TrackletTracker {
   /** Tracklet ids handed out so far (0 .. count - 1). */
   get trackletCount(): number {
     return this.nextId;
+  }
+
+  /** Whether the latest {@link update}'s frame begins a new shot (./shotChange.ts; false without cuts or pixels). */
+  get lastShotChange(): boolean {
+    return this.shotChanged;
   }
 
   /** The cuts made by the latest {@link update}. */
@@ -152,6 +168,7 @@ export class TrackletTracker {
       nextId: this.nextId,
       prevFrameId: this.prevFrameId,
       tracks: [...this.tracks].map(([trackId, s]) => ({ trackId, ...s, model: s.model && appearanceToJson(s.model) })),
+      shot: this.shot.snapshot(),
     };
   }
 
@@ -166,6 +183,7 @@ export class TrackletTracker {
     t.nextId = state.nextId;
     t.prevFrameId = state.prevFrameId;
     t.tracks = new Map(state.tracks.map(({ trackId, model, ...s }) => [trackId, { ...s, model: model && appearanceFromJson(model) }]));
+    if (state.shot) t.shot = ShotChangeDetector.restore(cutOpts.shotChange ?? {}, state.shot);
     return t;
   }
 
@@ -180,6 +198,11 @@ export class TrackletTracker {
     const preds = this.byte.lastPredictions;
     const others = dets.filter((d) => d.score > this.lowThreshold && d.bbox[2] > d.bbox[0] && d.bbox[3] > d.bbox[1]);
     this.cuts = [];
+    this.shotChanged = this.o.enabled && !!frame && this.shot.push(frameSignature(frame));
+    if (this.shotChanged) {
+      // Every tracklet ends here: lost tracks get the cut when they are re-found (or never, if they are not).
+      for (const st of this.tracks.values()) st.pending = { frameId, reason: 'shot-change' };
+    }
     const seen = new Set<number>();
     const result = out.map((d) => {
       seen.add(d.trackId);
