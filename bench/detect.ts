@@ -17,6 +17,7 @@ import { Command } from 'commander';
 import { loadConfig } from '../src/config';
 import { ByteTracker } from '../src/vision/tracking/bytetrack';
 import { TrackletTracker } from '../src/vision/tracking/tracklets';
+import { cutOptionsOf } from '../src/vision/videoTracking';
 import { createDetector } from '../src/vision/detection/detector';
 import { letterbox } from '../src/vision/detection/yolo';
 import { fitPitchModel } from '../src/vision/pitch/fit';
@@ -75,7 +76,7 @@ for (const f of jpegs.slice(0, 3)) await detectAndTrackFrame(detector, new ByteT
 // same passes, interleaved frame by frame so all see the same machine conditions. Raw: ready tensors, only
 // `session.run` is timed.
 // The pipeline's tracker: ByteTrack with tracklet cuts (colour appearance of every tracked box).
-const cutOpts = { ...options.tracker.cuts, pitch: grass.pitchFound ? grass : null };
+const cutOpts = cutOptionsOf(options.tracker.cuts, grass.pitchFound ? grass : null);
 const tracker = new TrackletTracker({ frameGap: Number(opts.stride) }, cutOpts);
 const trackerJpeg = new TrackletTracker({ frameGap: Number(opts.stride) }, cutOpts);
 const pitch = grass.pitchFound ? { colour: grass } : null;

@@ -102,8 +102,7 @@ export class VideoTracking {
     const { bufferSeconds: _seconds, cuts, joins: _joins, ...byte } = opts.tracker;
     this.trackerOptions = { ...byte, trackBuffer: this.trackBuffer, frameGap: opts.frameStride };
     const pitch = video.grass?.pitchFound ? video.grass : null;
-    const { shotCutDistance, shotGradualDistance, ...cutRest } = cuts;
-    this.cutOptions = { ...cutRest, pitch, shotChange: { cutDistance: shotCutDistance, gradualDistance: shotGradualDistance } };
+    this.cutOptions = cutOptionsOf(cuts, pitch);
     this.kitPitch = opts.teams.enabled ? pitch : null;
     this.frameOptions = {
       detect: {
@@ -175,6 +174,15 @@ export class VideoTracking {
     const teams = this.opts.teams.enabled ? videoTeams(joined.frames, !!video.grass?.pitchFound, this.opts.teams) : undefined;
     return { ...joined, ...(teams ? { teams } : {}) };
   }
+}
+
+/**
+ * The `TrackletTracker` cut options (./tracking/tracklets.ts) of the pipeline's `tracker.cuts` options.
+ * @param pitch the pitch colour keyed out of appearances; null without a pitch
+ */
+export function cutOptionsOf(cuts: PipelineOptions['tracker']['cuts'], pitch: PitchModel | null): CutOptions {
+  const { shotCutDistance, shotGradualDistance, ...rest } = cuts;
+  return { ...rest, pitch, shotChange: { cutDistance: shotCutDistance, gradualDistance: shotGradualDistance } };
 }
 
 /**
