@@ -27,6 +27,9 @@ export const LEVELS = 4;
 /** Grid samples per side of a cell at most. */
 export const SAMPLES_PER_CELL = 32;
 
+/** Histogram level of each 8-bit channel value. */
+const LEVEL_OF = Uint8Array.from({ length: 256 }, (_, v) => Math.min(LEVELS - 1, Math.floor((v * LEVELS) / 256)));
+
 /** A frame signature: one normalised histogram per cell, row-major. */
 export type FrameSignature = Float32Array[];
 
@@ -61,8 +64,7 @@ export function frameSignature(frame: RgbFrame): FrameSignature {
         const row = Math.floor(fy) * width;
         for (let fx = x1 + sx / 2; fx < x2; fx += sx) {
           const i = (row + Math.floor(fx)) * 3;
-          const q = (v: number) => Math.min(LEVELS - 1, Math.floor((v * LEVELS) / 256));
-          hist[(q(rgb[i]) * LEVELS + q(rgb[i + 1])) * LEVELS + q(rgb[i + 2])]++;
+          hist[(LEVEL_OF[rgb[i]] * LEVELS + LEVEL_OF[rgb[i + 1]]) * LEVELS + LEVEL_OF[rgb[i + 2]]]++;
           n++;
         }
       }
