@@ -51,6 +51,13 @@ function teamLabelsOf(raw: unknown): Map<number, PredictedLabel> | undefined {
   return out.size > 0 ? out : undefined;
 }
 
+/** Cut counts by reason, e.g. `overlap 12, motion 3`. */
+function cutReasons(cuts: readonly { reason: string }[]): string {
+  const n = new Map<string, number>();
+  for (const c of cuts) n.set(c.reason, (n.get(c.reason) ?? 0) + 1);
+  return [...n].map(([r, k]) => `${r} ${k}`).join(', ') || 'none';
+}
+
 const program = new Command()
   .name('eval-identity')
   .description('Identity metrics (class purity, fragmentation, ID switches, IDF1, teams, val leak) against test/fixtures/identity ground truth')
@@ -60,7 +67,7 @@ const program = new Command()
   .option('--detections <file>', "evaluate this run's detections.json (needs --video) instead of running the tracker")
   .option('--manifest <file>', 'with --detections: datasets/manifest.json of the run, for the val-leak check')
   .option('--teams <file>', 'predicted team/role per class (JSON: a detections.json with teams, or {"<track_id>": {team, role}}), for team accuracy')
-  .option('--write-detections <dir>', 'write the tracked frames of each video as {dir}/{name}.detections.json (frames only)')
+  .option('--write-detections <dir>', 'write the tracked frames of each video as {dir}/{name}.detections.json (frames, tracklets, teams)')
   .option('--from-start', 'track from the first sampled frame of the video (default: from the first annotated frame)')
   .option('--work <dir>', 'cache folder', '.data/identity-eval')
   .option('--json <file>', 'also write the full reports as JSON')
@@ -128,10 +135,11 @@ async function main(): Promise<void> {
     if (hasTracklets(run.detections)) reports.push({ name: `${name} (tracklets)`, report: evaluateIdentity(gt, predictedFrames(run.detections, 'tracklet')) });
     if (o.writeDetections) {
       await mkdir(o.writeDetections, { recursive: true });
-      await writeFile(path.join(o.writeDetections, `${name}.detections.json`), JSON.stringify({ frames: run.detections, ...(run.teams ? { teams: run.teams } : {}) }));
+      await writeFile(path.join(o.writeDetections, `${name}.detections.json`), JSON.stringify({ frames: run.detections, tracklets: run.tracklets, ...(run.teams ? { teams: run.teams } : {}) }));
     }
     console.log(
       `${name}: tracked ${run.frames.length} sampled frames (frame_id ${from}-${to}) in ${run.seconds.toFixed(1)} s; ` +
+        `${run.tracklets.count} tracklets, ${run.tracklets.cuts.length} cuts (${cutReasons(run.tracklets.cuts)}), ${run.tracklets.joins.length} joins; ` +
         `detector calls ${run.detectorCalls.cached} cached, ${run.detectorCalls.run} run; pitch ${run.pitchFound ? 'found' : 'not found'}`,
     );
   }

@@ -26,7 +26,7 @@ import { extractFrames } from '../../src/vision/media/frames';
 import { importToMp4 } from '../../src/vision/media/import';
 import { probeVideo } from '../../src/vision/media/probe';
 import { fitPitchModel } from '../../src/vision/pitch/fit';
-import { VideoTracking, type StoredTeams } from '../../src/vision/videoTracking';
+import { VideoTracking, type StoredTeams, type TrackletRecord } from '../../src/vision/videoTracking';
 import { cachedDetector } from './cachedDetector';
 
 /** The pipeline options (defaults of src/validation.ts). */
@@ -83,6 +83,8 @@ export interface TrackingRun {
   pitchFound: boolean;
   /** Team and role per class, as step 5 writes them (absent when teams are off). */
   teams?: StoredTeams;
+  /** Tracklet count, cuts and joins, as step 5 writes them. */
+  tracklets: TrackletRecord;
   /** Wall-clock seconds of the run. */
   seconds: number;
 }
@@ -134,11 +136,12 @@ export async function trackFrames(video: PreparedVideo, detector: Detector, opti
     if (frames.length % 50 === 0) await cache.save();
   }
   await cache.save();
-  const { frames: joined, teams } = await tracking.finish(frames, videoInfo, async (id) => decodeImage(await video.jpeg(id)));
+  const { frames: joined, teams, tracklets } = await tracking.finish(frames, videoInfo, async (id) => decodeImage(await video.jpeg(id)));
   return {
     detections: joined,
     frames: predictedFrames(joined),
     teams,
+    tracklets,
     detectorCalls: { cached: cache.stats.hits, run: cache.stats.misses },
     pitchFound: grass.pitchFound,
     seconds: (performance.now() - t0) / 1000,
