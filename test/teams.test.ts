@@ -111,7 +111,7 @@ describe('teams by kit colour', () => {
     cls(50, RED, [4, 6]),
   ];
 
-  it('finds the two kits, the officials and the goalkeeper as an outlier', () => {
+  it('finds the two kits, the officials and the goalkeeper', () => {
     const r = assignTeams(match(), true);
     expect(r.status).toBe('teams');
     const by = new Map(r.classes.map((c) => [c.trackId, c]));
@@ -126,15 +126,36 @@ describe('teams by kit colour', () => {
     }
     expect(by.get(30)).toMatchObject({ team: null, role: 'referee' });
     expect(by.get(31)).toMatchObject({ team: null, role: 'referee' });
-    expect(by.get(40)).toMatchObject({ team: null, role: 'other' });
+    // Yellow: far from both teams and unlike the officials' black; its team is not guessed.
+    expect(by.get(40)).toMatchObject({ team: null, role: 'goalkeeper' });
     expect(by.get(50)).toMatchObject({ team: redTeam, role: 'player', fitted: false });
     expect(r.silhouette!).toBeGreaterThan(TEAMS.minSilhouette);
   });
 
-  it('does not take one official seen alone (no second person in that kit at once) for a referee', () => {
-    const classes = match().filter((c) => c.trackId !== 31);
-    const r = assignTeams(classes, true);
-    expect(r.classes.find((c) => c.trackId === 30)).toMatchObject({ team: null, role: 'other' });
+  it('takes a lone official split over classes that never overlap, seen longest of the outlier kits, for the referee', () => {
+    // One referee in black, split by the tracker (frames 0-14 and 40-54, never together), and a
+    // 1-box fragment of him; the goalkeeper in yellow is seen in 5 frames only.
+    const classes = [
+      ...match().filter((c) => c.trackId < 30),
+      cls(30, BLACK, range(0, 8)),
+      cls(32, BLACK, range(40, 8)),
+      cls(33, BLACK, [60]),
+      cls(40, YELLOW, range(0, 5)),
+    ];
+    const by = new Map(assignTeams(classes, true).classes.map((c) => [c.trackId, c]));
+    for (const id of [30, 32, 33]) expect(by.get(id)).toMatchObject({ team: null, role: 'referee' });
+    expect(by.get(40)).toMatchObject({ team: null, role: 'goalkeeper' });
+  });
+
+  it('leaves a kit only just beyond a team\'s (between 1 and 2 outlier thresholds) as other, not a goalkeeper', () => {
+    // A red player whose shirt reads purplish (a blue board bleeding into a small shirt): 22 ΔE from red.
+    const PURPLISH: [number, number, number] = [140, 30, 70];
+    const r = assignTeams([...match(), cls(70, PURPLISH, range(60, 10), 0)], true);
+    const c = r.classes.find((x) => x.trackId === 70)!;
+    expect(c.distance!).toBeGreaterThan(r.threshold!);
+    expect(c.distance!).toBeLessThan(2 * r.threshold!);
+    expect(c).toMatchObject({ team: null, role: 'other' });
+    expect(r.classes.find((x) => x.trackId === 40)!.role).toBe('goalkeeper');
   });
 
   it('does not make officials of two classes that each mix two people', () => {

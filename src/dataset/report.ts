@@ -24,7 +24,7 @@ export interface ReportTrack {
   span?: [number, number];
   /** Team and role (`detections.json` `teams`); absent when the run has no teams. */
   team?: 'A' | 'B' | null;
-  role?: 'player' | 'referee' | 'other' | null;
+  role?: 'player' | 'goalkeeper' | 'referee' | 'other' | null;
   /** Kit colour, CIELAB. */
   kit?: Lab | null;
   /** Tracklet cuts and joins of this class, in frame order. */
@@ -75,9 +75,9 @@ const table = (rows: Record<string, number>) =>
 
 const swatch = (lab: Lab | null | undefined, title: string) => (lab ? `<span class="swatch" style="background:${labToHex(lab)}" title="${esc(title)}"></span>` : '');
 
-/** Team and role of a class as one label: `team A`, `referee`, `other`; empty without teams. */
+/** Team and role of a class as one label: `team A`, `team A goalkeeper`, `referee`, `other`; empty without teams. */
 function teamLabel(t: ReportTrack): string {
-  if (t.team) return `team ${t.team}`;
+  if (t.team) return t.role === 'goalkeeper' ? `team ${t.team} goalkeeper` : `team ${t.team}`;
   return t.role ?? '';
 }
 
@@ -102,12 +102,13 @@ ${timeline(t, r.frameRange)}<div class="pairs">${t.samples.map((s) => `<figure>$
   }</section>`;
 }
 
-/** Groups of classes in the order shown: team A, team B, referees, other, then classes without a team or role. */
+/** Groups of classes in the order shown: team A, team B (goalkeepers with their team), referees, goalkeepers without a team, other, then classes without a team or role. */
 const GROUPS: { title: string; test: (t: ReportTrack) => boolean }[] = [
   { title: 'Team A', test: (t) => t.team === 'A' },
   { title: 'Team B', test: (t) => t.team === 'B' },
   { title: 'Referees', test: (t) => !t.team && t.role === 'referee' },
-  { title: 'Other (neither team\'s kit: goalkeepers, lone officials, mixed classes)', test: (t) => !t.team && t.role === 'other' },
+  { title: 'Goalkeepers without a team', test: (t) => !t.team && t.role === 'goalkeeper' },
+  { title: 'Other (neither team\'s kit: lone officials, mixed classes, kits measured badly)', test: (t) => !t.team && t.role === 'other' },
   { title: 'No team or role', test: (t) => !t.team && !t.role },
 ];
 

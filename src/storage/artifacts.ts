@@ -129,7 +129,7 @@ export const teamsSchema = z.object({
     z.object({
       track_id: count,
       team: z.enum(['A', 'B']).nullable(),
-      role: z.enum(['player', 'referee', 'other']).nullable(),
+      role: z.enum(['player', 'goalkeeper', 'referee', 'other']).nullable(),
       kit: lab.nullable(),
       /** ΔE to the nearest team centre. */
       distance: z.number().nullable(),
@@ -316,7 +316,7 @@ export const manifestSchema = z.object({
     .object({
       status: teamsSchema.shape.status,
       reason: z.string(),
-      tracks: z.record(z.string(), z.object({ team: z.enum(['A', 'B']).nullable(), role: z.enum(['player', 'referee', 'other']).nullable() })),
+      tracks: z.record(z.string(), z.object({ team: z.enum(['A', 'B']).nullable(), role: z.enum(['player', 'goalkeeper', 'referee', 'other']).nullable() })),
     })
     .optional(),
   images: z.array(manifestImageSchema),

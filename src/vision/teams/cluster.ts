@@ -20,20 +20,17 @@
  *    Rousseeuw, "Finding Groups in Data", 1990, read an average above 0.5 as a reasonable structure), the
  *    centres at least `minTeamDistance` ΔE apart, and at least 2 classes in each team. Otherwise the video
  *    has one team (or none worth the name), and says so.
- * 4. **Roles**: team members are `player`. Outliers are grouped by kit (single linkage at the outlier
- *    threshold). The Laws of the Game (IFAB, Law 4.3) require the two goalkeepers to wear colours that
- *    distinguish them from each other, the other players and the match officials, while the officials wear
- *    one kit: so a non-team kit worn by two people AT THE SAME TIME (two classes of the group with a box in
- *    the same frame) is the officials' kit, and its classes are `referee` (assistant referees included);
- *    classes whose box colours vary much (a mix of two people) are left out of this rule.
- *    A non-team kit seen on one person at a time may be a goalkeeper, a lone official or a class that mixes
- *    two people: it is `other` (not guessed).
+ * 4. **Roles**: team members are `player`. The outliers are `referee`, `goalkeeper` or `other` by the rules
+ *    of ./roles.ts (a kit no team wears seen on two people at once, or the outlier kit seen longest, is the
+ *    officials'; a kit far from both teams and unlike the officials' is a goalkeeper's, team not guessed).
  *
  * Only classes with at least `minBoxes` box colours take part in fitting; shorter classes are then placed
  * by the same rules (nearest centre within the threshold, else `other`). The thresholds' defaults, with
  * their reasons, are those of `options.teams` (src/validation.ts).
  */
 import { deltaE, type Lab } from './lab';
+import { markRoles } from './roles';
+import type { ClassKitInput, ClassTeam } from './types';
 
 /** Parameters of {@link assignTeams}: `options.teams` of src/validation.ts, where the defaults and their reasons are. */
 export interface TeamParams {
@@ -58,32 +55,7 @@ const MAX_ITERATIONS = 50;
 /** Scale of the MAD that makes it a consistent estimator of the standard deviation for normal data. */
 const MAD_SCALE = 1.4826;
 
-/** What {@link assignTeams} knows of one class (track). */
-export interface ClassKitInput {
-  trackId: number;
-  /** The class's kit colour (`classKit` of ./kit.ts); null when none of its boxes has one. */
-  kit: Lab | null;
-  /** How many of its boxes have a kit colour. */
-  boxes: number;
-  /** Median ΔE of its box colours from `kit` (`kitSpread` of ./kit.ts); null without a kit colour. */
-  spread: number | null;
-  /** Frame ids where the class has a box (any order). */
-  frames: readonly number[];
-}
-
-/** A class's team and role. */
-export interface ClassTeam {
-  trackId: number;
-  /** `A` or `B`; null for officials, other outliers, and when the video has no two teams. */
-  team: 'A' | 'B' | null;
-  /** null when undetermined (no two teams, or no kit colour). */
-  role: 'player' | 'referee' | 'other' | null;
-  kit: Lab | null;
-  /** ΔE to the nearest team centre; null without teams or kit colour. */
-  distance: number | null;
-  /** Whether the class took part in fitting (enough box colours). */
-  fitted: boolean;
-}
+export type { ClassKitInput, ClassTeam } from './types';
 
 /**
  * Why a video has teams or not: `teams` (two separated teams), `no-pitch` (step 4 found no pitch, so no
@@ -256,50 +228,12 @@ export function assignTeams(classes: readonly ClassKitInput[], pitchFound: boole
     const inlier = d <= threshold;
     return { trackId: c.trackId, team: inlier ? (cl === aIdx ? 'A' : 'B') : null, role: inlier ? 'player' : 'other', kit: roundLab(c.kit), distance: round1(d), fitted: c.boxes >= params.minBoxes };
   });
-  markOfficials(classes, out, threshold);
+  markRoles(classes, out, { threshold, centres: { A: fit.centres[aIdx], B: fit.centres[1 - aIdx] }, minBoxes: params.minBoxes });
   const count = (pred: (c: ClassTeam) => boolean) => out.filter(pred).length;
   return {
     status: 'teams',
-    reason: `two teams (A ${count((c) => c.team === 'A')} classes, B ${count((c) => c.team === 'B')}), ${count((c) => c.role === 'referee')} referee and ${count((c) => c.role === 'other')} other classes; centres ${round1(gap)} ΔE apart, mean silhouette ${silhouette}`,
+    reason: `two teams (A ${count((c) => c.team === 'A')} classes, B ${count((c) => c.team === 'B')}), ${count((c) => c.role === 'referee')} referee, ${count((c) => c.role === 'goalkeeper')} goalkeeper and ${count((c) => c.role === 'other')} other classes; centres ${round1(gap)} ΔE apart, mean silhouette ${silhouette}`,
     ...fitted,
     classes: out,
   };
-}
-
-/**
- * A class counts towards the officials' kit only when its box colours stay, in the median, within this
- * share of the outlier threshold of its kit colour (`spread` of {@link ClassKitInput}): a class that mixes
- * two people (a player and the referee, as a tracker's identity switch makes) has a kit colour between
- * theirs and a large spread, and two such classes in one frame must not make officials. Our own constant,
- * measured on the soccer test clip: team members spread 1-11 ΔE (median 4.4), a player/referee mix 20.6,
- * with an outlier threshold of 17.6 ΔE.
- */
-export const MAX_OFFICIAL_SPREAD = 0.5;
-
-/**
- * Step 4 of the module comment: groups the fitted outlier classes with consistent colours
- * ({@link MAX_OFFICIAL_SPREAD}) by kit (single linkage at `threshold` ΔE)
- * and marks every member of a group with two classes seen in the same frame as `referee` (in place).
- */
-function markOfficials(classes: readonly ClassKitInput[], out: ClassTeam[], threshold: number): void {
-  const idx = out.flatMap((c, i) => (c.role === 'other' && c.fitted && (classes[i].spread ?? Infinity) <= threshold * MAX_OFFICIAL_SPREAD ? [i] : []));
-  const group = idx.map((_, k) => k);
-  const find = (k: number): number => (group[k] === k ? k : (group[k] = find(group[k])));
-  for (let a = 0; a < idx.length; a++) {
-    for (let b = a + 1; b < idx.length; b++) {
-      if (deltaE(classes[idx[a]].kit!, classes[idx[b]].kit!) <= threshold) group[find(a)] = find(b);
-    }
-  }
-  const frameSets = idx.map((i) => new Set(classes[i].frames));
-  const official = new Set<number>();
-  for (let a = 0; a < idx.length; a++) {
-    for (let b = a + 1; b < idx.length; b++) {
-      if (find(a) !== find(b)) continue;
-      const [small, large] = frameSets[a].size <= frameSets[b].size ? [frameSets[a], frameSets[b]] : [frameSets[b], frameSets[a]];
-      if ([...small].some((f) => large.has(f))) official.add(find(a));
-    }
-  }
-  idx.forEach((i, k) => {
-    if (official.has(find(k))) out[i].role = 'referee';
-  });
 }

@@ -20,7 +20,7 @@
 import type { RgbFrame } from '../image/rgb';
 import { isGrassRgb } from '../pitch/colour';
 import type { PitchColour } from '../pitch/model';
-import type { ClassKitInput } from './cluster';
+import type { ClassKitInput } from './types';
 import { deltaE, srgbToLab, type Lab } from './lab';
 
 /** Torso rows, fractions of the box height from its top (see the module comment). */
