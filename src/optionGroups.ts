@@ -98,6 +98,8 @@ export const trackerOptionsSchema = z
         maxAppearance: z.number().gt(0).max(1).default(0.3),
         /** The chosen pair must beat every other candidate of either tracklet by this cost margin. */
         margin: z.number().min(0).max(1).default(0.1),
+        /** How the margin is tested: per pair (`mutual-best`) or against whole assignments (`assignment`, src/vision/tracking/joinAssignment.ts). */
+        decision: z.enum(['mutual-best', 'assignment']).default('assignment'),
       })
       .strict().prefault({}),
   })
