@@ -14,6 +14,7 @@ export const UNIT_TESTS = [
   'test/cli-report.test.ts',
   'test/identityMetrics.test.ts',
   'test/layers.test.ts',
+  'test/joinAssignment.test.ts',
   'test/identityFixtures.test.ts',
   'test/liveness.test.ts',
   'test/motMetrics.test.ts',

@@ -95,9 +95,11 @@ export const trackerOptionsSchema = z
         /** Position gate: distance from the Kalman prediction in box heights (and relative height change). */
         maxDistance: z.number().gt(0).max(10).default(1),
         /** Largest Bhattacharyya appearance distance of a join. */
-        maxAppearance: z.number().gt(0).max(1).default(0.3),
+        maxAppearance: z.number().gt(0).max(1).default(0.35),
         /** The chosen pair must beat every other candidate of either tracklet by this cost margin. */
         margin: z.number().min(0).max(1).default(0.1),
+        /** How the margin is tested: per pair (`mutual-best`) or against whole assignments (`assignment`, src/vision/tracking/joinAssignment.ts). */
+        decision: z.enum(['mutual-best', 'assignment']).default('assignment'),
       })
       .strict().prefault({}),
   })

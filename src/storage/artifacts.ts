@@ -190,7 +190,7 @@ export const detectionsFileSchema = z.object({
     trackBuffer: count,
     /** Options of tracklet cuts and fragment joins (absent in older runs). */
     cuts: z.record(z.string(), z.union([z.number(), z.boolean()])).optional(),
-    joins: z.record(z.string(), z.union([z.number(), z.boolean()])).optional(),
+    joins: z.record(z.string(), z.union([z.number(), z.boolean(), z.string()])).optional(),
   }),
   /**
    * Tracklet cuts and fragment joins (absent in older runs). A cut: at `frame_id` tracklet `old_tracklet_id`

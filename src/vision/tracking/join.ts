@@ -17,6 +17,7 @@
 import type { BBox } from '../detection/geometry';
 import type { RgbFrame } from '../image/rgb';
 import { appearanceDistance, type Appearance } from './appearance';
+import { assignmentJoins } from './joinAssignment';
 import { bboxToXyah, KalmanBoxFilter, xyahToBbox } from './kalman';
 
 /** One tracklet's boxes in time order (`frameId` = source frame index, strictly increasing). */
@@ -39,6 +40,12 @@ export interface JoinOptions {
   margin?: number;
   /** Weight of the position distance in the cost. Default 0.1. */
   positionWeight?: number;
+  /**
+   * How the margin is tested: `mutual-best` (each pair against every other candidate of either tracklet) or
+   * `assignment` (against every whole assignment that gives one of its tracklets another partner,
+   * ./joinAssignment.ts). Default `mutual-best`.
+   */
+  decision?: 'mutual-best' | 'assignment';
   /**
    * Frame ids where a new shot begins (`lastShotChange` of ./tracklets.ts): no join spans one, i.e. none with
    * A's last box before such a frame and B's first box at or after it. Default none.
@@ -104,7 +111,8 @@ export function joinCandidates(tracklets: readonly TrackletBoxes[], opts: JoinOp
 }
 
 /**
- * The joins among `candidates`: mutual best with a margin (file header).
+ * The joins among `candidates`: mutual best with a margin (file header), or with `decision: 'assignment'`
+ * the two-way comparison of ./joinAssignment.ts.
  * @param appearance the appearance at a tracklet's end (`end`) and start (`start`), by tracklet id; a pair
  *   whose appearances cannot be compared is not joined
  * @returns joins sorted by `from`
@@ -119,6 +127,14 @@ export function decideJoins(candidates: readonly JoinCandidate[], appearance: Re
     const app = ea && sb ? appearanceDistance(ea, sb) : undefined;
     return { ...c, appearance: app ?? 1, cost: (app ?? 1) + w * c.position, known: app !== undefined };
   });
+  if (opts.decision === 'assignment') {
+    const gated = scored.filter((c) => c.known && c.appearance <= maxApp);
+    // Every gated pair costs at most maxApp + w * maxDistance (the position gate of joinCandidates).
+    const noJoinCost = maxApp + w * (opts.maxDistance ?? 1) + 1e-6;
+    return assignmentJoins(gated, { noJoinCost, margin })
+      .map(({ from, to, gapFrames, position, appearance: a }) => ({ from, to, gapFrames, position, appearance: a }))
+      .sort((a, b) => a.from - b.from);
+  }
   const clearlyBest = (c: (typeof scored)[number], key: 'from' | 'to') => {
     const rivals = scored.filter((x) => x !== c && x[key] === c[key]);
     return rivals.every((x) => x.cost >= c.cost + margin);
