@@ -25,7 +25,7 @@ import { extractFrames } from '../../src/vision/media/frames';
 import { importToMp4 } from '../../src/vision/media/import';
 import { probeVideo } from '../../src/vision/media/probe';
 import { fitPitchModel } from '../../src/vision/pitch/fit';
-import { detectAndTrackFrame, type FrameDetectOptions } from '../../src/vision/players';
+import { detectAndTrackFrame, frameRecord, type FrameDetectOptions } from '../../src/vision/players';
 import { ByteTracker } from '../../src/vision/tracking/bytetrack';
 import { cachedDetector } from './cachedDetector';
 
@@ -128,7 +128,6 @@ export async function trackFrames(video: PreparedVideo, detector: Detector, opti
   const trackBuffer = Math.max(1, Math.round((opts.tracker.bufferSeconds * (video.fps || 25)) / opts.frameStride));
   const { bufferSeconds: _seconds, ...trackerOpts } = opts.tracker;
   const tracker = new ByteTracker({ ...trackerOpts, trackBuffer, frameGap: opts.frameStride });
-  const round2 = (x: number) => Math.round(x * 100) / 100;
   const frameOpts: FrameDetectOptions = {
     detect: {
       confThreshold: opts.detector.confThreshold,
@@ -143,19 +142,7 @@ export async function trackFrames(video: PreparedVideo, detector: Detector, opti
   const frames: FrameDetections[] = [];
   for (const frameId of ids.filter((id) => id >= range.from && id <= range.to)) {
     const r = await detectAndTrackFrame(cache, tracker, await video.jpeg(frameId), frameId, frameOpts);
-    frames.push({
-      frame_id: frameId,
-      width: r.width,
-      height: r.height,
-      tiled: r.detectStats.tiled,
-      detections: r.tracked.map((d) => ({
-        track_id: d.trackId,
-        bbox: d.bbox.map(round2) as [number, number, number, number],
-        score: Math.round(d.score * 10000) / 10000,
-        class: d.classId,
-      })),
-      dropped: r.dropped.map((d) => ({ bbox: d.det.bbox.map(round2) as [number, number, number, number], score: Math.round(d.det.score * 10000) / 10000, reason: d.reason })),
-    });
+    frames.push(frameRecord(frameId, r));
     if (frames.length % 50 === 0) await cache.save();
   }
   await cache.save();

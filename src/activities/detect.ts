@@ -8,7 +8,7 @@ import { readChunks, writeChunk, type ChunkRef } from '../storage/checkpoints';
 import type { RunLayout, VideoLayout } from '../storage/layout';
 import type { RgbFrame } from '../vision/image/rgb';
 import { fitPitchModel } from '../vision/pitch/fit';
-import { detectAndTrackFrame, type FrameDetectOptions } from '../vision/players';
+import { detectAndTrackFrame, frameRecord, type FrameDetectOptions } from '../vision/players';
 import { ByteTracker, type ByteTrackerState } from '../vision/tracking/bytetrack';
 import type { DetectResult, GrassResult, StepInput } from '../workflows/types';
 import type { ActivityDeps } from './deps';
@@ -143,7 +143,6 @@ export function createDetectActivities(deps: ActivityDeps) {
           dropReasons = { ...checkpoint.state.dropReasons };
         }
         let saved: DetectCheckpointRef | undefined = checkpoint?.state;
-        const round2 = (x: number) => Math.round(x * 100) / 100;
         const frameOpts: FrameDetectOptions = {
           detect: {
             confThreshold: opts.detector.confThreshold,
@@ -160,19 +159,7 @@ export function createDetectActivities(deps: ActivityDeps) {
           const r = await detectAndTrackFrame(detector, tracker, frame, frameId, frameOpts);
           for (const d of r.dropped) dropReasons[d.reason] = (dropReasons[d.reason] ?? 0) + 1;
           if (r.detectStats.tiled) tiledFrames++;
-          frames.push({
-            frame_id: frameId,
-            width: r.width,
-            height: r.height,
-            tiled: r.detectStats.tiled,
-            detections: r.tracked.map((d) => ({
-              track_id: d.trackId,
-              bbox: d.bbox.map(round2) as [number, number, number, number],
-              score: Math.round(d.score * 10000) / 10000,
-              class: d.classId,
-            })),
-            dropped: r.dropped.map((d) => ({ bbox: d.det.bbox.map(round2) as [number, number, number, number], score: Math.round(d.det.score * 10000) / 10000, reason: d.reason })),
-          });
+          frames.push(frameRecord(frameId, r));
           count += r.tracked.length;
           // Every DETECT_CHUNK_FRAMES frames: the new frames go to GCS as a chunk, and the heartbeat carries the
           // chunk list with the tracker state after the chunk's last frame (a checkpoint a retry resumes from).
