@@ -97,3 +97,34 @@ export async function detectAndTrackFrame(
     timings: { decodeMs: t1 - t0, inferenceMs: stats.inferenceMs, detectMs: t2 - t1, pitchMs: t3 - t2, trackMs: t4 - t3, totalMs: t4 - t0 },
   };
 }
+
+/** One frame of step 5 as `detections.json` stores it (src/storage/artifacts.ts `frameDetectionsSchema`). */
+export interface FrameRecord {
+  frame_id: number;
+  width: number;
+  height: number;
+  tiled: boolean;
+  /** Tracked boxes: bbox [x1, y1, x2, y2] in frame pixels rounded to 0.01, score rounded to 0.0001. */
+  detections: { track_id: number; bbox: [number, number, number, number]; score: number; class: number }[];
+  /** Boxes dropped before tracking, rounded the same way, with the filter's reason. */
+  dropped: { bbox: [number, number, number, number]; score: number; reason: string }[];
+}
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
+const round4 = (x: number) => Math.round(x * 10000) / 10000;
+
+/**
+ * The stored record of frame `frameId` from its {@link FrameResult}: step 5 (src/activities/detect.ts) and the
+ * identity evaluation's replay (scripts/identity/replay.ts) both write frames through it, so the two agree
+ * byte for byte.
+ */
+export function frameRecord(frameId: number, r: FrameResult): FrameRecord {
+  return {
+    frame_id: frameId,
+    width: r.width,
+    height: r.height,
+    tiled: r.detectStats.tiled,
+    detections: r.tracked.map((d) => ({ track_id: d.trackId, bbox: d.bbox.map(round2) as [number, number, number, number], score: round4(d.score), class: d.classId })),
+    dropped: r.dropped.map((d) => ({ bbox: d.det.bbox.map(round2) as [number, number, number, number], score: round4(d.det.score), reason: d.reason })),
+  };
+}

@@ -14,7 +14,7 @@ import type { Detector } from './detection/detector';
 import type { BBox } from './detection/geometry';
 import { decodeImage, type RgbFrame } from './image/rgb';
 import type { PitchModel } from './pitch/model';
-import { detectAndTrackFrame, type FrameDetectOptions, type FrameResult } from './players';
+import { detectAndTrackFrame, frameRecord, type FrameDetectOptions, type FrameResult } from './players';
 import { assignTeams, type TeamsResult } from './teams/cluster';
 import { boxKit, classKitInputs } from './teams/kit';
 import type { Lab } from './teams/lab';
@@ -69,9 +69,8 @@ export interface TrackletRecord {
 /** The `teams` block of `detections.json`: {@link TeamsResult} with ids as stored (`track_id`). */
 export type StoredTeams = Omit<TeamsResult, 'classes'> & { classes: (Omit<TeamsResult['classes'][number], 'trackId'> & { track_id: number })[] };
 
-const round2 = (x: number) => Math.round(x * 100) / 100;
-const round4 = (x: number) => Math.round(x * 10000) / 10000;
 const round1 = (x: number) => Math.round(x * 10) / 10;
+const round4 = (x: number) => Math.round(x * 10000) / 10000;
 
 /**
  * One video's step-5 state: the tracker and the per-frame options derived from the pipeline options, the
@@ -132,19 +131,10 @@ export class VideoTracking {
       const kit = this.kitPitch && boxKit(image, bbox, this.kitPitch);
       return kit ? { kit: kit.lab.map(round1) as [number, number, number] } : {};
     };
+    const rec = frameRecord(frameId, r);
     const frame: TrackedFrame = {
-      frame_id: frameId,
-      width: r.width,
-      height: r.height,
-      tiled: r.detectStats.tiled,
-      detections: r.tracked.map((d) => ({
-        track_id: d.trackId,
-        bbox: d.bbox.map(round2) as [number, number, number, number],
-        score: round4(d.score),
-        class: d.classId,
-        ...kitOf(d.bbox),
-      })),
-      dropped: r.dropped.map((d) => ({ bbox: d.det.bbox.map(round2) as [number, number, number, number], score: round4(d.det.score), reason: d.reason })),
+      ...rec,
+      detections: rec.detections.map((d, i) => ({ ...d, ...kitOf(r.tracked[i].bbox) })),
       ...(this.tracker.lastShotChange ? { shot_change: true as const } : {}),
       ...(r.cuts.length ? { cuts: r.cuts.map((c) => ({ frame_id: c.frameId, reason: c.reason, old_tracklet_id: c.oldTrackletId, new_tracklet_id: c.newTrackletId })) } : {}),
     };
