@@ -68,6 +68,7 @@ const program = new Command()
   .option('--manifest <file>', 'with --detections: datasets/manifest.json of the run, for the val-leak check')
   .option('--teams <file>', 'predicted team/role per class (JSON: a detections.json with teams, or {"<track_id>": {team, role}}), for team accuracy')
   .option('--write-detections <dir>', 'write the tracked frames of each video as {dir}/{name}.detections.json (frames, tracklets, teams)')
+  .option('--options <json>', 'pipeline options to try instead of the defaults, as a run takes them (e.g. \'{"tracker":{"joins":{"margin":0.05}}}\')', '{}')
   .option('--from-start', 'track from the first sampled frame of the video (default: from the first annotated frame)')
   .option('--work <dir>', 'cache folder', '.data/identity-eval')
   .option('--json <file>', 'also write the full reports as JSON')
@@ -83,6 +84,7 @@ async function main(): Promise<void> {
     teams?: string;
     writeDetections?: string;
     fromStart?: boolean;
+    options: string;
     work: string;
     json?: string;
     details: string;
@@ -123,7 +125,7 @@ async function main(): Promise<void> {
       console.log(`${name}: skipped, video not available (${source ?? 'unknown source: pass --video and --source'}; the soccer clip is found through TEST_MEDIA_DIR)`);
       continue;
     }
-    const options = defaultOptions(source);
+    const options = defaultOptions(source, JSON.parse(o.options) as Record<string, unknown>);
     const video = await prepareVideo(name, source, path.join(o.work, name), options);
     const from = o.fromStart ? 0 : gt.frameIds[0];
     const to = gt.frameIds[gt.frameIds.length - 1];

@@ -75,6 +75,8 @@ export const trackerOptionsSchema = z
         motionJump: z.number().gt(0).max(10).default(0.5),
         /** Bhattacharyya distance of a box's colours from the tracklet's running model that cuts it. */
         appearanceJump: z.number().gt(0).max(1).default(0.4),
+        /** An appearance jump cuts only with another person's box centre within this many box heights. */
+        appearanceRadius: z.number().min(0).max(100).default(1),
         /**
          * Shot changes (src/vision/tracking/shotChange.ts): a frame-signature distance (mean Bhattacharyya
          * distance of 4 x 4 cells' colour histograms) at or above `shotCutDistance` between consecutive sampled

@@ -81,14 +81,28 @@ describe('TrackletTracker cuts', () => {
     expect(cuts.some((c) => c.reason === 'occlusion' || c.reason === 'overlap' || c.reason === 'cost-margin')).toBe(true);
   });
 
-  it('a box that jumps to another colour is cut (appearance)', () => {
-    const p: ScenePerson = { top: RED, bottom: RED, boxAt: (f) => box(100 + 2 * f) };
-    const q: ScenePerson = { top: BLUE, bottom: BLUE, boxAt: () => undefined };
-    // The same box, but from frame 10 on the person in it wears blue.
-    const scene = [{ ...p, top: RED, bottom: RED, boxAt: (f: number) => (f < 10 ? box(100 + 2 * f) : undefined) }, { ...q, boxAt: (f: number) => (f >= 10 ? box(100 + 2 * f) : undefined) }];
+  it('a box that jumps to another colour, with someone else near, is cut (appearance)', () => {
+    // The same box, but from frame 10 on the person in it wears blue; a bystander in yellow stands 50 px
+    // (0.6 box heights) to the side all along, so a switch to another person was possible.
+    const bystander: ScenePerson = { top: YELLOW, bottom: BLACK, boxAt: (f) => box(150 + 2 * f, 100) };
+    const scene: ScenePerson[] = [
+      { top: RED, bottom: RED, boxAt: (f) => (f < 10 ? box(100 + 2 * f) : undefined) },
+      { top: BLUE, bottom: BLUE, boxAt: (f) => (f >= 10 ? box(100 + 2 * f) : undefined) },
+      bystander,
+    ];
     const { owner, cuts } = run(scene, 20);
     expect(mixed(owner)).toEqual([]);
     expect(cuts.map((c) => [c.frameId, c.reason])).toEqual([[10, 'appearance']]);
+  });
+
+  it('a lone person whose colours change keeps the tracklet (no one near to switch to)', () => {
+    const scene: ScenePerson[] = [
+      { top: RED, bottom: RED, boxAt: (f) => (f < 10 ? box(100 + 2 * f) : undefined) },
+      { top: BLUE, bottom: BLUE, boxAt: (f) => (f >= 10 ? box(100 + 2 * f) : undefined) },
+    ];
+    expect(run(scene, 20).cuts).toEqual([]);
+    // With the radius switched off (every jump cuts) the same scene is cut.
+    expect(run(scene, 20, { appearanceRadius: Infinity }).cuts.map((c) => [c.frameId, c.reason])).toEqual([[10, 'appearance']]);
   });
 
   it('restores from a snapshot with identical results', () => {

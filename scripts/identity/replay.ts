@@ -169,9 +169,13 @@ export function splitOfRun(frames: PredictedFrame[], options: PipelineOptions, f
   return (classId, frameId) => byKey.get(`${classId}/${frameId}`);
 }
 
-/** The default pipeline options for `source` (src/validation.ts). */
-export function defaultOptions(source: string): PipelineOptions {
-  return validateInput({ tenantId: 'identity-eval', videos: [{ source }] }).options;
+/**
+ * The pipeline options for `source`: the defaults of src/validation.ts, with `overrides` (the same JSON a run's
+ * `options` takes, e.g. `{"tracker":{"joins":{"maxAppearance":0.3}}}`) applied and validated.
+ * @throws what `validateInput` throws for invalid overrides
+ */
+export function defaultOptions(source: string, overrides: Record<string, unknown> = {}): PipelineOptions {
+  return validateInput({ tenantId: 'identity-eval', videos: [{ source }], options: overrides }).options;
 }
 
 /** The real detector of the configuration (DETECTOR_MODEL_PATH, ORT_INTRA_OP_THREADS). */
