@@ -6,6 +6,7 @@ import { defineConfig } from 'vitest/config';
  * (vitest.config.ts) runs them too, with everything else.
  */
 export const UNIT_TESTS = [
+  'test/appearance.test.ts',
   'test/artifacts.test.ts',
   'test/augment.test.ts',
   'test/background.test.ts',
@@ -13,17 +14,22 @@ export const UNIT_TESTS = [
   'test/cli-report.test.ts',
   'test/identityMetrics.test.ts',
   'test/layers.test.ts',
+  'test/joinAssignment.test.ts',
   'test/identityFixtures.test.ts',
   'test/liveness.test.ts',
   'test/motMetrics.test.ts',
   'test/planar.test.ts',
   'test/quality.test.ts',
+  'test/report.test.ts',
   'test/routing.test.ts',
+  'test/shotChange.test.ts',
   'test/runCache.test.ts',
   'test/sources.test.ts',
   'test/split.test.ts',
   'test/summary.test.ts',
+  'test/teams.test.ts',
   'test/tracker.test.ts',
+  'test/tracklets.test.ts',
   'test/validation.test.ts',
 ];
 

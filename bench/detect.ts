@@ -3,8 +3,11 @@
  *   - raw model inference time per frame (onnxruntime `session.run` only, on ready input tensors, for the
  *     same passes the step makes: full frame plus tiles where it tiles),
  *   - our whole detect step time per frame (pre-processing, inference, NMS, tiling and merging, pitch mask
- *     and feet filter, ByteTrack) via `detectAndTrackFrame`, the function the activity runs, on frames as
- *     the run cache hands them to step 5 (decoded in step 3: the pipeline's normal path),
+ *     and feet filter, ByteTrack with tracklet cuts and colour appearance, kit colours) via
+ *     `VideoTracking.track` (src/vision/videoTracking.ts), the code the activity runs, on frames as the run
+ *     cache hands them to step 5 (decoded in step 3: the pipeline's normal path),
+ *   - the end of the step (`VideoTracking.finish`: fragment joins, which read the frames at tracklet ends
+ *     again, and teams), once per video, also per frame of the measured stretch,
  *   - the same with the JPEG decode included (a cache miss: step 5 on another worker, or the cache off),
  *   - their ratios and our overhead above raw inference (target: at most 15 %).
  *
@@ -16,12 +19,14 @@
 import { Command } from 'commander';
 import { loadConfig } from '../src/config';
 import { ByteTracker } from '../src/vision/tracking/bytetrack';
+import { VideoTracking, type TrackedFrame } from '../src/vision/videoTracking';
 import { createDetector } from '../src/vision/detection/detector';
 import { letterbox } from '../src/vision/detection/yolo';
 import { fitPitchModel } from '../src/vision/pitch/fit';
 import { createPlanarWriter } from '../src/vision/detection/planar';
 import { decodeImage } from '../src/vision/image/rgb';
 import { detectAndTrackFrame, type FrameResult } from '../src/vision/players';
+import { probeVideo } from '../src/vision/media/probe';
 import type { RgbFrame } from '../src/vision/image/rgb';
 import { cropRgb, planTiles } from '../src/vision/detection/tiling';
 import { encodeJpeg } from '../src/vision/image/rgb';
@@ -73,9 +78,11 @@ for (const f of jpegs.slice(0, 3)) await detectAndTrackFrame(detector, new ByteT
 // Whole step (exactly as the activity runs it; from cached pixels and from JPEG) and raw model time for the
 // same passes, interleaved frame by frame so all see the same machine conditions. Raw: ready tensors, only
 // `session.run` is timed.
-const tracker = new ByteTracker({ frameGap: Number(opts.stride) });
-const trackerJpeg = new ByteTracker({ frameGap: Number(opts.stride) });
-const pitch = grass.pitchFound ? { colour: grass } : null;
+// Step 5's per-video code, as the activity runs it (tracker options from the pipeline's defaults and the fps).
+const videoInfo = { fps: (await probeVideo(video)).fps, grass };
+const tracking = new VideoTracking(options, videoInfo);
+const trackingJpeg = new VideoTracking(options, videoInfo);
+const tracked: TrackedFrame[] = [];
 const results: FrameResult[] = [];
 // The raw passes get their tensors from one reused writer too, as the detector does: a fresh WebAssembly
 // memory per tensor would add page faults and garbage collection to the raw figure.
@@ -85,11 +92,12 @@ let jpegTotal = 0;
 let rawTotal = 0;
 for (const f of jpegs) {
   const t0 = performance.now();
-  const r = await detectAndTrackFrame(detector, tracker, f.frame, f.frameId, { detect: detectOpts, pitch });
+  const { frame: stored, result: r } = await tracking.track(detector, f.frame, f.frameId);
   wholeTotal += performance.now() - t0;
   results.push(r);
+  tracked.push(stored);
   const t1 = performance.now();
-  await detectAndTrackFrame(detector, trackerJpeg, f.jpeg, f.frameId, { detect: detectOpts, pitch });
+  await trackingJpeg.track(detector, f.jpeg, f.frameId);
   jpegTotal += performance.now() - t1;
   const frame = f.frame;
   const inputs = [frame, ...(r.detectStats.tiled ? planTiles(frame.width, frame.height, { tileSize: detectOpts.tileSize, overlap: detectOpts.overlap }).map((t) => cropRgb(frame, t)) : [])];
@@ -98,6 +106,11 @@ for (const f of jpegs) {
     rawTotal += (await detector.inferRaw(tensor)).inferenceMs;
   }
 }
+// End of the step, once per video: joins (frames at tracklet ends read again, from the decoded pixels here) and teams.
+const byId = new Map(jpegs.map((f) => [f.frameId, f.frame]));
+const t2 = performance.now();
+const finished = await tracking.finish(tracked, videoInfo, async (id) => byId.get(id)!);
+const finishMs = performance.now() - t2;
 const wholeMs = wholeTotal / jpegs.length;
 const jpegMs = jpegTotal / jpegs.length;
 const rawMs = rawTotal / jpegs.length;
@@ -115,5 +128,6 @@ const ds = (k: 'preprocessMs' | 'postprocessMs' | 'cropMs' | 'mergeMs') => (resu
 console.log(`  detect: letterbox ${ds('preprocessMs')}  decode+NMS ${ds('postprocessMs')}  tile crops ${ds('cropMs')}  merge ${ds('mergeMs')} ms`);
 console.log(`ratio whole/raw                 ${(wholeMs / rawMs).toFixed(3)}`);
 console.log(`overhead above raw inference    ${(((wholeMs - rawMs) / rawMs) * 100).toFixed(1)} %  (target <= 15 %)`);
-console.log(`tracks ${tracker.confirmedTrackCount}, tracked boxes ${results.reduce((s, r) => s + r.tracked.length, 0)}, dropped ${results.reduce((s, r) => s + r.dropped.length, 0)}`);
+console.log(`end of step (joins, teams)       ${finishMs.toFixed(1)} ms once, ${(finishMs / jpegs.length).toFixed(2)} ms per frame (overhead with it ${(((wholeMs + finishMs / jpegs.length - rawMs) / rawMs) * 100).toFixed(1)} %)`);
+console.log(`tracklets ${finished.tracklets.count}, cuts ${finished.tracklets.cuts.length}, joins ${finished.tracklets.joins.length}, teams ${finished.teams?.status ?? 'off'}, tracked boxes ${results.reduce((s, r) => s + r.tracked.length, 0)}, dropped ${results.reduce((s, r) => s + r.dropped.length, 0)}`);
 await detector.release();

@@ -51,6 +51,13 @@ function teamLabelsOf(raw: unknown): Map<number, PredictedLabel> | undefined {
   return out.size > 0 ? out : undefined;
 }
 
+/** Cut counts by reason, e.g. `overlap 12, motion 3`. */
+function cutReasons(cuts: readonly { reason: string }[]): string {
+  const n = new Map<string, number>();
+  for (const c of cuts) n.set(c.reason, (n.get(c.reason) ?? 0) + 1);
+  return [...n].map(([r, k]) => `${r} ${k}`).join(', ') || 'none';
+}
+
 const program = new Command()
   .name('eval-identity')
   .description('Identity metrics (class purity, fragmentation, ID switches, IDF1, teams, val leak) against test/fixtures/identity ground truth')
@@ -60,7 +67,8 @@ const program = new Command()
   .option('--detections <file>', "evaluate this run's detections.json (needs --video) instead of running the tracker")
   .option('--manifest <file>', 'with --detections: datasets/manifest.json of the run, for the val-leak check')
   .option('--teams <file>', 'predicted team/role per class (JSON: a detections.json with teams, or {"<track_id>": {team, role}}), for team accuracy')
-  .option('--write-detections <dir>', 'write the tracked frames of each video as {dir}/{name}.detections.json (frames only)')
+  .option('--write-detections <dir>', 'write the tracked frames of each video as {dir}/{name}.detections.json (frames, tracklets, teams)')
+  .option('--options <json>', 'pipeline options to try instead of the defaults, as a run takes them (e.g. \'{"tracker":{"joins":{"margin":0.05}}}\')', '{}')
   .option('--from-start', 'track from the first sampled frame of the video (default: from the first annotated frame)')
   .option('--work <dir>', 'cache folder', '.data/identity-eval')
   .option('--json <file>', 'also write the full reports as JSON')
@@ -76,6 +84,7 @@ async function main(): Promise<void> {
     teams?: string;
     writeDetections?: string;
     fromStart?: boolean;
+    options: string;
     work: string;
     json?: string;
     details: string;
@@ -116,21 +125,23 @@ async function main(): Promise<void> {
       console.log(`${name}: skipped, video not available (${source ?? 'unknown source: pass --video and --source'}; the soccer clip is found through TEST_MEDIA_DIR)`);
       continue;
     }
-    const options = defaultOptions(source);
+    const options = defaultOptions(source, JSON.parse(o.options) as Record<string, unknown>);
     const video = await prepareVideo(name, source, path.join(o.work, name), options);
     const from = o.fromStart ? 0 : gt.frameIds[0];
     const to = gt.frameIds[gt.frameIds.length - 1];
     detector ??= await realDetector();
     const run = await trackFrames(video, detector, options, { from, to });
     const splitOf = splitOfRun(run.frames, options, video.fps);
-    reports.push({ name, report: evaluateIdentity(gt, run.frames, { classLabels: teams, splitOf }) });
+    // Team labels: --teams, else those step 5 computed on this run.
+    reports.push({ name, report: evaluateIdentity(gt, run.frames, { classLabels: teams ?? (run.teams && teamLabelsOf({ teams: run.teams })), splitOf }) });
     if (hasTracklets(run.detections)) reports.push({ name: `${name} (tracklets)`, report: evaluateIdentity(gt, predictedFrames(run.detections, 'tracklet')) });
     if (o.writeDetections) {
       await mkdir(o.writeDetections, { recursive: true });
-      await writeFile(path.join(o.writeDetections, `${name}.detections.json`), JSON.stringify({ frames: run.detections }));
+      await writeFile(path.join(o.writeDetections, `${name}.detections.json`), JSON.stringify({ frames: run.detections, tracklets: run.tracklets, ...(run.teams ? { teams: run.teams } : {}) }));
     }
     console.log(
       `${name}: tracked ${run.frames.length} sampled frames (frame_id ${from}-${to}) in ${run.seconds.toFixed(1)} s; ` +
+        `${run.tracklets.count} tracklets, ${run.tracklets.cuts.length} cuts (${cutReasons(run.tracklets.cuts)}), ${run.tracklets.joins.length} joins; ` +
         `detector calls ${run.detectorCalls.cached} cached, ${run.detectorCalls.run} run; pitch ${run.pitchFound ? 'found' : 'not found'}`,
     );
   }

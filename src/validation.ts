@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { invalidInput } from './errors';
+import { detectorOptionsSchema, grassMaskOptionsSchema, teamsOptionsSchema, trackerOptionsSchema } from './optionGroups';
 import { parseSource } from './sources';
 
 /** Tenant ids: 1-63 chars of letters, digits, `_` and `-`, starting with a letter or digit. No `.` or `/`. */
@@ -182,62 +183,9 @@ export const optionsSchema = z
     maxFrames: z.number().int().min(1).optional(),
     /** JPEG quality 1-100 for frames and crops (sharp's `quality`). */
     jpegQuality: z.number().int().min(1).max(100).default(90),
-    detector: z
-      .object({
-        /** File name in `models/` (a YOLOv8-format ONNX detector). */
-        model: z.string().regex(/^[A-Za-z0-9._-]+\.onnx$/).default('yolov8n.onnx'),
-        /**
-         * Minimum class score kept from the model. 0.1 is ByteTrack's low threshold: boxes between it and
-         * `tracker.highThreshold` only extend existing tracks (second association), they never start one.
-         */
-        confThreshold: z.number().gt(0).lt(1).default(0.1),
-        /** NMS IoU threshold. */
-        iouThreshold: z.number().gt(0).lt(1).default(0.45),
-        /** COCO class ids to keep; 0 = person. */
-        classes: z.array(z.number().int().min(0)).nonempty().default([0]),
-        /**
-         * Tiled inference: `auto` adds overlapping tiles when players are small in the model input (far-away
-         * players on 720p/1080p broadcast frames), `on` always, `off` never. See src/vision/detection/tiling.ts.
-         */
-        tiles: z.enum(['auto', 'on', 'off']).default('auto'),
-        /** Tile side in source pixels; at least {@link MIN_TILE_SIZE} (checked by {@link validateInput}). */
-        tileSize: z.number().int().min(64).max(4096).default(640),
-        /** Overlap between neighbouring tiles, fraction of the tile side. */
-        tileOverlap: z.number().min(0).max(0.5).default(0.2),
-      })
-      .strict()
-      .prefault({}),
-    grassMask: z
-      .object({
-        /** Range (degrees 0-360) in which the dominant green's hue peak must lie (src/vision/pitch/colour.ts). */
-        hueMin: z.number().min(0).max(360).default(60),
-        hueMax: z.number().min(0).max(360).default(170),
-        /** Minimum saturation and value (0-1) of a grass pixel. */
-        satMin: z.number().min(0).max(1).default(0.15),
-        valMin: z.number().min(0).max(1).default(0.15),
-        /** Minimum pitch-region fraction of a frame for the frame to be pitch-like (src/vision/pitch/fit.ts). */
-        minPitchFraction: z.number().min(0).max(1).default(0.15),
-      })
-      .strict()
-      .prefault({}),
-    /** ByteTrack (Zhang et al., ECCV 2022, arXiv:2110.06864); defaults from the reference implementation. */
-    tracker: z
-      .object({
-        /** Detections at or above start and extend tracks (first association); reference `track_thresh`. */
-        highThreshold: z.number().gt(0).lt(1).default(0.5),
-        /** Detections between this and `highThreshold` only extend tracks (second association). */
-        lowThreshold: z.number().gt(0).lt(1).default(0.1),
-        /** Minimum score of a detection that starts a new track; reference track_thresh + 0.1. */
-        newTrackThreshold: z.number().gt(0).lt(1).default(0.6),
-        /** Maximum 1 - IoU cost of a first-stage match; reference `match_thresh`. */
-        matchThreshold: z.number().gt(0).max(1).default(0.8),
-        /** How long a lost track may be re-found, in seconds of video (reference: 30 frames at 30 fps). */
-        bufferSeconds: z.number().min(0).max(60).default(1),
-        /** Consecutive matched sampled frames before a track is confirmed and gets a track_id. */
-        minHits: z.number().int().min(1).max(10).default(2),
-      })
-      .strict()
-      .prefault({}),
+    detector: detectorOptionsSchema,
+    grassMask: grassMaskOptionsSchema,
+    tracker: trackerOptionsSchema,
     crops: z
       .object({
         /** Padding around each bbox as a fraction of its width/height. */
@@ -297,6 +245,7 @@ export const optionsSchema = z
       })
       .strict()
       .prefault({}),
+    teams: teamsOptionsSchema,
     /**
      * Where a video's steps run (docs/ARCHITECTURE.md "Routing"; Temporal's worker-specific task queues
      * pattern, https://github.com/temporalio/samples-typescript/tree/main/worker-specific-task-queues).

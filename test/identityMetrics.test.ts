@@ -146,6 +146,15 @@ describe('evaluateIdentity on a case computed by hand', () => {
     expect([noRole.team, noRole.role]).toEqual([1 / 4, 0]);
   });
 
+  it('team accuracy is n/a (absent) when the ground truth names no team A or B', () => {
+    // Footage without teams (vtest.avi: every walker `-,other`): a prediction of no team and no role is not 0 %.
+    const noTeams = parseIdentityGroundTruth({ gt: GT_TXT, frames: FRAMES_TXT, identities: 'id,team,role\n1,-,other\n2,-,other\n3,-,other\n' });
+    const labels = new Map([7, 8, 9, 10].map((c) => [c, { team: null, role: null }]));
+    expect(evaluateIdentity(noTeams, PREDICTED, { classLabels: labels }).teams).toBeUndefined();
+    // With teams in the ground truth the figure is there.
+    expect(evaluateIdentity(gt(), PREDICTED, { classLabels: labels }).teams).toBeDefined();
+  });
+
   it('val leak: val crops showing a person that none of the class train crops show', () => {
     const split: Record<number, Record<number, 'train' | 'val' | 'gap'>> = {
       7: { 0: 'train', 2: 'train', 4: 'val', 6: 'val' }, // train: person 1; val: person 2 → leak

@@ -133,6 +133,20 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     const report = (await store.get(video.report)).toString('utf8');
     expect(report).toContain(`background mode ${describeBackground(decision as BackgroundDecision)}`);
     expect(report).toContain('no background removed');
+    // Teams: no pitch, so no teams; detections.json, the manifest and the report say so, every class has
+    // no team or role, and no box carries a kit colour (none is taken without a pitch).
+    const storedDets = parseArtifact(detectionsFileSchema, video.detections, await store.getJson(video.detections));
+    expect(storedDets.teams).toMatchObject({ status: 'no-pitch', centres: null });
+    expect(storedDets.teams!.reason).toMatch(/^no pitch: no teams/);
+    expect(storedDets.teams!.classes.map((c) => c.track_id).sort((a, b) => a - b)).toEqual([...trackIds].sort((a, b) => a - b));
+    expect(storedDets.teams!.classes.every((c) => c.team === null && c.role === null)).toBe(true);
+    expect(storedDets.frames.every((f) => f.detections.every((d) => d.kit === undefined))).toBe(true);
+    const manifestTeams = parseArtifact(manifestSchema, video.manifest, await store.getJson(video.manifest)).teams!;
+    expect(manifestTeams.status).toBe('no-pitch');
+    expect(Object.values(manifestTeams.tracks).every((t) => t.team === null && t.role === null)).toBe(true);
+    expect(report).toContain('no pitch: no teams');
+    // Every class's strip: its first and last crop are labelled.
+    expect(report.match(/first · frame \d+/g)?.length).toBe(Object.keys(manifestTeams.tracks).length);
 
     // Step 9: ImageFolder dataset and its manifest, augmented copies in train only.
     const manifest = (await store.getJson<{ images: { path: string; split: string; frame_id: number; augmentation: unknown }[] }>(video.manifest))!;

@@ -67,7 +67,7 @@ export function detailText(name: string, r: IdentityReport, limit = 15): string 
       out.push(`  class ${w.classId} (person ${w.personId}): expected ${w.expected.team ?? '-'}/${w.expected.role}, got ${w.predicted ? `${w.predicted.team ?? '-'}/${w.predicted.role ?? 'no role'}` : 'no label'}`);
     }
   } else {
-    out.push('teams: n/a (no predicted team/role per class, or no identities.csv)');
+    out.push('teams: n/a (no predicted team/role per class, no identities.csv, or a ground truth without teams A/B)');
   }
   return out.join('\n');
 }

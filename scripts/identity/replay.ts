@@ -1,12 +1,13 @@
 /**
  * Steps 1-5 of the pipeline on a local video without Temporal or GCS, for identity evaluation: import to
- * MP4 (step 1), sampled frames as JPEG (step 3), the pitch model (step 4), then `detectAndTrackFrame` per
- * sampled frame with a fresh ByteTracker (step 5), with the options of src/activities/detect.ts. The MP4,
+ * MP4 (step 1), sampled frames as JPEG (step 3), the pitch model (step 4), then step 5 through
+ * `VideoTracking` (src/vision/videoTracking.ts: tracklets, joins, teams), the code `detectPlayers`
+ * (src/activities/detect.ts) runs, with the same default options. The MP4,
  * the JPEG frames and the detector's answers are cached under a work folder (`.data/identity-eval/{name}`);
  * the pitch model and the tracker are computed every time.
  *
- * Keep `trackFrames` in step with `detectPlayers` in src/activities/detect.ts: it is its loop without
- * checkpoints and storage.
+ * `trackFrames` is `detectPlayers`' loop without checkpoints and storage; both call `VideoTracking`, so a
+ * change to step 5's tracking reaches both.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
@@ -25,8 +26,7 @@ import { extractFrames } from '../../src/vision/media/frames';
 import { importToMp4 } from '../../src/vision/media/import';
 import { probeVideo } from '../../src/vision/media/probe';
 import { fitPitchModel } from '../../src/vision/pitch/fit';
-import { detectAndTrackFrame, frameRecord, type FrameDetectOptions } from '../../src/vision/players';
-import { ByteTracker } from '../../src/vision/tracking/bytetrack';
+import { VideoTracking, type StoredTeams, type TrackletRecord } from '../../src/vision/videoTracking';
 import { cachedDetector } from './cachedDetector';
 
 /** The pipeline options (defaults of src/validation.ts). */
@@ -81,6 +81,10 @@ export interface TrackingRun {
   /** Detector calls answered from the cache / run. */
   detectorCalls: { cached: number; run: number };
   pitchFound: boolean;
+  /** Team and role per class, as step 5 writes them (absent when teams are off). */
+  teams?: StoredTeams;
+  /** Tracklet count, cuts and joins, as step 5 writes them. */
+  tracklets: TrackletRecord;
   /** Wall-clock seconds of the run. */
   seconds: number;
 }
@@ -123,32 +127,21 @@ export async function trackFrames(video: PreparedVideo, detector: Detector, opti
   const grass = await fitPitchModel(images, options.grassMask);
 
   // Step 5 (detectPlayers).
-  const opts = options;
-  const cache = cachedDetector(detector, path.join(video.workDir, `detector-${detector.modelSha256.slice(0, 12)}.json`), opts.detector.confThreshold);
-  const trackBuffer = Math.max(1, Math.round((opts.tracker.bufferSeconds * (video.fps || 25)) / opts.frameStride));
-  const { bufferSeconds: _seconds, ...trackerOpts } = opts.tracker;
-  const tracker = new ByteTracker({ ...trackerOpts, trackBuffer, frameGap: opts.frameStride });
-  const frameOpts: FrameDetectOptions = {
-    detect: {
-      confThreshold: opts.detector.confThreshold,
-      iouThreshold: opts.detector.iouThreshold,
-      classes: opts.detector.classes,
-      tiles: opts.detector.tiles,
-      tileSize: opts.detector.tileSize,
-      overlap: opts.detector.tileOverlap,
-    },
-    pitch: grass.pitchFound ? { colour: grass, params: grass.pitch?.params, picture: grass.pitch?.picture } : null,
-  };
+  const cache = cachedDetector(detector, path.join(video.workDir, `detector-${detector.modelSha256.slice(0, 12)}.json`), options.detector.confThreshold);
+  const videoInfo = { fps: video.fps, grass };
+  const tracking = new VideoTracking(options, videoInfo);
   const frames: FrameDetections[] = [];
   for (const frameId of ids.filter((id) => id >= range.from && id <= range.to)) {
-    const r = await detectAndTrackFrame(cache, tracker, await video.jpeg(frameId), frameId, frameOpts);
-    frames.push(frameRecord(frameId, r));
+    frames.push((await tracking.track(cache, await video.jpeg(frameId), frameId)).frame);
     if (frames.length % 50 === 0) await cache.save();
   }
   await cache.save();
+  const { frames: joined, teams, tracklets } = await tracking.finish(frames, videoInfo, async (id) => decodeImage(await video.jpeg(id)));
   return {
-    detections: frames,
-    frames: predictedFrames(frames),
+    detections: joined,
+    frames: predictedFrames(joined),
+    teams,
+    tracklets,
     detectorCalls: { cached: cache.stats.hits, run: cache.stats.misses },
     pitchFound: grass.pitchFound,
     seconds: (performance.now() - t0) / 1000,
@@ -176,9 +169,13 @@ export function splitOfRun(frames: PredictedFrame[], options: PipelineOptions, f
   return (classId, frameId) => byKey.get(`${classId}/${frameId}`);
 }
 
-/** The default pipeline options for `source` (src/validation.ts). */
-export function defaultOptions(source: string): PipelineOptions {
-  return validateInput({ tenantId: 'identity-eval', videos: [{ source }] }).options;
+/**
+ * The pipeline options for `source`: the defaults of src/validation.ts, with `overrides` (the same JSON a run's
+ * `options` takes, e.g. `{"tracker":{"joins":{"maxAppearance":0.3}}}`) applied and validated.
+ * @throws what `validateInput` throws for invalid overrides
+ */
+export function defaultOptions(source: string, overrides: Record<string, unknown> = {}): PipelineOptions {
+  return validateInput({ tenantId: 'identity-eval', videos: [{ source }], options: overrides }).options;
 }
 
 /** The real detector of the configuration (DETECTOR_MODEL_PATH, ORT_INTRA_OP_THREADS). */

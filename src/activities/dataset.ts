@@ -6,9 +6,9 @@ import pLimit from 'p-limit';
 import { applyAugmentation, planAugmentation, type Augmentation } from '../dataset/augment';
 import { describeBackground, type BackgroundDecision } from '../dataset/background';
 import { cropKey } from '../dataset/crops';
-import { renderReport, type ReportTrack } from '../dataset/report';
+import { classMarks, renderReport, stripPicks, type ReportTrack } from '../dataset/report';
 import { planSplit, type SplitPlan } from '../dataset/split';
-import { cropIndexSchema, detectionsFileSchema, metadataFileSchema, type CropEntry, type Manifest, type ManifestImage } from '../storage/artifacts';
+import { cropIndexSchema, detectionsFileSchema, metadataFileSchema, type CropEntry, type DetectionsFile, type Manifest, type ManifestImage } from '../storage/artifacts';
 import type { Split, VideoLayout } from '../storage/layout';
 import { groupBy } from '../util/group';
 import type { AugmentResult, SplitResult, StepInput } from '../workflows/types';
@@ -118,7 +118,8 @@ export function createDatasetActivities(deps: ActivityDeps) {
         await Promise.all(jobs.map((j) => j.then(() => heartbeat({ imagesWritten: ++written, uploadsSkipped: files.io.uploadsSkipped }))));
         const train = images.filter((i) => i.split === 'train').length;
         const val = images.length - train;
-        await files.write(video.report, await buildReport(files, video, input, background, crops, tracks, plan, { train, val }), 'text/html; charset=utf-8');
+        const detections = await files.readJson(video.detections, detectionsFileSchema);
+        await files.write(video.report, await buildReport(files, video, input, background, crops, tracks, plan, { train, val }, detections), 'text/html; charset=utf-8');
         // Leftovers of an earlier dataset in this folder that this plan does not contain.
         const planned = new Set([...images.map((i) => i.path), video.report, video.manifest]);
         await files.store.delete([...prior.keys()].filter((n) => n.startsWith(video.datasetPrefix) && !planned.has(n)));
@@ -134,6 +135,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
           background: { ...background, fill: input.options.background.fill },
           counts: { train, val, tracks },
           trainOnlyTracks: plan.trainOnlyTracks,
+          ...(detections.teams ? { teams: manifestTeams(detections.teams, Object.keys(tracks)) } : {}),
           images,
         } satisfies Manifest);
         return { result: { train, val, trainOnlyTracks: plan.trainOnlyTracks, manifest: video.manifest }, details: { report: video.report, gapCrops: plan.gapCrops } };
@@ -142,9 +144,16 @@ export function createDatasetActivities(deps: ActivityDeps) {
   };
 }
 
-/** Crops per track shown in the report, and tracks at most. */
-const REPORT_SAMPLES_PER_TRACK = 6;
+/** Tracks shown in the report at most (each with its first, middle and last crop). */
 const REPORT_MAX_TRACKS = 300;
+
+/** The manifest's `teams`: status, reason, and team and role of the dataset's tracks (`trackIds`). */
+function manifestTeams(teams: NonNullable<DetectionsFile['teams']>, trackIds: string[]): NonNullable<Manifest['teams']> {
+  const byId = new Map(teams.classes.map((c) => [String(c.track_id), c]));
+  const out: NonNullable<Manifest['teams']>['tracks'] = {};
+  for (const id of trackIds) out[id] = { team: byId.get(id)?.team ?? null, role: byId.get(id)?.role ?? null };
+  return { status: teams.status, reason: teams.reason, tracks: out };
+}
 
 /** Gathers the report's figures (steps 5, 6 and this step) and a few crops per track, and renders it. */
 async function buildReport(
@@ -156,22 +165,37 @@ async function buildReport(
   tracks: Record<string, { train: number; val: number; gap: number }>,
   plan: SplitPlan,
   counts: { train: number; val: number },
+  detections: DetectionsFile,
 ): Promise<string> {
-  const detections = await files.readJson(video.detections, detectionsFileSchema);
   const dropped: Record<string, number> = {};
   for (const f of detections.frames) for (const d of f.dropped ?? []) dropped[d.reason] = (dropped[d.reason] ?? 0) + 1;
   const { rejected } = await files.readJson(video.cropIndex, cropIndexSchema);
   const byTrack = groupBy(crops, (c) => c.track_id);
+  const teamOf = new Map((detections.teams?.classes ?? []).map((c) => [c.track_id, c]));
+  // Tracklet cuts and joins, when step 5 recorded them (`tracklets`, and each box's `tracklet_id`).
+  const marks = classMarks(detections.tracklets, detections.frames);
+  // Each class's first and last box (not only its kept crops), for its timeline.
+  const boxSpan = new Map<number, [number, number]>();
+  for (const f of detections.frames) {
+    for (const d of f.detections) {
+      const s = boxSpan.get(d.track_id);
+      boxSpan.set(d.track_id, s ? [Math.min(s[0], f.frame_id), Math.max(s[1], f.frame_id)] : [f.frame_id, f.frame_id]);
+    }
+  }
   const reportTracks: ReportTrack[] = [];
   for (const trackId of [...byTrack.keys()].sort((a, b) => a - b).slice(0, REPORT_MAX_TRACKS)) {
     const list = byTrack.get(trackId)!.sort((a, b) => a.frame_id - b.frame_id);
-    const step = Math.max(1, list.length / REPORT_SAMPLES_PER_TRACK);
-    const picks = Array.from({ length: Math.min(REPORT_SAMPLES_PER_TRACK, list.length) }, (_, i) => list[Math.floor(i * step)]);
+    const picks = stripPicks(list.length);
     const samples = await Promise.all(
-      picks.map(async (c) => ({ frameId: c.frame_id, original: await files.read(c.object), modified: background.removed ? await files.read(sourceCrop(video, c, background)) : undefined })),
+      picks.map(async ({ index, label }) => {
+        const c = list[index];
+        return { frameId: c.frame_id, label, original: await files.read(c.object), modified: background.removed ? await files.read(sourceCrop(video, c, background)) : undefined };
+      }),
     );
     const t = tracks[trackId] ?? { train: 0, val: 0, gap: 0 };
-    reportTracks.push({ trackId, train: t.train, val: t.val, gap: t.gap, samples });
+    const team = teamOf.get(trackId);
+    const span = boxSpan.get(trackId);
+    reportTracks.push({ trackId, train: t.train, val: t.val, gap: t.gap, samples, span, team: team?.team, role: team?.role, kit: team?.kit, marks: marks.get(trackId) });
   }
   return renderReport({
     tenantId: input.tenantId,
@@ -192,6 +216,8 @@ async function buildReport(
     background: { text: describeBackground(background), removed: background.removed },
     trainOnlyTracks: plan.trainOnlyTracks,
     tracks: reportTracks,
+    teams: detections.teams && { status: detections.teams.status, reason: detections.teams.reason, centres: detections.teams.centres },
+    frameRange: detections.frames.length ? [detections.frames[0].frame_id, detections.frames[detections.frames.length - 1].frame_id] : undefined,
   });
 }
 

@@ -3,13 +3,14 @@
  * "The nine steps".
  */
 import { badMedia } from '../errors';
-import { frameDetectionsSchema, metadataFileSchema, type DetectionsFile, type FrameDetections } from '../storage/artifacts';
+import { frameDetectionsSchema, metadataFileSchema, type DetectionsFile, type FrameDetections, type TeamsFile } from '../storage/artifacts';
 import { readChunks, writeChunk, type ChunkRef } from '../storage/checkpoints';
 import type { RunLayout, VideoLayout } from '../storage/layout';
+import { DEFAULT_OPTIONS } from '../validation';
 import type { RgbFrame } from '../vision/image/rgb';
 import { fitPitchModel } from '../vision/pitch/fit';
-import { detectAndTrackFrame, frameRecord, type FrameDetectOptions } from '../vision/players';
-import { ByteTracker, type ByteTrackerState } from '../vision/tracking/bytetrack';
+import type { TrackletTrackerState } from '../vision/tracking/tracklets';
+import { VideoTracking } from '../vision/videoTracking';
 import type { DetectResult, GrassResult, StepInput } from '../workflows/types';
 import type { ActivityDeps } from './deps';
 import { FRAME_IDS_ARTIFACT } from './ingest';
@@ -41,7 +42,7 @@ export const DETECT_CHUNK_FRAMES = 50;
 
 /** What step 5 keeps about its progress besides the chunks: tracker state and counters after the last chunk. */
 interface DetectProgressState {
-  tracker: ByteTrackerState;
+  tracker: TrackletTrackerState;
   count: number;
   tiledFrames: number;
   dropReasons: Record<string, number>;
@@ -80,7 +81,8 @@ async function saveDetectChunk(files: StepFiles, layout: RunLayout, videoGuid: s
  */
 async function loadDetectCheckpoint(files: StepFiles, ref: DetectCheckpointRef | undefined, ids: number[]): Promise<{ frames: FrameDetections[]; framesDone: number; state: DetectCheckpointRef } | undefined> {
   const frames = await readChunks(files.store, ref?.chunks, frameDetectionsSchema);
-  if (!ref || !frames || frames.length !== ref.framesDone || frames.some((f, i) => f.frame_id !== ids[i])) return undefined;
+  // A checkpoint of an older worker holds a bare ByteTrack state (no `byte`): start over.
+  if (!ref || !frames || !ref.tracker?.byte || frames.length !== ref.framesDone || frames.some((f, i) => f.frame_id !== ids[i])) return undefined;
   return { frames, framesDone: frames.length, state: ref };
 }
 
@@ -120,15 +122,17 @@ export function createDetectActivities(deps: ActivityDeps) {
     async detectPlayers(input: StepInput): Promise<DetectResult> {
       return runStep(deps, 'detectPlayers', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
-        const opts = input.options;
+        // Runs started before an option group existed carry none (or an older one): the defaults fill it.
+        const opts = {
+          ...input.options,
+          tracker: { ...DEFAULT_OPTIONS.tracker, ...input.options.tracker },
+          teams: input.options.teams ?? DEFAULT_OPTIONS.teams,
+        };
         const detector = await deps.getDetector(opts.detector.model);
         const ids = await listFrameIds(files, video);
         const meta = await files.readJson(video.metadata, metadataFileSchema);
-        // ByteTrack counts its buffer in update calls; one call per sampled frame.
-        const trackBuffer = Math.max(1, Math.round((opts.tracker.bufferSeconds * (meta.fps || 25)) / opts.frameStride));
-        const { bufferSeconds: _seconds, ...trackerOpts } = opts.tracker;
-        const trackerOptions = { ...trackerOpts, trackBuffer, frameGap: opts.frameStride };
-        let tracker = new ByteTracker(trackerOptions);
+        const videoInfo = { fps: meta.fps, grass: input.grass };
+        let tracking = new VideoTracking(opts, videoInfo);
         let frames: FrameDetections[] = [];
         let dropReasons: Record<string, number> = {};
         let count = 0;
@@ -138,38 +142,29 @@ export function createDetectActivities(deps: ActivityDeps) {
         const resumedFromFrame = checkpoint?.framesDone ?? 0;
         if (checkpoint) {
           frames = checkpoint.frames;
-          tracker = ByteTracker.restore(trackerOptions, checkpoint.state.tracker);
+          tracking = new VideoTracking(opts, videoInfo, checkpoint.state.tracker);
           ({ count, tiledFrames } = checkpoint.state);
           dropReasons = { ...checkpoint.state.dropReasons };
         }
         let saved: DetectCheckpointRef | undefined = checkpoint?.state;
-        const frameOpts: FrameDetectOptions = {
-          detect: {
-            confThreshold: opts.detector.confThreshold,
-            iouThreshold: opts.detector.iouThreshold,
-            classes: opts.detector.classes,
-            tiles: opts.detector.tiles,
-            tileSize: opts.detector.tileSize,
-            overlap: opts.detector.tileOverlap,
-          },
-          pitch: input.grass?.pitchFound ? { colour: input.grass, params: input.grass.pitch?.params, picture: input.grass.pitch?.picture } : null,
-        };
         for (const frameId of ids.slice(frames.length)) {
-          const frame = await files.readFrame(video.frame(frameId));
-          const r = await detectAndTrackFrame(detector, tracker, frame, frameId, frameOpts);
+          const { frame, result: r } = await tracking.track(detector, await files.readFrame(video.frame(frameId)), frameId);
           for (const d of r.dropped) dropReasons[d.reason] = (dropReasons[d.reason] ?? 0) + 1;
           if (r.detectStats.tiled) tiledFrames++;
-          frames.push(frameRecord(frameId, r));
+          frames.push(frame);
           count += r.tracked.length;
           // Every DETECT_CHUNK_FRAMES frames: the new frames go to GCS as a chunk, and the heartbeat carries the
           // chunk list with the tracker state after the chunk's last frame (a checkpoint a retry resumes from).
           const sinceSaved = frames.length - (saved?.framesDone ?? 0);
           if (sinceSaved >= DETECT_CHUNK_FRAMES && frames.length < ids.length) {
-            saved = await saveDetectChunk(files, layout, input.videoGuid, saved, frames, { tracker: tracker.snapshot(), count, tiledFrames, dropReasons: { ...dropReasons } });
+            saved = await saveDetectChunk(files, layout, input.videoGuid, saved, frames, { tracker: tracking.snapshot(), count, tiledFrames, dropReasons: { ...dropReasons } });
           }
           // Inference blocks the event loop for each pass; heartbeat (and notice cancellation) per frame.
           heartbeat({ framesDone: frames.length, detections: count, checkpoint: saved } satisfies DetectHeartbeat);
         }
+        // Fragment joins, then team and role per (joined) class.
+        const { frames: joined, tracklets, teams } = await tracking.finish(frames, videoInfo, (id) => files.readFrame(video.frame(id)));
+        frames = joined;
         const tracks = new Set(frames.flatMap((f) => f.detections.map((d) => d.track_id))).size;
         const file: DetectionsFile = {
           model: { name: detector.modelName, sha256: detector.modelSha256, executionProvider: detector.executionProvider, inputSize: detector.inputSize },
@@ -181,18 +176,47 @@ export function createDetectActivities(deps: ActivityDeps) {
             tileSize: opts.detector.tileSize,
             tileOverlap: opts.detector.tileOverlap,
           },
-          tracker: { type: 'bytetrack', ...opts.tracker, trackBuffer },
+          tracker: { type: 'bytetrack', ...opts.tracker, trackBuffer: tracking.trackBuffer },
           grass: input.grass ?? null,
           frameStride: opts.frameStride,
           frames,
+          tracklets,
+          ...(teams ? { teams } : {}),
         };
         await files.writeJson(video.detections, file);
         if (saved) await files.store.deletePrefix(layout.checkpointPrefix(input.videoGuid));
         return {
-          result: { frames: frames.length, detections: count, tracks, model: detector.modelName, modelSha256: detector.modelSha256, object: video.detections },
-          details: { dropped: dropReasons, tiledFrames, trackBuffer, pitchFilter: frameOpts.pitch !== null, resumedFromFrame },
+          result: {
+            frames: frames.length,
+            detections: count,
+            tracks,
+            tracklets: tracklets.count,
+            cuts: tracklets.cuts.length,
+            joins: tracklets.joins.length,
+            model: detector.modelName,
+            modelSha256: detector.modelSha256,
+            object: video.detections,
+          },
+          details: {
+            dropped: dropReasons,
+            tiledFrames,
+            trackBuffer: tracking.trackBuffer,
+            pitchFilter: tracking.frameOptions.pitch !== null,
+            resumedFromFrame,
+            teams: teams && teamCounts(teams),
+          },
         };
       });
     },
   };
+}
+
+/** Status, reason and classes per team and role, for the step result's details. */
+function teamCounts(t: TeamsFile): { status: string; reason: string; classes: Record<string, number> } {
+  const classes: Record<string, number> = {};
+  for (const c of t.classes) {
+    const key = `${c.team ?? '-'}/${c.role ?? '-'}`;
+    classes[key] = (classes[key] ?? 0) + 1;
+  }
+  return { status: t.status, reason: t.reason, classes };
 }

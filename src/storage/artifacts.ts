@@ -111,6 +111,35 @@ export const pitchModelSchema = z.object({
     .optional(),
 }) satisfies z.ZodType<PitchModel>;
 
+/** A colour in CIELAB, `[L*, a*, b*]` (src/vision/teams/lab.ts). */
+const lab = z.tuple([z.number(), z.number(), z.number()]);
+
+/**
+ * The teams of a video in `detections.json` (`TeamsResult` of src/vision/teams/cluster.ts, ids as stored):
+ * the status and why, the team centres, and each class's team and role.
+ */
+export const teamsSchema = z.object({
+  status: z.enum(['teams', 'no-pitch', 'too-few', 'one-team']),
+  reason: z.string(),
+  centres: z.object({ A: lab, B: lab }).nullable(),
+  /** Outlier threshold, ΔE. */
+  threshold: z.number().nullable(),
+  silhouette: z.number().nullable(),
+  classes: z.array(
+    z.object({
+      track_id: count,
+      team: z.enum(['A', 'B']).nullable(),
+      role: z.enum(['player', 'goalkeeper', 'referee', 'other']).nullable(),
+      kit: lab.nullable(),
+      /** ΔE to the nearest team centre. */
+      distance: z.number().nullable(),
+      fitted: z.boolean(),
+    }),
+  ),
+});
+/** The teams of a video as stored. */
+export type TeamsFile = z.output<typeof teamsSchema>;
+
 /** One sampled frame's entry of `detections.json`. */
 export const frameDetectionsSchema = z.object({
   frame_id: count,
@@ -119,9 +148,28 @@ export const frameDetectionsSchema = z.object({
   /** Whether tiled inference ran on this frame (absent in older runs). */
   tiled: z.boolean().optional(),
   /** Boxes of confirmed tracks, bbox in source pixels. */
-  detections: z.array(z.object({ track_id: count, bbox, score: z.number(), class: count })),
+  detections: z.array(
+    z.object({
+      /** The class: the person's id after fragment joins (the tracklet id when nothing was joined). */
+      track_id: count,
+      /** The tracklet the box belongs to (absent in older runs, where tracklets were not cut). */
+      tracklet_id: count.optional(),
+      bbox,
+      score: z.number(),
+      class: count,
+      /**
+       * The box's kit colour, CIELAB `[L*, a*, b*]` (`boxKit` of src/vision/teams/kit.ts); absent when the box
+       * has none, the video has no pitch, teams are off, or the run is older.
+       */
+      kit: lab.optional(),
+    }),
+  ),
   /** Boxes removed before tracking, with the filter's reason (e.g. `feet-off-pitch`; absent in older runs). */
   dropped: z.array(z.object({ bbox, score: z.number(), reason: z.string() })).optional(),
+  /** True when a new shot begins at this frame (src/vision/tracking/shotChange.ts); absent otherwise and in older runs. */
+  shot_change: z.literal(true).optional(),
+  /** Cuts reported in this frame (checkpoint chunks only; `detections.json` lists them in `tracklets.cuts`). */
+  cuts: z.array(z.object({ frame_id: count, reason: z.string(), old_tracklet_id: count, new_tracklet_id: count })).optional(),
 });
 /** One sampled frame's entry of `detections.json`. */
 export type FrameDetections = z.output<typeof frameDetectionsSchema>;
@@ -140,11 +188,31 @@ export const detectionsFileSchema = z.object({
     minHits: count,
     /** The buffer in tracker updates (sampled frames): `bufferSeconds` x fps / `frameStride`. */
     trackBuffer: count,
+    /** Options of tracklet cuts and fragment joins (absent in older runs). */
+    cuts: z.record(z.string(), z.union([z.number(), z.boolean()])).optional(),
+    joins: z.record(z.string(), z.union([z.number(), z.boolean(), z.string()])).optional(),
   }),
+  /**
+   * Tracklet cuts and fragment joins (absent in older runs). A cut: at `frame_id` tracklet `old_tracklet_id`
+   * ended and `new_tracklet_id` continues the same ByteTrack track, for `reason`; boxes of an ambiguous stretch
+   * between them are in no tracklet (src/vision/tracking/tracklets.ts).
+   * A join: tracklet `from` (ended) and `to` (started `gap_frames` source frames later) are one class,
+   * `track_id`; `position` in box heights from the Kalman prediction, `appearance` the Bhattacharyya distance
+   * (src/vision/tracking/join.ts).
+   */
+  tracklets: z
+    .object({
+      count,
+      cuts: z.array(z.object({ frame_id: count, reason: z.string(), old_tracklet_id: count, new_tracklet_id: count })),
+      joins: z.array(z.object({ from: count, to: count, track_id: count, gap_frames: count, position: z.number(), appearance: z.number() })),
+    })
+    .optional(),
   /** The pitch model the step used; null when step 4 gave none. */
   grass: pitchModelSchema.nullable(),
   frameStride: count,
   frames: z.array(frameDetectionsSchema),
+  /** Team and role per class (absent when teams are off and in older runs). */
+  teams: teamsSchema.optional(),
 });
 /** `detections.json`. */
 export type DetectionsFile = z.output<typeof detectionsFileSchema>;
@@ -240,6 +308,17 @@ export const manifestSchema = z.object({
   background: backgroundDecisionSchema.extend({ fill: z.tuple([count, count, count]) }),
   counts: z.object({ train: count, val: count, tracks: z.record(z.string(), z.object({ train: count, val: count, gap: count })) }),
   trainOnlyTracks: z.array(count),
+  /**
+   * Team and role per class (track id as a string), with the video's team status and its reason, as in
+   * `detections.json`; absent when teams are off and in older runs.
+   */
+  teams: z
+    .object({
+      status: teamsSchema.shape.status,
+      reason: z.string(),
+      tracks: z.record(z.string(), z.object({ team: z.enum(['A', 'B']).nullable(), role: z.enum(['player', 'goalkeeper', 'referee', 'other']).nullable() })),
+    })
+    .optional(),
   images: z.array(manifestImageSchema),
 });
 /** `datasets/manifest.json`. */

@@ -1,6 +1,7 @@
 /**
  * Step 5 on one sampled frame: decode → detect (full frame plus tiles when players are small) → pitch mask
- * and feet-on-pitch filter → ByteTrack update. The activity and the benchmark (`bench/detect.ts`) both
+ * and feet-on-pitch filter → tracker update (ByteTrack, with tracklet cuts when enabled: the appearance of
+ * each tracked box is taken from the frame's pixels). The activity and the benchmark (`bench/detect.ts`) both
  * call {@link detectAndTrackFrame}, so the benchmark measures exactly what the pipeline runs.
  */
 import type { Detector } from './detection/detector';
@@ -10,7 +11,18 @@ import { decodeImage, type RgbFrame } from './image/rgb';
 import { filterOnPitch } from './pitch/feet';
 import { computePitchMask } from './pitch/mask';
 import type { PictureArea, PitchColour, PitchParams } from './pitch/model';
-import type { ByteTracker, TrackedDetection } from './tracking/bytetrack';
+import type { TrackedDetection } from './tracking/bytetrack';
+import type { TrackletCut } from './tracking/tracklets';
+
+/**
+ * The tracker of step 5: `ByteTracker` (./tracking/bytetrack.ts) or, with tracklet cuts, `TrackletTracker`
+ * (./tracking/tracklets.ts), which also looks at the frame's pixels and reports its cuts.
+ */
+export interface FrameTracker {
+  update(frameId: number, dets: readonly Detection[], frame: RgbFrame): TrackedDetection[];
+  /** Cuts of the latest update (TrackletTracker only). */
+  readonly lastCuts?: readonly TrackletCut[];
+}
 
 /** Per-frame options of {@link detectAndTrackFrame}. */
 export interface FrameDetectOptions {
@@ -44,6 +56,8 @@ export interface FrameResult {
   dropped: { det: Detection; reason: string }[];
   /** Detections passed to the tracker but not (yet) part of a confirmed track. */
   untracked: number;
+  /** Tracklets cut in this frame (empty without cuts). */
+  cuts: TrackletCut[];
   detectStats: TiledDetectStats;
   timings: FrameTimings;
 }
@@ -57,7 +71,7 @@ export interface FrameResult {
  */
 export async function detectAndTrackFrame(
   detector: Detector,
-  tracker: ByteTracker,
+  tracker: FrameTracker,
   input: Buffer | RgbFrame,
   frameId: number,
   opts: FrameDetectOptions,
@@ -70,7 +84,7 @@ export async function detectAndTrackFrame(
   const mask = opts.pitch ? await computePitchMask(frame, opts.pitch.colour, opts.pitch.params, opts.pitch.picture) : null;
   const { kept, dropped } = filterOnPitch(detections, mask);
   const t3 = performance.now();
-  const tracked = tracker.update(frameId, kept);
+  const tracked = tracker.update(frameId, kept, frame);
   const t4 = performance.now();
   return {
     width: frame.width,
@@ -78,6 +92,7 @@ export async function detectAndTrackFrame(
     tracked,
     dropped,
     untracked: kept.length - tracked.length,
+    cuts: [...(tracker.lastCuts ?? [])],
     detectStats: stats,
     timings: { decodeMs: t1 - t0, inferenceMs: stats.inferenceMs, detectMs: t2 - t1, pitchMs: t3 - t2, trackMs: t4 - t3, totalMs: t4 - t0 },
   };

@@ -109,7 +109,12 @@ export interface GrassResult extends StepResultBase {
 export interface DetectResult extends StepResultBase {
   frames: number;
   detections: number;
+  /** Classes (after fragment joins). */
   tracks: number;
+  /** Tracklets, tracklet cuts and fragment joins (absent in results of older runs). */
+  tracklets?: number;
+  cuts?: number;
+  joins?: number;
   model: string;
   modelSha256: string;
   object: string;

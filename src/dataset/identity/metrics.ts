@@ -89,7 +89,10 @@ export interface IdentityReport {
   };
   /** CLEAR-MOT and identity measures over the evaluated frames (ID switches = `numSwitches`). */
   mot: MotSummary;
-  /** Present when `classLabels` was given and the ground truth has identities. */
+  /**
+   * Present when `classLabels` was given and the ground truth names at least one team (`A` or `B`): footage
+   * whose people belong to no team (a street, vtest.avi) has no team accuracy to measure (n/a, not 0 %).
+   */
   teams?: TeamAccuracy;
   /** Present when `splitOf` was given. */
   valLeak?: ValLeakReport;
@@ -140,6 +143,7 @@ const sortedNums = (xs: Iterable<number>) => [...xs].sort((a, b) => a - b);
  * - Fragmentation: number of classes among a person's matched crops, averaged over persons.
  * - Teams: the predicted A/B names are arbitrary, so both namings are tried and the one with more classes
  *   right (team and role) is kept; roles are compared as they are; a `-` team must be predicted as none.
+ *   A ground truth without any team `A` or `B` gives no team figure (n/a).
  * - Val leak: for each class with val crops, the persons of its val crops that none of its train crops show.
  *
  * @throws Error when a frame lists a class twice (the accumulator needs distinct ids)
@@ -229,7 +233,8 @@ export function evaluateIdentity(gt: IdentityGroundTruth, predicted: readonly Pr
     },
     mot: acc.summary(),
   };
-  if (opts.classLabels && gt.identities.size > 0) report.teams = teamAccuracy(classes, gt, opts.classLabels);
+  const gtHasTeams = [...gt.identities.values()].some((l) => l.team === 'A' || l.team === 'B');
+  if (opts.classLabels && gtHasTeams) report.teams = teamAccuracy(classes, gt, opts.classLabels);
   if (opts.splitOf) report.valLeak = valLeak(judged, opts.splitOf);
   return report;
 }

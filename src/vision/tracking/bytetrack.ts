@@ -166,6 +166,7 @@ export class ByteTracker {
   private updates = 0;
   private step = 0;
   private lastFrameId = -Infinity;
+  private predicted = new Map<number, BBox>();
 
   /**
    * @throws RangeError when a threshold is outside [0, 1] (cost limits: (0, 1]), lowThreshold >
@@ -262,6 +263,11 @@ export class ByteTracker {
     return t;
   }
 
+  /** Predicted box `[x1, y1, x2, y2]` of every confirmed track (tracked or lost) in the latest update, before its correction, by id. */
+  get lastPredictions(): ReadonlyMap<number, BBox> {
+    return this.predicted;
+  }
+
   /** Snapshot of the confirmed tracks still held (tracked and lost), by id. */
   trackInfo(): TrackInfo[] {
     return this.tracks
@@ -323,6 +329,7 @@ export class ByteTracker {
       }
     }
 
+    this.predicted = new Map(this.tracks.filter((t) => t.id !== undefined).map((t) => [t.id!, xyahToBbox(t.kf.mean)]));
     const trackOfDet = new Map<number, Track>();
     const confirmedNow: Track[] = [];
     const assoc = (ts: Track[], detIdx: number[], thresh: number, fuse: boolean) => {

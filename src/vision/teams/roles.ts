@@ -1,0 +1,118 @@
+/**
+ * Roles of the classes that wear neither team's kit (the outliers of ./cluster.ts): referee, goalkeeper or
+ * other. Pure and deterministic; runs after the teams are fitted.
+ *
+ * The Laws of the Game (IFAB, Law 4.3) require each goalkeeper to wear colours that distinguish them from
+ * the other players and the match officials, and the officials wear one kit. So:
+ *
+ * 1. **Kit groups.** Outlier classes whose box colours are consistent (spread at most
+ *    {@link MAX_OFFICIAL_SPREAD} of the outlier threshold: a class that mixes two people has a colour
+ *    between theirs) and that have at least `minBoxes` box colours are grouped by kit, single linkage at
+ *    the outlier threshold. A group may hold several classes of one person that a tracker split (they never
+ *    overlap in time) or several people in one kit (they may).
+ * 2. **Officials.** A group with two classes seen in the same frame is the officials' kit (two people in a
+ *    kit no team wears). Otherwise the group seen in the most frames is the referee's, when no group was
+ *    seen twice at once: the referee follows play from kick-off to the final whistle (IFAB Law 5 and the
+ *    "diagonal system of control" of its Practical Guidelines for Match Officials), so in a broadcast, which
+ *    follows play too, the referee is on screen far more than a goalkeeper, who is near play only when it is
+ *    near his goal. Its classes are `referee`.
+ * 3. **Goalkeepers.** A remaining group whose kit lies at least {@link GOALKEEPER_DISTANCE} outlier
+ *    thresholds from both team centres is a goalkeeper (at most two such groups, the farthest ones: one per
+ *    team). A kit only just beyond the threshold is more likely a team kit measured badly (shadow, the
+ *    colour of a board bleeding into a small shirt) than a kit chosen to be told apart at a glance. A
+ *    goalkeeper's team is not guessed (null): roboflow/sports (`resolve_goalkeepers_team_id`,
+ *    examples/soccer/main.py) takes the team whose players' centroid is nearer, in pitch coordinates; in
+ *    image coordinates, without a pitch homography, the nearest players on screen are often the opposing
+ *    attackers (tried on the soccer test clip: it named the wrong team).
+ * 4. **Short classes** (fewer than `minBoxes` box colours, consistent) take the role of the referee or
+ *    goalkeeper group whose nearest member kit is within the threshold.
+ *
+ * Everything else that wears no team kit stays `other` (not guessed).
+ */
+import type { ClassKitInput, ClassTeam } from './types';
+import { deltaE, type Lab } from './lab';
+
+/**
+ * A class counts towards a kit group only when its box colours stay, in the median, within this share of
+ * the outlier threshold of its kit colour (`spread` of {@link ClassKitInput}): a class that mixes two people
+ * (a player and the referee, as a tracker's identity switch makes) has a kit colour between theirs and a
+ * large spread. Our own constant, measured on the soccer test clip: team members spread 1-11 ΔE (median
+ * 4.4), a player/referee mix 20.6, with an outlier threshold of 17.6 ΔE.
+ */
+export const MAX_OFFICIAL_SPREAD = 0.5;
+
+/**
+ * A goalkeeper's kit is at least this many outlier thresholds from both team centres (step 3 of the module
+ * comment). Our own constant: twice the distance at which a kit stops being a team's, so that a kit counts
+ * as chosen to differ only when it differs from the teams by more than a team's own kits vary.
+ */
+export const GOALKEEPER_DISTANCE = 2;
+
+/** Inputs of {@link markRoles} beyond the classes. */
+export interface RoleContext {
+  /** The outlier threshold, ΔE. */
+  threshold: number;
+  /** The team centres. */
+  centres: { A: Lab; B: Lab };
+  /** Fewest box colours for a class to be grouped (`minBoxes` of the team parameters). */
+  minBoxes: number;
+}
+
+/**
+ * Steps 1-4 of the module comment, in place on `out` (parallel to `classes`): sets `role` to `referee` or
+ * `goalkeeper` on outlier classes that `assignTeams` marked `other`.
+ */
+export function markRoles(classes: readonly ClassKitInput[], out: ClassTeam[], ctx: RoleContext): void {
+  const consistent = (i: number) => out[i].role === 'other' && (classes[i].spread ?? Infinity) <= ctx.threshold * MAX_OFFICIAL_SPREAD;
+  const idx = out.flatMap((_, i) => (consistent(i) && classes[i].boxes >= ctx.minBoxes ? [i] : []));
+  const parent = idx.map((_, k) => k);
+  const find = (k: number): number => (parent[k] === k ? k : (parent[k] = find(parent[k])));
+  for (let a = 0; a < idx.length; a++) {
+    for (let b = a + 1; b < idx.length; b++) {
+      if (deltaE(classes[idx[a]].kit!, classes[idx[b]].kit!) <= ctx.threshold) parent[find(a)] = find(b);
+    }
+  }
+  const groups = new Map<number, number[]>();
+  idx.forEach((i, k) => groups.set(find(k), [...(groups.get(find(k)) ?? []), i]));
+  const members = [...groups.values()];
+  const framesOf = (g: number[]) => new Set(g.flatMap((i) => [...classes[i].frames]));
+  const together = (g: number[]) => {
+    const seen = new Set<number>();
+    for (const i of g) {
+      const own = new Set(classes[i].frames);
+      for (const f of own) if (seen.has(f)) return true;
+      for (const f of own) seen.add(f);
+    }
+    return false;
+  };
+  const officials = members.filter(together);
+  if (officials.length === 0 && members.length > 0) {
+    const sized = members.map((g) => ({ g, n: framesOf(g).size }));
+    // Most frames; ties: the group whose first class comes first (input order), for determinism.
+    sized.sort((p, q) => q.n - p.n || p.g[0] - q.g[0]);
+    officials.push(sized[0].g);
+  }
+  for (const g of officials) for (const i of g) out[i].role = 'referee';
+
+  const farFromTeams = (g: number[]) => Math.min(...g.map((i) => Math.min(deltaE(classes[i].kit!, ctx.centres.A), deltaE(classes[i].kit!, ctx.centres.B))));
+  const keepers = members
+    .filter((g) => !officials.includes(g) && farFromTeams(g) >= GOALKEEPER_DISTANCE * ctx.threshold)
+    .sort((p, q) => farFromTeams(q) - farFromTeams(p) || p[0] - q[0])
+    .slice(0, 2);
+  for (const g of keepers) {
+    for (const i of g) out[i].role = 'goalkeeper';
+  }
+
+  // Step 4: short consistent classes join the nearest referee or goalkeeper group within the threshold.
+  const labelled = [...officials, ...keepers].flat();
+  out.forEach((c, i) => {
+    if (!consistent(i) || classes[i].boxes >= ctx.minBoxes || !classes[i].kit) return;
+    let best: { j: number; d: number } | undefined;
+    for (const j of labelled) {
+      const d = deltaE(classes[i].kit!, classes[j].kit!);
+      if (d <= ctx.threshold && (!best || d < best.d)) best = { j, d };
+    }
+    if (best) c.role = out[best.j].role;
+  });
+}
+

@@ -1,0 +1,38 @@
+/** Synthetic frames with box-shaped people in two colours, for appearance and tracklet tests. */
+import type { RgbFrame } from '../../src/vision/image/rgb';
+
+/** A frame filled with `bg`, with a person box whose top half is `top` and bottom half `bottom`. */
+export function personFrame(w: number, h: number, bg: number[], box: number[], top: number[], bottom: number[]): RgbFrame {
+  const rgb = Buffer.alloc(w * h * 3);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const inBox = x >= box[0] && x < box[2] && y >= box[1] && y < box[3];
+      const c = !inBox ? bg : y < (box[1] + box[3]) / 2 ? top : bottom;
+      rgb.set(c, (y * w + x) * 3);
+    }
+  }
+  return { rgb, width: w, height: h };
+}
+
+
+/** A person of a synthetic scene: colours and box per frame (undefined: not visible / not detected). */
+export interface ScenePerson {
+  top: number[];
+  bottom: number[];
+  boxAt: (frameId: number) => number[] | undefined;
+}
+
+/** A frame with the persons drawn in order (later ones in front), on `bg`. */
+export function sceneFrame(w: number, h: number, bg: number[], persons: readonly ScenePerson[], frameId: number): RgbFrame {
+  const rgb = Buffer.alloc(w * h * 3);
+  for (let i = 0; i < w * h; i++) rgb.set(bg, i * 3);
+  for (const p of persons) {
+    const b = p.boxAt(frameId);
+    if (!b) continue;
+    for (let y = Math.max(0, Math.floor(b[1])); y < Math.min(h, b[3]); y++) {
+      const c = y < (b[1] + b[3]) / 2 ? p.top : p.bottom;
+      for (let x = Math.max(0, Math.floor(b[0])); x < Math.min(w, b[2]); x++) rgb.set(c, (y * w + x) * 3);
+    }
+  }
+  return { rgb, width: w, height: h };
+}
