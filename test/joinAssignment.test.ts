@@ -8,7 +8,7 @@ import type { BBox } from '../src/vision/detection/geometry';
 import { extractAppearance, type Appearance } from '../src/vision/tracking/appearance';
 import { decideJoins, joinCandidates, type JoinOptions, type TrackletBoxes } from '../src/vision/tracking/join';
 import { assignmentJoins } from '../src/vision/tracking/joinAssignment';
-import { sceneFrame } from './helpers/personFrame';
+import { SCENE, sceneFrame } from './helpers/personFrame';
 
 const pairs = (xs: { from: number; to: number }[]) => xs.map((x) => [x.from, x.to]);
 
@@ -66,13 +66,7 @@ describe('assignmentJoins (costs given)', () => {
 });
 
 describe('decideJoins with decision assignment, on drawn people crossing', () => {
-  const W = 400;
-  const H = 200;
-  const BG = [128, 128, 128];
-  const RED = [200, 30, 30];
-  const BLUE = [30, 30, 200];
-  const YELLOW = [220, 220, 40];
-  const BLACK = [15, 15, 15];
+  const { W, H, BG, RED, BLUE, YELLOW, BLACK } = SCENE;
   const box = (cx: number): BBox => [cx - 15, 60, cx + 15, 140];
   // A walks right, B walks left; both tracklets are cut at the crossing (frames 6-9 left out) and continue.
   const walk = (id: number, f0: number, f1: number, x0: number, vx: number): TrackletBoxes => ({

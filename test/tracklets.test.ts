@@ -7,15 +7,9 @@ import type { BBox, Detection } from '../src/vision/detection/geometry';
 import { extractAppearance } from '../src/vision/tracking/appearance';
 import { classesOf, decideJoins, endAppearances, joinCandidates, type TrackletBoxes } from '../src/vision/tracking/join';
 import { TrackletTracker, type CutOptions, type TrackletCut } from '../src/vision/tracking/tracklets';
-import { sceneFrame, type ScenePerson } from './helpers/personFrame';
+import { SCENE, sceneFrame, type ScenePerson } from './helpers/personFrame';
 
-const W = 400;
-const H = 200;
-const BG = [128, 128, 128];
-const RED = [200, 30, 30];
-const BLUE = [30, 30, 200];
-const YELLOW = [220, 220, 40];
-const BLACK = [15, 15, 15];
+const { W, H, BG, RED, BLUE, YELLOW, BLACK } = SCENE;
 const box = (cx: number, cy = 100, w = 30, h = 80) => [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2];
 
 /** Runs the tracker over frames 0..n-1 (stride 1); returns per frame the (person index, tracklet id) pairs and the cuts. */

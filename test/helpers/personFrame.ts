@@ -16,6 +16,17 @@ export function personFrame(w: number, h: number, bg: number[], box: number[], t
 
 
 /** A person of a synthetic scene: colours and box per frame (undefined: not visible / not detected). */
+/** Size (px) and colours (RGB) of the synthetic scenes the tracklet and join tests draw. */
+export const SCENE = {
+  W: 400,
+  H: 200,
+  BG: [128, 128, 128],
+  RED: [200, 30, 30],
+  BLUE: [30, 30, 200],
+  YELLOW: [220, 220, 40],
+  BLACK: [15, 15, 15],
+};
+
 export interface ScenePerson {
   top: number[];
   bottom: number[];
