@@ -5,10 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { BBox } from '../src/vision/detection/geometry';
-import { extractAppearance, type Appearance } from '../src/vision/tracking/appearance';
 import { decideJoins, joinCandidates, type JoinOptions, type TrackletBoxes } from '../src/vision/tracking/join';
 import { assignmentJoins } from '../src/vision/tracking/joinAssignment';
-import { SCENE, sceneFrame } from './helpers/personFrame';
+import { dressedAppearances, SCENE } from './helpers/personFrame';
 
 const pairs = (xs: { from: number; to: number }[]) => xs.map((x) => [x.from, x.to]);
 
@@ -66,7 +65,7 @@ describe('assignmentJoins (costs given)', () => {
 });
 
 describe('decideJoins with decision assignment, on drawn people crossing', () => {
-  const { W, H, BG, RED, BLUE, YELLOW, BLACK } = SCENE;
+  const { RED, BLUE, YELLOW, BLACK } = SCENE;
   const box = (cx: number): BBox => [cx - 15, 60, cx + 15, 140];
   // A walks right, B walks left; both tracklets are cut at the crossing (frames 6-9 left out) and continue.
   const walk = (id: number, f0: number, f1: number, x0: number, vx: number): TrackletBoxes => ({
@@ -75,16 +74,7 @@ describe('decideJoins with decision assignment, on drawn people crossing', () =>
   });
   const ts = [walk(0, 0, 5, 180, 2), walk(1, 0, 5, 220, -2), walk(2, 10, 15, 180, 2), walk(3, 10, 15, 220, -2)];
   const opts: JoinOptions = { maxGapFrames: 10, frameGap: 1, decision: 'assignment' };
-  const dressed = (dress: Record<number, number[][]>) => {
-    const m = new Map<number, { start: Appearance; end: Appearance }>();
-    for (const t of ts) {
-      const [top, bottom] = dress[t.trackletId];
-      const b = t.boxes[0].bbox;
-      const a = extractAppearance(sceneFrame(W, H, BG, [{ top, bottom, boxAt: () => [...b] }], 0), b);
-      m.set(t.trackletId, { start: a, end: a });
-    }
-    return m;
-  };
+  const dressed = (dress: Record<number, number[][]>) => dressedAppearances(ts, dress);
 
   it('every end is a position candidate of every start (the crossing is ambiguous by position)', () => {
     expect(joinCandidates(ts, opts).length).toBe(4);

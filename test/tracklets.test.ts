@@ -4,10 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { BBox, Detection } from '../src/vision/detection/geometry';
-import { extractAppearance } from '../src/vision/tracking/appearance';
-import { classesOf, decideJoins, endAppearances, joinCandidates, type TrackletBoxes } from '../src/vision/tracking/join';
+import { classesOf, decideJoins, joinCandidates, type TrackletBoxes } from '../src/vision/tracking/join';
 import { TrackletTracker, type CutOptions, type TrackletCut } from '../src/vision/tracking/tracklets';
-import { SCENE, sceneFrame, type ScenePerson } from './helpers/personFrame';
+import { dressedAppearances, SCENE, sceneFrame, type ScenePerson } from './helpers/personFrame';
 
 const { W, H, BG, RED, BLUE, YELLOW, BLACK } = SCENE;
 const box = (cx: number, cy = 100, w = 30, h = 80) => [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2];
@@ -119,39 +118,26 @@ describe('fragment joins', () => {
     trackletId: id,
     boxes: Array.from({ length: f1 - f0 + 1 }, (_, i) => ({ frameId: f0 + i, bbox: box(x0 + vx * i) as BBox })),
   });
-  const colours: Record<number, ScenePerson> = {};
-  const appearanceMap = async (ts: TrackletBoxes[], dress: Record<number, number[][]>) =>
-    endAppearances(ts, new Set(ts.map((t) => t.trackletId)), async () => sceneFrame(W, H, BG, [], 0), () => ({ upper: null, lower: null })).then(async () => {
-      const m = new Map<number, { start: ReturnType<typeof extractAppearance>; end: ReturnType<typeof extractAppearance> }>();
-      for (const t of ts) {
-        const [top, bottom] = dress[t.trackletId];
-        const b = t.boxes[0].bbox;
-        const a = extractAppearance(sceneFrame(W, H, BG, [{ top, bottom, boxAt: () => [...b] }], 0), b);
-        m.set(t.trackletId, { start: a, end: a });
-      }
-      return m;
-    });
-  void colours;
   const opts = { maxGapFrames: 10, frameGap: 1 };
 
   it('joins a clean fragment pair (short gap, predicted position, same colours)', async () => {
     const ts = [walk(0, 0, 20, 50, 5), walk(1, 25, 40, 50 + 5 * 25, 5)];
     const cands = joinCandidates(ts, opts);
     expect(cands.map((c) => [c.from, c.to])).toEqual([[0, 1]]);
-    const joins = decideJoins(cands, await appearanceMap(ts, { 0: [RED, BLUE], 1: [RED, BLUE] }), opts);
+    const joins = decideJoins(cands, dressedAppearances(ts, { 0: [RED, BLUE], 1: [RED, BLUE] }), opts);
     expect(joins.map((j) => [j.from, j.to])).toEqual([[0, 1]]);
     expect([...classesOf([0, 1], joins).values()]).toEqual([0, 0]);
   });
 
   it('does not join when two fragments start near the prediction with the same colours (ambiguous)', async () => {
     const ts = [walk(0, 0, 20, 50, 5), walk(1, 25, 40, 50 + 5 * 25, 5), walk(2, 25, 40, 50 + 5 * 25 + 10, 5)];
-    const joins = decideJoins(joinCandidates(ts, opts), await appearanceMap(ts, { 0: [RED, BLUE], 1: [RED, BLUE], 2: [RED, BLUE] }), opts);
+    const joins = decideJoins(joinCandidates(ts, opts), dressedAppearances(ts, { 0: [RED, BLUE], 1: [RED, BLUE], 2: [RED, BLUE] }), opts);
     expect(joins).toEqual([]);
   });
 
   it('does not join a fragment of other colours, nor one far from the prediction, nor after a long gap', async () => {
     const colour = [walk(0, 0, 20, 50, 5), walk(1, 25, 40, 175, 5)];
-    expect(decideJoins(joinCandidates(colour, opts), await appearanceMap(colour, { 0: [RED, BLUE], 1: [BLUE, RED] }), opts)).toEqual([]);
+    expect(decideJoins(joinCandidates(colour, opts), dressedAppearances(colour, { 0: [RED, BLUE], 1: [BLUE, RED] }), opts)).toEqual([]);
     expect(joinCandidates([walk(0, 0, 20, 50, 5), walk(1, 25, 40, 300, 5)], opts)).toEqual([]);
     expect(joinCandidates([walk(0, 0, 20, 50, 5), walk(1, 35, 40, 225, 5)], opts)).toEqual([]);
   });

@@ -1,5 +1,7 @@
 /** Synthetic frames with box-shaped people in two colours, for appearance and tracklet tests. */
 import type { RgbFrame } from '../../src/vision/image/rgb';
+import { extractAppearance, type Appearance } from '../../src/vision/tracking/appearance';
+import type { TrackletBoxes } from '../../src/vision/tracking/join';
 
 /** A frame filled with `bg`, with a person box whose top half is `top` and bottom half `bottom`. */
 export function personFrame(w: number, h: number, bg: number[], box: number[], top: number[], bottom: number[]): RgbFrame {
@@ -46,4 +48,21 @@ export function sceneFrame(w: number, h: number, bg: number[], persons: readonly
     }
   }
   return { rgb, width: w, height: h };
+}
+
+/**
+ * Join appearances of tracklets whose people wear the given colours: for each tracklet, the appearance of its
+ * first box drawn alone on a {@link SCENE} frame in `dress[trackletId]` = [top, bottom] (RGB), used as both its
+ * start and its end appearance (the input `decideJoins` of src/vision/tracking/join.ts takes).
+ * @throws TypeError when `dress` has no colours for a tracklet
+ */
+export function dressedAppearances(ts: readonly TrackletBoxes[], dress: Record<number, number[][]>): Map<number, { start: Appearance | null; end: Appearance | null }> {
+  const m = new Map<number, { start: Appearance | null; end: Appearance | null }>();
+  for (const t of ts) {
+    const [top, bottom] = dress[t.trackletId];
+    const b = t.boxes[0].bbox;
+    const a = extractAppearance(sceneFrame(SCENE.W, SCENE.H, SCENE.BG, [{ top, bottom, boxAt: () => [...b] }], 0), b);
+    m.set(t.trackletId, { start: a, end: a });
+  }
+  return m;
 }
