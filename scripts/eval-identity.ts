@@ -13,10 +13,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
 import type { IdentityRole } from '../src/dataset/identity/groundTruth';
-import { evaluateIdentity, type IdentityReport, type PredictedLabel } from '../src/dataset/identity/metrics';
+import { evaluateIdentity, visibleStretches, type IdentityReport, type PredictedLabel, type StretchReport } from '../src/dataset/identity/metrics';
 import { detectionsFileSchema, manifestSchema } from '../src/storage/artifacts';
 import type { Detector } from '../src/vision/detection/detector';
-import { detailText, summaryTable } from './identity/format';
+import { detailText, stretchText, summaryTable } from './identity/format';
 import { defaultOptions, fixtureNames, hasTracklets, loadFixture, predictedFrames, prepareVideo, realDetector, splitOfRun, trackFrames, type StoredFrame } from './identity/replay';
 
 /** Where the fixtures' videos are: vtest.avi from Debian's opencv-doc, the soccer clip under TEST_MEDIA_DIR. */
@@ -97,7 +97,7 @@ async function main(): Promise<void> {
   if (o.detections && !o.video) throw new Error('--detections needs --video NAME (the fixture to compare with)');
   const teams = o.teams ? teamLabelsOf(JSON.parse(readFileSync(o.teams, 'utf8'))) : undefined;
   if (o.teams && !teams) throw new Error(`${o.teams} holds no team labels`);
-  const reports: { name: string; report: IdentityReport }[] = [];
+  const reports: { name: string; report: IdentityReport; stretches?: StretchReport }[] = [];
   let detector: Detector | undefined;
   for (const name of names) {
     const dir = path.join(o.fixtures, name);
@@ -133,7 +133,9 @@ async function main(): Promise<void> {
     const run = await trackFrames(video, detector, options, { from, to });
     const splitOf = splitOfRun(run.frames, options, video.fps);
     // Team labels: --teams, else those step 5 computed on this run.
-    reports.push({ name, report: evaluateIdentity(gt, run.frames, { classLabels: teams ?? (run.teams && teamLabelsOf({ teams: run.teams })), splitOf }) });
+    // The lowest fragmentation joins of at most maxGapSeconds can reach on this ground truth.
+    const stretches = visibleStretches(gt, Math.round(options.tracker.joins.maxGapSeconds * video.fps));
+    reports.push({ name, report: evaluateIdentity(gt, run.frames, { classLabels: teams ?? (run.teams && teamLabelsOf({ teams: run.teams })), splitOf }), stretches });
     if (hasTracklets(run.detections)) reports.push({ name: `${name} (tracklets)`, report: evaluateIdentity(gt, predictedFrames(run.detections, 'tracklet')) });
     if (o.writeDetections) {
       await mkdir(o.writeDetections, { recursive: true });
@@ -149,7 +151,10 @@ async function main(): Promise<void> {
   if (reports.length === 0) return;
   console.log('\nIdentity metrics (a predicted box shows a person when IoU >= 0.5; crops = tracked boxes)\n');
   console.log(summaryTable(reports));
-  for (const { name, report } of reports) console.log(`\n${detailText(name, report, Number(o.details))}`);
+  for (const { name, report, stretches } of reports) {
+    console.log(`\n${detailText(name, report, Number(o.details))}`);
+    if (stretches) console.log(stretchText(stretches, Number(o.details)));
+  }
   if (o.json) {
     await mkdir(path.dirname(path.resolve(o.json)), { recursive: true });
     const plain = reports.map((r) => ({ ...r, report: { ...r.report, mot: { ...r.report.mot, idAssignment: Object.fromEntries(r.report.mot.idAssignment) } } }));

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseFrameList, parseIdentities, parseIdentityGroundTruth, parseMotGroundTruth } from '../src/dataset/identity/groundTruth';
-import { evaluateIdentity, type PredictedFrame } from '../src/dataset/identity/metrics';
+import { evaluateIdentity, visibleStretches, type PredictedFrame } from '../src/dataset/identity/metrics';
 import type { BBox } from '../src/vision/detection/geometry';
 
 // Person boxes (10 x 20 px, far apart, so IoU is 1 or 0).
@@ -184,5 +184,38 @@ describe('evaluateIdentity on a case computed by hand', () => {
     expect(r.mot.idf1).toBe(1);
     expect(r.mot.mota).toBe(1);
     expect(r.impure).toEqual([]);
+  });
+});
+
+describe('visibleStretches: the fragmentation floor of joins that bridge short gaps only', () => {
+  // Person 1 has boxes at frame_id 0, 2, 4, 6, 8 (MOT 1-9); persons 2 and 3 at 0-6; person 4 at 6 only.
+  it('one stretch per person when every gap is within the limit', () => {
+    const s = visibleStretches(gt(), 2);
+    expect(s.perPerson.map((p) => [p.personId, p.stretches])).toEqual([
+      [1, [[0, 8]]],
+      [2, [[0, 6]]],
+      [3, [[0, 6]]],
+      [4, [[6, 6]]],
+    ]);
+    expect(s.mean).toBe(1);
+  });
+
+  it('a gap longer than the limit starts a new stretch', () => {
+    // Person 1 again at frame_id 20 (MOT 21), 12 frames after frame_id 8: beyond a 10-frame limit, within 12.
+    const g = parseIdentityGroundTruth({ gt: `${GT_TXT}21,1,0,0,10,20,1,-1,-1,-1\n`, frames: `${FRAMES_TXT}21\n` });
+    expect(visibleStretches(g, 10).perPerson[0].stretches).toEqual([
+      [0, 8],
+      [20, 20],
+    ]);
+    // (2 + 1 + 1 + 1) / 4 persons.
+    expect(visibleStretches(g, 10).mean).toBe(5 / 4);
+    expect(visibleStretches(g, 12).mean).toBe(1);
+    // With a limit of 1 frame every box 2 frames apart is its own stretch: person 1 has 6, 2 and 3 have 4, 4 has 1.
+    expect(visibleStretches(g, 1).mean).toBe((6 + 4 + 4 + 1) / 4);
+  });
+
+  it('rejects a negative or non-finite limit', () => {
+    expect(() => visibleStretches(gt(), -1)).toThrow(RangeError);
+    expect(() => visibleStretches(gt(), Number.NaN)).toThrow(RangeError);
   });
 });

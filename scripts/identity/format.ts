@@ -1,5 +1,5 @@
 /** Text tables of identity reports (src/dataset/identity/metrics.ts) for `npm run eval:identity` and tests. */
-import type { IdentityReport } from '../../src/dataset/identity/metrics';
+import type { IdentityReport, StretchReport } from '../../src/dataset/identity/metrics';
 
 const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`);
 const num = (x: number, d = 2) => (Number.isNaN(x) ? 'n/a' : x.toFixed(d));
@@ -69,5 +69,19 @@ export function detailText(name: string, r: IdentityReport, limit = 15): string 
   } else {
     out.push('teams: n/a (no predicted team/role per class, no identities.csv, or a ground truth without teams A/B)');
   }
+  return out.join('\n');
+}
+
+/**
+ * The fragmentation floor of the joins (`visibleStretches` of src/dataset/identity/metrics.ts): stretches
+ * per person, and the persons seen in more than one stretch with their frame ranges.
+ */
+export function stretchText(s: StretchReport, limit = 15): string {
+  const out = [
+    `floor: ${num(s.mean)} classes per person for joins that bridge gaps of at most ${s.maxGapFrames} frames and never re-identify a person after a longer absence (the ground truth's unbroken stretches per person)`,
+  ];
+  const several = s.perPerson.filter((p) => p.stretches.length > 1);
+  for (const p of several.slice(0, limit)) out.push(`  person ${p.personId}: ${p.stretches.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ')}`);
+  if (several.length > limit) out.push(`  ... ${several.length - limit} more persons seen in several stretches`);
   return out.join('\n');
 }

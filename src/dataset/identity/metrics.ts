@@ -293,3 +293,44 @@ function valLeak(judged: Judged[], splitOf: NonNullable<IdentityEvalOptions['spl
   }
   return { classesWithVal: val.size, unmatchedValCrops, leaking };
 }
+
+/** How many unbroken stretches each ground-truth person is seen in: see {@link visibleStretches}. */
+export interface StretchReport {
+  /** The longest gap inside one stretch, source frames. */
+  maxGapFrames: number;
+  /** Mean stretches per person (NaN without persons). */
+  mean: number;
+  /** Stretches of each person (ascending person id): first and last frame id of each. */
+  perPerson: { personId: number; stretches: [number, number][] }[];
+}
+
+/**
+ * The stretches in which each ground-truth person is seen: runs of its boxes in which consecutive boxes are
+ * at most `maxGapFrames` source frames apart; a longer gap (the person left the view, or stood hidden)
+ * starts a new stretch. A tracker whose joins bridge gaps of at most `maxGapFrames` and never re-identify a
+ * person after a longer absence gets at least one class per stretch, so `mean` is the lowest fragmentation
+ * (classes per person, {@link IdentityReport}) it can reach on this ground truth.
+ * @param maxGapFrames the joins' longest gap, source frames (`tracker.joins.maxGapSeconds` x fps)
+ * @throws RangeError when `maxGapFrames` is negative or not finite
+ */
+export function visibleStretches(gt: IdentityGroundTruth, maxGapFrames: number): StretchReport {
+  if (!(maxGapFrames >= 0) || !Number.isFinite(maxGapFrames)) throw new RangeError(`maxGapFrames must be a finite number >= 0, got ${maxGapFrames}`);
+  const frames = new Map<number, number[]>();
+  for (const b of gt.boxes) {
+    const list = frames.get(b.personId);
+    if (list) list.push(b.frameId);
+    else frames.set(b.personId, [b.frameId]);
+  }
+  const perPerson = sortedNums(frames.keys()).map((personId) => {
+    const f = sortedNums(frames.get(personId)!);
+    const stretches: [number, number][] = [[f[0], f[0]]];
+    for (const id of f.slice(1)) {
+      const last = stretches[stretches.length - 1];
+      if (id - last[1] > maxGapFrames) stretches.push([id, id]);
+      else last[1] = id;
+    }
+    return { personId, stretches };
+  });
+  const mean = perPerson.length ? perPerson.reduce((s, p) => s + p.stretches.length, 0) / perPerson.length : Number.NaN;
+  return { maxGapFrames, mean, perPerson };
+}
