@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { BBox, Detection } from '../src/vision/detection/geometry';
-import { classesOf, decideJoins, joinCandidates, type TrackletBoxes } from '../src/vision/tracking/join';
+import { classesOf, decideJoins, insideShare, joinCandidates, type TrackletBoxes } from '../src/vision/tracking/join';
 import { TrackletTracker, type CutOptions, type TrackletCut } from '../src/vision/tracking/tracklets';
 import { dressedAppearances, SCENE, sceneFrame, type ScenePerson } from './helpers/personFrame';
 
@@ -138,8 +138,27 @@ describe('fragment joins', () => {
   it('does not join a fragment of other colours, nor one far from the prediction, nor after a long gap', async () => {
     const colour = [walk(0, 0, 20, 50, 5), walk(1, 25, 40, 175, 5)];
     expect(decideJoins(joinCandidates(colour, opts), dressedAppearances(colour, { 0: [RED, BLUE], 1: [BLUE, RED] }), opts)).toEqual([]);
-    expect(joinCandidates([walk(0, 0, 20, 50, 5), walk(1, 25, 40, 300, 5)], opts)).toEqual([]);
+    // 205 px (2.6 box heights) from the predicted centre at x 175.
+    expect(joinCandidates([walk(0, 0, 20, 50, 5), walk(1, 25, 40, 380, 5)], opts)).toEqual([]);
     expect(joinCandidates([walk(0, 0, 20, 50, 5), walk(1, 35, 40, 225, 5)], opts)).toEqual([]);
+  });
+
+  it('does not join a walker predicted out of the picture to one who enters at that edge', () => {
+    // A walks right and leaves: its last box is centred at x 380 of 400; at frame 25 its predicted box
+    // (centre 405, 30 px wide) has 10 of 30 px inside. B enters there at frame 25, centred at 385, walking left.
+    const ts = [walk(0, 0, 20, 280, 5), walk(1, 25, 40, 385, -5)];
+    expect(joinCandidates(ts, opts).map((c) => [c.from, c.to])).toEqual([[0, 1]]);
+    expect(joinCandidates(ts, { ...opts, frameSize: { width: W, height: H } })).toEqual([]);
+    // A walker who stays in the picture is still a candidate with the frame size given.
+    const inside = [walk(0, 0, 20, 50, 5), walk(1, 25, 40, 50 + 5 * 25, 5)];
+    expect(joinCandidates(inside, { ...opts, frameSize: { width: W, height: H } }).map((c) => [c.from, c.to])).toEqual([[0, 1]]);
+  });
+
+  it('insideShare: the share of a box inside the frame', () => {
+    expect(insideShare([390, 60, 420, 140], 400, 200)).toBeCloseTo(1 / 3, 12);
+    expect(insideShare([10, 10, 40, 90], 400, 200)).toBe(1);
+    expect(insideShare([-30, 180, 0, 260], 400, 200)).toBe(0);
+    expect(insideShare([5, 5, 5, 50], 400, 200)).toBe(0);
   });
 
 });

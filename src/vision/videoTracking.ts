@@ -213,7 +213,9 @@ export async function joinFragments(
   if (o.enabled) {
     // No join across a shot change.
     const shotChanges = frames.filter((f) => f.shot_change).map((f) => f.frame_id);
-    const candidates = joinCandidates(tracklets, { ...o.join, shotChanges });
+    // No join of a person predicted out of the picture (left the view) to one who enters.
+    const frameSize = frames.length ? { width: frames[0].width, height: frames[0].height } : undefined;
+    const candidates = joinCandidates(tracklets, { ...o.join, shotChanges, frameSize });
     const ids = new Set(candidates.flatMap((c) => [c.from, c.to]));
     joins = decideJoins(candidates, await endAppearances(tracklets, ids, o.readFrame, o.appearanceOf), o.join);
   }

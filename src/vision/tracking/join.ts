@@ -7,7 +7,11 @@
  * A pair (A ends, B starts) is a candidate when B starts 1 to `maxGapFrames` source frames after A's last
  * box, B's first box centre is within `maxDistance` box heights of A's Kalman prediction at B's first frame
  * (the constant-velocity filter of ./kalman.ts run over A's boxes), and B's height is within `maxDistance`
- * (relative) of the predicted height. Its cost is the appearance distance (./appearance.ts, Bhattacharyya,
+ * (relative) of the predicted height, and (when the frame size is given) at least {@link MIN_INSIDE_SHARE} of
+ * that predicted box lies inside the frame. A person predicted out of the picture has left the view: motion
+ * says nothing about who comes back, and a person entering at the same edge is often someone else (on the
+ * vtest.avi ground truth, a walker leaving at the right edge was joined to another entering there 16 frames
+ * later). Re-identification after an exit is not a join. Its cost is the appearance distance (./appearance.ts, Bhattacharyya,
  * between A's last and B's first boxes) plus `positionWeight` x the position distance. A and B are joined
  * when the appearance distance is at most `maxAppearance` and B is A's cheapest candidate and A is B's, each
  * by at least `margin` over the second cheapest (mutual best with a margin, the "ratio test" idea of Lowe,
@@ -32,7 +36,7 @@ export interface JoinOptions {
   maxGapFrames: number;
   /** Source frames per Kalman step (the sampling stride). */
   frameGap: number;
-  /** Position gate, in predicted box heights (centre) and relative height change. Default 1. */
+  /** Position gate, in predicted box heights (centre) and relative height change. Default 2 (`tracker.joins.maxDistance` of src/optionGroups.ts). */
   maxDistance?: number;
   /** Largest appearance distance of a join (Bhattacharyya, 0-1). Default 0.3. */
   maxAppearance?: number;
@@ -46,6 +50,8 @@ export interface JoinOptions {
    * ./joinAssignment.ts). Default `mutual-best`.
    */
   decision?: 'mutual-best' | 'assignment';
+  /** Frame size in pixels; when given, a candidate whose predicted box lies mostly outside it is refused (file header). */
+  frameSize?: { width: number; height: number };
   /**
    * Frame ids where a new shot begins (`lastShotChange` of ./tracklets.ts): no join spans one, i.e. none with
    * A's last box before such a frame and B's first box at or after it. Default none.
@@ -65,6 +71,21 @@ export interface JoinCandidate {
 /** A join that was made. */
 export interface TrackletJoin extends JoinCandidate {
   appearance: number;
+}
+
+/**
+ * Smallest share of A's predicted box area inside the frame for a candidate (file header): below half, most
+ * of the person is predicted out of the picture. Our own constant.
+ */
+export const MIN_INSIDE_SHARE = 0.5;
+
+/** Share (0-1) of the area of `b` inside a `width` x `height` frame; 0 for an empty box. */
+export function insideShare(b: BBox, width: number, height: number): number {
+  const area = Math.max(0, b[2] - b[0]) * Math.max(0, b[3] - b[1]);
+  if (area === 0) return 0;
+  const w = Math.max(0, Math.min(b[2], width) - Math.max(b[0], 0));
+  const h = Math.max(0, Math.min(b[3], height) - Math.max(b[1], 0));
+  return (w * h) / area;
 }
 
 /** A's box predicted by its Kalman filter at `frameId` (after its last box). */
@@ -89,7 +110,7 @@ export function predictAt(t: TrackletBoxes, frameId: number, frameGap: number): 
  */
 export function joinCandidates(tracklets: readonly TrackletBoxes[], opts: JoinOptions): JoinCandidate[] {
   if (!(opts.maxGapFrames > 0) || !(opts.frameGap > 0)) throw new RangeError('maxGapFrames and frameGap must be positive');
-  const maxDist = opts.maxDistance ?? 1;
+  const maxDist = opts.maxDistance ?? 2;
   const usable = tracklets.filter((t) => t.boxes.length > 0);
   const out: JoinCandidate[] = [];
   for (const a of usable) {
@@ -104,6 +125,7 @@ export function joinCandidates(tracklets: readonly TrackletBoxes[], opts: JoinOp
       const ph = p[3] - p[1];
       const position = Math.hypot((q[0] + q[2] - p[0] - p[2]) / 2, (q[1] + q[3] - p[1] - p[3]) / 2) / ph;
       if (position > maxDist || Math.abs((q[3] - q[1]) / ph - 1) > maxDist) continue;
+      if (opts.frameSize && insideShare(p, opts.frameSize.width, opts.frameSize.height) < MIN_INSIDE_SHARE) continue;
       out.push({ from: a.trackletId, to: b.trackletId, gapFrames: gap, position });
     }
   }
@@ -130,7 +152,7 @@ export function decideJoins(candidates: readonly JoinCandidate[], appearance: Re
   if (opts.decision === 'assignment') {
     const gated = scored.filter((c) => c.known && c.appearance <= maxApp);
     // Every gated pair costs at most maxApp + w * maxDistance (the position gate of joinCandidates).
-    const noJoinCost = maxApp + w * (opts.maxDistance ?? 1) + 1e-6;
+    const noJoinCost = maxApp + w * (opts.maxDistance ?? 2) + 1e-6;
     return assignmentJoins(gated, { noJoinCost, margin })
       .map(({ from, to, gapFrames, position, appearance: a }) => ({ from, to, gapFrames, position, appearance: a }))
       .sort((a, b) => a.from - b.from);

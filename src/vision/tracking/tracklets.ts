@@ -69,7 +69,7 @@ export interface TrackletCut {
 export interface CutOptions {
   /** False: no cuts at all (tracklets are ByteTrack's tracks). Default true. */
   enabled?: boolean;
-  /** IoU above which two boxes are one ambiguous place (overlap, occlusion). Default 0.3. */
+  /** IoU above which two boxes are one ambiguous place (overlap, occlusion). Default 0.4 (`tracker.cuts.overlapIou` of src/optionGroups.ts, where the measurement is). */
   overlapIou?: number;
   /** Second-best feasible cost within this of the match's 1 - IoU cost: ambiguous. Default 0.1. */
   costMargin?: number;
@@ -142,7 +142,7 @@ export class TrackletTracker {
     this.matchThreshold = byteOpts.matchThreshold ?? 0.8;
     this.o = {
       enabled: cutOpts.enabled ?? true,
-      overlapIou: cutOpts.overlapIou ?? 0.3,
+      overlapIou: cutOpts.overlapIou ?? 0.4,
       costMargin: cutOpts.costMargin ?? 0.1,
       motionJump: cutOpts.motionJump ?? 0.5,
       appearanceJump: cutOpts.appearanceJump ?? 0.4,
