@@ -147,15 +147,48 @@ describe('teams by kit colour', () => {
     expect(by.get(40)).toMatchObject({ team: null, role: 'goalkeeper' });
   });
 
-  it('leaves a kit only just beyond a team\'s (between 1 and 2 outlier thresholds) as other, not a goalkeeper', () => {
+  it('takes a kit only just beyond a team\'s (between 1 and 2 outlier thresholds) for that team\'s, not a goalkeeper\'s', () => {
     // A red player whose shirt reads purplish (a blue board bleeding into a small shirt): 22 ΔE from red.
     const PURPLISH: [number, number, number] = [140, 30, 70];
     const r = assignTeams([...match(), cls(70, PURPLISH, range(60, 10), 0)], true);
     const c = r.classes.find((x) => x.trackId === 70)!;
     expect(c.distance!).toBeGreaterThan(r.threshold!);
     expect(c.distance!).toBeLessThan(2 * r.threshold!);
-    expect(c).toMatchObject({ team: null, role: 'other' });
+    expect(c).toMatchObject({ team: r.classes.find((x) => x.trackId === 10)!.team, role: 'player' });
     expect(r.classes.find((x) => x.trackId === 40)!.role).toBe('goalkeeper');
+  });
+
+  it('leaves an outlier nearer an official\'s kit than the nearest team centre as other', () => {
+    // Officials in light blue beside a white team; a shaded official reads between the two.
+    const LIGHT_BLUE: [number, number, number] = [130, 180, 230];
+    const SHADED_OFFICIAL: [number, number, number] = [180, 205, 230];
+    const BLUISH_WHITE: [number, number, number] = [200, 215, 235];
+    const classes = [
+      ...match().filter((c) => c.trackId < 30 || c.trackId === 40),
+      cls(30, LIGHT_BLUE, range(0, 15)),
+      cls(31, LIGHT_BLUE, range(10, 10)),
+      // One box each: too short to be grouped with the officials (step 1 of src/vision/teams/roles.ts).
+      cls(80, SHADED_OFFICIAL, [60], 0),
+      cls(81, BLUISH_WHITE, [60], 0),
+    ];
+    const r = assignTeams(classes, true);
+    const by = new Map(r.classes.map((c) => [c.trackId, c]));
+    const whiteTeam = by.get(0)!.team;
+    expect(by.get(30)!.role).toBe('referee');
+    expect(by.get(31)!.role).toBe('referee');
+    const official = (id: number) => Math.min(deltaE(by.get(id)!.kit!, by.get(30)!.kit!), deltaE(by.get(id)!.kit!, by.get(31)!.kit!));
+    for (const id of [80, 81]) {
+      // Both beyond the outlier threshold of the white team and of the officials' kits (so not a referee by
+      // step 4), within twice it of white.
+      expect(by.get(id)!.distance!).toBeGreaterThan(r.threshold!);
+      expect(by.get(id)!.distance!).toBeLessThan(2 * r.threshold!);
+      expect(official(id)).toBeGreaterThan(r.threshold!);
+    }
+    // 80 is nearer the officials' kit than the white centre; 81 nearer the white centre.
+    expect(official(80)).toBeLessThan(by.get(80)!.distance!);
+    expect(by.get(80)).toMatchObject({ team: null, role: 'other' });
+    expect(official(81)).toBeGreaterThan(by.get(81)!.distance!);
+    expect(by.get(81)).toMatchObject({ team: whiteTeam, role: 'player' });
   });
 
   it('does not make officials of two classes that each mix two people', () => {

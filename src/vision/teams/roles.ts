@@ -26,6 +26,14 @@
  *    attackers (tried on the soccer test clip: it named the wrong team).
  * 4. **Short classes** (fewer than `minBoxes` box colours, consistent) take the role of the referee or
  *    goalkeeper group whose nearest member kit is within the threshold.
+ * 5. **Team kits measured badly.** A remaining consistent outlier whose kit lies within
+ *    {@link GOALKEEPER_DISTANCE} outlier thresholds of a team centre, and nearer to that centre than to the
+ *    other centre and to every referee's and goalkeeper's kit, is that team's `player`: the nearest known kit
+ *    explains it, and a kit that near a team was not chosen to be told apart from it (step 3). This is the
+ *    nearest-class-mean rule with a reject distance. On the soccer test clip these outliers are red players in
+ *    front of the blue boards (chroma bleed makes their shirts purple), white players tinted green by the
+ *    grass in a dissolve, and shirts shaded dark; the referees and the goalkeeper among the outliers are
+ *    nearer to their own group's kits and keep their roles.
  *
  * Everything else that wears no team kit stays `other` (not guessed).
  */
@@ -59,8 +67,8 @@ export interface RoleContext {
 }
 
 /**
- * Steps 1-4 of the module comment, in place on `out` (parallel to `classes`): sets `role` to `referee` or
- * `goalkeeper` on outlier classes that `assignTeams` marked `other`.
+ * Steps 1-5 of the module comment, in place on `out` (parallel to `classes`): sets `role` to `referee` or
+ * `goalkeeper`, or `team` with role `player`, on outlier classes that `assignTeams` marked `other`.
  */
 export function markRoles(classes: readonly ClassKitInput[], out: ClassTeam[], ctx: RoleContext): void {
   const consistent = (i: number) => out[i].role === 'other' && (classes[i].spread ?? Infinity) <= ctx.threshold * MAX_OFFICIAL_SPREAD;
@@ -113,6 +121,21 @@ export function markRoles(classes: readonly ClassKitInput[], out: ClassTeam[], c
       if (d <= ctx.threshold && (!best || d < best.d)) best = { j, d };
     }
     if (best) c.role = out[best.j].role;
+  });
+
+  // Step 5: a consistent outlier nearest to one team's centre, within the goalkeeper distance, is that team's player.
+  const known = out.flatMap((c, j) => (c.role === 'referee' || c.role === 'goalkeeper' ? [classes[j].kit!] : []));
+  out.forEach((c, i) => {
+    if (!consistent(i) || !classes[i].kit) return;
+    const kit = classes[i].kit!;
+    const dA = deltaE(kit, ctx.centres.A);
+    const dB = deltaE(kit, ctx.centres.B);
+    const team = dA < dB ? 'A' : 'B';
+    const d = Math.min(dA, dB);
+    if (d === Math.max(dA, dB) || d > GOALKEEPER_DISTANCE * ctx.threshold) return;
+    if (known.some((k) => deltaE(kit, k) <= d)) return;
+    c.team = team;
+    c.role = 'player';
   });
 }
 
