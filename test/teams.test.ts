@@ -191,6 +191,35 @@ describe('teams by kit colour', () => {
     expect(by.get(81)).toMatchObject({ team: whiteTeam, role: 'player' });
   });
 
+  it('compares an outlier with the median kit of the officials\' group, not with a member chained into it', () => {
+    // Kits placed on one line from the red centre R (b* decreasing): the officials O at 56.3 ΔE, a class C
+    // at 44.5 that single linkage chains to them (11.8 from O), and P, a red player measured badly, at 25.
+    // P is nearer C than R, but nearer R than the officials' kit.
+    const base = assignTeams(match(), true);
+    const red = base.classes.find((c) => c.trackId === 10)!.team!;
+    const R = base.centres![red];
+    const at = (db: number): Lab => [R[0], R[1], R[2] - db];
+    const lab = (trackId: number, kit: Lab, frames: number[]): ClassKitInput => ({ trackId, kit, boxes: frames.length, spread: 0, frames });
+    const classes = [
+      ...match().filter((c) => c.trackId < 30 || c.trackId === 40),
+      lab(30, at(56.3), range(0, 15)),
+      lab(31, at(56.3), range(10, 10)),
+      lab(32, at(44.5), range(40, 6)),
+      lab(70, at(25), range(60, 10)),
+    ];
+    const r = assignTeams(classes, true);
+    const by = new Map(r.classes.map((c) => [c.trackId, c]));
+    const t = r.threshold!;
+    const centre = r.centres![red];
+    // The premises: C is chained to the officials, P lies between 1 and 2 thresholds from R and nearer C than R.
+    expect(deltaE(at(44.5), at(56.3))).toBeLessThanOrEqual(t);
+    expect(by.get(32)!.role).toBe('referee');
+    expect(deltaE(at(25), centre)).toBeGreaterThan(t);
+    expect(deltaE(at(25), centre)).toBeLessThan(2 * t);
+    expect(deltaE(at(25), at(44.5))).toBeLessThan(deltaE(at(25), centre));
+    expect(by.get(70)).toMatchObject({ team: red, role: 'player' });
+  });
+
   it('does not make officials of two classes that each mix two people', () => {
     // Each class holds a white player in half its boxes and a red one in the other half: colour between kits.
     const mixed = (trackId: number, frames: number[]): ClassKitInput => {

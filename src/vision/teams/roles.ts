@@ -28,9 +28,12 @@
  *    goalkeeper group whose nearest member kit is within the threshold.
  * 5. **Team kits measured badly.** A remaining consistent outlier whose kit lies within
  *    {@link GOALKEEPER_DISTANCE} outlier thresholds of a team centre, and nearer to that centre than to the
- *    other centre and to every referee's and goalkeeper's kit, is that team's `player`: the nearest known kit
+ *    other centre and to the kit of every referee and goalkeeper group (the per-channel median of its
+ *    members' kits, as a class's kit is of its boxes), is that team's `player`: the nearest known kit
  *    explains it, and a kit that near a team was not chosen to be told apart from it (step 3). This is the
- *    nearest-class-mean rule with a reject distance. On the soccer test clip these outliers are red players in
+ *    nearest-class-mean rule with a reject distance. A group's median, not its nearest member, stands for
+ *    it: single linkage can chain a badly measured player (a shirt in front of the boards) into the
+ *    officials' group, and that member must not pull the players measured like him away from their team. On the soccer test clip these outliers are red players in
  *    front of the blue boards (chroma bleed makes their shirts purple), white players tinted green by the
  *    grass in a dissolve, and shirts shaded dark; the referees and the goalkeeper among the outliers are
  *    nearer to their own group's kits and keep their roles.
@@ -38,6 +41,7 @@
  * Everything else that wears no team kit stays `other` (not guessed).
  */
 import type { ClassKitInput, ClassTeam } from './types';
+import { classKit } from './kit';
 import { deltaE, type Lab } from './lab';
 
 /**
@@ -123,8 +127,9 @@ export function markRoles(classes: readonly ClassKitInput[], out: ClassTeam[], c
     if (best) c.role = out[best.j].role;
   });
 
-  // Step 5: a consistent outlier nearest to one team's centre, within the goalkeeper distance, is that team's player.
-  const known = out.flatMap((c, j) => (c.role === 'referee' || c.role === 'goalkeeper' ? [classes[j].kit!] : []));
+  // Step 5: a consistent outlier nearest to one team's centre, within the goalkeeper distance, and nearer to it
+  // than to the kit of every referee and goalkeeper group, is that team's player.
+  const known = [...officials, ...keepers].map((g) => classKit(g.map((i) => classes[i].kit!)));
   out.forEach((c, i) => {
     if (!consistent(i) || !classes[i].kit) return;
     const kit = classes[i].kit!;
