@@ -9,6 +9,7 @@ import type { RgbFrame } from '../src/vision/image/rgb';
 import type { PitchColour } from '../src/vision/pitch/model';
 import { DEFAULT_OPTIONS } from '../src/validation';
 import { assignTeams as assign, meanSilhouette, type ClassKitInput } from '../src/vision/teams/cluster';
+import { completeLinkage } from '../src/vision/teams/roles';
 import { boxKit, classKit, classKitInputs, kitSpread } from '../src/vision/teams/kit';
 import { deltaE, srgbToLab, type Lab } from '../src/vision/teams/lab';
 
@@ -268,5 +269,28 @@ describe('teams by kit colour', () => {
     expect(meanSilhouette(pts, [0, 0, 1, 1])).toBeCloseTo(0.99, 2);
     // A point alone in its cluster scores 0 (Rousseeuw 1987).
     expect(meanSilhouette([[0, 0, 0], [1, 0, 0], [50, 0, 0]], [0, 0, 1])).toBeCloseTo((2 * (1 - 1 / 49.5)) / 3, 3);
+  });
+});
+
+describe('complete linkage (kit groups of the roles)', () => {
+  // Points on a line at 0, 8, 16, 24 and 60: each within 10 of the next, the ends of the chain 24 apart.
+  const x = [0, 8, 16, 24, 60];
+  const dist = (a: number, b: number) => Math.abs(x[a] - x[b]);
+
+  it('does not chain: every two members of a group are within the distance', () => {
+    // Single linkage at 10 would make one group of 0-3. Complete linkage merges the nearest pair first
+    // (0 and 1, then 2 and 3 at distance 8 each); the two pairs are 24 apart at their farthest.
+    expect(completeLinkage([0, 1, 2, 3, 4], dist, 10)).toEqual([[0, 1], [2, 3], [4]]);
+    for (const g of completeLinkage([0, 1, 2, 3, 4], dist, 10)) for (const i of g) for (const j of g) expect(dist(i, j)).toBeLessThanOrEqual(10);
+  });
+
+  it('merges everything within a large distance and nothing within zero', () => {
+    expect(completeLinkage([0, 1, 2, 3, 4], dist, 100)).toEqual([[0, 1, 2, 3, 4]]);
+    expect(completeLinkage([0, 1, 2, 3, 4], dist, 0)).toEqual([[0], [1], [2], [3], [4]]);
+    expect(completeLinkage([], dist, 10)).toEqual([]);
+  });
+
+  it('keeps the input order inside groups and orders groups by their first item', () => {
+    expect(completeLinkage([4, 3, 2, 1, 0], dist, 10)).toEqual([[4], [3, 2], [1, 0]]);
   });
 });

@@ -7,7 +7,7 @@
  *
  * 1. **Kit groups.** Outlier classes whose box colours are consistent (spread at most
  *    {@link MAX_OFFICIAL_SPREAD} of the outlier threshold: a class that mixes two people has a colour
- *    between theirs) and that have at least `minBoxes` box colours are grouped by kit, single linkage at
+ *    between theirs) and that have at least `minBoxes` box colours are grouped by kit, complete linkage at
  *    the outlier threshold. A group may hold several classes of one person that a tracker split (they never
  *    overlap in time) or several people in one kit (they may).
  * 2. **Officials.** A group with two classes seen in the same frame is the officials' kit (two people in a
@@ -32,11 +32,11 @@
  *    members' kits, as a class's kit is of its boxes), is that team's `player`: the nearest known kit
  *    explains it, and a kit that near a team was not chosen to be told apart from it (step 3). This is the
  *    nearest-class-mean rule with a reject distance. A group's median, not its nearest member, stands for
- *    it: single linkage can chain a badly measured player (a shirt in front of the boards) into the
- *    officials' group, and that member must not pull the players measured like him away from their team. On the soccer test clip these outliers are red players in
- *    front of the blue boards (chroma bleed makes their shirts purple), white players tinted green by the
- *    grass in a dissolve, and shirts shaded dark; the referees and the goalkeeper among the outliers are
- *    nearer to their own group's kits and keep their roles.
+ *    it, so that one badly measured member at the group's edge does not pull the players measured like him
+ *    away from their team. On the soccer test clip these outliers are red players in front of the blue
+ *    boards (chroma bleed makes their shirts purple), white players tinted green by the grass in a dissolve,
+ *    and shirts shaded dark; the referees and the goalkeeper among the outliers are nearer their own groups'
+ *    kits and keep their roles.
  *
  * Everything else that wears no team kit stays `other` (not guessed).
  */
@@ -60,6 +60,34 @@ export const MAX_OFFICIAL_SPREAD = 0.5;
  */
 export const GOALKEEPER_DISTANCE = 2;
 
+/**
+ * Agglomerative clustering with complete linkage (the distance of two groups is that of their farthest
+ * members; Sørensen 1948, as in Everitt et al., "Cluster Analysis", 5th ed., 2011, section 4.2): the two
+ * nearest groups merge while that distance is at most `maxDistance`, so every two members of a group are
+ * within it. Unlike single linkage, it does not chain kits step by step from one colour to another.
+ * Deterministic: ties merge the pair that comes first in input order.
+ * @param items the items, in order
+ * @returns the groups, each in input order, ordered by their first item
+ */
+export function completeLinkage(items: readonly number[], dist: (a: number, b: number) => number, maxDistance: number): number[][] {
+  let groups = items.map((i) => [i]);
+  for (;;) {
+    let best: { a: number; b: number; d: number } | undefined;
+    for (let a = 0; a < groups.length; a++) {
+      for (let b = a + 1; b < groups.length; b++) {
+        let d = 0;
+        for (const i of groups[a]) for (const j of groups[b]) d = Math.max(d, dist(i, j));
+        if (d <= maxDistance && (!best || d < best.d)) best = { a, b, d };
+      }
+    }
+    if (!best) return groups;
+    const merged = [...groups[best.a], ...groups[best.b]].sort((x, y) => items.indexOf(x) - items.indexOf(y));
+    groups = groups.filter((_, k) => k !== best!.a && k !== best!.b);
+    groups.push(merged);
+    groups.sort((x, y) => items.indexOf(x[0]) - items.indexOf(y[0]));
+  }
+}
+
 /** Inputs of {@link markRoles} beyond the classes. */
 export interface RoleContext {
   /** The outlier threshold, ΔE. */
@@ -77,16 +105,7 @@ export interface RoleContext {
 export function markRoles(classes: readonly ClassKitInput[], out: ClassTeam[], ctx: RoleContext): void {
   const consistent = (i: number) => out[i].role === 'other' && (classes[i].spread ?? Infinity) <= ctx.threshold * MAX_OFFICIAL_SPREAD;
   const idx = out.flatMap((_, i) => (consistent(i) && classes[i].boxes >= ctx.minBoxes ? [i] : []));
-  const parent = idx.map((_, k) => k);
-  const find = (k: number): number => (parent[k] === k ? k : (parent[k] = find(parent[k])));
-  for (let a = 0; a < idx.length; a++) {
-    for (let b = a + 1; b < idx.length; b++) {
-      if (deltaE(classes[idx[a]].kit!, classes[idx[b]].kit!) <= ctx.threshold) parent[find(a)] = find(b);
-    }
-  }
-  const groups = new Map<number, number[]>();
-  idx.forEach((i, k) => groups.set(find(k), [...(groups.get(find(k)) ?? []), i]));
-  const members = [...groups.values()];
+  const members = completeLinkage(idx, (a, b) => deltaE(classes[a].kit!, classes[b].kit!), ctx.threshold);
   const framesOf = (g: number[]) => new Set(g.flatMap((i) => [...classes[i].frames]));
   const together = (g: number[]) => {
     const seen = new Set<number>();
