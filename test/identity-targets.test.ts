@@ -3,12 +3,14 @@
  * tracking as the pipeline runs it (steps 1-5 replayed by scripts/identity/replay.ts, detector answers
  * cached under .data/identity-eval/) scored by src/dataset/identity/metrics.ts.
  *
- * The figures are always printed. The targets (class purity >= 98 % on vtest and >= 95 % on the soccer
- * clip, at most 1.5 classes per person on vtest, no val crop showing a person absent from its class's train
- * crops) are asserted only with IDENTITY_TARGETS=1, until the tracker meets them; then the switch goes.
- * A fixture that is absent is skipped with a message. The soccer clip needs TEST_MEDIA_DIR and runs only with
- * IDENTITY_TARGETS=1: its first run detects on every sampled frame with tiles (minutes per 100 frames on two
- * cores), so the default suite leaves it to `npm run eval:identity`.
+ * The figures are always printed. On vtest.avi the targets the tracker meets are always asserted: class
+ * purity >= 98 % and no val crop showing a person absent from its class's train crops. The target it does
+ * not meet yet, at most 1.5 classes per person on vtest (the ground truth's own floor for joins is 1.73:
+ * walkers leave the picture and come back, README "Identity evaluation"), is asserted only with
+ * IDENTITY_TARGETS=1. A fixture that is absent is skipped with a message. The soccer clip needs
+ * TEST_MEDIA_DIR and runs only with IDENTITY_TARGETS=1 (purity >= 95 %, no val leak, team and role right
+ * for >= 95 % of classes): its first run detects on every sampled frame with tiles (minutes per 100 frames
+ * on two cores), so the default suite leaves it to `npm run eval:identity`.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -23,8 +25,8 @@ const TARGETS = process.env.IDENTITY_TARGETS === '1';
 const MEDIA = process.env.TEST_MEDIA_DIR;
 
 const VIDEOS = [
-  { name: 'vtest', source: '/usr/share/doc/opencv-doc/examples/data/vtest.avi', purity: 0.98, fragmentation: 1.5, always: true },
-  { name: 'soccer', source: MEDIA ? path.join(MEDIA, 'soccer_broadcast_720p.mp4') : undefined, purity: 0.95, fragmentation: undefined, always: false },
+  { name: 'vtest', source: '/usr/share/doc/opencv-doc/examples/data/vtest.avi', purity: 0.98, fragmentation: 1.5, teamAndRole: undefined, always: true },
+  { name: 'soccer', source: MEDIA ? path.join(MEDIA, 'soccer_broadcast_720p.mp4') : undefined, purity: 0.95, fragmentation: undefined, teamAndRole: 0.95, always: false },
 ];
 
 if (!TARGETS) console.log('identity-targets: IDENTITY_TARGETS is not set: figures are printed, targets are not asserted (set IDENTITY_TARGETS=1)');
@@ -53,7 +55,9 @@ for (const v of VIDEOS) {
       const video = await prepareVideo(v.name, v.source!, path.resolve('.data/identity-eval', v.name), options);
       detector ??= await realDetector();
       const run = await trackFrames(video, detector, options, { from: gt.frameIds[0], to: gt.frameIds[gt.frameIds.length - 1] });
-      report = evaluateIdentity(gt, run.frames, { splitOf: splitOfRun(run.frames, options, video.fps) });
+      // Team and role per class as step 5 computed them on this run.
+      const classLabels = run.teams && new Map(run.teams.classes.map((c) => [c.track_id, { team: c.team, role: c.role }]));
+      report = evaluateIdentity(gt, run.frames, { splitOf: splitOfRun(run.frames, options, video.fps), classLabels });
       console.log(`${summaryTable([{ name: v.name, report }])}\n\n${detailText(v.name, report, 10)}`);
     }, 3_600_000);
 
@@ -63,16 +67,26 @@ for (const v of VIDEOS) {
       expect(report.boxes.matched).toBeGreaterThan(0);
     });
 
-    it.runIf(TARGETS)(`class purity >= ${v.purity * 100} %`, () => {
+    it(`class purity >= ${v.purity * 100} %`, () => {
       expect(report.purity).toBeGreaterThanOrEqual(v.purity);
     });
 
-    it.runIf(TARGETS && v.fragmentation !== undefined)(`at most ${v.fragmentation} classes per person`, () => {
-      expect(report.fragmentation.mean).toBeLessThanOrEqual(v.fragmentation!);
+    if (v.fragmentation !== undefined) {
+      it.runIf(TARGETS)(`at most ${v.fragmentation} classes per person`, () => {
+        expect(report.fragmentation.mean).toBeLessThanOrEqual(v.fragmentation!);
+      });
+    }
+
+    it('no val crop shows a person absent from its class train crops', () => {
+      expect(report.valLeak).toBeDefined();
+      expect(report.valLeak!.leaking).toEqual([]);
     });
 
-    it.runIf(TARGETS)('no val crop shows a person absent from its class train crops', () => {
-      expect(report.valLeak?.leaking).toEqual([]);
-    });
+    if (v.teamAndRole !== undefined) {
+      it(`team and role right for >= ${v.teamAndRole * 100} % of classes`, () => {
+        expect(report.teams).toBeDefined();
+        expect(report.teams!.teamAndRole).toBeGreaterThanOrEqual(v.teamAndRole!);
+      });
+    }
   });
 }
