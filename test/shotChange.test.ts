@@ -132,6 +132,19 @@ describe('tracklets and joins at a shot change', () => {
     expect(on.cuts.every((c) => c.reason === 'shot-change' && c.frameId >= 10 && c.frameId <= 18)).toBe(true);
   });
 
+  it('leaves the boxes of the frames where a shot change is reported out of every tracklet (ghosts inside a dissolve)', () => {
+    const frames = clip(26, true, () => ({ box: box(160), top: RED, bottom: BLUE }));
+    const reported = changes(frames);
+    expect(reported.length).toBeGreaterThan(1);
+    const on = run({});
+    // No box on a reported frame; a box on every other frame (the person stands still in both shots).
+    frames.forEach((_, f) => expect(on.ids[f] === undefined, `frame ${f}`).toBe(reported.includes(f)));
+    // One cut: the tracklet before the dissolve ends, one new tracklet starts on the first frame after it.
+    expect(on.cuts).toHaveLength(1);
+    expect(on.ids[Math.max(...reported) + 1]).toBe(on.cuts[0].newTrackletId);
+    expect(on.ids[25]).toBe(on.cuts[0].newTrackletId);
+  });
+
   it('joins no tracklets across a shot change', () => {
     const a: TrackletBoxes = { trackletId: 0, boxes: [8, 9].map((f) => ({ frameId: f, bbox: [100, 60, 124, 130] as [number, number, number, number] })) };
     const b: TrackletBoxes = { trackletId: 1, boxes: [11, 12].map((f) => ({ frameId: f, bbox: [100, 60, 124, 130] as [number, number, number, number] })) };

@@ -23,8 +23,11 @@
  *   of a board of another colour, a change of light) keeps the tracklet, since motion alone already says
  *   which box is his;
  * - `shot-change`: the whole picture changed (a cut or a dissolve between two shots, ./shotChange.ts): every
- *   tracklet ends there, those of tracks matched in the frame at once, those of lost tracks when they are
- *   re-found, since the person in the same place after a shot change is someone else.
+ *   tracklet ends there, since the person in the same place after a shot change is someone else. The boxes
+ *   of a frame where a shot change is reported belong to no tracklet, as in an ambiguity: inside a dissolve
+ *   the frame shows two pictures superimposed, so its crops are ghosts of two people (on the soccer test
+ *   clip a 4-frame dissolve made 44 one-crop classes), and after a cut it is only the first frame of the new
+ *   shot. The new tracklets start on the next frame without a shot change.
  * While a track is in an `overlap` / `cost-margin` ambiguity its boxes are left out of every tracklet (they
  * are not returned, like a tentative track's), and the first clean match after it starts a new tracklet, so
  * the people on either side of a crossing are in different tracklets and no tracklet holds the crossing.
@@ -226,6 +229,9 @@ export class TrackletTracker {
         st = { trackletId: this.nextId++, pending: null, occluded: false, lastFrameId: frameId, model: null, observations: 0 };
         this.tracks.set(d.trackId, st);
       }
+      // A shot-change frame's boxes belong to no tracklet (file header); a track seen before it has its cut
+      // pending from the loop above and gets it on its next box.
+      if (this.shotChanged) return undefined;
       const obs = frame ? extractAppearance(frame, d.bbox, { pitch: this.o.pitch }) : null;
       const reason = this.o.enabled && !isNew ? this.reasonFor(d, st, preds, others, obs) : undefined;
       const ambiguousNow = reason !== undefined && AMBIGUITY_REASONS.includes(reason);
