@@ -230,8 +230,12 @@ export class TrackletTracker {
         this.tracks.set(d.trackId, st);
       }
       // A shot-change frame's boxes belong to no tracklet (file header); a track seen before it has its cut
-      // pending from the loop above and gets it on its next box.
-      if (this.shotChanged) return undefined;
+      // pending from the loop above and gets it on its next box. The track was seen here, as in an ambiguity.
+      if (this.shotChanged) {
+        st.occluded = false;
+        st.lastFrameId = frameId;
+        return undefined;
+      }
       const obs = frame ? extractAppearance(frame, d.bbox, { pitch: this.o.pitch }) : null;
       const reason = this.o.enabled && !isNew ? this.reasonFor(d, st, preds, others, obs) : undefined;
       const ambiguousNow = reason !== undefined && AMBIGUITY_REASONS.includes(reason);
