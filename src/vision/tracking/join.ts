@@ -11,8 +11,9 @@
  * that predicted box lies inside the frame. A person predicted out of the picture has left the view: motion
  * says nothing about who comes back, and a person entering at the same edge is often someone else (on the
  * vtest.avi ground truth, a walker leaving at the right edge was joined to another entering there 16 frames
- * later). Re-identification after an exit is not a join. Its cost is the appearance distance (./appearance.ts, Bhattacharyya,
- * between A's last and B's first boxes) plus `positionWeight` x the position distance. A and B are joined
+ * later). Re-identification after an exit is not a join. A candidate's cost is the appearance distance
+ * (./appearance.ts, Bhattacharyya, between A's last and B's first boxes) plus `positionWeight` x the
+ * position distance. A and B are joined
  * when the appearance distance is at most `maxAppearance` and B is A's cheapest candidate and A is B's, each
  * by at least `margin` over the second cheapest (mutual best with a margin, the "ratio test" idea of Lowe,
  * IJCV 2004, on costs). This is the tracklet-linking step of offline trackers (e.g. TrackletNet, Wang et al. 2019,
@@ -36,7 +37,7 @@ export interface JoinOptions {
   maxGapFrames: number;
   /** Source frames per Kalman step (the sampling stride). */
   frameGap: number;
-  /** Position gate, in predicted box heights (centre) and relative height change. Default 2 (`tracker.joins.maxDistance` of src/optionGroups.ts). */
+  /** Position gate, in predicted box heights (centre) and relative height change. Default {@link DEFAULT_MAX_DISTANCE}. */
   maxDistance?: number;
   /** Largest appearance distance of a join (Bhattacharyya, 0-1). Default 0.3. */
   maxAppearance?: number;
@@ -72,6 +73,9 @@ export interface JoinCandidate {
 export interface TrackletJoin extends JoinCandidate {
   appearance: number;
 }
+
+/** Default position gate of {@link JoinOptions}, box heights: `tracker.joins.maxDistance` of src/optionGroups.ts, where the measurement is. */
+export const DEFAULT_MAX_DISTANCE = 2;
 
 /**
  * Smallest share of A's predicted box area inside the frame for a candidate (file header): below half, most
@@ -110,7 +114,7 @@ export function predictAt(t: TrackletBoxes, frameId: number, frameGap: number): 
  */
 export function joinCandidates(tracklets: readonly TrackletBoxes[], opts: JoinOptions): JoinCandidate[] {
   if (!(opts.maxGapFrames > 0) || !(opts.frameGap > 0)) throw new RangeError('maxGapFrames and frameGap must be positive');
-  const maxDist = opts.maxDistance ?? 2;
+  const maxDist = opts.maxDistance ?? DEFAULT_MAX_DISTANCE;
   const usable = tracklets.filter((t) => t.boxes.length > 0);
   const out: JoinCandidate[] = [];
   for (const a of usable) {
@@ -152,7 +156,7 @@ export function decideJoins(candidates: readonly JoinCandidate[], appearance: Re
   if (opts.decision === 'assignment') {
     const gated = scored.filter((c) => c.known && c.appearance <= maxApp);
     // Every gated pair costs at most maxApp + w * maxDistance (the position gate of joinCandidates).
-    const noJoinCost = maxApp + w * (opts.maxDistance ?? 2) + 1e-6;
+    const noJoinCost = maxApp + w * (opts.maxDistance ?? DEFAULT_MAX_DISTANCE) + 1e-6;
     return assignmentJoins(gated, { noJoinCost, margin })
       .map(({ from, to, gapFrames, position, appearance: a }) => ({ from, to, gapFrames, position, appearance: a }))
       .sort((a, b) => a.from - b.from);
