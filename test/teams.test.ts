@@ -194,8 +194,8 @@ describe('teams by kit colour', () => {
 
   it('compares an outlier with the median kit of the officials\' group, not with a member chained into it', () => {
     // Kits placed on one line from the red centre R (b* decreasing): the officials O at 56.3 ΔE, a class C
-    // at 44.5 that single linkage chains to them (11.8 from O), and P, a red player measured badly, at 25.
-    // P is nearer C than R, but nearer R than the officials' kit.
+    // at 44.5 that the kit grouping puts with them (11.8 from O, within the threshold), and P, a red player
+    // measured badly, at 25. P is nearer C than R, but nearer R than the officials' median kit.
     const base = assignTeams(match(), true);
     const red = base.classes.find((c) => c.trackId === 10)!.team!;
     const R = base.centres![red];
@@ -212,7 +212,7 @@ describe('teams by kit colour', () => {
     const by = new Map(r.classes.map((c) => [c.trackId, c]));
     const t = r.threshold!;
     const centre = r.centres![red];
-    // The premises: C is chained to the officials, P lies between 1 and 2 thresholds from R and nearer C than R.
+    // The premises: C is grouped with the officials, P lies between 1 and 2 thresholds from R and nearer C than R.
     expect(deltaE(at(44.5), at(56.3))).toBeLessThanOrEqual(t);
     expect(by.get(32)!.role).toBe('referee');
     expect(deltaE(at(25), centre)).toBeGreaterThan(t);
