@@ -235,8 +235,17 @@ export const optionsSchema = z
       .object({
         /** Fraction of each track's crops (the latest in time) that go to validation. */
         valFraction: z.number().min(0).max(0.9).default(0.2),
-        /** Tracks with fewer crops than this go to train only. */
+        /** Tracks with fewer crops than this cannot be split (see `unsplittable`). */
         minCropsToSplit: z.number().int().min(2).default(5),
+        /**
+         * What happens to a track that cannot be split into a train and a val block: `exclude` leaves it out
+         * of the dataset (listed in the manifest's `excludedTracks`), so every class has images in every split
+         * and standard loaders number the classes of train and val alike (src/dataset/split.ts); `train` keeps
+         * it in train only, so val lacks its folder.
+         */
+        unsplittable: z.enum(['exclude', 'train']).default('exclude'),
+        /** Tracks with fewer crops than this are left out of the dataset (`too-few-crops`). */
+        minCropsPerClass: z.number().int().min(1).default(1),
         /**
          * Seconds of video left out between a track's train and validation blocks, so neighbouring,
          * near-identical frames never sit on both sides of the split.

@@ -23,6 +23,7 @@ import { md5Base64, sha256 } from '../src/util/hash';
 import { createDeps, splitActivities } from '../src/workers/worker';
 import { GPU_STEP_NAMES, STEP_NAMES } from '../src/workflows/steps';
 import type { RunSummary } from '../src/workflows/types';
+import { expectLoadableDataset } from './helpers/datasetChecks';
 import { testClient, withWorkers } from './helpers/temporal';
 
 const DATA = '/usr/share/doc/opencv-doc/examples/data';
@@ -145,8 +146,11 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     expect(manifestTeams.status).toBe('no-pitch');
     expect(Object.values(manifestTeams.tracks).every((t) => t.team === null && t.role === null)).toBe(true);
     expect(report).toContain('no pitch: no teams');
-    // Every class's strip: its first and last crop are labelled.
-    expect(report.match(/first · frame \d+/g)?.length).toBe(Object.keys(manifestTeams.tracks).length);
+    // Every track's strip, in the dataset or left out of it (marked so): its first and last crop are labelled.
+    const manifestAll = parseArtifact(manifestSchema, video.manifest, await store.getJson(video.manifest));
+    expect(report.match(/first · frame \d+/g)?.length).toBe(Object.keys(manifestTeams.tracks).length + manifestAll.excludedTracks!.length);
+    expect(Object.keys(manifestTeams.tracks).sort()).toEqual(manifestAll.classes!.map((c) => String(c.track_id)).sort());
+    for (const e of manifestAll.excludedTracks!) expect(report).toContain(`not in the dataset (${e.reason})`);
 
     // Step 9: ImageFolder dataset and its manifest, augmented copies in train only.
     const manifest = (await store.getJson<{ images: { path: string; split: string; frame_id: number; augmentation: unknown }[] }>(video.manifest))!;
@@ -175,6 +179,14 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
       expect(t.train.filter((f) => t.val.includes(f))).toEqual([]);
       if (t.val.length) expect(Math.max(...t.train)).toBeLessThanOrEqual(Math.min(...t.val) - full.gapFrames);
     }
+    // One class list for every split, as loaders read it; tracks that cannot be split are left out, with reasons.
+    const checked = await expectLoadableDataset(store, video);
+    expect(checked.classes!.every((c) => c.train > 0 && c.val > 0)).toBe(true);
+    expect(checked.trainOnlyTracks).toEqual([]);
+    const crops = parseArtifact(cropIndexSchema, video.cropIndex, await store.getJson(video.cropIndex)).crops;
+    const cropTracks = new Set(crops.map((c) => c.track_id));
+    expect(checked.classes!.length + checked.excludedTracks!.length).toBe(cropTracks.size);
+    for (const e of checked.excludedTracks!) expect(e.crops).toBe(crops.filter((c) => c.track_id === e.track_id).length);
   }, 300_000);
 
   const media = process.env.TEST_MEDIA_DIR;
@@ -216,6 +228,7 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     }
     expect([...perTrack.values()].some((t) => t.val.length > 0)).toBe(true);
     for (const t of perTrack.values()) if (t.val.length) expect(Math.max(...t.train)).toBeLessThanOrEqual(Math.min(...t.val) - manifest.gapFrames);
+    await expectLoadableDataset(store, video);
     expect(await store.exists(video.report)).toBe(true);
   }, 300_000);
 

@@ -1,7 +1,7 @@
-/** The leak-free train/val split plan: contiguous time blocks per track with a gap, train-only short tracks. */
+/** The leak-free train/val split plan: contiguous time blocks per track with a gap, and one class list for every split. */
 import { describe, expect, it } from 'vitest';
 import { cropKey } from '../src/dataset/crops';
-import { planSplit, type CropRef } from '../src/dataset/split';
+import { className, classOrder, planSplit, type CropRef } from '../src/dataset/split';
 
 /** A track of `count` crops sampled every `step` frames from `start`. */
 const track = (trackId: number, count: number, start = 0, step = 2): CropRef[] =>
@@ -38,11 +38,62 @@ describe('planSplit', () => {
     }
   });
 
-  it('sends short tracks, and tracks the gap would empty, to train only and reports them', () => {
+  it('leaves short tracks, and tracks the gap would empty, out of the dataset by default and says why', () => {
     const crops = [...track(0, 4), ...track(1, 6, 0, 1), ...track(2, 40)];
     const plan = planSplit(crops, { valFraction: 0.2, minCropsToSplit: 5, gapFrames: 20 });
+    expect(plan.excludedTracks).toEqual([
+      { trackId: 0, crops: 4, reason: 'unsplittable' },
+      { trackId: 1, crops: 6, reason: 'unsplittable' },
+    ]);
+    expect(plan.trainOnlyTracks).toEqual([]);
+    expect(plan.classes).toEqual([2]);
+    for (const c of crops.filter((x) => x.trackId < 2)) expect(plan.assignments.get(cropKey(c.trackId, c.n))).toBe('excluded');
+  });
+
+  it('keeps tracks that cannot be split in train only with unsplittable: train', () => {
+    const crops = [...track(0, 4), ...track(1, 6, 0, 1), ...track(2, 40)];
+    const plan = planSplit(crops, { valFraction: 0.2, minCropsToSplit: 5, gapFrames: 20, unsplittable: 'train' });
     expect(plan.trainOnlyTracks).toEqual([0, 1]);
+    expect(plan.excludedTracks).toEqual([]);
+    expect(plan.classes).toEqual([0, 1, 2]);
     for (const c of crops.filter((x) => x.trackId < 2)) expect(plan.assignments.get(cropKey(c.trackId, c.n))).toBe('train');
+  });
+
+  it('leaves out tracks under minCropsPerClass, even when they could be kept in train only', () => {
+    const crops = [...track(0, 2), ...track(1, 3), ...track(2, 40)];
+    const plan = planSplit(crops, { valFraction: 0.2, minCropsToSplit: 5, gapFrames: 10, unsplittable: 'train', minCropsPerClass: 3 });
+    expect(plan.excludedTracks).toEqual([{ trackId: 0, crops: 2, reason: 'too-few-crops' }]);
+    expect(plan.trainOnlyTracks).toEqual([1]);
+    expect(plan.classes).toEqual([1, 2]);
+  });
+
+  it('with valFraction 0 has no val split: every track is a train-only class, none left out', () => {
+    const crops = [...track(0, 2), ...track(1, 30)];
+    const plan = planSplit(crops, { ...opts, valFraction: 0 });
+    expect(plan.excludedTracks).toEqual([]);
+    expect(plan.trainOnlyTracks).toEqual([0, 1]);
+    expect([...plan.assignments.values()].every((a) => a === 'train')).toBe(true);
+  });
+
+  it('gives every class of the default plan crops in both train and val', () => {
+    // Tracks of 1 to 40 crops at irregular steps: whatever survives has both splits.
+    const crops = Array.from({ length: 40 }, (_, id) => track(id, id + 1, id * 7, 1 + (id % 4))).flat();
+    const plan = planSplit(crops, { valFraction: 0.2, minCropsToSplit: 5, gapFrames: 6 });
+    expect(plan.classes.length).toBeGreaterThan(0);
+    expect(plan.classes.length + plan.excludedTracks.length).toBe(40);
+    for (const id of plan.classes) {
+      const splits = new Set(crops.filter((c) => c.trackId === id).map((c) => plan.assignments.get(cropKey(c.trackId, c.n))));
+      expect(splits.has('train') && splits.has('val')).toBe(true);
+    }
+  });
+
+  it('orders classes as the loaders sort folder names (track_10 before track_2)', () => {
+    expect(classOrder([2, 10, 1, 0, 21, 3])).toEqual([0, 1, 10, 2, 21, 3]);
+    // The order Python's sorted() gives the folder names, which ImageFolder uses for class_to_idx.
+    const names = classOrder([2, 10, 1, 0, 21, 3]).map(className);
+    expect(names).toEqual([...names].sort());
+    const crops = [...track(2, 20), ...track(10, 20), ...track(1, 20)];
+    expect(planSplit(crops, opts).classes).toEqual([1, 10, 2]);
   });
 
   it('is deterministic and independent of input order', () => {

@@ -164,7 +164,7 @@ export function splitOfRun(frames: PredictedFrame[], options: PipelineOptions, f
     }),
   );
   const gapFrames = Math.round(options.split.gapSeconds * (fps > 0 ? fps : 25));
-  const plan = planSplit(crops, { valFraction: options.split.valFraction, minCropsToSplit: options.split.minCropsToSplit, gapFrames });
+  const plan = planSplit(crops, { ...options.split, gapFrames });
   const byKey = new Map(crops.map((c) => [`${c.trackId}/${c.frameId}`, plan.assignments.get(cropKey(c.trackId, c.n))]));
   return (classId, frameId) => byKey.get(`${classId}/${frameId}`);
 }

@@ -7,7 +7,8 @@ import { applyAugmentation, planAugmentation, type Augmentation } from '../datas
 import { describeBackground, type BackgroundDecision } from '../dataset/background';
 import { cropKey } from '../dataset/crops';
 import { classMarks, renderReport, stripPicks, type ReportTrack } from '../dataset/report';
-import { planSplit, type SplitPlan } from '../dataset/split';
+import { classesTxt, dataYaml } from '../dataset/classList';
+import { className, planSplit, type SplitPlan } from '../dataset/split';
 import { cropIndexSchema, detectionsFileSchema, metadataFileSchema, type CropEntry, type DetectionsFile, type Manifest, type ManifestImage } from '../storage/artifacts';
 import type { Split, VideoLayout } from '../storage/layout';
 import { groupBy } from '../util/group';
@@ -26,7 +27,7 @@ async function planFor(files: StepFiles, video: VideoLayout, input: StepInput, c
   const gapFrames = Math.round(input.options.split.gapSeconds * (meta.fps > 0 ? meta.fps : 25));
   const plan = planSplit(
     crops.map((c) => ({ trackId: c.track_id, n: c.n, frameId: c.frame_id })),
-    { valFraction: input.options.split.valFraction, minCropsToSplit: input.options.split.minCropsToSplit, gapFrames },
+    { ...input.options.split, gapFrames },
   );
   return { ...plan, gapFrames };
 }
@@ -69,8 +70,10 @@ export function createDatasetActivities(deps: ActivityDeps) {
 
     /**
      * Step 9: ImageFolder dataset `datasets/{train,val}/track_{id}/`: background-removed crops split by time
-     * inside each track, augmented copies in train only, and `datasets/manifest.json` written last (a
-     * dataset without a manifest is incomplete).
+     * inside each track, augmented copies in train only, one class list for every split (tracks that cannot
+     * be split are left out by default; src/dataset/split.ts) written as `datasets/classes.txt` and
+     * `datasets/data.yaml` (src/dataset/classList.ts), and `datasets/manifest.json` written last (a dataset
+     * without a manifest is incomplete).
      *
      * The manifest is deleted first, so a dataset being (re)written never looks complete. Images already
      * stored with the same bytes (by an earlier attempt) are not uploaded or copied again, and objects of the
@@ -87,11 +90,14 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const crops = await readCropIndex(files, video);
         const plan = await planFor(files, video, input, crops);
         const images: ManifestImage[] = [];
+        const classIndex = new Map(plan.classes.map((trackId, i) => [trackId, i]));
+        const imageEntry = (name: string) => ({ path: name, file: name.slice(video.datasetPrefix.length), uri: `gs://${deps.store.bucket}/${name}` });
         const tracks: Record<string, { train: number; val: number; gap: number }> = {};
         const limit = pLimit(IMAGE_CONCURRENCY);
         const jobs: Promise<void>[] = [];
         for (const c of crops) {
-          const assignment = plan.assignments.get(cropKey(c.track_id, c.n)) ?? 'train';
+          const assignment = plan.assignments.get(cropKey(c.track_id, c.n)) ?? 'excluded';
+          if (assignment === 'excluded') continue;
           const t = (tracks[c.track_id] ??= { train: 0, val: 0, gap: 0 });
           if (assignment === 'gap') {
             t.gap++;
@@ -99,9 +105,9 @@ export function createDatasetActivities(deps: ActivityDeps) {
           }
           const split: Split = assignment;
           const source = sourceCrop(video, c, background);
-          const base = { split, track_id: c.track_id, frame_id: c.frame_id, bbox: c.bbox, source_crop: source, original_crop: c.object };
+          const base = { split, track_id: c.track_id, class_index: classIndex.get(c.track_id)!, class_name: className(c.track_id), frame_id: c.frame_id, bbox: c.bbox, source_crop: source, original_crop: c.object };
           const name = video.datasetImage(split, c.track_id, `crop_${c.n}.jpg`);
-          images.push({ path: name, ...base, augmentation: null });
+          images.push({ ...imageEntry(name), ...base, augmentation: null });
           t[split]++;
           // The image is the source crop itself: a server-side copy, no bytes transferred.
           jobs.push(files.copy(source, name));
@@ -109,7 +115,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
           for (let k = 0; k < input.options.augment.count; k++) {
             const augName = video.datasetImage(split, c.track_id, `crop_${c.n}_aug${k}.jpg`);
             const aug = planAugmentation(augmentSeed(input), augmentKey(input, c), k, input.options.augment);
-            images.push({ path: augName, ...base, augmentation: aug });
+            images.push({ ...imageEntry(augName), ...base, augmentation: aug });
             t.train++;
             jobs.push(limit(() => augmentedCopy(files, video, input, c, k)).then((buf) => files.write(augName, buf, 'image/jpeg')));
           }
@@ -121,8 +127,12 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const detections = await files.readJson(video.detections, detectionsFileSchema);
         await files.write(video.report, await buildReport(files, video, input, background, crops, tracks, plan, { train, val }, detections), 'text/html; charset=utf-8');
         // Leftovers of an earlier dataset in this folder that this plan does not contain.
-        const planned = new Set([...images.map((i) => i.path), video.report, video.manifest]);
+        const planned = new Set([...images.map((i) => i.path), video.report, video.manifest, video.classesTxt, video.dataYaml]);
         await files.store.delete([...prior.keys()].filter((n) => n.startsWith(video.datasetPrefix) && !planned.has(n)));
+        // One class list for every split, beside the split folders.
+        const names = plan.classes.map(className);
+        await files.write(video.classesTxt, Buffer.from(classesTxt(names)), 'text/plain; charset=utf-8');
+        await files.write(video.dataYaml, Buffer.from(dataYaml(names, val > 0 ? ['train', 'val'] : ['train'])), 'application/yaml; charset=utf-8');
         await files.writeJson(video.manifest, {
           tenantId: input.tenantId,
           runGuid: input.runGuid,
@@ -135,10 +145,15 @@ export function createDatasetActivities(deps: ActivityDeps) {
           background: { ...background, fill: input.options.background.fill },
           counts: { train, val, tracks },
           trainOnlyTracks: plan.trainOnlyTracks,
+          classes: plan.classes.map((trackId, index) => ({ index, name: className(trackId), track_id: trackId, train: tracks[trackId]?.train ?? 0, val: tracks[trackId]?.val ?? 0 })),
+          excludedTracks: plan.excludedTracks.map((e) => ({ track_id: e.trackId, crops: e.crops, reason: e.reason })),
           ...(detections.teams ? { teams: manifestTeams(detections.teams, Object.keys(tracks)) } : {}),
           images,
         } satisfies Manifest);
-        return { result: { train, val, trainOnlyTracks: plan.trainOnlyTracks, manifest: video.manifest }, details: { report: video.report, gapCrops: plan.gapCrops } };
+        return {
+          result: { train, val, classes: plan.classes.length, trainOnlyTracks: plan.trainOnlyTracks, excludedTracks: plan.excludedTracks.map((e) => e.trackId), manifest: video.manifest },
+          details: { report: video.report, gapCrops: plan.gapCrops, classesTxt: video.classesTxt, dataYaml: video.dataYaml },
+        };
       });
     },
   };
@@ -215,6 +230,7 @@ async function buildReport(
     dropped,
     background: { text: describeBackground(background), removed: background.removed },
     trainOnlyTracks: plan.trainOnlyTracks,
+    excludedTracks: plan.excludedTracks,
     tracks: reportTracks,
     teams: detections.teams && { status: detections.teams.status, reason: detections.teams.reason, centres: detections.teams.centres },
     frameRange: detections.frames.length ? [detections.frames[0].frame_id, detections.frames[detections.frames.length - 1].frame_id] : undefined,

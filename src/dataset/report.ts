@@ -56,6 +56,8 @@ export interface ReportInput {
    */
   background: { text: string; removed: boolean };
   trainOnlyTracks: number[];
+  /** Tracks left out of the dataset, with the reason (./split.ts); absent in older callers. */
+  excludedTracks?: { trackId: number; reason: string }[];
   tracks: ReportTrack[];
   /** The video's team status, its reason and the team centres (CIELAB); absent when the run has no teams. */
   teams?: { status: string; reason: string; centres: { A: Lab; B: Lab } | null };
@@ -96,7 +98,8 @@ function trackSection(t: ReportTrack, r: ReportInput): string {
   const marks = t.marks ?? [];
   const cuts = marks.filter((m) => m.kind === 'cut').length;
   const joins = marks.length - cuts;
-  return `<section class="track"><h3>track_${t.trackId} ${label ? `<span class="team">${esc(label)}</span>` : ''}${swatch(t.kit, `kit colour of track_${t.trackId}`)} <span class="muted">train ${t.train} · val ${t.val}${t.gap ? ` · gap ${t.gap}` : ''}${r.trainOnlyTracks.includes(t.trackId) ? ' · train only' : ''}${t.span ? ` · frames ${t.span[0]}-${t.span[1]}` : ''}${cuts ? ` · <span class="cut-text">${cuts} cut${cuts > 1 ? 's' : ''}</span>` : ''}${joins ? ` · <span class="join-text">${joins} join${joins > 1 ? 's' : ''}</span>` : ''}</span></h3>
+  const excluded = r.excludedTracks?.find((e) => e.trackId === t.trackId);
+  return `<section class="track"><h3>track_${t.trackId} ${label ? `<span class="team">${esc(label)}</span>` : ''}${swatch(t.kit, `kit colour of track_${t.trackId}`)} <span class="muted">train ${t.train} · val ${t.val}${t.gap ? ` · gap ${t.gap}` : ''}${r.trainOnlyTracks.includes(t.trackId) ? ' · train only' : ''}${excluded ? ` · not in the dataset (${esc(excluded.reason)})` : ''}${t.span ? ` · frames ${t.span[0]}-${t.span[1]}` : ''}${cuts ? ` · <span class="cut-text">${cuts} cut${cuts > 1 ? 's' : ''}</span>` : ''}${joins ? ` · <span class="join-text">${joins} join${joins > 1 ? 's' : ''}</span>` : ''}</span></h3>
 ${timeline(t, r.frameRange)}<div class="pairs">${t.samples.map((s) => `<figure>${img(s.original, `track_${t.trackId} frame ${s.frameId} original`)}${s.modified ? img(s.modified, `track_${t.trackId} frame ${s.frameId} ${r.background.text}`) : ''}<figcaption>${s.label ? `${esc(s.label)} · ` : ''}frame ${s.frameId}</figcaption></figure>`).join('')}</div>${
     marks.length ? `<ul class="marks">${marks.map((m) => `<li class="${m.kind}-text">${esc(m.text)}</li>`).join('')}</ul>` : ''
   }</section>`;

@@ -1,6 +1,6 @@
 /**
- * The train/val split plan of a video's crops (steps 8 and 9): per-track contiguous time blocks with a gap.
- * Pure.
+ * The train/val split plan of a video's crops (steps 8 and 9): per-track contiguous time blocks with a gap,
+ * and the dataset's one class list. Pure.
  */
 import { groupBy } from '../util/group';
 import { cropKey } from './crops';
@@ -12,55 +12,127 @@ export interface CropRef {
   frameId: number;
 }
 
-/** Where a crop goes: a split, or nowhere because it lies in the gap before a track's validation block. */
-export type SplitAssignment = 'train' | 'val' | 'gap';
+/**
+ * Where a crop goes: a split; nowhere because it lies in the gap before its track's val block (`gap`); or
+ * nowhere because its whole track is left out of the dataset (`excluded`, see {@link ExcludedTrack}).
+ */
+export type SplitAssignment = 'train' | 'val' | 'gap' | 'excluded';
 
-/** Split decision for every crop plus the tracks that were too short to split. */
+/**
+ * Why a track is not a class of the dataset:
+ * - `too-few-crops`: fewer crops than `minCropsPerClass`;
+ * - `unsplittable`: it cannot have both a train and a val block (fewer crops than `minCropsToSplit`, or the
+ *   gap before its val block would leave no train crop), and `unsplittable` is `exclude`.
+ */
+export type ExcludeReason = 'too-few-crops' | 'unsplittable';
+
+/** A track left out of the dataset, with its crop count and the reason. */
+export interface ExcludedTrack {
+  trackId: number;
+  crops: number;
+  reason: ExcludeReason;
+}
+
+/** Split decision for every crop, the dataset's classes, and the tracks left out or kept in train only. */
 export interface SplitPlan {
   assignments: Map<string, SplitAssignment>;
+  /**
+   * The dataset's classes in class-index order: the track ids whose crops are in the dataset, ordered as
+   * their folder names `track_{id}` sort ({@link classOrder}), which is the order in which torchvision
+   * `ImageFolder`, Ultralytics and Hugging Face `imagefolder` number folder classes.
+   */
+  classes: number[];
+  /** Tracks kept in train only (only with `unsplittable: 'train'`, or when `valFraction` is 0). */
   trainOnlyTracks: number[];
+  /** Tracks left out of the dataset, by track id. */
+  excludedTracks: ExcludedTrack[];
   /** Crops left out of the dataset because they lie in a gap. */
   gapCrops: number;
 }
 
-/** Options of {@link planSplit}. */
+/** Options of {@link planSplit} (the pipeline's `split` options; src/validation.ts). */
 export interface SplitOptions {
-  /** Share (0-1) of each track's crops, the latest in time, that form its validation block. */
+  /** Share (0-1) of each track's crops, the latest in time, that form its validation block. 0: no val split. */
   valFraction: number;
-  /** Tracks with fewer crops go to train only. */
+  /** Tracks with fewer crops cannot be split (see `unsplittable`). */
   minCropsToSplit: number;
   /** Train crops whose frame_id is less than this many source frames before the first validation crop are left out. */
   gapFrames: number;
+  /** Tracks with fewer crops are left out of the dataset (`too-few-crops`). Default 1 (none). */
+  minCropsPerClass?: number;
+  /**
+   * What happens to a track that cannot be split: `exclude` (default) leaves it out, so every class has
+   * images in every split; `train` keeps it in train only, so val lacks its folder.
+   */
+  unsplittable?: 'exclude' | 'train';
+}
+
+/** Folder name of a class: `track_{id}` (SPEC section 4, `datasets/{split}/track_{id}/`). */
+export function className(trackId: number): string {
+  return `track_${trackId}`;
+}
+
+/**
+ * Track ids in class-index order: sorted by folder name {@link className} in code-point order, as
+ * Python's `sorted()` orders them in torchvision `ImageFolder.find_classes` (so `track_10` comes before
+ * `track_2`). Index i of the result is class index i in every loader that numbers folders that way.
+ */
+export function classOrder(trackIds: Iterable<number>): number[] {
+  return [...new Set(trackIds)].sort((a, b) => {
+    const x = className(a);
+    const y = className(b);
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
 }
 
 /**
  * Plans the train/val split inside each track by contiguous time blocks, never frame by frame, so
  * near-identical neighbouring frames cannot leak across the split: a track's crops sorted by `frameId`, the
  * last `ceil(valFraction × count)` form the validation block; train crops closer than `gapFrames` source
- * frames to the block's first frame are left out (`gap`). Tracks with fewer than `minCropsToSplit` crops, or
- * that would have no train crop left, go to train only. Deterministic: the same crops give the same plan.
+ * frames to the block's first frame are left out (`gap`).
+ *
+ * One class list for every split: tracks with fewer than `minCropsPerClass` crops are left out, and so are
+ * tracks that cannot be split (fewer than `minCropsToSplit` crops, or no train crop left after the gap)
+ * unless `unsplittable` is `train`. With `valFraction` 0 there is no val split and every track is train only.
+ * Deterministic: the same crops give the same plan.
  */
 export function planSplit(crops: CropRef[], opts: SplitOptions): SplitPlan {
   const byTrack = groupBy(crops, (c) => c.trackId);
   const assignments = new Map<string, SplitAssignment>();
   const trainOnlyTracks: number[] = [];
+  const excludedTracks: ExcludedTrack[] = [];
+  const kept: number[] = [];
+  const minCrops = opts.minCropsPerClass ?? 1;
   let gapCrops = 0;
+  const assignAll = (list: CropRef[], a: SplitAssignment) => list.forEach((c) => assignments.set(cropKey(c.trackId, c.n), a));
   for (const [trackId, list] of [...byTrack.entries()].sort((a, b) => a[0] - b[0])) {
     list.sort((a, b) => a.frameId - b.frameId || a.n - b.n);
+    if (list.length < minCrops) {
+      excludedTracks.push({ trackId, crops: list.length, reason: 'too-few-crops' });
+      assignAll(list, 'excluded');
+      continue;
+    }
     const nVal = list.length >= opts.minCropsToSplit && opts.valFraction > 0 ? Math.ceil(opts.valFraction * list.length) : 0;
     const valStart = nVal > 0 ? list[list.length - nVal].frameId : Infinity;
     const isGap = (c: CropRef, i: number) => i < list.length - nVal && c.frameId > valStart - opts.gapFrames;
     const trainLeft = list.filter((c, i) => i < list.length - nVal && !isGap(c, i)).length;
     if (nVal === 0 || trainLeft === 0) {
+      if (opts.valFraction > 0 && (opts.unsplittable ?? 'exclude') === 'exclude') {
+        excludedTracks.push({ trackId, crops: list.length, reason: 'unsplittable' });
+        assignAll(list, 'excluded');
+        continue;
+      }
       trainOnlyTracks.push(trackId);
-      for (const c of list) assignments.set(cropKey(c.trackId, c.n), 'train');
+      kept.push(trackId);
+      assignAll(list, 'train');
       continue;
     }
+    kept.push(trackId);
     list.forEach((c, i) => {
       const a: SplitAssignment = i >= list.length - nVal ? 'val' : isGap(c, i) ? 'gap' : 'train';
       if (a === 'gap') gapCrops++;
       assignments.set(cropKey(c.trackId, c.n), a);
     });
   }
-  return { assignments, trainOnlyTracks, gapCrops };
+  return { assignments, classes: classOrder(kept), trainOnlyTracks, excludedTracks, gapCrops };
 }

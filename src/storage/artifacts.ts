@@ -263,10 +263,18 @@ export const backgroundDecisionSchema = z.object({
 
 /** One dataset image of the manifest. */
 export const manifestImageSchema = z.object({
-  /** Object name of the image (`datasets/{split}/track_{id}/...jpg`). */
+  /** Object name of the image in the bucket (`{run prefix}/video_{guid}/datasets/{split}/track_{id}/...jpg`). */
   path: z.string(),
+  /** The image's path relative to the dataset root `datasets/` (`{split}/track_{id}/...jpg`); absent in older runs. */
+  file: z.string().optional(),
+  /** `gs://{bucket}/{path}`; absent in older runs. */
+  uri: z.string().optional(),
   split: z.enum(['train', 'val']),
   track_id: count,
+  /** Class index (position of `class_name` in `classes.txt`, the same in every split); absent in older runs. */
+  class_index: count.optional(),
+  /** Class folder name, `track_{track_id}`; absent in older runs. */
+  class_name: z.string().optional(),
   frame_id: count,
   bbox,
   /** The crop the image was made from: background removed, or the original when nothing was removed. */
@@ -288,7 +296,8 @@ export const manifestSchema = z.object({
   gapFrames: count,
   gapCrops: count,
   options: z.object({
-    split: z.object({ valFraction: z.number(), minCropsToSplit: count, gapSeconds: z.number() }),
+    /** `unsplittable` and `minCropsPerClass` are absent in manifests of older runs (which kept such tracks in train). */
+    split: z.object({ valFraction: z.number(), minCropsToSplit: count, gapSeconds: z.number(), unsplittable: z.enum(['exclude', 'train']).optional(), minCropsPerClass: count.optional() }),
     augment: z.object({
       count: count,
       seed: z.string().optional(),
@@ -308,6 +317,13 @@ export const manifestSchema = z.object({
   background: backgroundDecisionSchema.extend({ fill: z.tuple([count, count, count]) }),
   counts: z.object({ train: count, val: count, tracks: z.record(z.string(), z.object({ train: count, val: count, gap: count })) }),
   trainOnlyTracks: z.array(count),
+  /**
+   * The dataset's classes in class-index order (src/dataset/split.ts `classOrder`): `classes.txt` line i and
+   * `data.yaml` `names[i]`, with the images per split. Absent in older runs.
+   */
+  classes: z.array(z.object({ index: count, name: z.string(), track_id: count, train: count, val: count })).optional(),
+  /** Tracks left out of the dataset, with their crop count and reason (src/dataset/split.ts `ExcludeReason`). Absent in older runs. */
+  excludedTracks: z.array(z.object({ track_id: count, crops: count, reason: z.enum(['too-few-crops', 'unsplittable']) })).optional(),
   /**
    * Team and role per class (track id as a string), with the video's team status and its reason, as in
    * `detections.json`; absent when teams are off and in older runs.

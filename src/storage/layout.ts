@@ -94,6 +94,14 @@ export class VideoLayout {
   get report(): string {
     return `${this.datasetPrefix}report.html`;
   }
+  /** Ultralytics-style dataset description (`path`, `train`, `val`, `names`), next to the splits. */
+  get dataYaml(): string {
+    return `${this.datasetPrefix}data.yaml`;
+  }
+  /** The class names, one per line in class-index order, next to the splits. */
+  get classesTxt(): string {
+    return `${this.datasetPrefix}classes.txt`;
+  }
   /** Dataset manifest, written last. */
   get manifest(): string {
     return `${this.datasetPrefix}manifest.json`;

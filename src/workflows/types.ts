@@ -145,7 +145,11 @@ export interface AugmentResult extends StepResultBase {
 export interface SplitResult extends StepResultBase {
   train: number;
   val: number;
+  /** Classes of the dataset (the same in every split). Absent in results of older runs. */
+  classes?: number;
   trainOnlyTracks: number[];
+  /** Tracks left out of the dataset (the manifest's `excludedTracks` gives the reasons). Absent in results of older runs. */
+  excludedTracks?: number[];
   manifest: string;
 }
 
@@ -157,6 +161,8 @@ export interface VideoCounts {
   crops?: number;
   train?: number;
   val?: number;
+  /** Classes of the dataset, the same in every split (step 9). */
+  classes?: number;
 }
 
 /**
