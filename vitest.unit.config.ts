@@ -27,6 +27,7 @@ export const UNIT_TESTS = [
   'test/sources.test.ts',
   'test/split.test.ts',
   'test/classList.test.ts',
+  'test/tables.test.ts',
   'test/summary.test.ts',
   'test/teams.test.ts',
   'test/tracker.test.ts',

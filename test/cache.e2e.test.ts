@@ -87,7 +87,7 @@ async function snapshot(tenantId: string, videoGuid: string): Promise<Record<str
   const out: Record<string, string> = {};
   for (const o of await store.list(prefix)) {
     let data = await store.get(o.name);
-    if (/\.(json|html)$/.test(o.name)) data = Buffer.from(data.toString('utf8').replaceAll(tenantId, 'TENANT'), 'utf8');
+    if (/\.(json|csv|html)$/.test(o.name)) data = Buffer.from(data.toString('utf8').replaceAll(tenantId, 'TENANT'), 'utf8');
     out[o.name.slice(prefix.length)] = createHash('sha256').update(data).digest('hex');
   }
   return out;

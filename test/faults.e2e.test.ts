@@ -88,7 +88,7 @@ async function snapshot(tenantId: string, runGuid: string): Promise<Record<strin
     const rel = o.name.slice(prefix.length);
     if (!rel.startsWith('video_')) continue; // run-level bookkeeping holds timings and queue names
     let data = await store.get(o.name);
-    if (/\.(json|html)$/.test(o.name)) data = Buffer.from(data.toString('utf8').replaceAll(tenantId, 'TENANT'), 'utf8');
+    if (/\.(json|csv|html)$/.test(o.name)) data = Buffer.from(data.toString('utf8').replaceAll(tenantId, 'TENANT'), 'utf8');
     out[rel] = createHash('sha256').update(data).digest('hex');
   }
   return out;

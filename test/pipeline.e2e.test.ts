@@ -154,8 +154,8 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
 
     // Step 9: ImageFolder dataset and its manifest, augmented copies in train only.
     const manifest = (await store.getJson<{ images: { path: string; split: string; frame_id: number; augmentation: unknown }[] }>(video.manifest))!;
-    const train = names.filter((n) => n.includes('/datasets/train/'));
-    const val = names.filter((n) => n.includes('/datasets/val/'));
+    const train = names.filter((n) => n.includes('/datasets/train/') && n.endsWith('.jpg'));
+    const val = names.filter((n) => n.includes('/datasets/val/') && n.endsWith('.jpg'));
     expect(train.length).toBe(summary.videos[0].counts.train);
     expect(val.length).toBe(summary.videos[0].counts.val);
     expect(manifest.images.length).toBe(train.length + val.length);

@@ -198,7 +198,7 @@ describe('steps 3, 6, 8 and 9 skip what an earlier attempt already stored', () =
       const rel = o.name.slice(prefix.length);
       if (rel.startsWith('intermediate/')) continue; // step records hold timings and I/O counters
       let data = await store.get(o.name);
-      if (/\.(json|html)$/.test(rel)) data = Buffer.from(data.toString('utf8').replaceAll(tenantId, 'TENANT'), 'utf8');
+      if (/\.(json|csv|html)$/.test(rel)) data = Buffer.from(data.toString('utf8').replaceAll(tenantId, 'TENANT'), 'utf8');
       out[rel] = createHash('sha256').update(data).digest('hex');
     }
     return out;

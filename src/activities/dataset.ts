@@ -8,6 +8,7 @@ import { describeBackground, type BackgroundDecision } from '../dataset/backgrou
 import { cropKey } from '../dataset/crops';
 import { classMarks, renderReport, stripPicks, type ReportTrack } from '../dataset/report';
 import { classesTxt, dataYaml } from '../dataset/classList';
+import { manifestCsv, splitMetadataJsonl } from '../dataset/tables';
 import { className, planSplit, type SplitPlan } from '../dataset/split';
 import { cropIndexSchema, detectionsFileSchema, metadataFileSchema, type CropEntry, type DetectionsFile, type Manifest, type ManifestImage } from '../storage/artifacts';
 import type { Split, VideoLayout } from '../storage/layout';
@@ -31,6 +32,9 @@ async function planFor(files: StepFiles, video: VideoLayout, input: StepInput, c
   );
   return { ...plan, gapFrames };
 }
+
+/** A manifest image as step 9 writes it: with the fields that older manifests lack. */
+type DatasetImage = ManifestImage & Required<Pick<ManifestImage, 'file' | 'uri' | 'class_index' | 'class_name'>>;
 
 /** Creates steps 8 and 9 over `deps`. */
 export function createDatasetActivities(deps: ActivityDeps) {
@@ -89,7 +93,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const prior = await files.loadPriorOutputs(activityAttempt() > 1 ? [video.datasetPrefix, sources] : [video.datasetPrefix]);
         const crops = await readCropIndex(files, video);
         const plan = await planFor(files, video, input, crops);
-        const images: ManifestImage[] = [];
+        const images: DatasetImage[] = [];
         const classIndex = new Map(plan.classes.map((trackId, i) => [trackId, i]));
         const imageEntry = (name: string) => ({ path: name, file: name.slice(video.datasetPrefix.length), uri: `gs://${deps.store.bucket}/${name}` });
         const tracks: Record<string, { train: number; val: number; gap: number }> = {};
@@ -127,12 +131,18 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const detections = await files.readJson(video.detections, detectionsFileSchema);
         await files.write(video.report, await buildReport(files, video, input, background, crops, tracks, plan, { train, val }, detections), 'text/html; charset=utf-8');
         // Leftovers of an earlier dataset in this folder that this plan does not contain.
-        const planned = new Set([...images.map((i) => i.path), video.report, video.manifest, video.classesTxt, video.dataYaml]);
+        const splits: Split[] = val > 0 ? ['train', 'val'] : ['train'];
+        const planned = new Set([...images.map((i) => i.path), video.report, video.manifest, video.classesTxt, video.dataYaml, video.manifestCsv, ...splits.map((sp) => video.splitMetadata(sp))]);
         await files.store.delete([...prior.keys()].filter((n) => n.startsWith(video.datasetPrefix) && !planned.has(n)));
         // One class list for every split, beside the split folders.
         const names = plan.classes.map(className);
         await files.write(video.classesTxt, Buffer.from(classesTxt(names)), 'text/plain; charset=utf-8');
-        await files.write(video.dataYaml, Buffer.from(dataYaml(names, val > 0 ? ['train', 'val'] : ['train'])), 'application/yaml; charset=utf-8');
+        await files.write(video.dataYaml, Buffer.from(dataYaml(names, splits)), 'application/yaml; charset=utf-8');
+        // The manifest as tables: a CSV for pandas, and per split the Hugging Face ImageFolder metadata with a label column.
+        const teamOf = new Map((detections.teams?.classes ?? []).map((c) => [c.track_id, c]));
+        const rows = images.map((i) => ({ ...i, team: teamOf.get(i.track_id)?.team ?? null, role: teamOf.get(i.track_id)?.role ?? null }));
+        await files.write(video.manifestCsv, Buffer.from(manifestCsv(rows)), 'text/csv; charset=utf-8');
+        for (const sp of splits) await files.write(video.splitMetadata(sp), Buffer.from(splitMetadataJsonl(rows, sp)), 'application/x-ndjson; charset=utf-8');
         await files.writeJson(video.manifest, {
           tenantId: input.tenantId,
           runGuid: input.runGuid,

@@ -102,6 +102,14 @@ export class VideoLayout {
   get classesTxt(): string {
     return `${this.datasetPrefix}classes.txt`;
   }
+  /** The manifest as a CSV table (src/dataset/tables.ts), next to the splits. */
+  get manifestCsv(): string {
+    return `${this.datasetPrefix}manifest.csv`;
+  }
+  /** Hugging Face ImageFolder metadata of one split: `datasets/{split}/metadata.jsonl`. */
+  splitMetadata(split: Split): string {
+    return `${this.datasetPrefix}${split}/metadata.jsonl`;
+  }
   /** Dataset manifest, written last. */
   get manifest(): string {
     return `${this.datasetPrefix}manifest.json`;

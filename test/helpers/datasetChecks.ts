@@ -3,6 +3,7 @@
  * classify, Hugging Face `imagefolder`): one class list for every split, no empty class, `classes.txt` and
  * `data.yaml` matching the folders, and every manifest row resolving to a stored image.
  */
+import { parse as parseCsv } from 'csv-parse/sync';
 import { expect } from 'vitest';
 import { parse } from 'yaml';
 import { manifestSchema, parseArtifact, type Manifest } from '../../src/storage/artifacts';
@@ -22,6 +23,7 @@ export async function expectLoadableDataset(store: ObjectStore, video: VideoLayo
     const parts = rel.split('/');
     if (parts.length !== 3) continue;
     const [split, cls] = parts;
+    if (cls === 'metadata.jsonl') continue;
     if (!folders.has(split)) folders.set(split, new Map());
     folders.get(split)!.set(cls, (folders.get(split)!.get(cls) ?? 0) + 1);
   }
@@ -56,5 +58,23 @@ export async function expectLoadableDataset(store: ObjectStore, video: VideoLayo
   }
   const images = objects.filter((o) => o.endsWith('.jpg'));
   expect(images.length).toBe(manifest.images.length);
+  // The CSV and each split's metadata.jsonl say what the JSON says, row for row.
+  const teams = manifest.teams?.tracks ?? {};
+  const csv = parseCsv((await store.get(video.manifestCsv)).toString('utf8'), { columns: true }) as Record<string, string>[];
+  expect(csv.length).toBe(manifest.images.length);
+  csv.forEach((r, k) => {
+    const img = manifest.images[k];
+    expect([r.file, r.uri, r.split, Number(r.class_index), r.class_name, Number(r.track_id), Number(r.frame_id)]).toEqual([img.file, img.uri, img.split, img.class_index, img.class_name, img.track_id, img.frame_id]);
+    expect([r.x1, r.y1, r.x2, r.y2].map(Number)).toEqual(img.bbox);
+    expect(r.augmented).toBe(String(img.augmentation !== null));
+    expect(r.augmentation === '' ? null : JSON.parse(r.augmentation)).toEqual(img.augmentation);
+    expect([r.team || null, r.role || null]).toEqual([teams[img.track_id]?.team ?? null, teams[img.track_id]?.role ?? null]);
+  });
+  for (const split of folders.keys()) {
+    const lines = (await store.get(video.splitMetadata(split as 'train' | 'val'))).toString('utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const inSplit = manifest.images.filter((i) => i.split === split);
+    expect(lines.map((l) => `${split}/${l.file_name}`)).toEqual(inSplit.map((i) => i.file));
+    expect(lines.map((l) => l.label)).toEqual(inSplit.map((i) => i.class_index));
+  }
   return manifest;
 }

@@ -1,0 +1,86 @@
+/**
+ * Flat forms of the dataset manifest for consumers that read tables: `datasets/manifest.csv` (pandas
+ * `read_csv`) and, per split folder, `metadata.jsonl` in the form of Hugging Face `datasets`' ImageFolder
+ * metadata (https://huggingface.co/docs/datasets/image_dataset#imagefolder: a `file_name` column relative
+ * to the metadata file's folder). Hugging Face drops the folder-derived labels when metadata is present, so
+ * each line carries `label` (the class index) itself. Pure.
+ */
+import { stringify } from 'csv-stringify/sync';
+
+/** One dataset image as the tables show it (a manifest image row, src/storage/artifacts.ts `manifestImageSchema`). */
+export interface TableImage {
+  /** Path relative to the dataset root `datasets/`: `{split}/track_{id}/{name}.jpg`. */
+  file: string;
+  /** `gs://` URI of the image. */
+  uri: string;
+  split: string;
+  class_index: number;
+  class_name: string;
+  track_id: number;
+  frame_id: number;
+  /** `[x1, y1, x2, y2]` in source pixels. */
+  bbox: readonly number[];
+  source_crop: string;
+  /** The augmentation of an augmented copy (any JSON value); null for the crop itself. */
+  augmentation: unknown;
+  team?: string | null;
+  role?: string | null;
+}
+
+/** Column order of `manifest.csv`. */
+export const CSV_COLUMNS = ['file', 'uri', 'split', 'class_index', 'class_name', 'track_id', 'frame_id', 'x1', 'y1', 'x2', 'y2', 'augmented', 'augmentation', 'team', 'role', 'source_crop'] as const;
+
+/**
+ * `manifest.csv`: a header row of {@link CSV_COLUMNS}, then one row per image in the given order (RFC 4180
+ * quoting by csv-stringify). `augmented` is `true`/`false`; `augmentation` is the augmentation as JSON, empty
+ * for an original crop; `team` and `role` are empty when unknown.
+ */
+export function manifestCsv(images: readonly TableImage[]): string {
+  return stringify(
+    images.map((i) => ({
+      file: i.file,
+      uri: i.uri,
+      split: i.split,
+      class_index: i.class_index,
+      class_name: i.class_name,
+      track_id: i.track_id,
+      frame_id: i.frame_id,
+      x1: i.bbox[0],
+      y1: i.bbox[1],
+      x2: i.bbox[2],
+      y2: i.bbox[3],
+      augmented: i.augmentation !== null,
+      augmentation: i.augmentation === null ? '' : JSON.stringify(i.augmentation),
+      team: i.team ?? '',
+      role: i.role ?? '',
+      source_crop: i.source_crop,
+    })),
+    { header: true, columns: [...CSV_COLUMNS], cast: { boolean: (v) => (v ? 'true' : 'false') } },
+  );
+}
+
+/**
+ * `{split}/metadata.jsonl`: one JSON object per image of `split`, `file_name` relative to the split folder
+ * (`track_{id}/{name}.jpg`), `label` the class index, then class name, track, frame, bbox, whether it is an
+ * augmented copy, team and role.
+ * @throws RangeError when an image of `split` has a `file` outside `{split}/`
+ */
+export function splitMetadataJsonl(images: readonly TableImage[], split: string): string {
+  return images
+    .filter((i) => i.split === split)
+    .map((i) => {
+      if (!i.file.startsWith(`${split}/`)) throw new RangeError(`image ${i.file} is not under ${split}/`);
+      return `${JSON.stringify({
+        file_name: i.file.slice(split.length + 1),
+        label: i.class_index,
+        class_name: i.class_name,
+        track_id: i.track_id,
+        frame_id: i.frame_id,
+        bbox: i.bbox,
+        augmented: i.augmentation !== null,
+        team: i.team ?? null,
+        role: i.role ?? null,
+      })}\n`;
+    })
+    .join('');
+}
