@@ -13,7 +13,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
 import type { IdentityRole } from '../src/dataset/identity/groundTruth';
-import { evaluateIdentity, visibleStretches, type IdentityReport, type PredictedLabel, type StretchReport } from '../src/dataset/identity/metrics';
+import { evaluateIdentity, visibleStretches, type CropSplit, type IdentityReport, type PredictedLabel, type StretchReport } from '../src/dataset/identity/metrics';
 import { detectionsFileSchema, manifestSchema } from '../src/storage/artifacts';
 import type { Detector } from '../src/vision/detection/detector';
 import { detailText, stretchText, summaryTable } from './identity/format';
@@ -109,7 +109,7 @@ async function main(): Promise<void> {
       // Tracklet ids from the file as written (a schema without the field would drop them).
       const stored = raw.frames ?? [];
       const frames = predictedFrames(stored);
-      let splitOf: ((c: number, f: number) => 'train' | 'val' | undefined) | undefined;
+      let splitOf: ((c: number, f: number) => CropSplit | undefined) | undefined;
       if (o.manifest) {
         const man = manifestSchema.parse(JSON.parse(readFileSync(o.manifest, 'utf8')));
         const split = new Map(man.images.filter((i) => i.augmentation === null).map((i) => [`${i.track_id}/${i.frame_id}`, i.split]));

@@ -233,8 +233,13 @@ export const optionsSchema = z
       .prefault({}),
     split: z
       .object({
-        /** Fraction of each track's crops (the latest in time) that go to validation. */
+        /** Fraction of each track's crops (the latest in time, before any test block) that go to validation. */
         valFraction: z.number().min(0).max(0.9).default(0.2),
+        /**
+         * Fraction of each track's crops (the latest in time) that go to a test split, a time block of its own
+         * with the gap before it, as val; 0: no test split.
+         */
+        testFraction: z.number().min(0).max(0.9).default(0),
         /** Tracks with fewer crops than this cannot be split (see `unsplittable`). */
         minCropsToSplit: z.number().int().min(2).default(5),
         /**
@@ -253,6 +258,7 @@ export const optionsSchema = z
         gapSeconds: z.number().min(0).max(60).default(1),
       })
       .strict()
+      .refine((s) => s.valFraction + s.testFraction <= 0.9, { message: 'valFraction + testFraction must be at most 0.9, so train keeps at least a tenth of each track', path: ['testFraction'] })
       .prefault({}),
     teams: teamsOptionsSchema,
     /**

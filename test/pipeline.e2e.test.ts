@@ -232,6 +232,33 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     expect(await store.exists(video.report)).toBe(true);
   }, 300_000);
 
+  it('writes a test split on request: the latest block of each class, after val, with the gap before each', async () => {
+    const { cpu, gpu, deps } = realActivities();
+    const tenantId = uniq();
+    const summary: RunSummary = await withWorkers(
+      cpu,
+      async (taskQueue) => {
+        const run = await startRun(client, { ...cfg, taskQueue }, { tenantId, videos: [{ source: shortClip }], options: { frameStride: 5, split: { testFraction: 0.2 } } });
+        return run.handle.result();
+      },
+      gpu,
+    );
+    await deps.release();
+    expect(summary.status).toBe('completed');
+    const video = new RunLayout(tenantId, summary.runGuid).video(summary.videos[0].videoGuid);
+    const manifest = await expectLoadableDataset(store, video);
+    expect(manifest.counts.test).toBeGreaterThan(0);
+    expect(summary.videos[0].counts.test).toBe(manifest.counts.test);
+    expect(manifest.classes!.every((c) => c.train > 0 && c.val > 0 && (c.test ?? 0) > 0)).toBe(true);
+    for (const c of manifest.classes!) {
+      const frames = (split: string) => manifest.images.filter((i) => i.track_id === c.track_id && i.split === split).map((i) => i.frame_id);
+      expect(Math.max(...frames('train'))).toBeLessThanOrEqual(Math.min(...frames('val')) - manifest.gapFrames);
+      expect(Math.max(...frames('val'))).toBeLessThanOrEqual(Math.min(...frames('test')) - manifest.gapFrames);
+    }
+    // Augmented copies stay in train.
+    expect(manifest.images.filter((i) => i.augmentation !== null).every((i) => i.split === 'train')).toBe(true);
+  }, 300_000);
+
   it('removes backgrounds with the segmentation model, and re-running steps 6-9 gives byte-identical outputs', async () => {
     const { cpu, gpu, deps } = realActivities();
     const tenantId = uniq();

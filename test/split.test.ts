@@ -87,6 +87,28 @@ describe('planSplit', () => {
     }
   });
 
+  it('takes a test block as the latest stretch, val before it, each with the gap before it', () => {
+    const crops = track(0, 50); // frames 0, 2, ..., 98
+    const plan = planSplit(crops, { ...opts, testFraction: 0.1 });
+    const of = (n: number) => plan.assignments.get(cropKey(0, n));
+    const ns = (a: string) => crops.filter((c) => of(c.n) === a).map((c) => c.n);
+    // test: ceil(0.1 * 50) = 5 latest (frames 90-98); gap: frames > 90 - 10 (n 41-44);
+    // val: ceil(0.2 * 50) = 10 before that (n 31-40, frames 62-80); gap: frames > 62 - 10 (n 27-30).
+    expect(ns('test')).toEqual([45, 46, 47, 48, 49]);
+    expect(ns('val')).toEqual([31, 32, 33, 34, 35, 36, 37, 38, 39, 40]);
+    expect(ns('gap')).toEqual([27, 28, 29, 30, 41, 42, 43, 44]);
+    expect(ns('train')).toEqual(Array.from({ length: 27 }, (_, i) => i));
+    expect(plan.gapCrops).toBe(8);
+    expect(plan.classes).toEqual([0]);
+  });
+
+  it('leaves out a track the gaps of val and test would leave without train crops', () => {
+    // 6 crops 2 frames apart: test n 5, gap n 1-4 (frames > 10 - 10), val would need crops before n 1.
+    const plan = planSplit([...track(0, 6), ...track(1, 50)], { ...opts, testFraction: 0.1 });
+    expect(plan.excludedTracks).toEqual([{ trackId: 0, crops: 6, reason: 'unsplittable' }]);
+    expect(plan.classes).toEqual([1]);
+  });
+
   it('orders classes as the loaders sort folder names (track_10 before track_2)', () => {
     expect(classOrder([2, 10, 1, 0, 21, 3])).toEqual([0, 1, 10, 2, 21, 3]);
     // The order Python's sorted() gives the folder names, which ImageFolder uses for class_to_idx.

@@ -33,6 +33,9 @@ async function planFor(files: StepFiles, video: VideoLayout, input: StepInput, c
   return { ...plan, gapFrames };
 }
 
+/** Images per split of one class, and its crops left out in gaps (`test` only with a test split). */
+type TrackCounts = { train: number; val: number; test?: number; gap: number };
+
 /** A manifest image as step 9 writes it: with the fields that older manifests lack. */
 type DatasetImage = ManifestImage & Required<Pick<ManifestImage, 'file' | 'uri' | 'class_index' | 'class_name'>>;
 
@@ -96,13 +99,13 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const images: DatasetImage[] = [];
         const classIndex = new Map(plan.classes.map((trackId, i) => [trackId, i]));
         const imageEntry = (name: string) => ({ path: name, file: name.slice(video.datasetPrefix.length), uri: `gs://${deps.store.bucket}/${name}` });
-        const tracks: Record<string, { train: number; val: number; gap: number }> = {};
+        const tracks: Record<string, TrackCounts> = {};
         const limit = pLimit(IMAGE_CONCURRENCY);
         const jobs: Promise<void>[] = [];
         for (const c of crops) {
           const assignment = plan.assignments.get(cropKey(c.track_id, c.n)) ?? 'excluded';
           if (assignment === 'excluded') continue;
-          const t = (tracks[c.track_id] ??= { train: 0, val: 0, gap: 0 });
+          const t = (tracks[c.track_id] ??= input.options.split.testFraction > 0 ? { train: 0, val: 0, test: 0, gap: 0 } : { train: 0, val: 0, gap: 0 });
           if (assignment === 'gap') {
             t.gap++;
             continue;
@@ -112,7 +115,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
           const base = { split, track_id: c.track_id, class_index: classIndex.get(c.track_id)!, class_name: className(c.track_id), frame_id: c.frame_id, bbox: c.bbox, source_crop: source, original_crop: c.object };
           const name = video.datasetImage(split, c.track_id, `crop_${c.n}.jpg`);
           images.push({ ...imageEntry(name), ...base, augmentation: null });
-          t[split]++;
+          t[split] = (t[split] ?? 0) + 1;
           // The image is the source crop itself: a server-side copy, no bytes transferred.
           jobs.push(files.copy(source, name));
           if (split !== 'train') continue;
@@ -127,11 +130,12 @@ export function createDatasetActivities(deps: ActivityDeps) {
         let written = 0;
         await Promise.all(jobs.map((j) => j.then(() => heartbeat({ imagesWritten: ++written, uploadsSkipped: files.io.uploadsSkipped }))));
         const train = images.filter((i) => i.split === 'train').length;
-        const val = images.length - train;
+        const val = images.filter((i) => i.split === 'val').length;
+        const test = images.filter((i) => i.split === 'test').length;
         const detections = await files.readJson(video.detections, detectionsFileSchema);
         await files.write(video.report, await buildReport(files, video, input, background, crops, tracks, plan, { train, val }, detections), 'text/html; charset=utf-8');
         // Leftovers of an earlier dataset in this folder that this plan does not contain.
-        const splits: Split[] = val > 0 ? ['train', 'val'] : ['train'];
+        const splits: Split[] = (['train', 'val', 'test'] as const).filter((sp) => images.some((i) => i.split === sp));
         const planned = new Set([...images.map((i) => i.path), video.report, video.manifest, video.classesTxt, video.dataYaml, video.manifestCsv, ...splits.map((sp) => video.splitMetadata(sp))]);
         await files.store.delete([...prior.keys()].filter((n) => n.startsWith(video.datasetPrefix) && !planned.has(n)));
         // One class list for every split, beside the split folders.
@@ -153,15 +157,18 @@ export function createDatasetActivities(deps: ActivityDeps) {
           gapCrops: plan.gapCrops,
           options: { split: input.options.split, augment: input.options.augment },
           background: { ...background, fill: input.options.background.fill },
-          counts: { train, val, tracks },
+          counts: { train, val, ...(input.options.split.testFraction > 0 ? { test } : {}), tracks },
           trainOnlyTracks: plan.trainOnlyTracks,
-          classes: plan.classes.map((trackId, index) => ({ index, name: className(trackId), track_id: trackId, train: tracks[trackId]?.train ?? 0, val: tracks[trackId]?.val ?? 0 })),
+          classes: plan.classes.map((trackId, index) => {
+            const { train: tr, val: va, test: te } = tracks[trackId];
+            return { index, name: className(trackId), track_id: trackId, train: tr, val: va, ...(te !== undefined ? { test: te } : {}) };
+          }),
           excludedTracks: plan.excludedTracks.map((e) => ({ track_id: e.trackId, crops: e.crops, reason: e.reason })),
           ...(detections.teams ? { teams: manifestTeams(detections.teams, Object.keys(tracks)) } : {}),
           images,
         } satisfies Manifest);
         return {
-          result: { train, val, classes: plan.classes.length, trainOnlyTracks: plan.trainOnlyTracks, excludedTracks: plan.excludedTracks.map((e) => e.trackId), manifest: video.manifest },
+          result: { train, val, ...(input.options.split.testFraction > 0 ? { test } : {}), classes: plan.classes.length, trainOnlyTracks: plan.trainOnlyTracks, excludedTracks: plan.excludedTracks.map((e) => e.trackId), manifest: video.manifest },
           details: { report: video.report, gapCrops: plan.gapCrops, classesTxt: video.classesTxt, dataYaml: video.dataYaml },
         };
       });
@@ -187,7 +194,7 @@ async function buildReport(
   input: StepInput,
   background: BackgroundDecision,
   crops: CropEntry[],
-  tracks: Record<string, { train: number; val: number; gap: number }>,
+  tracks: Record<string, TrackCounts>,
   plan: SplitPlan,
   counts: { train: number; val: number },
   detections: DetectionsFile,
@@ -220,7 +227,7 @@ async function buildReport(
     const t = tracks[trackId] ?? { train: 0, val: 0, gap: 0 };
     const team = teamOf.get(trackId);
     const span = boxSpan.get(trackId);
-    reportTracks.push({ trackId, train: t.train, val: t.val, gap: t.gap, samples, span, team: team?.team, role: team?.role, kit: team?.kit, marks: marks.get(trackId) });
+    reportTracks.push({ trackId, train: t.train, val: t.val, test: t.test, gap: t.gap, samples, span, team: team?.team, role: team?.role, kit: team?.kit, marks: marks.get(trackId) });
   }
   return renderReport({
     tenantId: input.tenantId,

@@ -14,6 +14,8 @@ export interface ReportTrack {
   trackId: number;
   train: number;
   val: number;
+  /** Test images; absent without a test split. */
+  test?: number;
   gap: number;
   /**
    * A few crops in time order: frame id, the original crop and the background-removed crop (JPEG bytes;
@@ -99,7 +101,7 @@ function trackSection(t: ReportTrack, r: ReportInput): string {
   const cuts = marks.filter((m) => m.kind === 'cut').length;
   const joins = marks.length - cuts;
   const excluded = r.excludedTracks?.find((e) => e.trackId === t.trackId);
-  return `<section class="track"><h3>track_${t.trackId} ${label ? `<span class="team">${esc(label)}</span>` : ''}${swatch(t.kit, `kit colour of track_${t.trackId}`)} <span class="muted">train ${t.train} · val ${t.val}${t.gap ? ` · gap ${t.gap}` : ''}${r.trainOnlyTracks.includes(t.trackId) ? ' · train only' : ''}${excluded ? ` · not in the dataset (${esc(excluded.reason)})` : ''}${t.span ? ` · frames ${t.span[0]}-${t.span[1]}` : ''}${cuts ? ` · <span class="cut-text">${cuts} cut${cuts > 1 ? 's' : ''}</span>` : ''}${joins ? ` · <span class="join-text">${joins} join${joins > 1 ? 's' : ''}</span>` : ''}</span></h3>
+  return `<section class="track"><h3>track_${t.trackId} ${label ? `<span class="team">${esc(label)}</span>` : ''}${swatch(t.kit, `kit colour of track_${t.trackId}`)} <span class="muted">train ${t.train} · val ${t.val}${t.test !== undefined ? ` · test ${t.test}` : ''}${t.gap ? ` · gap ${t.gap}` : ''}${r.trainOnlyTracks.includes(t.trackId) ? ' · train only' : ''}${excluded ? ` · not in the dataset (${esc(excluded.reason)})` : ''}${t.span ? ` · frames ${t.span[0]}-${t.span[1]}` : ''}${cuts ? ` · <span class="cut-text">${cuts} cut${cuts > 1 ? 's' : ''}</span>` : ''}${joins ? ` · <span class="join-text">${joins} join${joins > 1 ? 's' : ''}</span>` : ''}</span></h3>
 ${timeline(t, r.frameRange)}<div class="pairs">${t.samples.map((s) => `<figure>${img(s.original, `track_${t.trackId} frame ${s.frameId} original`)}${s.modified ? img(s.modified, `track_${t.trackId} frame ${s.frameId} ${r.background.text}`) : ''}<figcaption>${s.label ? `${esc(s.label)} · ` : ''}frame ${s.frameId}</figcaption></figure>`).join('')}</div>${
     marks.length ? `<ul class="marks">${marks.map((m) => `<li class="${m.kind}-text">${esc(m.text)}</li>`).join('')}</ul>` : ''
   }</section>`;

@@ -13,16 +13,16 @@ export interface CropRef {
 }
 
 /**
- * Where a crop goes: a split; nowhere because it lies in the gap before its track's val block (`gap`); or
- * nowhere because its whole track is left out of the dataset (`excluded`, see {@link ExcludedTrack}).
+ * Where a crop goes: a split; nowhere because it lies in the gap before its track's val or test block
+ * (`gap`); or nowhere because its whole track is left out of the dataset (`excluded`, see {@link ExcludedTrack}).
  */
-export type SplitAssignment = 'train' | 'val' | 'gap' | 'excluded';
+export type SplitAssignment = 'train' | 'val' | 'test' | 'gap' | 'excluded';
 
 /**
  * Why a track is not a class of the dataset:
  * - `too-few-crops`: fewer crops than `minCropsPerClass`;
- * - `unsplittable`: it cannot have both a train and a val block (fewer crops than `minCropsToSplit`, or the
- *   gap before its val block would leave no train crop), and `unsplittable` is `exclude`.
+ * - `unsplittable`: it cannot have a crop in every split (fewer crops than `minCropsToSplit`, or the gaps
+ *   before its val and test blocks would leave a split empty), and `unsplittable` is `exclude`.
  */
 export type ExcludeReason = 'too-few-crops' | 'unsplittable';
 
@@ -42,7 +42,7 @@ export interface SplitPlan {
    * `ImageFolder`, Ultralytics and Hugging Face `imagefolder` number folder classes.
    */
   classes: number[];
-  /** Tracks kept in train only (only with `unsplittable: 'train'`, or when `valFraction` is 0). */
+  /** Tracks kept in train only (only with `unsplittable: 'train'`, or when `valFraction` and `testFraction` are 0). */
   trainOnlyTracks: number[];
   /** Tracks left out of the dataset, by track id. */
   excludedTracks: ExcludedTrack[];
@@ -50,13 +50,18 @@ export interface SplitPlan {
   gapCrops: number;
 }
 
+/** The held-out splits, latest first: a track's test block is its latest stretch, its val block the one before. */
+const HELD_OUT = ['test', 'val'] as const;
+
 /** Options of {@link planSplit} (the pipeline's `split` options; src/validation.ts). */
 export interface SplitOptions {
-  /** Share (0-1) of each track's crops, the latest in time, that form its validation block. 0: no val split. */
+  /** Share (0-1) of each track's crops, the latest in time (before any test block), that form its validation block. 0: no val split. */
   valFraction: number;
+  /** Share (0-1) of each track's crops, the latest in time, that form its test block. Default 0: no test split. */
+  testFraction?: number;
   /** Tracks with fewer crops cannot be split (see `unsplittable`). */
   minCropsToSplit: number;
-  /** Train crops whose frame_id is less than this many source frames before the first validation crop are left out. */
+  /** Crops whose frame_id is less than this many source frames before the first crop of a val or test block (and not in it) are left out. */
   gapFrames: number;
   /** Tracks with fewer crops are left out of the dataset (`too-few-crops`). Default 1 (none). */
   minCropsPerClass?: number;
@@ -86,15 +91,16 @@ export function classOrder(trackIds: Iterable<number>): number[] {
 }
 
 /**
- * Plans the train/val split inside each track by contiguous time blocks, never frame by frame, so
+ * Plans the train/val(/test) split inside each track by contiguous time blocks, never frame by frame, so
  * near-identical neighbouring frames cannot leak across the split: a track's crops sorted by `frameId`, the
- * last `ceil(valFraction × count)` form the validation block; train crops closer than `gapFrames` source
- * frames to the block's first frame are left out (`gap`).
+ * last `ceil(testFraction × count)` form the test block, the `ceil(valFraction × count)` before it the
+ * validation block; crops closer than `gapFrames` source frames before a block's first frame are left out
+ * (`gap`); the rest is train.
  *
  * One class list for every split: tracks with fewer than `minCropsPerClass` crops are left out, and so are
- * tracks that cannot be split (fewer than `minCropsToSplit` crops, or no train crop left after the gap)
- * unless `unsplittable` is `train`. With `valFraction` 0 there is no val split and every track is train only.
- * Deterministic: the same crops give the same plan.
+ * tracks that cannot be split (fewer than `minCropsToSplit` crops, or a split left empty by the gaps)
+ * unless `unsplittable` is `train`. With `valFraction` and `testFraction` 0 there is no held-out split and
+ * every track is train only. Deterministic: the same crops give the same plan.
  */
 export function planSplit(crops: CropRef[], opts: SplitOptions): SplitPlan {
   const byTrack = groupBy(crops, (c) => c.trackId);
@@ -112,12 +118,25 @@ export function planSplit(crops: CropRef[], opts: SplitOptions): SplitPlan {
       assignAll(list, 'excluded');
       continue;
     }
-    const nVal = list.length >= opts.minCropsToSplit && opts.valFraction > 0 ? Math.ceil(opts.valFraction * list.length) : 0;
-    const valStart = nVal > 0 ? list[list.length - nVal].frameId : Infinity;
-    const isGap = (c: CropRef, i: number) => i < list.length - nVal && c.frameId > valStart - opts.gapFrames;
-    const trainLeft = list.filter((c, i) => i < list.length - nVal && !isGap(c, i)).length;
-    if (nVal === 0 || trainLeft === 0) {
-      if (opts.valFraction > 0 && (opts.unsplittable ?? 'exclude') === 'exclude') {
+    const fractions = { test: opts.testFraction ?? 0, val: opts.valFraction };
+    const heldOut = HELD_OUT.filter((b) => fractions[b] > 0);
+    const split: SplitAssignment[] = list.map(() => 'train');
+    // Blocks from the latest back: each takes its share of the track's crops, then the gap before it.
+    let end = list.length;
+    let splittable = heldOut.length > 0 && list.length >= opts.minCropsToSplit;
+    for (const block of splittable ? heldOut : []) {
+      const start = end - Math.ceil(fractions[block] * list.length);
+      if (start <= 0) {
+        splittable = false;
+        break;
+      }
+      for (let i = start; i < end; i++) split[i] = block;
+      let j = start - 1;
+      while (j >= 0 && list[j].frameId > list[start].frameId - opts.gapFrames) split[j--] = 'gap';
+      end = j + 1;
+    }
+    if (!splittable || end === 0) {
+      if (heldOut.length > 0 && (opts.unsplittable ?? 'exclude') === 'exclude') {
         excludedTracks.push({ trackId, crops: list.length, reason: 'unsplittable' });
         assignAll(list, 'excluded');
         continue;
@@ -129,9 +148,8 @@ export function planSplit(crops: CropRef[], opts: SplitOptions): SplitPlan {
     }
     kept.push(trackId);
     list.forEach((c, i) => {
-      const a: SplitAssignment = i >= list.length - nVal ? 'val' : isGap(c, i) ? 'gap' : 'train';
-      if (a === 'gap') gapCrops++;
-      assignments.set(cropKey(c.trackId, c.n), a);
+      if (split[i] === 'gap') gapCrops++;
+      assignments.set(cropKey(c.trackId, c.n), split[i]);
     });
   }
   return { assignments, classes: classOrder(kept), trainOnlyTracks, excludedTracks, gapCrops };

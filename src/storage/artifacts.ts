@@ -269,7 +269,7 @@ export const manifestImageSchema = z.object({
   file: z.string().optional(),
   /** `gs://{bucket}/{path}`; absent in older runs. */
   uri: z.string().optional(),
-  split: z.enum(['train', 'val']),
+  split: z.enum(['train', 'val', 'test']),
   track_id: count,
   /** Class index (position of `class_name` in `classes.txt`, the same in every split); absent in older runs. */
   class_index: count.optional(),
@@ -296,8 +296,8 @@ export const manifestSchema = z.object({
   gapFrames: count,
   gapCrops: count,
   options: z.object({
-    /** `unsplittable` and `minCropsPerClass` are absent in manifests of older runs (which kept such tracks in train). */
-    split: z.object({ valFraction: z.number(), minCropsToSplit: count, gapSeconds: z.number(), unsplittable: z.enum(['exclude', 'train']).optional(), minCropsPerClass: count.optional() }),
+    /** `testFraction`, `unsplittable` and `minCropsPerClass` are absent in manifests of older runs (which kept unsplittable tracks in train). */
+    split: z.object({ valFraction: z.number(), testFraction: z.number().optional(), minCropsToSplit: count, gapSeconds: z.number(), unsplittable: z.enum(['exclude', 'train']).optional(), minCropsPerClass: count.optional() }),
     augment: z.object({
       count: count,
       seed: z.string().optional(),
@@ -315,13 +315,14 @@ export const manifestSchema = z.object({
    * was keyed out.
    */
   background: backgroundDecisionSchema.extend({ fill: z.tuple([count, count, count]) }),
-  counts: z.object({ train: count, val: count, tracks: z.record(z.string(), z.object({ train: count, val: count, gap: count })) }),
+  /** `test` counts are present when the run has a test split (`split.testFraction` > 0). */
+  counts: z.object({ train: count, val: count, test: count.optional(), tracks: z.record(z.string(), z.object({ train: count, val: count, test: count.optional(), gap: count })) }),
   trainOnlyTracks: z.array(count),
   /**
    * The dataset's classes in class-index order (src/dataset/split.ts `classOrder`): `classes.txt` line i and
    * `data.yaml` `names[i]`, with the images per split. Absent in older runs.
    */
-  classes: z.array(z.object({ index: count, name: z.string(), track_id: count, train: count, val: count })).optional(),
+  classes: z.array(z.object({ index: count, name: z.string(), track_id: count, train: count, val: count, test: count.optional() })).optional(),
   /** Tracks left out of the dataset, with their crop count and reason (src/dataset/split.ts `ExcludeReason`). Absent in older runs. */
   excludedTracks: z.array(z.object({ track_id: count, crops: count, reason: z.enum(['too-few-crops', 'unsplittable']) })).optional(),
   /**

@@ -15,8 +15,8 @@
 import { invalidInput } from '../errors';
 import { assertGuid, assertTenantId, GUID_PATTERN } from '../validation';
 
-/** Dataset split names (ImageFolder top-level folders). */
-export type Split = 'train' | 'val';
+/** Dataset split names (ImageFolder top-level folders); `test` only with `split.testFraction` > 0. */
+export type Split = 'train' | 'val' | 'test';
 
 function assertTrackId(trackId: number): number {
   if (!Number.isInteger(trackId) || trackId < 0) throw invalidInput(`track_id ${trackId}`, 'must be a non-negative integer');

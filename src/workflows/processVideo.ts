@@ -244,6 +244,7 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
     const split = await step('createTrainingAndValidationSets', (a) => a.createTrainingAndValidationSets({ ...base, grass }));
     progress.counts.train = split.train;
     progress.counts.val = split.val;
+    if (split.test !== undefined) progress.counts.test = split.test;
     if (split.classes !== undefined) progress.counts.classes = split.classes;
   } finally {
     await CancellationScope.nonCancellable(releaseCaches);

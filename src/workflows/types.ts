@@ -145,6 +145,8 @@ export interface AugmentResult extends StepResultBase {
 export interface SplitResult extends StepResultBase {
   train: number;
   val: number;
+  /** Images in the test split; present only with `split.testFraction` > 0. */
+  test?: number;
   /** Classes of the dataset (the same in every split). Absent in results of older runs. */
   classes?: number;
   trainOnlyTracks: number[];
@@ -161,6 +163,8 @@ export interface VideoCounts {
   crops?: number;
   train?: number;
   val?: number;
+  /** Images in the test split, when the run has one. */
+  test?: number;
   /** Classes of the dataset, the same in every split (step 9). */
   classes?: number;
 }

@@ -32,7 +32,8 @@ export async function expectLoadableDataset(store: ObjectStore, video: VideoLayo
   expect(train.length).toBeGreaterThanOrEqual(minClasses);
   // Identical class sets in every split, none empty (an object store has no empty folders, so a class with no
   // image in a split is a missing folder there).
-  expect(sorted(folders.keys())).toEqual(manifest.counts.val > 0 ? ['train', 'val'] : ['train']);
+  const splits = ['train', ...(manifest.counts.val > 0 ? ['val'] : []), ...((manifest.counts.test ?? 0) > 0 ? ['test'] : [])];
+  expect(sorted(folders.keys())).toEqual(sorted(splits));
   for (const [, classes] of folders) expect(sorted(classes.keys())).toEqual(train);
   // classes.txt and data.yaml give the same names in the order loaders number sorted folder names.
   const classesTxt = (await store.get(video.classesTxt)).toString('utf8');
@@ -41,7 +42,8 @@ export async function expectLoadableDataset(store: ObjectStore, video: VideoLayo
   expect(Object.values(yaml.names)).toEqual(train);
   expect(Object.keys(yaml.names).map(Number)).toEqual(train.map((_, i) => i));
   expect(yaml.train).toBe('train');
-  if (manifest.counts.val > 0) expect(yaml.val).toBe('val');
+  for (const sp of splits) expect(yaml[sp]).toBe(sp);
+  expect(Object.keys(yaml).sort()).toEqual(sorted(['path', 'names', ...splits]));
   // The manifest's class list and every row agree with the folders.
   expect(manifest.classes!.map((c) => c.name)).toEqual(train);
   expect(manifest.classes!.map((c) => c.index)).toEqual(train.map((_, i) => i));
@@ -71,7 +73,7 @@ export async function expectLoadableDataset(store: ObjectStore, video: VideoLayo
     expect([r.team || null, r.role || null]).toEqual([teams[img.track_id]?.team ?? null, teams[img.track_id]?.role ?? null]);
   });
   for (const split of folders.keys()) {
-    const lines = (await store.get(video.splitMetadata(split as 'train' | 'val'))).toString('utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = (await store.get(video.splitMetadata(split as 'train' | 'val' | 'test'))).toString('utf8').trim().split('\n').map((l) => JSON.parse(l));
     const inSplit = manifest.images.filter((i) => i.split === split);
     expect(lines.map((l) => `${split}/${l.file_name}`)).toEqual(inSplit.map((i) => i.file));
     expect(lines.map((l) => l.label)).toEqual(inSplit.map((i) => i.class_index));

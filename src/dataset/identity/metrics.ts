@@ -39,7 +39,7 @@ export interface PredictedLabel {
 }
 
 /** Where a crop went in the dataset split (src/dataset/split.ts). */
-export type CropSplit = 'train' | 'val' | 'gap' | 'excluded';
+export type CropSplit = 'train' | 'val' | 'test' | 'gap' | 'excluded';
 
 /** Optional inputs of {@link evaluateIdentity}. */
 export interface IdentityEvalOptions {
