@@ -219,6 +219,12 @@ export const optionsSchema = z
       .object({
         /** Augmented copies per training crop. */
         count: z.number().int().min(0).max(20).default(2),
+        /**
+         * Where the augmented copies go: beside their originals in `train/` (`train`), in a `train_aug/` folder
+         * of the same class folders (`train_aug`), or nowhere (`none`, for trainers that augment on the fly;
+         * step 8 then makes none).
+         */
+        placement: z.enum(['train', 'train_aug', 'none']).default('train'),
         /** Seed; defaults to the run GUID. */
         seed: z.string().max(128).optional(),
         /** See `AugmentParams` in src/dataset/augment.ts; 0 switches an augmentation off. */

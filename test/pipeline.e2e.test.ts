@@ -232,13 +232,13 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     expect(await store.exists(video.report)).toBe(true);
   }, 300_000);
 
-  it('writes a test split on request: the latest block of each class, after val, with the gap before each', async () => {
+  it('writes a test split on request (the latest block of each class, after val, with the gap before each) and augmented copies apart in train_aug', async () => {
     const { cpu, gpu, deps } = realActivities();
     const tenantId = uniq();
     const summary: RunSummary = await withWorkers(
       cpu,
       async (taskQueue) => {
-        const run = await startRun(client, { ...cfg, taskQueue }, { tenantId, videos: [{ source: shortClip }], options: { frameStride: 5, split: { testFraction: 0.2 } } });
+        const run = await startRun(client, { ...cfg, taskQueue }, { tenantId, videos: [{ source: shortClip }], options: { frameStride: 5, split: { testFraction: 0.2 }, augment: { placement: 'train_aug' } } });
         return run.handle.result();
       },
       gpu,
@@ -255,8 +255,33 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
       expect(Math.max(...frames('train'))).toBeLessThanOrEqual(Math.min(...frames('val')) - manifest.gapFrames);
       expect(Math.max(...frames('val'))).toBeLessThanOrEqual(Math.min(...frames('test')) - manifest.gapFrames);
     }
-    // Augmented copies stay in train.
-    expect(manifest.images.filter((i) => i.augmentation !== null).every((i) => i.split === 'train')).toBe(true);
+    // Augmented copies are train images, kept apart in train_aug/ (same class folders, checked above).
+    const augmented = manifest.images.filter((i) => i.augmentation !== null);
+    expect(augmented.length).toBe(2 * manifest.images.filter((i) => i.split === 'train' && i.augmentation === null).length);
+    expect(augmented.every((i) => i.split === 'train' && i.file!.startsWith('train_aug/'))).toBe(true);
+    expect(manifest.images.filter((i) => i.augmentation === null && i.file!.startsWith('train_aug/'))).toEqual([]);
+  }, 300_000);
+
+  it('writes no augmented copies with augment.placement none, and step 8 makes none', async () => {
+    const { cpu, gpu, deps } = realActivities();
+    const tenantId = uniq();
+    const summary: RunSummary = await withWorkers(
+      cpu,
+      async (taskQueue) => {
+        const run = await startRun(client, { ...cfg, taskQueue }, { tenantId, videos: [{ source: shortClip }], options: { frameStride: 5, augment: { placement: 'none' } } });
+        return run.handle.result();
+      },
+      gpu,
+    );
+    await deps.release();
+    expect(summary.status).toBe('completed');
+    const layout = new RunLayout(tenantId, summary.runGuid);
+    const video = layout.video(summary.videos[0].videoGuid);
+    const manifest = await expectLoadableDataset(store, video);
+    expect(manifest.images.every((i) => i.augmentation === null)).toBe(true);
+    expect(manifest.images.filter((i) => i.split === 'train').length).toBe(summary.videos[0].counts.train);
+    const step8 = (await store.getJson<Record<string, any>>(layout.stepResult(8)))!;
+    expect(JSON.stringify(step8)).toMatch(/"augmented":0/);
   }, 300_000);
 
   it('removes backgrounds with the segmentation model, and re-running steps 6-9 gives byte-identical outputs', async () => {

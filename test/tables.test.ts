@@ -33,11 +33,15 @@ describe('manifest tables', () => {
     expect(rows[1]).toMatchObject({ augmented: 'true', team: 'A', role: 'player' });
   });
 
-  it('metadata.jsonl of a split holds its images only, file_name relative to the split folder, with the label', () => {
+  it('metadata.jsonl of a folder holds its images only, file_name relative to the folder, with the label', () => {
     const lines = splitMetadataJsonl(images, 'val').trim().split('\n').map((l) => JSON.parse(l));
-    expect(lines).toEqual([{ file_name: 'track_3/crop_9.jpg', label: 2, class_name: 'track_3', track_id: 3, frame_id: 90, bbox: [1.5, 2, 30, 80.25], augmented: false, team: null, role: null }]);
+    expect(lines).toEqual([{ file_name: 'track_3/crop_9.jpg', label: 2, class_name: 'track_3', split: 'val', track_id: 3, frame_id: 90, bbox: [1.5, 2, 30, 80.25], augmented: false, team: null, role: null }]);
     expect(splitMetadataJsonl(images, 'train').trim().split('\n')).toHaveLength(2);
     expect(splitMetadataJsonl(images, 'test')).toBe('');
-    expect(() => splitMetadataJsonl([img({ split: 'val' })], 'val')).toThrow(RangeError);
+    // Augmented copies kept apart in train_aug/ are train images listed in that folder's metadata only.
+    const apart = [img({}), img({ file: 'train_aug/track_3/crop_0_aug0.jpg', augmentation: { flip: true } })];
+    expect(splitMetadataJsonl(apart, 'train').trim().split('\n').map((l) => JSON.parse(l).file_name)).toEqual(['track_3/crop_0.jpg']);
+    expect(JSON.parse(splitMetadataJsonl(apart, 'train_aug'))).toMatchObject({ file_name: 'track_3/crop_0_aug0.jpg', split: 'train', augmented: true });
+    expect(() => splitMetadataJsonl(images, 'a/b')).toThrow(RangeError);
   });
 });

@@ -11,7 +11,7 @@ import { classesTxt, dataYaml } from '../dataset/classList';
 import { manifestCsv, splitMetadataJsonl } from '../dataset/tables';
 import { className, planSplit, type SplitPlan } from '../dataset/split';
 import { cropIndexSchema, detectionsFileSchema, metadataFileSchema, type CropEntry, type DetectionsFile, type Manifest, type ManifestImage } from '../storage/artifacts';
-import type { Split, VideoLayout } from '../storage/layout';
+import type { DatasetFolder, Split, VideoLayout } from '../storage/layout';
 import { groupBy } from '../util/group';
 import type { AugmentResult, SplitResult, StepInput } from '../workflows/types';
 import { backgroundOf, IMAGE_CONCURRENCY, readCropIndex, sourceCrop } from './crops';
@@ -55,7 +55,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const crops = await readCropIndex(files, video);
         const plan = await planFor(files, video, input, crops);
         const train = crops.filter((c) => plan.assignments.get(cropKey(c.track_id, c.n)) === 'train');
-        const planned = train.length * input.options.augment.count;
+        const planned = train.length * augmentedCopies(input);
         // With the cache off nothing would keep the copies for step 9, which makes them anyway: plan only.
         if (!files.cache.enabled) return { result: { augmented: planned, sources: train.length }, details: { generatedHere: false } };
         const limit = pLimit(IMAGE_CONCURRENCY);
@@ -63,7 +63,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
         let made = 0;
         await Promise.all(
           train.flatMap((c) =>
-            Array.from({ length: input.options.augment.count }, (_, k) =>
+            Array.from({ length: augmentedCopies(input) }, (_, k) =>
               limit(async () => {
                 await augmentedCopy(files, video, input, c, k, retry);
                 heartbeat({ augmented: ++made });
@@ -119,8 +119,8 @@ export function createDatasetActivities(deps: ActivityDeps) {
           // The image is the source crop itself: a server-side copy, no bytes transferred.
           jobs.push(files.copy(source, name));
           if (split !== 'train') continue;
-          for (let k = 0; k < input.options.augment.count; k++) {
-            const augName = video.datasetImage(split, c.track_id, `crop_${c.n}_aug${k}.jpg`);
+          for (let k = 0; k < augmentedCopies(input); k++) {
+            const augName = video.datasetImage(input.options.augment.placement === 'train_aug' ? 'train_aug' : 'train', c.track_id, `crop_${c.n}_aug${k}.jpg`);
             const aug = planAugmentation(augmentSeed(input), augmentKey(input, c), k, input.options.augment);
             images.push({ ...imageEntry(augName), ...base, augmentation: aug });
             t.train++;
@@ -136,7 +136,8 @@ export function createDatasetActivities(deps: ActivityDeps) {
         await files.write(video.report, await buildReport(files, video, input, background, crops, tracks, plan, { train, val }, detections), 'text/html; charset=utf-8');
         // Leftovers of an earlier dataset in this folder that this plan does not contain.
         const splits: Split[] = (['train', 'val', 'test'] as const).filter((sp) => images.some((i) => i.split === sp));
-        const planned = new Set([...images.map((i) => i.path), video.report, video.manifest, video.classesTxt, video.dataYaml, video.manifestCsv, ...splits.map((sp) => video.splitMetadata(sp))]);
+        const folders: DatasetFolder[] = [...splits, ...(images.some((i) => i.file.startsWith('train_aug/')) ? (['train_aug'] as const) : [])];
+        const planned = new Set([...images.map((i) => i.path), video.report, video.manifest, video.classesTxt, video.dataYaml, video.manifestCsv, ...folders.map((f) => video.splitMetadata(f))]);
         await files.store.delete([...prior.keys()].filter((n) => n.startsWith(video.datasetPrefix) && !planned.has(n)));
         // One class list for every split, beside the split folders.
         const names = plan.classes.map(className);
@@ -146,7 +147,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const teamOf = new Map((detections.teams?.classes ?? []).map((c) => [c.track_id, c]));
         const rows = images.map((i) => ({ ...i, team: teamOf.get(i.track_id)?.team ?? null, role: teamOf.get(i.track_id)?.role ?? null }));
         await files.write(video.manifestCsv, Buffer.from(manifestCsv(rows)), 'text/csv; charset=utf-8');
-        for (const sp of splits) await files.write(video.splitMetadata(sp), Buffer.from(splitMetadataJsonl(rows, sp)), 'application/x-ndjson; charset=utf-8');
+        for (const f of folders) await files.write(video.splitMetadata(f), Buffer.from(splitMetadataJsonl(rows, f)), 'application/x-ndjson; charset=utf-8');
         await files.writeJson(video.manifest, {
           tenantId: input.tenantId,
           runGuid: input.runGuid,
@@ -261,6 +262,11 @@ async function buildReport(
  */
 function augmentKey(input: StepInput, c: CropEntry): string {
   return `${input.videoGuid}/${cropKey(c.track_id, c.n)}`;
+}
+
+/** Augmented copies made of each train crop: `augment.count`, or none with `augment.placement` `none`. */
+function augmentedCopies(input: StepInput): number {
+  return input.options.augment.placement === 'none' ? 0 : input.options.augment.count;
 }
 
 /** Seed of the run's augmentations: `options.augment.seed`, else the run GUID. */

@@ -60,20 +60,21 @@ export function manifestCsv(images: readonly TableImage[]): string {
 }
 
 /**
- * `{split}/metadata.jsonl`: one JSON object per image of `split`, `file_name` relative to the split folder
- * (`track_{id}/{name}.jpg`), `label` the class index, then class name, track, frame, bbox, whether it is an
- * augmented copy, team and role.
- * @throws RangeError when an image of `split` has a `file` outside `{split}/`
+ * `{folder}/metadata.jsonl`: one JSON object per image whose `file` lies in the top-level folder `folder` (a
+ * split, or `train_aug`), `file_name` relative to that folder (`track_{id}/{name}.jpg`), `label` the class
+ * index, then class name, split, track, frame, bbox, whether it is an augmented copy, team and role.
+ * @throws RangeError when `folder` is empty or holds `/`
  */
-export function splitMetadataJsonl(images: readonly TableImage[], split: string): string {
+export function splitMetadataJsonl(images: readonly TableImage[], folder: string): string {
+  if (!folder || folder.includes('/')) throw new RangeError(`folder ${JSON.stringify(folder)} must be one top-level folder name`);
   return images
-    .filter((i) => i.split === split)
+    .filter((i) => i.file.startsWith(`${folder}/`))
     .map((i) => {
-      if (!i.file.startsWith(`${split}/`)) throw new RangeError(`image ${i.file} is not under ${split}/`);
       return `${JSON.stringify({
-        file_name: i.file.slice(split.length + 1),
+        file_name: i.file.slice(folder.length + 1),
         label: i.class_index,
         class_name: i.class_name,
+        split: i.split,
         track_id: i.track_id,
         frame_id: i.frame_id,
         bbox: i.bbox,

@@ -300,6 +300,8 @@ export const manifestSchema = z.object({
     split: z.object({ valFraction: z.number(), testFraction: z.number().optional(), minCropsToSplit: count, gapSeconds: z.number(), unsplittable: z.enum(['exclude', 'train']).optional(), minCropsPerClass: count.optional() }),
     augment: z.object({
       count: count,
+      /** Absent in manifests of older runs, whose copies were in `train/`. */
+      placement: z.enum(['train', 'train_aug', 'none']).optional(),
       seed: z.string().optional(),
       flipProbability: z.number(),
       colorJitter: z.number(),

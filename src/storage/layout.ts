@@ -18,6 +18,9 @@ import { assertGuid, assertTenantId, GUID_PATTERN } from '../validation';
 /** Dataset split names (ImageFolder top-level folders); `test` only with `split.testFraction` > 0. */
 export type Split = 'train' | 'val' | 'test';
 
+/** A dataset's top-level folders: the splits, and `train_aug` for augmented copies kept apart (`augment.placement`). */
+export type DatasetFolder = Split | 'train_aug';
+
 function assertTrackId(trackId: number): number {
   if (!Number.isInteger(trackId) || trackId < 0) throw invalidInput(`track_id ${trackId}`, 'must be a non-negative integer');
   return trackId;
@@ -85,8 +88,8 @@ export class VideoLayout {
   get datasetPrefix(): string {
     return `${this.prefix}datasets/`;
   }
-  /** One dataset image: `datasets/{split}/track_{id}/{fileName}`. */
-  datasetImage(split: Split, trackId: number, fileName: string): string {
+  /** One dataset image: `datasets/{folder}/track_{id}/{fileName}`. */
+  datasetImage(split: DatasetFolder, trackId: number, fileName: string): string {
     if (!/^[A-Za-z0-9_.-]+\.jpg$/.test(fileName) || fileName.startsWith('.')) throw invalidInput(`dataset file name ${fileName}`, 'must be a plain .jpg name');
     return `${this.datasetPrefix}${split}/track_${assertTrackId(trackId)}/${fileName}`;
   }
@@ -106,8 +109,8 @@ export class VideoLayout {
   get manifestCsv(): string {
     return `${this.datasetPrefix}manifest.csv`;
   }
-  /** Hugging Face ImageFolder metadata of one split: `datasets/{split}/metadata.jsonl`. */
-  splitMetadata(split: Split): string {
+  /** Hugging Face ImageFolder metadata of one folder: `datasets/{folder}/metadata.jsonl`. */
+  splitMetadata(split: DatasetFolder): string {
     return `${this.datasetPrefix}${split}/metadata.jsonl`;
   }
   /** Dataset manifest, written last. */

@@ -33,7 +33,8 @@ export async function expectLoadableDataset(store: ObjectStore, video: VideoLayo
   // Identical class sets in every split, none empty (an object store has no empty folders, so a class with no
   // image in a split is a missing folder there).
   const splits = ['train', ...(manifest.counts.val > 0 ? ['val'] : []), ...((manifest.counts.test ?? 0) > 0 ? ['test'] : [])];
-  expect(sorted(folders.keys())).toEqual(sorted(splits));
+  const apart = manifest.options.augment.placement === 'train_aug' && manifest.images.some((i) => i.augmentation !== null);
+  expect(sorted(folders.keys())).toEqual(sorted([...splits, ...(apart ? ['train_aug'] : [])]));
   for (const [, classes] of folders) expect(sorted(classes.keys())).toEqual(train);
   // classes.txt and data.yaml give the same names in the order loaders number sorted folder names.
   const classesTxt = (await store.get(video.classesTxt)).toString('utf8');
@@ -53,7 +54,8 @@ export async function expectLoadableDataset(store: ObjectStore, video: VideoLayo
     expect(stored.has(img.file!)).toBe(true);
     expect(img.path).toBe(video.datasetPrefix + img.file);
     expect(img.uri).toBe(`gs://${store.bucket}/${img.path}`);
-    expect(img.file!.split('/').slice(0, 2)).toEqual([img.split, img.class_name]);
+    const folder = img.augmentation !== null && apart ? 'train_aug' : img.split;
+    expect(img.file!.split('/').slice(0, 2)).toEqual([folder, img.class_name]);
     expect(train[img.class_index!]).toBe(img.class_name);
     expect(img.class_name).toBe(`track_${img.track_id}`);
     expect(excluded.has(img.track_id)).toBe(false);
@@ -73,8 +75,8 @@ export async function expectLoadableDataset(store: ObjectStore, video: VideoLayo
     expect([r.team || null, r.role || null]).toEqual([teams[img.track_id]?.team ?? null, teams[img.track_id]?.role ?? null]);
   });
   for (const split of folders.keys()) {
-    const lines = (await store.get(video.splitMetadata(split as 'train' | 'val' | 'test'))).toString('utf8').trim().split('\n').map((l) => JSON.parse(l));
-    const inSplit = manifest.images.filter((i) => i.split === split);
+    const lines = (await store.get(video.splitMetadata(split as 'train' | 'val' | 'test' | 'train_aug'))).toString('utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const inSplit = manifest.images.filter((i) => i.file!.startsWith(`${split}/`));
     expect(lines.map((l) => `${split}/${l.file_name}`)).toEqual(inSplit.map((i) => i.file));
     expect(lines.map((l) => l.label)).toEqual(inSplit.map((i) => i.class_index));
   }
