@@ -28,6 +28,7 @@ export const UNIT_TESTS = [
   'test/split.test.ts',
   'test/classList.test.ts',
   'test/tables.test.ts',
+  'test/exports.test.ts',
   'test/summary.test.ts',
   'test/teams.test.ts',
   'test/tracker.test.ts',

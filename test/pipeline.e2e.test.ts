@@ -23,7 +23,7 @@ import { md5Base64, sha256 } from '../src/util/hash';
 import { createDeps, splitActivities } from '../src/workers/worker';
 import { GPU_STEP_NAMES, STEP_NAMES } from '../src/workflows/steps';
 import type { RunSummary } from '../src/workflows/types';
-import { expectLoadableDataset } from './helpers/datasetChecks';
+import { expectExportsAgree, expectLoadableDataset } from './helpers/datasetChecks';
 import { testClient, withWorkers } from './helpers/temporal';
 
 const DATA = '/usr/share/doc/opencv-doc/examples/data';
@@ -181,6 +181,7 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     }
     // One class list for every split, as loaders read it; tracks that cannot be split are left out, with reasons.
     const checked = await expectLoadableDataset(store, video);
+    await expectExportsAgree(store, video);
     expect(checked.classes!.every((c) => c.train > 0 && c.val > 0)).toBe(true);
     expect(checked.trainOnlyTracks).toEqual([]);
     const crops = parseArtifact(cropIndexSchema, video.cropIndex, await store.getJson(video.cropIndex)).crops;
@@ -229,6 +230,7 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     expect([...perTrack.values()].some((t) => t.val.length > 0)).toBe(true);
     for (const t of perTrack.values()) if (t.val.length) expect(Math.max(...t.train)).toBeLessThanOrEqual(Math.min(...t.val) - manifest.gapFrames);
     await expectLoadableDataset(store, video);
+    await expectExportsAgree(store, video);
     expect(await store.exists(video.report)).toBe(true);
   }, 300_000);
 

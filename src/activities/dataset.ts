@@ -8,6 +8,7 @@ import { describeBackground, type BackgroundDecision } from '../dataset/backgrou
 import { cropKey } from '../dataset/crops';
 import { classMarks, renderReport, stripPicks, type ReportTrack } from '../dataset/report';
 import { classesTxt, dataYaml } from '../dataset/classList';
+import { cocoJson, motText } from '../dataset/exports';
 import { manifestCsv, splitMetadataJsonl } from '../dataset/tables';
 import { className, planSplit, type SplitPlan } from '../dataset/split';
 import { cropIndexSchema, detectionsFileSchema, metadataFileSchema, type CropEntry, type DetectionsFile, type Manifest, type ManifestImage } from '../storage/artifacts';
@@ -148,6 +149,11 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const rows = images.map((i) => ({ ...i, team: teamOf.get(i.track_id)?.team ?? null, role: teamOf.get(i.track_id)?.role ?? null }));
         await files.write(video.manifestCsv, Buffer.from(manifestCsv(rows)), 'text/csv; charset=utf-8');
         for (const f of folders) await files.write(video.splitMetadata(f), Buffer.from(splitMetadataJsonl(rows, f)), 'application/x-ndjson; charset=utf-8');
+        // Every tracked box (not only the dataset's crops) in MOT Challenge and COCO form, for CVAT or FiftyOne.
+        await files.write(video.motExport, Buffer.from(motText(detections.frames)), 'text/plain; charset=utf-8');
+        const videoRel = (name: string) => name.slice(video.prefix.length);
+        const coco = cocoJson(detections.frames, { videoGuid: input.videoGuid, fileName: (f) => videoRel(video.frame(f)), labelOf: (id) => teamOf.get(id) });
+        await files.write(video.cocoExport, Buffer.from(JSON.stringify(coco)), 'application/json');
         await files.writeJson(video.manifest, {
           tenantId: input.tenantId,
           runGuid: input.runGuid,
@@ -170,7 +176,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
         } satisfies Manifest);
         return {
           result: { train, val, ...(input.options.split.testFraction > 0 ? { test } : {}), classes: plan.classes.length, trainOnlyTracks: plan.trainOnlyTracks, excludedTracks: plan.excludedTracks.map((e) => e.trackId), manifest: video.manifest },
-          details: { report: video.report, gapCrops: plan.gapCrops, classesTxt: video.classesTxt, dataYaml: video.dataYaml },
+          details: { report: video.report, gapCrops: plan.gapCrops, classesTxt: video.classesTxt, dataYaml: video.dataYaml, mot: video.motExport, coco: video.cocoExport },
         };
       });
     },

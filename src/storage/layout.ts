@@ -6,7 +6,7 @@
  * {tenant_id}/user/process/train_pipeline/run_{run_guid}/
  * ├── .pipeline_info.json
  * ├── intermediate/step{N}_result.json
- * └── video_{video_guid}/ {metadata.json, {guid}.mp4, selected_frames/, detections.json, crops/, datasets/}
+ * └── video_{video_guid}/ {metadata.json, {guid}.mp4, selected_frames/, detections.json, crops/, datasets/, exports/}
  * ```
  *
  * Every identifier is validated before it becomes part of a name, so no name can leave the tenant's
@@ -112,6 +112,18 @@ export class VideoLayout {
   /** Hugging Face ImageFolder metadata of one folder: `datasets/{folder}/metadata.jsonl`. */
   splitMetadata(split: DatasetFolder): string {
     return `${this.datasetPrefix}${split}/metadata.jsonl`;
+  }
+  /** Prefix of the video's standard detection exports (step 9; src/dataset/exports.ts). */
+  get exportsPrefix(): string {
+    return `${this.prefix}exports/`;
+  }
+  /** The tracked boxes in MOT Challenge text. */
+  get motExport(): string {
+    return `${this.exportsPrefix}tracks_mot.txt`;
+  }
+  /** The tracked boxes as COCO JSON (images: the sampled frames). */
+  get cocoExport(): string {
+    return `${this.exportsPrefix}tracks_coco.json`;
   }
   /** Dataset manifest, written last. */
   get manifest(): string {

@@ -1,12 +1,15 @@
 /**
  * Checks of a finished video dataset as standard loaders read it (torchvision `ImageFolder`, Ultralytics
  * classify, Hugging Face `imagefolder`): one class list for every split, no empty class, `classes.txt` and
- * `data.yaml` matching the folders, and every manifest row resolving to a stored image.
+ * `data.yaml` matching the folders, every manifest row resolving to a stored image, the CSV and JSONL
+ * agreeing with the JSON; and the video's MOT and COCO exports agreeing with `detections.json`.
  */
 import { parse as parseCsv } from 'csv-parse/sync';
 import { expect } from 'vitest';
 import { parse } from 'yaml';
-import { manifestSchema, parseArtifact, type Manifest } from '../../src/storage/artifacts';
+import type { CocoExport } from '../../src/dataset/exports';
+import { parseMotGroundTruth } from '../../src/dataset/identity/groundTruth';
+import { detectionsFileSchema, manifestSchema, parseArtifact, type Manifest } from '../../src/storage/artifacts';
 import type { ObjectStore } from '../../src/storage/gcs';
 import type { VideoLayout } from '../../src/storage/layout';
 
@@ -81,4 +84,44 @@ export async function expectLoadableDataset(store: ObjectStore, video: VideoLayo
     expect(lines.map((l) => l.label)).toEqual(inSplit.map((i) => i.class_index));
   }
   return manifest;
+}
+
+/**
+ * Asserts the video's MOT and COCO exports parse and hold exactly the boxes of its `detections.json`
+ * (frame, track, bbox, score), and the COCO images are its sampled frames.
+ */
+export async function expectExportsAgree(store: ObjectStore, video: VideoLayout): Promise<void> {
+  const dets = parseArtifact(detectionsFileSchema, video.detections, await store.getJson(video.detections));
+  const boxes = dets.frames.flatMap((f) => f.detections.map((d) => ({ frameId: f.frame_id, trackId: d.track_id, bbox: d.bbox, score: d.score })));
+  const key = (b: { frameId: number; trackId: number }) => `${b.frameId}/${b.trackId}`;
+  const want = new Map(boxes.map((b) => [key(b), b]));
+  expect(want.size).toBe(boxes.length);
+  // MOT: read as MOT ground truth is read (1-based frames and ids), then compared box by box.
+  const motRaw = (await store.get(video.motExport)).toString('utf8');
+  const mot = parseMotGroundTruth(motRaw, 'tracks_mot.txt');
+  expect(mot.length).toBe(boxes.length);
+  const scores = motRaw.trim().split('\n').map((l) => Number(l.split(',')[6]));
+  mot.forEach((m, i) => {
+    const b = want.get(key({ frameId: m.frameId, trackId: m.personId - 1 }))!;
+    expect(b).toBeDefined();
+    m.bbox.forEach((v, k) => expect(v).toBeCloseTo(b.bbox[k], 6));
+    expect(scores[i]).toBe(b.score);
+  });
+  // COCO: images are the sampled frames (stored), annotations the boxes.
+  const coco = (await store.getJson<CocoExport>(video.cocoExport))!;
+  expect(coco.images.map((i) => i.frame_id)).toEqual(dets.frames.map((f) => f.frame_id).sort((a, b) => a - b));
+  for (const img of coco.images.slice(0, 3)) expect(await store.exists(video.prefix + img.file_name)).toBe(true);
+  const imageFrame = new Map(coco.images.map((i) => [i.id, i.frame_id]));
+  expect(coco.annotations.length).toBe(boxes.length);
+  for (const a of coco.annotations) {
+    const b = want.get(key({ frameId: imageFrame.get(a.image_id)!, trackId: a.track_id }))!;
+    expect(b).toBeDefined();
+    expect(a.bbox[0]).toBe(b.bbox[0]);
+    expect(a.bbox[1]).toBe(b.bbox[1]);
+    expect(a.bbox[0] + a.bbox[2]).toBeCloseTo(b.bbox[2], 6);
+    expect(a.bbox[1] + a.bbox[3]).toBeCloseTo(b.bbox[3], 6);
+    expect(a.score).toBe(b.score);
+    const team = dets.teams?.classes.find((c) => c.track_id === a.track_id);
+    expect(a.attributes).toEqual({ track_id: a.track_id, team: team?.team ?? null, role: team?.role ?? null });
+  }
 }

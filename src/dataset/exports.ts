@@ -1,0 +1,104 @@
+/**
+ * Standard detection exports of a video's tracked boxes (step 9), for opening a run in CVAT or FiftyOne to
+ * correct tracks:
+ *
+ * - MOT Challenge text (Milan et al., "MOT16: A Benchmark for Multi-Object Tracking", arXiv:1603.00831,
+ *   section 3.3): one line per box, `frame,id,x,y,w,h,conf,-1,-1,-1`, with `frame` = `frame_id` + 1 (MOT
+ *   frames are 1-based) and `id` = `track_id` + 1 (MOT ids are positive), the box's top-left corner, width and
+ *   height in source pixels, `conf` the detector score. The same form `parseMotGroundTruth`
+ *   (./identity/groundTruth.ts) reads.
+ * - COCO object-detection JSON (https://cocodataset.org/#format-data): `images` (the sampled frames),
+ *   `annotations` (`bbox` as `[x, y, w, h]`, `area`, `iscrowd` 0, `score`, `track_id`, and CVAT-style
+ *   `attributes` with `track_id`, team and role), `categories` (person).
+ *
+ * Pure.
+ */
+
+/** One tracked box as the exports read it (a `detections.json` box, src/storage/artifacts.ts). */
+export interface ExportBox {
+  track_id: number;
+  /** `[x1, y1, x2, y2]` in source pixels. */
+  bbox: readonly [number, number, number, number];
+  score: number;
+}
+
+/** One sampled frame with its tracked boxes. */
+export interface ExportFrame {
+  frame_id: number;
+  width: number;
+  height: number;
+  detections: readonly ExportBox[];
+}
+
+/**
+ * MOT Challenge text of `frames`' boxes, one line per box in frame order, then track order; `\n`-terminated.
+ * Numbers are written in their shortest round-trip form (JavaScript `String(number)`).
+ */
+export function motText(frames: readonly ExportFrame[]): string {
+  const lines: string[] = [];
+  for (const f of [...frames].sort((a, b) => a.frame_id - b.frame_id)) {
+    for (const d of [...f.detections].sort((a, b) => a.track_id - b.track_id)) {
+      const [x1, y1, x2, y2] = d.bbox;
+      lines.push(`${f.frame_id + 1},${d.track_id + 1},${x1},${y1},${x2 - x1},${y2 - y1},${d.score},-1,-1,-1`);
+    }
+  }
+  return lines.map((l) => `${l}\n`).join('');
+}
+
+/** COCO category id of a person (COCO's own id for "person"). */
+export const COCO_PERSON_CATEGORY = 1;
+
+/** The COCO JSON {@link cocoJson} returns. */
+export interface CocoExport {
+  info: { description: string; video_guid: string };
+  images: { id: number; file_name: string; width: number; height: number; frame_id: number }[];
+  annotations: {
+    id: number;
+    image_id: number;
+    category_id: number;
+    bbox: [number, number, number, number];
+    area: number;
+    iscrowd: 0;
+    score: number;
+    track_id: number;
+    attributes: { track_id: number; team: string | null; role: string | null };
+  }[];
+  categories: { id: number; name: string; supercategory: string }[];
+}
+
+/**
+ * COCO JSON of `frames`: image id = `frame_id` + 1 (COCO ids are positive), annotation ids 1, 2, ... in
+ * frame order, then track order.
+ * @param fileName the image's file name as the consumer will find it (e.g. `selected_frames/frame_{id}.jpg`)
+ * @param labelOf team and role of a track, when known
+ */
+export function cocoJson(
+  frames: readonly ExportFrame[],
+  o: { videoGuid: string; fileName: (frameId: number) => string; labelOf?: (trackId: number) => { team: string | null; role: string | null } | undefined },
+): CocoExport {
+  const sorted = [...frames].sort((a, b) => a.frame_id - b.frame_id);
+  const annotations: CocoExport['annotations'] = [];
+  for (const f of sorted) {
+    for (const d of [...f.detections].sort((a, b) => a.track_id - b.track_id)) {
+      const [x1, y1, x2, y2] = d.bbox;
+      const label = o.labelOf?.(d.track_id);
+      annotations.push({
+        id: annotations.length + 1,
+        image_id: f.frame_id + 1,
+        category_id: COCO_PERSON_CATEGORY,
+        bbox: [x1, y1, x2 - x1, y2 - y1],
+        area: (x2 - x1) * (y2 - y1),
+        iscrowd: 0,
+        score: d.score,
+        track_id: d.track_id,
+        attributes: { track_id: d.track_id, team: label?.team ?? null, role: label?.role ?? null },
+      });
+    }
+  }
+  return {
+    info: { description: 'DataPrep Pipeline tracked players', video_guid: o.videoGuid },
+    images: sorted.map((f) => ({ id: f.frame_id + 1, file_name: o.fileName(f.frame_id), width: f.width, height: f.height, frame_id: f.frame_id })),
+    annotations,
+    categories: [{ id: COCO_PERSON_CATEGORY, name: 'person', supercategory: 'person' }],
+  };
+}

@@ -1,0 +1,40 @@
+/** MOT Challenge and COCO exports of tracked boxes. */
+import { describe, expect, it } from 'vitest';
+import { cocoJson, motText, type ExportFrame } from '../src/dataset/exports';
+import { parseMotGroundTruth } from '../src/dataset/identity/groundTruth';
+
+const frames: ExportFrame[] = [
+  { frame_id: 10, width: 640, height: 480, detections: [{ track_id: 3, bbox: [100.25, 50, 130.5, 120], score: 0.91 }, { track_id: 0, bbox: [0, 0, 10, 30], score: 0.4 }] },
+  { frame_id: 5, width: 640, height: 480, detections: [] },
+  { frame_id: 15, width: 640, height: 480, detections: [{ track_id: 3, bbox: [104, 52, 134, 123.75], score: 0.88 }] },
+];
+
+describe('detection exports', () => {
+  it('MOT text: 1-based frames and ids, x,y,w,h, score, -1 world coordinates, frame then track order', () => {
+    expect(motText(frames)).toBe('11,1,0,0,10,30,0.4,-1,-1,-1\n11,4,100.25,50,30.25,70,0.91,-1,-1,-1\n16,4,104,52,30,71.75,0.88,-1,-1,-1\n');
+  });
+
+  it('MOT text reads back (as MOT ground truth is read) to the same frames, tracks and boxes', () => {
+    const back = parseMotGroundTruth(motText(frames), 'tracks_mot.txt');
+    const expected = frames
+      .flatMap((f) => f.detections.map((d) => ({ frameId: f.frame_id, personId: d.track_id + 1, bbox: [...d.bbox] })))
+      .sort((a, b) => a.frameId - b.frameId || a.personId - b.personId);
+    expect(back).toEqual(expected);
+  });
+
+  it('COCO JSON: one image per sampled frame, [x, y, w, h] boxes with track and team attributes', () => {
+    const coco = cocoJson(frames, { videoGuid: 'v1', fileName: (f) => `selected_frames/frame_${f}.jpg`, labelOf: (id) => (id === 3 ? { team: 'A', role: 'player' } : undefined) });
+    expect(coco.images.map((i) => [i.id, i.file_name, i.frame_id])).toEqual([
+      [6, 'selected_frames/frame_5.jpg', 5],
+      [11, 'selected_frames/frame_10.jpg', 10],
+      [16, 'selected_frames/frame_15.jpg', 15],
+    ]);
+    expect(coco.annotations.map((a) => a.id)).toEqual([1, 2, 3]);
+    expect(coco.annotations[1]).toEqual({
+      id: 2, image_id: 11, category_id: 1, bbox: [100.25, 50, 30.25, 70], area: 30.25 * 70, iscrowd: 0, score: 0.91, track_id: 3,
+      attributes: { track_id: 3, team: 'A', role: 'player' },
+    });
+    expect(coco.annotations[0].attributes).toEqual({ track_id: 0, team: null, role: null });
+    expect(coco.categories).toEqual([{ id: 1, name: 'person', supercategory: 'person' }]);
+  });
+});
