@@ -29,6 +29,7 @@ export const UNIT_TESTS = [
   'test/classList.test.ts',
   'test/tables.test.ts',
   'test/exports.test.ts',
+  'test/merge.test.ts',
   'test/summary.test.ts',
   'test/teams.test.ts',
   'test/tracker.test.ts',

@@ -23,13 +23,15 @@ import { md5Base64, sha256 } from '../src/util/hash';
 import { createDeps, splitActivities } from '../src/workers/worker';
 import { GPU_STEP_NAMES, STEP_NAMES } from '../src/workflows/steps';
 import type { RunSummary } from '../src/workflows/types';
-import { expectExportsAgree, expectLoadableDataset } from './helpers/datasetChecks';
+import { expectExportsAgree, expectLoadableDataset, expectLoadableRunDataset } from './helpers/datasetChecks';
 import { testClient, withWorkers } from './helpers/temporal';
 
 const DATA = '/usr/share/doc/opencv-doc/examples/data';
 const tmp = mkdtempSync(path.join(tmpdir(), 'dataprep-e2e-'));
 /** 6 s (60 frames) of vtest.avi, still msmpeg4v3 in AVI, so the import must transcode. */
 const shortClip = path.join(tmp, 'vtest_6s.avi');
+/** Another 6 s of vtest.avi (from 30 s): a second video whose track ids overlap the first's. */
+const secondClip = path.join(tmp, 'vtest_30s_6s.avi');
 
 let client: Client;
 const configured = loadConfig();
@@ -48,6 +50,7 @@ function realActivities() {
 
 beforeAll(async () => {
   execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', path.join(DATA, 'vtest.avi'), '-t', '6', '-c', 'copy', shortClip]);
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-ss', '30', '-i', path.join(DATA, 'vtest.avi'), '-t', '6', '-c', 'copy', secondClip]);
   client = await testClient();
 });
 afterAll(async () => {
@@ -234,34 +237,45 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     expect(await store.exists(video.report)).toBe(true);
   }, 300_000);
 
-  it('writes a test split on request (the latest block of each class, after val, with the gap before each) and augmented copies apart in train_aug', async () => {
+  it('merges a two-video run into one run-level dataset (server-side copies, unique class names), with a test split and augmented copies apart in train_aug', async () => {
     const { cpu, gpu, deps } = realActivities();
     const tenantId = uniq();
     const summary: RunSummary = await withWorkers(
       cpu,
       async (taskQueue) => {
-        const run = await startRun(client, { ...cfg, taskQueue }, { tenantId, videos: [{ source: shortClip }], options: { frameStride: 5, split: { testFraction: 0.2 }, augment: { placement: 'train_aug' } } });
+        const run = await startRun(client, { ...cfg, taskQueue }, { tenantId, videos: [{ source: shortClip }, { source: secondClip }], options: { frameStride: 5, split: { testFraction: 0.2 }, augment: { placement: 'train_aug' } } });
         return run.handle.result();
       },
       gpu,
     );
     await deps.release();
     expect(summary.status).toBe('completed');
-    const video = new RunLayout(tenantId, summary.runGuid).video(summary.videos[0].videoGuid);
-    const manifest = await expectLoadableDataset(store, video);
-    expect(manifest.counts.test).toBeGreaterThan(0);
-    expect(summary.videos[0].counts.test).toBe(manifest.counts.test);
-    expect(manifest.classes!.every((c) => c.train > 0 && c.val > 0 && (c.test ?? 0) > 0)).toBe(true);
-    for (const c of manifest.classes!) {
-      const frames = (split: string) => manifest.images.filter((i) => i.track_id === c.track_id && i.split === split).map((i) => i.frame_id);
-      expect(Math.max(...frames('train'))).toBeLessThanOrEqual(Math.min(...frames('val')) - manifest.gapFrames);
-      expect(Math.max(...frames('val'))).toBeLessThanOrEqual(Math.min(...frames('test')) - manifest.gapFrames);
+    const layout = new RunLayout(tenantId, summary.runGuid);
+    for (const v of summary.videos) {
+      const video = layout.video(v.videoGuid);
+      const manifest = await expectLoadableDataset(store, video);
+      expect(manifest.counts.test).toBeGreaterThan(0);
+      expect(v.counts.test).toBe(manifest.counts.test);
+      expect(manifest.classes!.every((c) => c.train > 0 && c.val > 0 && (c.test ?? 0) > 0)).toBe(true);
+      // The test block is each class's latest stretch, after val, each held-out block after a gap.
+      for (const c of manifest.classes!) {
+        const frames = (split: string) => manifest.images.filter((i) => i.track_id === c.track_id && i.split === split).map((i) => i.frame_id);
+        expect(Math.max(...frames('train'))).toBeLessThanOrEqual(Math.min(...frames('val')) - manifest.gapFrames);
+        expect(Math.max(...frames('val'))).toBeLessThanOrEqual(Math.min(...frames('test')) - manifest.gapFrames);
+      }
+      // Augmented copies are train images, kept apart in train_aug/ (same class folders, checked above).
+      const augmented = manifest.images.filter((i) => i.augmentation !== null);
+      expect(augmented.length).toBe(2 * manifest.images.filter((i) => i.split === 'train' && i.augmentation === null).length);
+      expect(augmented.every((i) => i.split === 'train' && i.file!.startsWith('train_aug/'))).toBe(true);
+      expect(manifest.images.filter((i) => i.augmentation === null && i.file!.startsWith('train_aug/'))).toEqual([]);
     }
-    // Augmented copies are train images, kept apart in train_aug/ (same class folders, checked above).
-    const augmented = manifest.images.filter((i) => i.augmentation !== null);
-    expect(augmented.length).toBe(2 * manifest.images.filter((i) => i.split === 'train' && i.augmentation === null).length);
-    expect(augmented.every((i) => i.split === 'train' && i.file!.startsWith('train_aug/'))).toBe(true);
-    expect(manifest.images.filter((i) => i.augmentation === null && i.file!.startsWith('train_aug/'))).toEqual([]);
+    // Both videos have a track_0 (say); the run dataset names classes by video, so none collide.
+    const [a, b] = summary.videos.map((v) => v.videoGuid);
+    const run = await expectLoadableRunDataset(store, layout, [a, b]);
+    expect(summary.dataset).toEqual({ prefix: `gs://${cfg.bucket}/${layout.datasetPrefix}`, manifest: layout.runDatasetObject('manifest.json'), classes: run.classes.length, ...run.counts });
+    const tracksOf = (g: string) => new Set(run.classes.filter((c) => c.videoGuid === g).map((c) => c.track_id));
+    expect([...tracksOf(a)].some((t) => tracksOf(b).has(t))).toBe(true);
+    expect(run.counts.test).toBeGreaterThan(0);
   }, 300_000);
 
   it('writes no augmented copies with augment.placement none, and step 8 makes none', async () => {

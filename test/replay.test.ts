@@ -22,6 +22,7 @@ import { bundlePipelineWorkflows, createPipelineWorkers, WORKFLOWS_PATH } from '
 import { CURRENT_RECORDING, loadHistory, readManifest, SCENARIOS, type History, type HistoryFixture } from './fixtures/histories/fixtures';
 import { PATCH_ID } from './fixtures/changed-workflow/extraStep';
 import { PATCH_PROBE_WORKER, PATCH_RELEASE_OWN_QUEUES } from '../src/workflows/processVideo';
+import { PATCH_RUN_DATASET } from '../src/workflows/trainPipeline';
 import { mockActivities } from './helpers/mockActivities';
 import { testClient, workflowBundle } from './helpers/temporal';
 
@@ -62,9 +63,9 @@ beforeAll(async () => {
 
 describe('recorded workflow histories', () => {
   it('cover every scenario of each recording, with the run, its processVideo children and the cancel helper', () => {
-    // The older recordings (`-` ids; `:` ids before the worker ping) are kept next to the current one, which
-    // covers every scenario.
-    expect(Object.keys(manifest.recordings).sort()).toEqual(['legacy-ids', 'unambiguous-ids', CURRENT_RECORDING].sort());
+    // The older recordings (`-` ids; `:` ids before the worker ping; before the run-level dataset) are kept
+    // next to the current one, which covers every scenario.
+    expect(Object.keys(manifest.recordings).sort()).toEqual(['legacy-ids', 'unambiguous-ids', 'probe-worker', CURRENT_RECORDING].sort());
     expect(manifest.recordings[CURRENT_RECORDING].scenarios).toEqual([...SCENARIOS]);
     for (const [recording, { scenarios }] of Object.entries(manifest.recordings)) {
       const mine = fixtures.filter((f) => f.recording === recording);
@@ -109,6 +110,18 @@ describe('recorded workflow histories', () => {
     expect(hungEvents.some((e) => e.activityTaskCompletedEventAttributes)).toBe(true);
     const hungFailure = hungEvents.find((e) => e.workflowExecutionFailedEventAttributes)!.workflowExecutionFailedEventAttributes!.failure!;
     expect(hungFailure.message).toMatch(/^step 6 extractCrops failed on attempt 8 of 8: Timeout: no heartbeat within the heartbeat timeout/);
+    // The completed two-video run of the current recording merged the run-level dataset behind its patch; the
+    // same scenario of the previous recording did not, and replays without it.
+    const mergesOf = (file: string) => {
+      const events = loadHistory(fixtures.find((f) => f.file === file)!).history.events!;
+      const patches = events.flatMap((e) => {
+        const data = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
+        return data ? [(JSON.parse(Buffer.from(data as Uint8Array).toString('utf8')) as { id: string }).id] : [];
+      });
+      return { patched: patches.includes(PATCH_RUN_DATASET), merges: events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'mergeRunDataset').length };
+    };
+    expect(mergesOf(`${CURRENT_RECORDING}/completed.trainPipeline.json`)).toEqual({ patched: true, merges: 1 });
+    expect(mergesOf('probe-worker/completed.trainPipeline.json')).toEqual({ patched: false, merges: 0 });
     // The re-routed runs really went through a lost worker: their first step timed out on the ghost's queue.
     for (const f of fixtures.filter((x) => path.basename(x.file) === 'rerouted.processVideo.json')) {
       expect(loadHistory(f).history.events!.some((e) => e.activityTaskTimedOutEventAttributes), f.file).toBe(true);

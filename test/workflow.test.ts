@@ -64,6 +64,15 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
     }
     expect(m.records.map((r) => r.status)).toEqual(['running', 'completed']);
     expect(m.records[1].summary?.runGuid).toBe(summary.runGuid);
+    // Two videos: once both completed, their datasets are merged into the run-level dataset, on the run's
+    // (shared CPU) queue, before the final record, which carries it.
+    const merges = m.calls.filter((c) => c.name === 'mergeRunDataset');
+    expect(merges).toHaveLength(1);
+    expect(merges[0].input).toEqual({ tenantId, runGuid: summary.runGuid, videoGuids: summary.videos.map((v) => v.videoGuid) });
+    expect(merges[0].queue).toBe(tq);
+    expect(summary.dataset).toMatchObject({ classes: 8, train: 60, val: 20 });
+    expect(m.records[1].summary?.dataset).toEqual(summary.dataset);
+    expect(m.calls.findIndex((c) => c.name === 'mergeRunDataset')).toBe(m.calls.length - 1);
   });
 
   it('answers the progress query, sets search attributes, and does not run the same run twice', async () => {

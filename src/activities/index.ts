@@ -9,11 +9,12 @@ import { createDetectActivities } from './detect';
 import { createIngestActivities } from './ingest';
 import { createCacheActivities } from './routing';
 import { createRunActivities } from './run';
+import { createRunDatasetActivities } from './runDataset';
 
 export type { ActivityDeps } from './deps';
 export { createRoutingActivities, type RoutingActivities, type WorkerQueues } from './routing';
 
-/** Creates every activity (the nine steps plus run bookkeeping) over `deps`. */
+/** Creates every activity (the nine steps, the run-level dataset, run bookkeeping) over `deps`. */
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createRunActivities(deps),
@@ -21,6 +22,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createDetectActivities(deps),
     ...createCropActivities(deps),
     ...createDatasetActivities(deps),
+    ...createRunDatasetActivities(deps),
     ...createCacheActivities(deps),
   };
 }

@@ -6,6 +6,7 @@
  * {tenant_id}/user/process/train_pipeline/run_{run_guid}/
  * ├── .pipeline_info.json
  * ├── intermediate/step{N}_result.json
+ * ├── dataset/                     run-level dataset of a run with several videos
  * └── video_{video_guid}/ {metadata.json, {guid}.mp4, selected_frames/, detections.json, crops/, datasets/, exports/}
  * ```
  *
@@ -171,6 +172,25 @@ export class RunLayout {
   /** Layout of one video of this run. */
   video(videoGuid: string): VideoLayout {
     return new VideoLayout(this, videoGuid);
+  }
+  /** Prefix of the run-level dataset of a run with several videos (src/dataset/merge.ts). */
+  get datasetPrefix(): string {
+    return `${this.prefix}dataset/`;
+  }
+  /**
+   * One object of the run-level dataset, `dataset/{file}`: an image `{folder}/{videoGuid}_track_{id}/{name}.jpg`,
+   * a folder's `metadata.jsonl`, or a top-level file (`classes.txt`, `data.yaml`, `manifest.csv`, `manifest.json`).
+   * @throws PipelineError(InvalidInput) for any other name (a segment that is empty, `.` or `..`, or unexpected characters)
+   */
+  runDatasetObject(file: string): string {
+    const parts = file.split('/');
+    const ok =
+      parts.length >= 1 &&
+      parts.length <= 3 &&
+      parts.every((p) => /^[A-Za-z0-9_.-]+$/.test(p) && p !== '.' && p !== '..') &&
+      (parts.length !== 3 || (/^(train|val|test|train_aug)$/.test(parts[0]) && /\.jpg$/.test(parts[2])));
+    if (!ok) throw invalidInput(`run dataset file ${file}`, 'must be {folder}/{class}/{name}.jpg, {folder}/metadata.jsonl or a top-level file name');
+    return `${this.datasetPrefix}${file}`;
   }
   /**
    * The video GUID of an object inside one of this run's video folders (`{prefix}video_{guid}/...`), the

@@ -60,6 +60,23 @@ const bookkeeping = proxyActivities<Activities>({
 });
 
 /**
+ * The run-level dataset's merge (src/activities/runDataset.ts) on the workflow's (CPU) task queue: one
+ * server-side copy per image, so it runs longer than bookkeeping; it heartbeats per copy, and a worker lost
+ * mid-merge is noticed by the heartbeat timeout.
+ */
+const runDataset = proxyActivities<Activities>({
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
+});
+
+/**
+ * Patch id: a completed run with several videos merges their datasets into the run-level dataset
+ * (`mergeRunDataset`) before its final record. Executions recorded before it replay without the merge.
+ */
+export const PATCH_RUN_DATASET = 'run-level-dataset';
+
+/**
  * The run GUID: the input's, else the one embedded in the workflow id when it is the conventional id of
  * this tenant's run (`train-pipeline:{tenantId}:{runGuid}`, src/workflows/ids.ts), else a
  * workflow-deterministic UUID (stable under replay). Executions started before {@link PATCH_UNAMBIGUOUS_IDS}
@@ -240,7 +257,7 @@ export async function trainPipeline(rawInput: TrainPipelineInput): Promise<RunSu
     ),
   );
 
-  const { status: finalStatus, summary, error, failedVideo } = summarizeRun(
+  const conclusion = summarizeRun(
     { tenantId: v.tenantId, runGuid, workflowId: info.workflowId, bucket: started.bucket, outputPrefix: started.outputPrefix },
     outcomes.map((o, i): SettledVideo => ({
       ...videos[i],
@@ -254,7 +271,24 @@ export async function trainPipeline(rawInput: TrainPipelineInput): Promise<RunSu
     })),
     cancelRequest !== undefined || CancellationScope.current().consideredCancelled,
   );
-  status = finalStatus;
+  status = conclusion.status;
+  const { failedVideo } = conclusion;
+  let { summary, error } = conclusion;
+  // A completed run with several videos gets one dataset of them all (README "Loading the dataset").
+  let mergeFailed = false;
+  if (status === 'completed' && videos.length > 1 && patched(PATCH_RUN_DATASET)) {
+    try {
+      summary = { ...summary, dataset: await runDataset.mergeRunDataset({ tenantId: v.tenantId, runGuid, videoGuids: videos.map((video) => video.videoGuid) }) };
+    } catch (err) {
+      if (isCancellation(err)) status = 'cancelled';
+      else {
+        status = 'failed';
+        error = errorOf(err);
+        mergeFailed = true;
+      }
+      summary = { ...summary, status };
+    }
+  }
   for (const s of summary.videos) videoProgress.set(s.videoGuid, { ...videoProgress.get(s.videoGuid)!, status: s.status, error: s.error });
   const cancelled = status === 'cancelled';
 
@@ -275,6 +309,9 @@ export async function trainPipeline(rawInput: TrainPipelineInput): Promise<RunSu
   if (status === 'cancelled') {
     // Rethrowing the cancellation ends the workflow as Canceled (native and signal paths alike).
     throw new CancelledFailure(cancelRequest?.reason ?? 'workflow cancellation requested');
+  }
+  if (error && mergeFailed) {
+    throw ApplicationFailure.create({ type: error.type, message: `run-level dataset: ${error.message}`, nonRetryable: true });
   }
   if (error) {
     const video = failedVideo!;

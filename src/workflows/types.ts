@@ -257,6 +257,27 @@ export interface RunSummary {
   /** Run-cache counters summed over every step of every video ({@link StepIo}). */
   cache: { hits: number; misses: number; bytesFromCache: number; artifactDownloads: number };
   storage: { requests: number; bytesUploaded: number; bytesDownloaded: number };
+  /** The run-level dataset: present when a run with several videos completed (src/activities/runDataset.ts). */
+  dataset?: RunDatasetResult;
+}
+
+/** Argument of the `mergeRunDataset` activity: the run and its videos, in input order. */
+export interface RunDatasetInput {
+  tenantId: string;
+  runGuid: string;
+  videoGuids: string[];
+}
+
+/** Result of `mergeRunDataset`: where the run-level dataset is and its counts. */
+export interface RunDatasetResult {
+  /** `gs://{bucket}/{run prefix}dataset/`. */
+  prefix: string;
+  /** Bucket key of `dataset/manifest.json`. */
+  manifest: string;
+  classes: number;
+  train: number;
+  val: number;
+  test?: number;
 }
 
 /** Input of the per-video child workflow `processVideo`. */

@@ -6,7 +6,7 @@
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { STEP_NAMES } from '../../src/workflows/steps';
-import type { RunRecord, RunStartRecord, StepInput } from '../../src/workflows/types';
+import type { RunDatasetInput, RunRecord, RunStartRecord, StepInput } from '../../src/workflows/types';
 
 /** The `io` statistics every mocked step reports. */
 export const MOCK_STEP_IO = { gcsRequests: 1, bytesUploaded: 10, bytesDownloaded: 5, cacheHits: 2, cacheMisses: 1, bytesFromCache: 100, artifactDownloads: 1 };
@@ -68,6 +68,11 @@ export function mockActivities(opts: { hold?: string; gate?: Promise<void> } = {
     extractCrops: step('extractCrops', () => ({ crops: 40 })),
     augmentCrops: step('augmentCrops', () => ({})),
     createTrainingAndValidationSets: step('createTrainingAndValidationSets', () => ({ train: 30, val: 10 })),
+    mergeRunDataset: async (input: RunDatasetInput) => {
+      calls.push({ name: 'mergeRunDataset', input, queue: Context.current().info.taskQueue });
+      const prefix = `${input.tenantId}/user/process/train_pipeline/run_${input.runGuid}/dataset/`;
+      return { prefix: `gs://b/${prefix}`, manifest: `${prefix}manifest.json`, classes: 4 * input.videoGuids.length, train: 30 * input.videoGuids.length, val: 10 * input.videoGuids.length };
+    },
     releaseVideoCache: async (ref: { runGuid: string; videoGuid: string }) => {
       releases.push({ queue: Context.current().info.taskQueue, videoGuid: ref.videoGuid });
       return { released: 1, workerId: 'mock' };
