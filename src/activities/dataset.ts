@@ -77,11 +77,13 @@ export function createDatasetActivities(deps: ActivityDeps) {
     },
 
     /**
-     * Step 9: ImageFolder dataset `datasets/{train,val}/track_{id}/`: background-removed crops split by time
-     * inside each track, augmented copies in train only, one class list for every split (tracks that cannot
-     * be split are left out by default; src/dataset/split.ts) written as `datasets/classes.txt` and
-     * `datasets/data.yaml` (src/dataset/classList.ts), and `datasets/manifest.json` written last (a dataset
-     * without a manifest is incomplete).
+     * Step 9: ImageFolder dataset `datasets/{train,val[,test]}/track_{id}/`: background-removed crops split by
+     * time inside each track; augmented copies of train crops beside them, in `train_aug/`, or none
+     * (`augment.placement`); one class list for every split (tracks that cannot be split are left out by
+     * default; src/dataset/split.ts) written as `datasets/classes.txt` and `datasets/data.yaml`
+     * (src/dataset/classList.ts); the manifest as tables (src/dataset/tables.ts); every tracked box as MOT and
+     * COCO exports (src/dataset/exports.ts); and `datasets/manifest.json` written last (a dataset without a
+     * manifest is incomplete).
      *
      * The manifest is deleted first, so a dataset being (re)written never looks complete. Images already
      * stored with the same bytes (by an earlier attempt) are not uploaded or copied again, and objects of the
