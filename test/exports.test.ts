@@ -14,6 +14,13 @@ describe('detection exports', () => {
     expect(motText(frames)).toBe('11,1,0,0,10,30,0.4,-1,-1,-1\n11,4,100.25,50,30.25,70,0.91,-1,-1,-1\n16,4,104,52,30,71.75,0.88,-1,-1,-1\n');
   });
 
+  it('writes sizes without binary floating-point noise (684.74 - 640.19 is 44.549999999999955 in doubles)', () => {
+    const f: ExportFrame[] = [{ frame_id: 0, width: 768, height: 576, detections: [{ track_id: 0, bbox: [640.19, 239.82, 684.74, 323.78], score: 0.8461 }] }];
+    expect(motText(f)).toBe('1,1,640.19,239.82,44.55,83.96,0.8461,-1,-1,-1\n');
+    const a = cocoJson(f, { videoGuid: 'v', fileName: String }).annotations[0];
+    expect([a.bbox, a.area]).toEqual([[640.19, 239.82, 44.55, 83.96], 3740.418]);
+  });
+
   it('MOT text reads back (as MOT ground truth is read) to the same frames, tracks and boxes', () => {
     const back = parseMotGroundTruth(motText(frames), 'tracks_mot.txt');
     const expected = frames

@@ -31,15 +31,27 @@ export interface ExportFrame {
 }
 
 /**
+ * Width or height `b - a` rounded to {@link SIZE_DECIMALS} decimals: stored corners have at most 2 decimals
+ * (`round2` in src/vision/players.ts), so this is their exact difference without binary floating-point noise
+ * (`684.74 - 640.19` is `44.549999999999955` in IEEE 754 doubles).
+ */
+function size(a: number, b: number): number {
+  return Number((b - a).toFixed(SIZE_DECIMALS));
+}
+
+/** Decimals kept in exported widths, heights and areas. */
+export const SIZE_DECIMALS = 4;
+
+/**
  * MOT Challenge text of `frames`' boxes, one line per box in frame order, then track order; `\n`-terminated.
- * Numbers are written in their shortest round-trip form (JavaScript `String(number)`).
+ * Numbers are written in their shortest round-trip form (JavaScript `String(number)`), sizes by {@link size}.
  */
 export function motText(frames: readonly ExportFrame[]): string {
   const lines: string[] = [];
   for (const f of [...frames].sort((a, b) => a.frame_id - b.frame_id)) {
     for (const d of [...f.detections].sort((a, b) => a.track_id - b.track_id)) {
       const [x1, y1, x2, y2] = d.bbox;
-      lines.push(`${f.frame_id + 1},${d.track_id + 1},${x1},${y1},${x2 - x1},${y2 - y1},${d.score},-1,-1,-1`);
+      lines.push(`${f.frame_id + 1},${d.track_id + 1},${x1},${y1},${size(x1, x2)},${size(y1, y2)},${d.score},-1,-1,-1`);
     }
   }
   return lines.map((l) => `${l}\n`).join('');
@@ -86,8 +98,8 @@ export function cocoJson(
         id: annotations.length + 1,
         image_id: f.frame_id + 1,
         category_id: COCO_PERSON_CATEGORY,
-        bbox: [x1, y1, x2 - x1, y2 - y1],
-        area: (x2 - x1) * (y2 - y1),
+        bbox: [x1, y1, size(x1, x2), size(y1, y2)],
+        area: Number((size(x1, x2) * size(y1, y2)).toFixed(SIZE_DECIMALS)),
         iscrowd: 0,
         score: d.score,
         track_id: d.track_id,
