@@ -59,21 +59,29 @@ afterAll(async () => {
 
 const uniq = () => `e2e${Math.random().toString(36).slice(2, 8)}`;
 
+/**
+ * Runs `trainPipeline` on `videos` with the real activities on this process's workers, under a fresh tenant,
+ * and returns the run summary (checked `completed`) with its tenant and layout.
+ */
+async function completedRun(videos: { source: string }[], options: Record<string, unknown>): Promise<{ summary: RunSummary; tenantId: string; layout: RunLayout }> {
+  const { cpu, gpu, deps } = realActivities();
+  const tenantId = uniq();
+  const summary: RunSummary = await withWorkers(
+    cpu,
+    async (taskQueue) => {
+      const run = await startRun(client, { ...cfg, taskQueue }, { tenantId, videos, options });
+      return run.handle.result();
+    },
+    gpu,
+  );
+  await deps.release();
+  expect(summary.status).toBe('completed');
+  return { summary, tenantId, layout: new RunLayout(tenantId, summary.runGuid) };
+}
+
 describe('trainPipeline end to end (real activities, dev server, GCS emulator)', () => {
   it('turns a real clip into the complete storage layout with consistent counts', async () => {
-    const { cpu, gpu, deps } = realActivities();
-    const tenantId = uniq();
-    const summary: RunSummary = await withWorkers(
-      cpu,
-      async (taskQueue) => {
-        const run = await startRun(client, { ...cfg, taskQueue }, { tenantId, videos: [{ source: shortClip }], options: { frameStride: 5 } });
-        return run.handle.result();
-      },
-      gpu,
-    );
-    await deps.release();
-    expect(summary.status).toBe('completed');
-    const layout = new RunLayout(tenantId, summary.runGuid);
+    const { summary, layout } = await completedRun([{ source: shortClip }], { frameStride: 5 });
     expect(summary.outputPrefix).toBe(`gs://${cfg.bucket}/${layout.prefix}`);
     const video = layout.video(summary.videos[0].videoGuid);
     const names = (await store.list(layout.prefix)).map((o) => o.name.slice(layout.prefix.length));
@@ -196,20 +204,8 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
   const media = process.env.TEST_MEDIA_DIR;
   if (!media) console.log('pipeline.e2e: TEST_MEDIA_DIR is not set: skipping the soccer-broadcast run');
   it.skipIf(!media)('runs the soccer broadcast clip to a leak-free dataset of players on the pitch', async () => {
-    const { cpu, gpu, deps } = realActivities();
-    const tenantId = uniq();
     const source = path.join(media ?? '', 'soccer_broadcast_720p.mp4');
-    const summary: RunSummary = await withWorkers(
-      cpu,
-      async (taskQueue) => {
-        const run = await startRun(client, { ...cfg, taskQueue }, { tenantId, videos: [{ source }], options: { frameStride: 3, maxFrames: 24 } });
-        return run.handle.result();
-      },
-      gpu,
-    );
-    await deps.release();
-    expect(summary.status).toBe('completed');
-    const layout = new RunLayout(tenantId, summary.runGuid);
+    const { summary, layout } = await completedRun([{ source }], { frameStride: 3, maxFrames: 24 });
     const video = layout.video(summary.videos[0].videoGuid);
     const meta = (await store.getJson<Record<string, any>>(video.metadata))!;
     expect([meta.frameCount, meta.imported.mode]).toEqual([630, 'copy']);
@@ -238,19 +234,7 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
   }, 300_000);
 
   it('merges a two-video run into one run-level dataset (server-side copies, unique class names), with a test split and augmented copies apart in train_aug', async () => {
-    const { cpu, gpu, deps } = realActivities();
-    const tenantId = uniq();
-    const summary: RunSummary = await withWorkers(
-      cpu,
-      async (taskQueue) => {
-        const run = await startRun(client, { ...cfg, taskQueue }, { tenantId, videos: [{ source: shortClip }, { source: secondClip }], options: { frameStride: 5, split: { testFraction: 0.2 }, augment: { placement: 'train_aug' } } });
-        return run.handle.result();
-      },
-      gpu,
-    );
-    await deps.release();
-    expect(summary.status).toBe('completed');
-    const layout = new RunLayout(tenantId, summary.runGuid);
+    const { summary, layout } = await completedRun([{ source: shortClip }, { source: secondClip }], { frameStride: 5, split: { testFraction: 0.2 }, augment: { placement: 'train_aug' } });
     for (const v of summary.videos) {
       const video = layout.video(v.videoGuid);
       const manifest = await expectLoadableDataset(store, video);
@@ -279,19 +263,7 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
   }, 300_000);
 
   it('writes no augmented copies with augment.placement none, and step 8 makes none', async () => {
-    const { cpu, gpu, deps } = realActivities();
-    const tenantId = uniq();
-    const summary: RunSummary = await withWorkers(
-      cpu,
-      async (taskQueue) => {
-        const run = await startRun(client, { ...cfg, taskQueue }, { tenantId, videos: [{ source: shortClip }], options: { frameStride: 5, augment: { placement: 'none' } } });
-        return run.handle.result();
-      },
-      gpu,
-    );
-    await deps.release();
-    expect(summary.status).toBe('completed');
-    const layout = new RunLayout(tenantId, summary.runGuid);
+    const { summary, layout } = await completedRun([{ source: shortClip }], { frameStride: 5, augment: { placement: 'none' } });
     const video = layout.video(summary.videos[0].videoGuid);
     const manifest = await expectLoadableDataset(store, video);
     expect(manifest.images.every((i) => i.augmentation === null)).toBe(true);
