@@ -179,6 +179,8 @@ export interface RunOutcome {
   videos: RunSummary['videos'];
   cache?: RunSummary['cache'];
   storage?: RunSummary['storage'];
+  /** The run-level dataset of a completed run with several videos. */
+  dataset?: RunSummary['dataset'];
   error?: string;
 }
 
@@ -221,7 +223,16 @@ export async function followRun(run: StartedRun, cfg: Config, opts: { showProgre
     const summary = await run.handle.result();
     const sum = (k: 'frames' | 'detections' | 'tracks' | 'crops') => summary.videos.reduce((s, v) => s + (v.counts[k] ?? 0), 0);
     bar?.update(100, { step: 'completed', frames: sum('frames'), detections: sum('detections'), tracks: sum('tracks'), crops: sum('crops') });
-    return { status: 'completed', ...base, bucket: summary.bucket, outputPrefix: summary.outputPrefix, videos: summary.videos, cache: summary.cache, storage: summary.storage };
+    return {
+      status: 'completed',
+      ...base,
+      bucket: summary.bucket,
+      outputPrefix: summary.outputPrefix,
+      videos: summary.videos,
+      cache: summary.cache,
+      storage: summary.storage,
+      ...(summary.dataset ? { dataset: summary.dataset } : {}),
+    };
   } catch (err) {
     const videos = last?.videos.map((v) => ({ videoGuid: v.videoGuid, source: v.source, status: v.status === 'pending' ? 'failed' : v.status, counts: v.counts, pitch: v.pitch, error: v.error })) ?? [];
     if (err instanceof WorkflowFailedError) {

@@ -77,6 +77,7 @@ async function main(): Promise<number> {
   if (outcome.status === 'completed') {
     await printRunStats(cfg, outcome);
     for (const v of outcome.videos) for (const line of videoLines(v)) console.error(line);
+    if (outcome.dataset) console.error(`run dataset: ${outcome.dataset.prefix} (${outcome.dataset.classes} classes, train ${outcome.dataset.train}, val ${outcome.dataset.val}${outcome.dataset.test !== undefined ? `, test ${outcome.dataset.test}` : ''})`);
     console.error(`outputs: ${outcome.outputPrefix} (emulator: ${cfg.storageEmulatorHost ?? 'real GCS'})`);
   } else {
     for (const v of outcome.videos) for (const line of videoLines(v).slice(1)) console.error(line);
