@@ -311,6 +311,12 @@ export interface VideoInput {
   source: string;
   /** Optional GUID for the video folder `video_{guid}`; derived when absent. */
   videoGuid?: string;
+  /**
+   * Optional corrected tracks in MOT Challenge form (same schemes and source policy as `source`): step 5 takes
+   * them instead of running the detector and tracker (src/dataset/exports.ts `tracksFromMot`), and steps 6-9
+   * make the dataset from them.
+   */
+  tracks?: string;
 }
 
 /** Input of the `trainPipeline` workflow (docs/ARCHITECTURE.md "Workflow contract"). */
@@ -344,10 +350,12 @@ export const MIN_TILE_SIZE = 320;
  * @param opts.legacy true: the rules of executions started before the limits existed (no size or count
  *   limit, no {@link MIN_TILE_SIZE}, unknown fields reported before the tenant id), which `trainPipeline`
  *   keeps for their replays.
+ * @param opts.tracks false: a video's `tracks` is an unknown field, as it was before corrected tracks could be
+ *   given (`trainPipeline` keeps that rule for executions recorded before its patch). Default true.
  * @throws PipelineError(InvalidInput) naming the first offending field and the reason (with the limit for
  *   a limit).
  */
-export function validateInput(raw: unknown, opts: { legacy?: boolean } = {}): ValidatedInput {
+export function validateInput(raw: unknown, opts: { legacy?: boolean; tracks?: boolean } = {}): ValidatedInput {
   const limits = !opts.legacy;
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw invalidInput('input', 'must be a JSON object');
   const input = raw as Record<string, unknown>;
@@ -366,16 +374,19 @@ export function validateInput(raw: unknown, opts: { legacy?: boolean } = {}): Va
   if (limits && input.videos.length > MAX_VIDEOS_PER_RUN) throw invalidInput('videos', `has ${input.videos.length} entries, over the limit of ${MAX_VIDEOS_PER_RUN} videos per run (MAX_VIDEOS_PER_RUN)`);
   const seen = new Set<string>();
   const videos = input.videos.map((v, i): VideoInput => {
-    if (!v || typeof v !== 'object') throw invalidInput(`videos[${i}]`, 'must be an object { source, videoGuid? }');
-    const extra = Object.keys(v).filter((k) => k !== 'source' && k !== 'videoGuid');
-    if (extra.length) throw invalidInput(`videos[${i}].${extra[0]}`, 'unknown field (allowed: source, videoGuid)');
+    if (!v || typeof v !== 'object') throw invalidInput(`videos[${i}]`, 'must be an object { source, videoGuid?, tracks? }');
+    const allowed = opts.tracks === false ? ['source', 'videoGuid'] : ['source', 'videoGuid', 'tracks'];
+    const extra = Object.keys(v).filter((k) => !allowed.includes(k));
+    if (extra.length) throw invalidInput(`videos[${i}].${extra[0]}`, `unknown field (allowed: ${allowed.join(', ')})`);
     const source = assertSource((v as VideoInput).source);
+    const t = (v as VideoInput).tracks;
+    const tracks = t === undefined ? {} : { tracks: assertSource(t) };
     const g = (v as VideoInput).videoGuid;
-    if (g === undefined) return { source };
+    if (g === undefined) return { source, ...tracks };
     const videoGuid = assertGuid(g, `videos[${i}].videoGuid`);
     if (seen.has(videoGuid)) throw invalidInput(`videos[${i}].videoGuid ${videoGuid}`, 'duplicate video GUID in one run');
     seen.add(videoGuid);
-    return { source, videoGuid };
+    return { source, videoGuid, ...tracks };
   });
   const parsed = optionsSchema.safeParse(input.options ?? {});
   if (!parsed.success) {

@@ -1,6 +1,6 @@
 /** MOT Challenge and COCO exports of tracked boxes. */
 import { describe, expect, it } from 'vitest';
-import { cocoJson, motText, type ExportFrame } from '../src/dataset/exports';
+import { cocoJson, motText, tracksFromMot, type ExportFrame } from '../src/dataset/exports';
 import { parseMotGroundTruth } from '../src/dataset/identity/groundTruth';
 
 const frames: ExportFrame[] = [
@@ -24,7 +24,7 @@ describe('detection exports', () => {
   it('MOT text reads back (as MOT ground truth is read) to the same frames, tracks and boxes', () => {
     const back = parseMotGroundTruth(motText(frames), 'tracks_mot.txt');
     const expected = frames
-      .flatMap((f) => f.detections.map((d) => ({ frameId: f.frame_id, personId: d.track_id + 1, bbox: [...d.bbox] })))
+      .flatMap((f) => f.detections.map((d) => ({ frameId: f.frame_id, personId: d.track_id + 1, bbox: [...d.bbox], conf: d.score })))
       .sort((a, b) => a.frameId - b.frameId || a.personId - b.personId);
     expect(back).toEqual(expected);
   });
@@ -43,5 +43,26 @@ describe('detection exports', () => {
     });
     expect(coco.annotations[0].attributes).toEqual({ track_id: 0, team: null, role: null });
     expect(coco.categories).toEqual([{ id: 1, name: 'person', supercategory: 'person' }]);
+  });
+
+  it('reads exported MOT text back onto the sampled frames with the same tracks, boxes and scores', () => {
+    const real: ExportFrame[] = [
+      { frame_id: 0, width: 768, height: 576, detections: [{ track_id: 0, bbox: [640.19, 239.82, 684.74, 323.78], score: 0.8461 }, { track_id: 7, bbox: [0.01, 3.33, 99.99, 200.07], score: 0.3 }] },
+      { frame_id: 2, width: 768, height: 576, detections: [] },
+      { frame_id: 4, width: 768, height: 576, detections: [{ track_id: 7, bbox: [1.1, 2.2, 3.3, 4.4], score: 0.5 }] },
+    ];
+    const back = tracksFromMot(motText(real), 'mot.txt', [0, 2, 4]);
+    expect([...back.frames.keys()]).toEqual([0, 2, 4]);
+    for (const f of real) expect(back.frames.get(f.frame_id)).toEqual(f.detections);
+    expect([back.boxes, back.tracks, back.notSampled]).toEqual([3, 2, 0]);
+  });
+
+  it('ignores boxes on frames that were not sampled, takes a missing or negative conf as 1, and refuses a file with nothing on a sampled frame', () => {
+    const t = tracksFromMot('1,3,10,10,5,5\n2,3,11,10,5,5,-1,-1,-1,-1\n3,3,12,10,5,5,0.7\n', 'fixed.txt', [0, 2]);
+    expect(t.frames.get(0)).toEqual([{ track_id: 2, bbox: [10, 10, 15, 15], score: 1 }]);
+    expect(t.frames.get(2)).toEqual([{ track_id: 2, bbox: [12, 10, 17, 15], score: 0.7 }]);
+    expect(t.notSampled).toBe(1);
+    expect(() => tracksFromMot('5,1,0,0,5,5\n', 'fixed.txt', [0, 2])).toThrow(/fixed\.txt.*no box lies on one of the video's 2 sampled frames.*1 boxes are on other frames/);
+    expect(() => tracksFromMot('1,1,0,0,5\n', 'fixed.txt', [0])).toThrow(/fixed\.txt:1/);
   });
 });

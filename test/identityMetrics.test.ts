@@ -54,7 +54,7 @@ describe('identity ground truth (MOT format)', () => {
     const g = gt();
     expect(g.frameIds).toEqual([0, 2, 4, 6, 8]);
     expect(g.boxes).toHaveLength(14);
-    expect(g.boxes[0]).toEqual({ frameId: 0, personId: 1, bbox: [0, 0, 10, 20] });
+    expect(g.boxes[0]).toEqual({ frameId: 0, personId: 1, bbox: [0, 0, 10, 20], conf: 1 });
     expect(g.boxes.some((b) => b.personId === 9)).toBe(false);
     expect(g.identities.get(3)).toEqual({ team: null, role: 'referee' });
     expect(g.identities.get(4)).toEqual({ team: 'A', role: 'goalkeeper' });

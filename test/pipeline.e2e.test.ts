@@ -63,9 +63,8 @@ const uniq = () => `e2e${Math.random().toString(36).slice(2, 8)}`;
  * Runs `trainPipeline` on `videos` with the real activities on this process's workers, under a fresh tenant,
  * and returns the run summary (checked `completed`) with its tenant and layout.
  */
-async function completedRun(videos: { source: string }[], options: Record<string, unknown>): Promise<{ summary: RunSummary; tenantId: string; layout: RunLayout }> {
+async function completedRun(videos: { source: string; tracks?: string }[], options: Record<string, unknown>, tenantId = uniq()): Promise<{ summary: RunSummary; tenantId: string; layout: RunLayout }> {
   const { cpu, gpu, deps } = realActivities();
-  const tenantId = uniq();
   const summary: RunSummary = await withWorkers(
     cpu,
     async (taskQueue) => {
@@ -260,6 +259,53 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     const tracksOf = (g: string) => new Set(run.classes.filter((c) => c.videoGuid === g).map((c) => c.track_id));
     expect([...tracksOf(a)].some((t) => tracksOf(b).has(t))).toBe(true);
     expect(run.counts.test).toBeGreaterThan(0);
+  }, 300_000);
+
+  it('re-imports its exported MOT tracks unchanged to byte-identical datasets, and names a malformed tracks line', async () => {
+    const options = { frameStride: 5, augment: { seed: 'corrections' } };
+    const a = await completedRun([{ source: shortClip }], options);
+    const videoA = a.layout.video(a.summary.videos[0].videoGuid);
+    // The corrected file as a user would have it: the export, downloaded (here unchanged).
+    const tracks = path.join(tmp, `${a.tenantId}_tracks_mot.txt`);
+    writeFileSync(tracks, await store.get(videoA.motExport));
+    const b = await completedRun([{ source: shortClip, tracks }], options, a.tenantId);
+    const videoB = b.layout.video(b.summary.videos[0].videoGuid);
+    const images = async (v: typeof videoA) => Object.fromEntries((await store.list(v.datasetPrefix)).filter((o) => o.name.endsWith('.jpg')).map((o) => [o.name.slice(v.datasetPrefix.length), o.md5]));
+    const imagesA = await images(videoA);
+    expect(Object.keys(imagesA).length).toBeGreaterThan(20);
+    expect(await images(videoB)).toEqual(imagesA);
+    for (const f of ['classes.txt', 'data.yaml'] as const) {
+      const key = (v: typeof videoA) => (f === 'classes.txt' ? v.classesTxt : v.dataYaml);
+      expect((await store.get(key(videoB))).equals(await store.get(key(videoA)))).toBe(true);
+    }
+    // Where the tracks came from, in detections.json and the manifest; no model ran.
+    const manifestB = await expectLoadableDataset(store, videoB);
+    const mot = await store.get(videoA.motExport);
+    expect(manifestB.tracks).toEqual({ origin: 'imported', source: tracks, sha256: sha256(mot.toString('utf8')), boxes: mot.toString('utf8').trim().split('\n').length, boxesNotSampled: 0 });
+    const detsB = parseArtifact(detectionsFileSchema, videoB.detections, await store.getJson(videoB.detections));
+    expect([detsB.model.name, detsB.tracks?.origin]).toEqual(['none', 'imported']);
+    expect(parseArtifact(manifestSchema, videoA.manifest, await store.getJson(videoA.manifest)).tracks).toEqual({ origin: 'tracker' });
+    await expectExportsAgree(store, videoB);
+    expect((await store.get(videoB.motExport)).equals(mot)).toBe(true);
+
+    // A malformed line fails the run at step 5 as InvalidInput, naming the file and the line.
+    const bad = path.join(tmp, `${a.tenantId}_bad_mot.txt`);
+    writeFileSync(bad, `${mot.toString('utf8').split('\n')[0]}\n1,2,3\n`);
+    const { cpu, gpu, deps } = realActivities();
+    const err = await withWorkers(
+      cpu,
+      async (taskQueue) => {
+        const run = await startRun(client, { ...cfg, taskQueue }, { tenantId: a.tenantId, videos: [{ source: shortClip, tracks: bad }], options });
+        return run.handle.result().then(() => undefined, (e: unknown) => e);
+      },
+      gpu,
+    );
+    await deps.release();
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    expect([cause.type, cause.nonRetryable]).toEqual(['InvalidInput', true]);
+    expect(cause.message).toContain(`${bad}:2`);
   }, 300_000);
 
   it('writes no augmented copies with augment.placement none, and step 8 makes none', async () => {

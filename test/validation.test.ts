@@ -25,6 +25,12 @@ describe('validateInput', () => {
     expect(v.options.detector.iouThreshold).toBe(0.45);
   });
 
+  it('takes a video\'s corrected tracks, unless told they are an unknown field (executions before the video-tracks patch)', () => {
+    const input = { ...ok, videos: [{ source: '/a.mp4', tracks: 'gs://bkt/t/mot.txt' }] };
+    expect(validateInput(input).videos).toEqual([{ source: '/a.mp4', tracks: 'gs://bkt/t/mot.txt' }]);
+    expect(() => validateInput(input, { tracks: false })).toThrow(/videos\[0\]\.tracks: unknown field \(allowed: source, videoGuid\)/);
+  });
+
   it.each([
     [{ ...ok, extra: 1 }, /input\.extra: unknown field/],
     [{ ...ok, options: { frameStride: 0 } }, /options\.frameStride/],
@@ -34,6 +40,9 @@ describe('validateInput', () => {
     [{ ...ok, videos: [{ source: 'http://x/y.mp4' }] }, /unsupported scheme "http:"/],
     [{ ...ok, videos: [{ source: 'gs://b' }] }, /gs:\/\/bucket\/object/],
     [{ ...ok, videos: [{ source: '/a', videoGuid: 'v1' }, { source: '/b', videoGuid: 'v1' }] }, /duplicate video GUID/],
+    [{ ...ok, videos: [{ source: '/a', tracks: 'http://x/mot.txt' }] }, /unsupported scheme "http:"/],
+    [{ ...ok, videos: [{ source: '/a', track: '/mot.txt' }] }, /videos\[0\]\.track: unknown field \(allowed: source, videoGuid, tracks\)/],
+    [{ ...ok, options: { split: { valFraction: 0.5, testFraction: 0.5 } } }, /options\.split\.testFraction: valFraction \+ testFraction must be at most 0\.9/],
     [{ ...ok, tenantId: '..' }, /tenantId/],
     [{ ...ok, runGuid: 'Has Space' }, /runGuid/],
     [null, /must be a JSON object/],

@@ -12,6 +12,7 @@ import { cancelSignal, PIPELINE_STEP, progressQuery, RUN_GUID, TENANT_ID } from 
 import { STEP_NAMES } from '../src/workflows/steps';
 import type { StepInput } from '../src/workflows/types';
 import { WORKER_ID } from '../src/workers/worker';
+import { PATCH_RUN_DATASET, PATCH_VIDEO_TRACKS } from '../src/workflows/trainPipeline';
 import { mockActivities } from './helpers/mockActivities';
 import { testClient, withWorkers } from './helpers/temporal';
 
@@ -73,6 +74,29 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
     expect(summary.dataset).toMatchObject({ classes: 8, train: 60, val: 20 });
     expect(m.records[1].summary?.dataset).toEqual(summary.dataset);
     expect(m.calls.findIndex((c) => c.name === 'mergeRunDataset')).toBe(m.calls.length - 1);
+  });
+
+  it('hands a video its corrected tracks in every step input, behind the video-tracks patch; a single video makes no run dataset', async () => {
+    const m = mockActivities();
+    const tenantId = uniq();
+    const { summary, history } = await withWorkers(
+      m.cpu,
+      async (taskQueue) => {
+        const run = await startRun(client, { ...loadConfig(), taskQueue }, { tenantId, videos: [{ source: '/a.mp4', tracks: 'gs://bkt/t/mot.txt' }] });
+        return { summary: await run.handle.result(), history: await run.handle.fetchHistory() };
+      },
+      m.gpu,
+    );
+    expect(summary.status).toBe('completed');
+    expect(m.calls.filter((c) => STEP_NAMES.includes(c.name as never)).map((c) => (c.input as StepInput).tracks)).toEqual(STEP_NAMES.map(() => 'gs://bkt/t/mot.txt'));
+    const patches = history.events!.flatMap((e) => {
+      const data = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
+      return data ? [(JSON.parse(Buffer.from(data as Uint8Array).toString('utf8')) as { id: string }).id] : [];
+    });
+    expect(patches).toContain(PATCH_VIDEO_TRACKS);
+    expect(patches).not.toContain(PATCH_RUN_DATASET);
+    expect(m.calls.some((c) => c.name === 'mergeRunDataset')).toBe(false);
+    expect(summary.dataset).toBeUndefined();
   });
 
   it('answers the progress query, sets search attributes, and does not run the same run twice', async () => {

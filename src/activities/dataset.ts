@@ -168,6 +168,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
           background: { ...background, fill: input.options.background.fill },
           counts: { train, val, ...(input.options.split.testFraction > 0 ? { test } : {}), tracks },
           trainOnlyTracks: plan.trainOnlyTracks,
+          tracks: detections.tracks ?? { origin: 'tracker' },
           classes: plan.classes.map((trackId, index) => {
             const { train: tr, val: va, test: te } = tracks[trackId];
             return { index, name: className(trackId), track_id: trackId, train: tr, val: va, ...(te !== undefined ? { test: te } : {}) };

@@ -2,7 +2,11 @@
  * Steps 4 and 5: `initializeGrassMask` (CPU queue) and `detectPlayers` (GPU queue); docs/ARCHITECTURE.md
  * "The nine steps".
  */
-import { badMedia } from '../errors';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { tracksFromMot } from '../dataset/exports';
+import { badMedia, invalidInput } from '../errors';
+import { sha256 } from '../util/hash';
 import { frameDetectionsSchema, metadataFileSchema, type DetectionsFile, type FrameDetections, type TeamsFile } from '../storage/artifacts';
 import { readChunks, writeChunk, type ChunkRef } from '../storage/checkpoints';
 import type { RunLayout, VideoLayout } from '../storage/layout';
@@ -10,11 +14,11 @@ import { DEFAULT_OPTIONS } from '../validation';
 import type { RgbFrame } from '../vision/image/rgb';
 import { fitPitchModel } from '../vision/pitch/fit';
 import type { TrackletTrackerState } from '../vision/tracking/tracklets';
-import { VideoTracking } from '../vision/videoTracking';
-import type { DetectResult, GrassResult, StepInput } from '../workflows/types';
+import { VideoTracking, videoTeams } from '../vision/videoTracking';
+import type { DetectResult, GrassResult, StepInput, StepResultBase } from '../workflows/types';
 import type { ActivityDeps } from './deps';
-import { FRAME_IDS_ARTIFACT } from './ingest';
-import { runStep, type StepFiles } from './runStep';
+import { fetchSource, FRAME_IDS_ARTIFACT } from './ingest';
+import { runStep, type StepFiles, type StepOutput } from './runStep';
 import { heartbeat, previousHeartbeat } from './temporal';
 
 /** Frames sampled for the pitch colour model (evenly spaced over the video). */
@@ -128,6 +132,7 @@ export function createDetectActivities(deps: ActivityDeps) {
           tracker: { ...DEFAULT_OPTIONS.tracker, ...input.options.tracker },
           teams: input.options.teams ?? DEFAULT_OPTIONS.teams,
         };
+        if (input.tracks) return importTracks(deps, files, video, input, input.tracks, opts);
         const detector = await deps.getDetector(opts.detector.model);
         const ids = await listFrameIds(files, video);
         const meta = await files.readJson(video.metadata, metadataFileSchema);
@@ -182,6 +187,7 @@ export function createDetectActivities(deps: ActivityDeps) {
           frames,
           tracklets,
           ...(teams ? { teams } : {}),
+          tracks: { origin: 'tracker' },
         };
         await files.writeJson(video.detections, file);
         if (saved) await files.store.deletePrefix(layout.checkpointPrefix(input.videoGuid));
@@ -208,6 +214,75 @@ export function createDetectActivities(deps: ActivityDeps) {
         };
       });
     },
+  };
+}
+
+/** Largest corrected-tracks file step 5 reads (a MOT line is about 50 bytes: a million boxes). */
+export const MAX_TRACKS_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Step 5 with corrected tracks given (`input.tracks`, MOT Challenge form): the file is fetched under the same
+ * source policy as videos (src/activities/ingest.ts `fetchSource`), read onto the sampled frames
+ * (src/dataset/exports.ts `tracksFromMot`), kit colours and teams are taken as for tracked boxes, and
+ * `detections.json` records the file (`tracks`: source, sha256, boxes). No detector runs and no tracklets
+ * are cut or joined: the tracks are the classes.
+ * @throws PipelineError(InvalidInput) naming `tracks` for a source the policy refuses, a file over
+ *   {@link MAX_TRACKS_BYTES}, a malformed line (`tracks:line`) or no box on a sampled frame; BadMedia for a
+ *   missing file
+ */
+async function importTracks(
+  deps: ActivityDeps,
+  files: StepFiles,
+  video: VideoLayout,
+  input: StepInput,
+  tracks: string,
+  opts: ConstructorParameters<typeof VideoTracking>[0] & Pick<StepInput['options'], 'frameStride'>,
+): Promise<StepOutput<Omit<DetectResult, keyof StepResultBase>>> {
+  await mkdir(files.scratchDir, { recursive: true });
+  const tmpDir = await mkdtemp(path.join(files.scratchDir, 'tracks-'));
+  let text: string;
+  try {
+    const local = await fetchSource(files, tracks, input.tenantId, tmpDir, deps.sourcePolicy);
+    const { size } = await stat(local);
+    if (size > MAX_TRACKS_BYTES) throw invalidInput(tracks, `is ${size} bytes, over the limit of ${MAX_TRACKS_BYTES} bytes for corrected tracks (MAX_TRACKS_BYTES)`);
+    text = await readFile(local, 'utf8');
+  } finally {
+    await rm(tmpDir, { recursive: true, force: true });
+  }
+  const ids = await listFrameIds(files, video);
+  const imported = tracksFromMot(text, tracks, ids);
+  const meta = await files.readJson(video.metadata, metadataFileSchema);
+  const videoInfo = { fps: meta.fps, grass: input.grass };
+  const tracking = new VideoTracking(opts, videoInfo);
+  const frames: FrameDetections[] = [];
+  for (const frameId of ids) {
+    frames.push(await tracking.importedFrame(await files.readFrame(video.frame(frameId)), frameId, imported.frames.get(frameId)!));
+    heartbeat({ framesDone: frames.length, detections: frames.reduce((s, f) => s + f.detections.length, 0) });
+  }
+  const teams = opts.teams.enabled ? videoTeams(frames, !!input.grass?.pitchFound, opts.teams) : undefined;
+  const origin = { origin: 'imported' as const, source: tracks, sha256: sha256(text), boxes: imported.boxes, boxesNotSampled: imported.notSampled };
+  const file: DetectionsFile = {
+    model: { name: 'none', sha256: '', executionProvider: 'none', inputSize: 0 },
+    thresholds: {
+      confidence: opts.detector.confThreshold,
+      iou: opts.detector.iouThreshold,
+      classes: opts.detector.classes,
+      tiles: opts.detector.tiles,
+      tileSize: opts.detector.tileSize,
+      tileOverlap: opts.detector.tileOverlap,
+    },
+    tracker: { type: 'bytetrack', ...opts.tracker, trackBuffer: tracking.trackBuffer },
+    grass: input.grass ?? null,
+    frameStride: opts.frameStride,
+    frames,
+    tracklets: { count: imported.tracks, cuts: [], joins: [] },
+    ...(teams ? { teams } : {}),
+    tracks: origin,
+  };
+  await files.writeJson(video.detections, file);
+  return {
+    result: { frames: frames.length, detections: imported.boxes, tracks: imported.tracks, tracklets: imported.tracks, cuts: 0, joins: 0, model: 'none', modelSha256: '', object: video.detections },
+    details: { tracks: origin, teams: teams && teamCounts(teams) },
   };
 }
 

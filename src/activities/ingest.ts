@@ -38,7 +38,7 @@ export const FRAME_IDS_ARTIFACT = 'frameIds';
  *   to one), or one over `policy.maxBytes`; PipelineError(BadMedia) for a missing local file or object, or
  *   an HTTP 4xx; transient network errors are retryable (Transient).
  */
-async function fetchSource(files: StepFiles, source: string, tenantId: string, tmpDir: string, policy: SourcePolicy): Promise<string> {
+export async function fetchSource(files: StepFiles, source: string, tenantId: string, tmpDir: string, policy: SourcePolicy): Promise<string> {
   const parsed = parseSource(source);
   switch (parsed.kind) {
     case 'local':

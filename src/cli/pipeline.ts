@@ -31,10 +31,15 @@ async function main(): Promise<number> {
     .option('--stride <n>', 'keep every n-th decoded frame', int)
     .option('--max-frames <n>', 'at most n sampled frames per video', int)
     .option('--options <json>', 'pipeline options as JSON (see README "Options")')
+    .option('--tracks <file>', 'corrected tracks of the (one) video in MOT Challenge form, e.g. an edited exports/tracks_mot.txt: used instead of detection and tracking')
     .option('--no-progress', 'do not draw a progress bar')
     .parse();
-  const o = program.opts<{ tenant: string; runGuid?: string; stride?: number; maxFrames?: number; options?: string; progress: boolean }>();
+  const o = program.opts<{ tenant: string; runGuid?: string; stride?: number; maxFrames?: number; options?: string; tracks?: string; progress: boolean }>();
   const videos = program.args.length ? program.args : [DEFAULT_VIDEO];
+  if (o.tracks && videos.length !== 1) {
+    console.error(`--tracks: corrected tracks belong to one video, and ${videos.length} were given`);
+    return 2;
+  }
   if (!program.args.length && !existsSync(DEFAULT_VIDEO)) {
     console.error(`default video ${DEFAULT_VIDEO} is missing: install Debian's opencv-doc (npm run setup does) or name a video`);
     return 2;
@@ -56,7 +61,7 @@ async function main(): Promise<number> {
   for (const s of services) console.error(`${s.name.padEnd(8)} ${s.state.padEnd(9)} ${s.url ?? ''} ${s.detail}`);
 
   const client = await connectClient(cfg);
-  const input = { tenantId: o.tenant, runGuid: o.runGuid, videos: videos.map((source) => ({ source })), options };
+  const input = { tenantId: o.tenant, runGuid: o.runGuid, videos: videos.map((source) => ({ source, ...(o.tracks ? { tracks: o.tracks } : {}) })), options };
   let outcome: RunOutcome;
   try {
     const run = await startRun(client, cfg, input);

@@ -45,7 +45,8 @@ export interface StagedSource {
 }
 
 /**
- * Replaces each local source that the workers may not read by an upload of the file to the tenant's inbox.
+ * Replaces each local source (a video's `source`, and its corrected `tracks` when given) that the workers may
+ * not read by an upload of the file to the tenant's inbox.
  *
  * A local path stays as it is when it lies in `cfg.sourceRoots` (as written and, when it exists here, after
  * `realpath`) and outside the data folder, or when this process cannot read it (missing here: a worker
@@ -53,7 +54,8 @@ export interface StagedSource {
  * stay as they are.
  *
  * @param store the store to upload to (default: one for `cfg`).
- * @returns the videos to start the run with, in order, and what was done with each.
+ * @returns the videos to start the run with, in order, and what was done with each path (a video's source,
+ *   then its tracks when given).
  * @throws PipelineError(BadMedia) naming the path: a file to upload is not a regular file;
  *   PipelineError(InvalidInput): it is over `MAX_SOURCE_BYTES` or inside the stack's data folder
  *   (`DATAPREP_DATA_DIR`, emulator files included); storage errors as the store throws them.
@@ -62,42 +64,40 @@ export async function stageLocalSources(cfg: Config, tenantId: string, videos: r
   const policy = sourcePolicyOf(cfg);
   const staged: StagedSource[] = [];
   let uploader = store;
-  for (const v of videos) {
-    const parsed = parseSource(v.source);
-    if (parsed.kind !== 'local') {
-      staged.push({ given: v.source, source: v.source, action: 'kept' });
-      continue;
-    }
+  const stage = async (given: string): Promise<StagedSource> => {
+    const parsed = parseSource(given);
+    if (parsed.kind !== 'local') return { given, source: given, action: 'kept' };
     try {
       await confineLocalSource(parsed.path, policy);
-      staged.push({ given: v.source, source: v.source, action: 'kept' });
-      continue;
+      return { given, source: given, action: 'kept' };
     } catch (err) {
       if (!(err instanceof PipelineError)) throw err;
-      if (err.type !== ErrorType.InvalidInput) {
-        // Inside the roots but not readable here: the worker decides (and names the problem).
-        staged.push({ given: v.source, source: v.source, action: 'kept' });
-        continue;
-      }
+      // Inside the roots but not readable here: the worker decides (and names the problem).
+      if (err.type !== ErrorType.InvalidInput) return { given, source: given, action: 'kept' };
     }
     const file = path.resolve(parsed.path);
     const st = await stat(file).catch(() => undefined);
-    if (!st) {
-      // Not readable here (missing, no permission): nothing to upload; the workers refuse or report it.
-      staged.push({ given: v.source, source: v.source, action: 'kept' });
-      continue;
-    }
-    if (!st.isFile()) throw badMedia(v.source, 'not a regular file');
+    // Not readable here (missing, no permission): nothing to upload; the workers refuse or report it.
+    if (!st) return { given, source: given, action: 'kept' };
+    if (!st.isFile()) throw badMedia(given, 'not a regular file');
     if ((await inDataDir(file, policy, true)) || (await inDataDir(await realpath(file), policy, true))) {
-      throw invalidInput(v.source, 'is inside the data folder of the stack (DATAPREP_DATA_DIR), which is never a source');
+      throw invalidInput(given, 'is inside the data folder of the stack (DATAPREP_DATA_DIR), which is never a source');
     }
-    if (st.size > policy.maxBytes) throw invalidInput(v.source, overLimit(st.size, policy));
+    if (st.size > policy.maxBytes) throw invalidInput(given, overLimit(st.size, policy));
     const { sha256, md5 } = await hashes(file);
     const object = uploadObject(tenantId, sha256, uploadFileName(path.basename(file)));
     uploader ??= createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost, projectId: cfg.gcsProjectId, concurrency: cfg.storageConcurrency, maxRetries: cfg.storageMaxRetries });
     const present = (await uploader.list(object)).some((o) => o.name === object && o.md5 === md5);
     if (!present) await uploader.putFile(object, file, { contentType: 'application/octet-stream' });
-    staged.push({ given: v.source, source: `gs://${uploader.bucket}/${object}`, action: present ? 'stored' : 'uploaded' });
+    return { given, source: `gs://${uploader.bucket}/${object}`, action: present ? 'stored' : 'uploaded' };
+  };
+  const out: VideoInput[] = [];
+  for (const v of videos) {
+    const source = await stage(v.source);
+    staged.push(source);
+    const tracks = v.tracks === undefined ? undefined : await stage(v.tracks);
+    if (tracks) staged.push(tracks);
+    out.push({ ...v, source: source.source, ...(tracks ? { tracks: tracks.source } : {}) });
   }
-  return { videos: videos.map((v, i) => ({ ...v, source: staged[i].source })), staged };
+  return { videos: out, staged };
 }

@@ -11,8 +11,12 @@
  *   `annotations` (`bbox` as `[x, y, w, h]`, `area`, `iscrowd` 0, `score`, `track_id`, and CVAT-style
  *   `attributes` with `track_id`, team and role), `categories` (person).
  *
+ * And the way back: corrected tracks in MOT form onto a video's sampled frames ({@link tracksFromMot}).
+ *
  * Pure.
  */
+import { invalidInput } from '../errors';
+import { parseMotGroundTruth } from './identity/groundTruth';
 
 /** One tracked box as the exports read it (a `detections.json` box, src/storage/artifacts.ts). */
 export interface ExportBox {
@@ -114,3 +118,57 @@ export function cocoJson(
     categories: [{ id: COCO_PERSON_CATEGORY, name: 'person', supercategory: 'person' }],
   };
 }
+
+/** A box of an imported MOT file, on a sampled frame. */
+export interface ImportedBox {
+  /** MOT `id` - 1 (the inverse of {@link motText}). */
+  track_id: number;
+  /** `[x1, y1, x2, y2]` in source pixels, rounded to 2 decimals as stored boxes are. */
+  bbox: [number, number, number, number];
+  /** The line's `conf`, or 1 when it has none or a negative one (a hand-drawn box). */
+  score: number;
+}
+
+/** Result of {@link tracksFromMot}. */
+export interface ImportedTracks {
+  /** Boxes by sampled frame id (every sampled frame present, possibly with no box), in MOT id order. */
+  frames: Map<number, ImportedBox[]>;
+  /** Boxes on sampled frames. */
+  boxes: number;
+  /** Boxes on frames that are not sampled (ignored: interpolated frames of an annotation tool, say). */
+  notSampled: number;
+  /** Distinct track ids on sampled frames. */
+  tracks: number;
+}
+
+/**
+ * Reads corrected tracks in MOT Challenge form (as {@link motText} writes them, or as CVAT and FiftyOne
+ * export them) onto a video's sampled frames: `frame` - 1 is the `frame_id`, `id` - 1 the `track_id`. Lines
+ * whose `conf` is 0 are MOT "ignore" entries and are skipped.
+ * @param name the file's name in error messages (the caller's source)
+ * @param frameIds the video's sampled frame ids
+ * @throws PipelineError(InvalidInput, `name:line`) from `parseMotGroundTruth` (./identity/groundTruth.ts) for a
+ *   malformed line or a track twice in a frame; PipelineError(InvalidInput, name) when no box falls on a
+ *   sampled frame
+ */
+export function tracksFromMot(text: string, name: string, frameIds: readonly number[]): ImportedTracks {
+  const sampled = new Set(frameIds);
+  const frames = new Map<number, ImportedBox[]>(frameIds.map((id) => [id, []]));
+  let notSampled = 0;
+  const ids = new Set<number>();
+  for (const b of parseMotGroundTruth(text, name)) {
+    if (!sampled.has(b.frameId)) {
+      notSampled++;
+      continue;
+    }
+    ids.add(b.personId);
+    frames.get(b.frameId)!.push({ track_id: b.personId - 1, bbox: b.bbox.map(round2) as ImportedBox['bbox'], score: b.conf !== undefined && b.conf > 0 ? b.conf : 1 });
+  }
+  const boxes = [...frames.values()].reduce((s, l) => s + l.length, 0);
+  if (boxes === 0) throw invalidInput(name, `no box lies on one of the video's ${frameIds.length} sampled frames (MOT frames are 1-based: frame = frame_id + 1)${notSampled ? `; ${notSampled} boxes are on other frames` : ''}`);
+  for (const l of frames.values()) l.sort((a, b) => a.track_id - b.track_id);
+  return { frames, boxes, notSampled, tracks: ids.size };
+}
+
+/** Rounds to 2 decimals, the precision of stored boxes (`round2` in src/vision/players.ts). */
+const round2 = (x: number) => Math.round(x * 100) / 100;

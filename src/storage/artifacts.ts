@@ -174,6 +174,19 @@ export const frameDetectionsSchema = z.object({
 /** One sampled frame's entry of `detections.json`. */
 export type FrameDetections = z.output<typeof frameDetectionsSchema>;
 
+/**
+ * Where a video's tracks come from: step 5's detector and tracker (`tracker`), or corrected tracks in MOT form
+ * given with the video (`imported`: the caller's `source`, the file's sha256, its boxes on sampled frames and
+ * those on other frames, which were ignored). With imported tracks `model` names no model (`none`).
+ */
+export const tracksOriginSchema = z.object({
+  origin: z.enum(['tracker', 'imported']),
+  source: z.string().optional(),
+  sha256: z.string().optional(),
+  boxes: count.optional(),
+  boxesNotSampled: count.optional(),
+});
+
 /** `detections.json` (step 5): per sampled frame, the tracked boxes; with the model, thresholds and tracker. */
 export const detectionsFileSchema = z.object({
   model: z.object({ name: z.string(), sha256: z.string(), executionProvider: z.string(), inputSize: count }),
@@ -213,6 +226,8 @@ export const detectionsFileSchema = z.object({
   frames: z.array(frameDetectionsSchema),
   /** Team and role per class (absent when teams are off and in older runs). */
   teams: teamsSchema.optional(),
+  /** Where the tracks come from (absent in older runs: the tracker). */
+  tracks: tracksOriginSchema.optional(),
 });
 /** `detections.json`. */
 export type DetectionsFile = z.output<typeof detectionsFileSchema>;
@@ -338,6 +353,8 @@ export const manifestSchema = z.object({
       tracks: z.record(z.string(), z.object({ team: z.enum(['A', 'B']).nullable(), role: z.enum(['player', 'goalkeeper', 'referee', 'other']).nullable() })),
     })
     .optional(),
+  /** Where the video's tracks come from, as in `detections.json` (absent in older runs: the tracker). */
+  tracks: tracksOriginSchema.optional(),
   images: z.array(manifestImageSchema),
 });
 /** `datasets/manifest.json`. */

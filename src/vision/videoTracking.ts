@@ -127,18 +127,34 @@ export class VideoTracking {
   async track(detector: Detector, input: Buffer | RgbFrame, frameId: number): Promise<{ frame: TrackedFrame; result: FrameResult }> {
     const image = Buffer.isBuffer(input) ? await decodeImage(input) : input;
     const r = await detectAndTrackFrame(detector, this.tracker, image, frameId, this.frameOptions);
-    const kitOf = (bbox: BBox): { kit?: [number, number, number] } => {
-      const kit = this.kitPitch && boxKit(image, bbox, this.kitPitch);
-      return kit ? { kit: kit.lab.map(round1) as [number, number, number] } : {};
-    };
     const rec = frameRecord(frameId, r);
     const frame: TrackedFrame = {
       ...rec,
-      detections: rec.detections.map((d, i) => ({ ...d, ...kitOf(r.tracked[i].bbox) })),
+      detections: rec.detections.map((d, i) => ({ ...d, ...this.kitOf(image, r.tracked[i].bbox) })),
       ...(this.tracker.lastShotChange ? { shot_change: true as const } : {}),
       ...(r.cuts.length ? { cuts: r.cuts.map((c) => ({ frame_id: c.frameId, reason: c.reason, old_tracklet_id: c.oldTrackletId, new_tracklet_id: c.newTrackletId })) } : {}),
     };
     return { frame, result: r };
+  }
+
+  /**
+   * The stored frame of boxes given from outside (corrected tracks, src/dataset/exports.ts `tracksFromMot`):
+   * no detection and no tracking; kit colours are taken as {@link track} takes them. `class` is the first of
+   * `detector.classes` (0, person, by default).
+   * @param input the frame as stored (JPEG) or decoded
+   * @param boxes the frame's boxes, `bbox` `[x1, y1, x2, y2]` in source pixels
+   * @throws what the decoder throws
+   */
+  async importedFrame(input: Buffer | RgbFrame, frameId: number, boxes: readonly { track_id: number; bbox: [number, number, number, number]; score: number }[]): Promise<TrackedFrame> {
+    const image = Buffer.isBuffer(input) ? await decodeImage(input) : input;
+    const cls = this.opts.detector.classes[0];
+    return { frame_id: frameId, width: image.width, height: image.height, detections: boxes.map((b) => ({ track_id: b.track_id, bbox: b.bbox, score: b.score, class: cls, ...this.kitOf(image, b.bbox) })) };
+  }
+
+  /** The kit colour of a box as stored (CIELAB rounded to 0.1), when teams are on and the video has a pitch. */
+  private kitOf(image: RgbFrame, bbox: BBox): { kit?: [number, number, number] } {
+    const kit = this.kitPitch && boxKit(image, bbox, this.kitPitch);
+    return kit ? { kit: kit.lab.map(round1) as [number, number, number] } : {};
   }
 
   /** The tracker's state after the latest frame, for a checkpoint. */

@@ -133,6 +133,7 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
     videoGuid: input.videoGuid,
     workflowId: input.workflowId,
     source: input.source,
+    ...(input.tracks ? { tracks: input.tracks } : {}),
     options: input.options,
   };
 

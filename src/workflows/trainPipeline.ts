@@ -77,6 +77,19 @@ const runDataset = proxyActivities<Activities>({
 export const PATCH_RUN_DATASET = 'run-level-dataset';
 
 /**
+ * Patch id: a video may carry corrected `tracks` (src/validation.ts `VideoInput`). Asked only of inputs that
+ * have them, so executions without them record nothing; one recorded before the patch refused the field as
+ * unknown and replays so.
+ */
+export const PATCH_VIDEO_TRACKS = 'video-tracks';
+
+/** Whether a raw input names `tracks` on any video (before validation, so without trusting its shape). */
+function hasVideoTracks(raw: unknown): boolean {
+  const videos = raw && typeof raw === 'object' ? (raw as { videos?: unknown }).videos : undefined;
+  return Array.isArray(videos) && videos.some((v) => v !== null && typeof v === 'object' && 'tracks' in v);
+}
+
+/**
  * The run GUID: the input's, else the one embedded in the workflow id when it is the conventional id of
  * this tenant's run (`train-pipeline:{tenantId}:{runGuid}`, src/workflows/ids.ts), else a
  * workflow-deterministic UUID (stable under replay). Executions started before {@link PATCH_UNAMBIGUOUS_IDS}
@@ -157,7 +170,7 @@ export async function trainPipeline(rawInput: TrainPipelineInput): Promise<RunSu
   let v: ValidatedInput;
   let runGuid: string;
   try {
-    v = validateInput(rawInput, { legacy: !unambiguousIds });
+    v = validateInput(rawInput, { legacy: !unambiguousIds, tracks: hasVideoTracks(rawInput) && patched(PATCH_VIDEO_TRACKS) });
     runGuid = resolveRunGuid(v.tenantId, v.runGuid, info.workflowId, unambiguousIds);
     if (unambiguousIds) assertWorkflowIdMatches(info.workflowId, v.tenantId, runGuid);
   } catch (err) {
@@ -183,7 +196,7 @@ export async function trainPipeline(rawInput: TrainPipelineInput): Promise<RunSu
     throw failure;
   }
 
-  const videos = v.videos.map((video) => ({ source: video.source, videoGuid: video.videoGuid ?? uuid4() }));
+  const videos = v.videos.map((video) => ({ source: video.source, videoGuid: video.videoGuid ?? uuid4(), ...(video.tracks ? { tracks: video.tracks } : {}) }));
   upsertSearchAttributes([
     { key: TENANT_ID, value: v.tenantId },
     { key: RUN_GUID, value: runGuid },
@@ -251,7 +264,7 @@ export async function trainPipeline(rawInput: TrainPipelineInput): Promise<RunSu
             { key: TENANT_ID, value: v.tenantId },
             { key: RUN_GUID, value: runGuid },
           ],
-          args: [{ tenantId: v.tenantId, runGuid, videoGuid: video.videoGuid, workflowId: info.workflowId, source: video.source, options: v.options }],
+          args: [{ tenantId: v.tenantId, runGuid, videoGuid: video.videoGuid, workflowId: info.workflowId, source: video.source, ...(video.tracks ? { tracks: video.tracks } : {}), options: v.options }],
         }),
       ),
     ),

@@ -21,6 +21,8 @@ export interface VideoRef {
 /** Input of every per-video step activity. */
 export interface StepInput extends VideoRef {
   source: string;
+  /** Corrected tracks (MOT Challenge form) that step 5 takes instead of detecting and tracking; see `VideoInput.tracks`. */
+  tracks?: string;
   options: PipelineOptions;
   /** Pitch model from step 4, for steps that need it (small: a few numbers). */
   grass?: PitchModel;
@@ -283,6 +285,8 @@ export interface RunDatasetResult {
 /** Input of the per-video child workflow `processVideo`. */
 export interface ProcessVideoInput extends VideoRef {
   source: string;
+  /** See `VideoInput.tracks` (src/validation.ts). */
+  tracks?: string;
   options: PipelineOptions;
 }
 

@@ -29,6 +29,8 @@ export interface GtBox {
   personId: number;
   /** [x1, y1, x2, y2] in source-frame pixels. */
   bbox: BBox;
+  /** The line's `conf` field (7th), when it has one. */
+  conf?: number;
 }
 
 /** Team and role of one person. */
@@ -76,7 +78,7 @@ export function parseMotGroundTruth(text: string, name = 'gt.txt'): GtBox[] {
     const key = `${frame}/${id}`;
     if (seen.has(key)) throw invalidInput(where, `person ${id} appears twice in frame ${frame}`);
     seen.add(key);
-    boxes.push({ frameId: frame - 1, personId: id, bbox: [x, y, x + w, y + h] });
+    boxes.push({ frameId: frame - 1, personId: id, bbox: [x, y, x + w, y + h], ...(f.length >= 7 ? { conf: f[6] } : {}) });
   }
   return boxes;
 }
