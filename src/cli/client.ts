@@ -40,17 +40,20 @@ function hashGuid(text: string): string {
 }
 
 /**
- * Completes a run input on the client side: local paths become absolute, missing video GUIDs are derived
+ * Completes a run input on the client side: local paths (sources and tracks) become absolute, missing video GUIDs are derived
  * from the source (first 16 hex digits of its sha256), and a missing run GUID is derived from tenant, videos
  * and options, so starting the same run twice yields the same workflow id and does not run it twice.
  * Sources are parsed with the same parser as the workflow and the importer (src/sources.ts).
  * @throws PipelineError(InvalidInput) for invalid input (validated exactly as the workflow does).
  */
 export function prepareInput(input: TrainPipelineInput): Required<Pick<TrainPipelineInput, 'tenantId' | 'runGuid' | 'videos'>> & TrainPipelineInput {
+  const absolute = (s: string) => {
+    const parsed = parseSource(s);
+    return parsed.kind === 'local' ? path.resolve(parsed.path) : s;
+  };
   const videos: VideoInput[] = input.videos.map((v) => {
-    const parsed = parseSource(v.source);
-    const source = parsed.kind === 'local' ? path.resolve(parsed.path) : v.source;
-    return { source, videoGuid: v.videoGuid ?? sha256(source).slice(0, 16) };
+    const source = absolute(v.source);
+    return { source, videoGuid: v.videoGuid ?? sha256(source).slice(0, 16), ...(v.tracks !== undefined ? { tracks: absolute(v.tracks) } : {}) };
   });
   const withGuids = { ...input, videos };
   validateInput(withGuids);
