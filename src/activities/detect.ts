@@ -173,17 +173,7 @@ export function createDetectActivities(deps: ActivityDeps) {
         const tracks = new Set(frames.flatMap((f) => f.detections.map((d) => d.track_id))).size;
         const file: DetectionsFile = {
           model: { name: detector.modelName, sha256: detector.modelSha256, executionProvider: detector.executionProvider, inputSize: detector.inputSize },
-          thresholds: {
-            confidence: opts.detector.confThreshold,
-            iou: opts.detector.iouThreshold,
-            classes: opts.detector.classes,
-            tiles: opts.detector.tiles,
-            tileSize: opts.detector.tileSize,
-            tileOverlap: opts.detector.tileOverlap,
-          },
-          tracker: { type: 'bytetrack', ...opts.tracker, trackBuffer: tracking.trackBuffer },
-          grass: input.grass ?? null,
-          frameStride: opts.frameStride,
+          ...detectionsSettings(opts, tracking, input),
           frames,
           tracklets,
           ...(teams ? { teams } : {}),
@@ -217,6 +207,26 @@ export function createDetectActivities(deps: ActivityDeps) {
   };
 }
 
+/** The settings `detections.json` records: detector thresholds, tracker options, the pitch model, the stride. */
+function detectionsSettings(opts: StepOptions, tracking: VideoTracking, input: StepInput): Pick<DetectionsFile, 'thresholds' | 'tracker' | 'grass' | 'frameStride'> {
+  return {
+    thresholds: {
+      confidence: opts.detector.confThreshold,
+      iou: opts.detector.iouThreshold,
+      classes: opts.detector.classes,
+      tiles: opts.detector.tiles,
+      tileSize: opts.detector.tileSize,
+      tileOverlap: opts.detector.tileOverlap,
+    },
+    tracker: { type: 'bytetrack', ...opts.tracker, trackBuffer: tracking.trackBuffer },
+    grass: input.grass ?? null,
+    frameStride: opts.frameStride,
+  };
+}
+
+/** Step 5's options, with the option groups older runs lack filled by the defaults. */
+type StepOptions = ConstructorParameters<typeof VideoTracking>[0] & Pick<StepInput['options'], 'frameStride'>;
+
 /** Largest corrected-tracks file step 5 reads (a MOT line is about 50 bytes: a million boxes). */
 export const MAX_TRACKS_BYTES = 64 * 1024 * 1024;
 
@@ -236,7 +246,7 @@ async function importTracks(
   video: VideoLayout,
   input: StepInput,
   tracks: string,
-  opts: ConstructorParameters<typeof VideoTracking>[0] & Pick<StepInput['options'], 'frameStride'>,
+  opts: StepOptions,
 ): Promise<StepOutput<Omit<DetectResult, keyof StepResultBase>>> {
   await mkdir(files.scratchDir, { recursive: true });
   const tmpDir = await mkdtemp(path.join(files.scratchDir, 'tracks-'));
@@ -263,17 +273,7 @@ async function importTracks(
   const origin = { origin: 'imported' as const, source: tracks, sha256: sha256(text), boxes: imported.boxes, boxesNotSampled: imported.notSampled };
   const file: DetectionsFile = {
     model: { name: 'none', sha256: '', executionProvider: 'none', inputSize: 0 },
-    thresholds: {
-      confidence: opts.detector.confThreshold,
-      iou: opts.detector.iouThreshold,
-      classes: opts.detector.classes,
-      tiles: opts.detector.tiles,
-      tileSize: opts.detector.tileSize,
-      tileOverlap: opts.detector.tileOverlap,
-    },
-    tracker: { type: 'bytetrack', ...opts.tracker, trackBuffer: tracking.trackBuffer },
-    grass: input.grass ?? null,
-    frameStride: opts.frameStride,
+    ...detectionsSettings(opts, tracking, input),
     frames,
     tracklets: { count: imported.tracks, cuts: [], joins: [] },
     ...(teams ? { teams } : {}),
