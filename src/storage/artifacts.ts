@@ -40,9 +40,10 @@ export function parseArtifact<S extends z.ZodType>(schema: S, objectName: string
 }
 
 const int = z.number().int();
-const count = z.number().int().min(0);
+/** A count or index: an integer >= 0. */
+export const count = z.number().int().min(0);
 /** `[x1, y1, x2, y2]` in source pixels. */
-const bbox = z.tuple([z.number(), z.number(), z.number(), z.number()]);
+export const bbox = z.tuple([z.number(), z.number(), z.number(), z.number()]);
 
 /** What ffprobe told about the imported video (`VideoMetadata` of src/vision/media/probe.ts). */
 export const videoMetadataSchema = z.object({
@@ -257,7 +258,8 @@ export const cropIndexSchema = z.object({
 /** The crop index. */
 export type CropIndex = z.output<typeof cropIndexSchema>;
 
-const augmentationSchema = z.object({
+/** One augmented copy's parameters (`Augmentation` of src/dataset/augment.ts). */
+export const augmentationSchema = z.object({
   seed: z.string(),
   flip: z.boolean(),
   brightness: z.number(),
@@ -360,44 +362,6 @@ export const manifestSchema = z.object({
 /** `datasets/manifest.json`. */
 export type Manifest = z.output<typeof manifestSchema>;
 
-/**
- * `dataset/manifest.json` of a run with several videos (the run-level dataset, src/dataset/merge.ts; written
- * last): every image with its place in the run dataset and the video image it was copied from.
- */
-export const runManifestSchema = z.object({
-  tenantId: z.string(),
-  runGuid: z.string(),
-  layout: z.literal('ImageFolder'),
-  /** Each video's own dataset manifest (bucket key). */
-  videos: z.array(z.object({ videoGuid: z.string(), manifest: z.string(), images: count })),
-  counts: z.object({ train: count, val: count, test: count.optional() }),
-  /** Classes in class-index order: `classes.txt` line i and `data.yaml` `names[i]`. */
-  classes: z.array(z.object({ index: count, name: z.string(), videoGuid: z.string(), track_id: count, train: count, val: count, test: count.optional() })),
-  images: z.array(
-    z.object({
-      /** Object name in the bucket. */
-      path: z.string(),
-      /** Path relative to the run dataset root `dataset/`. */
-      file: z.string(),
-      uri: z.string(),
-      split: z.enum(['train', 'val', 'test']),
-      class_index: count,
-      class_name: z.string(),
-      videoGuid: z.string(),
-      track_id: count,
-      frame_id: count,
-      bbox,
-      /** The video dataset image this one was copied from (bucket key). */
-      copied_from: z.string(),
-      source_crop: z.string(),
-      augmentation: augmentationSchema.nullable(),
-      team: z.enum(['A', 'B']).nullable(),
-      role: z.enum(['player', 'goalkeeper', 'referee', 'other']).nullable(),
-    }),
-  ),
-});
-/** `dataset/manifest.json` of a run. */
-export type RunManifest = z.output<typeof runManifestSchema>;
 
 /** Storage and cache counters of a step (`StepIo` of src/workflows/types.ts). */
 const stepIoSchema = z.object({

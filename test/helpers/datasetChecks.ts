@@ -9,7 +9,8 @@ import { expect } from 'vitest';
 import { parse } from 'yaml';
 import type { CocoExport } from '../../src/dataset/exports';
 import { parseMotGroundTruth } from '../../src/dataset/identity/groundTruth';
-import { detectionsFileSchema, manifestSchema, parseArtifact, runManifestSchema, type Manifest, type RunManifest } from '../../src/storage/artifacts';
+import { detectionsFileSchema, manifestSchema, parseArtifact, type Manifest } from '../../src/storage/artifacts';
+import { runManifestSchema, type RunManifest } from '../../src/storage/runManifest';
 import type { ObjectStore } from '../../src/storage/gcs';
 import type { DatasetFolder, RunLayout, VideoLayout } from '../../src/storage/layout';
 
