@@ -82,7 +82,10 @@ export function createRunDatasetActivities(deps: ActivityDeps) {
             role: i.role as RunManifest['images'][number]['role'],
           };
         });
-        const count = (split: string, name?: string) => images.filter((i) => i.split === split && (name === undefined || i.class_name === name)).length;
+        // Images per split, overall and per class, in one pass.
+        const tally = new Map<string, number>();
+        for (const i of images) for (const k of [i.split, `${i.split}/${i.class_name}`]) tally.set(k, (tally.get(k) ?? 0) + 1);
+        const count = (split: string, name?: string) => tally.get(name === undefined ? split : `${split}/${name}`) ?? 0;
         const splits = (['train', 'val', 'test'] as const).filter((sp) => count(sp) > 0);
         const folders = [...new Set(images.map((i) => i.file.split('/')[0]))].sort();
         const hasTest = splits.includes('test');

@@ -5,6 +5,8 @@
  * copies the objects server-side.
  */
 
+import { byCodePoint } from './split';
+
 /** One image of a video's dataset, as its manifest lists it (src/storage/artifacts.ts `manifestImageSchema`). */
 export interface VideoDatasetImage {
   /** Path relative to the video's `datasets/`: `{folder}/track_{id}/{name}.jpg`. */
@@ -68,7 +70,7 @@ export function planRunDataset(videos: readonly VideoDataset[]): RunDatasetPlan 
   }
   const names = new Set<string>();
   for (const v of videos) for (const i of v.images) names.add(runClassName(v.videoGuid, i.track_id));
-  const classes = [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const classes = [...names].sort(byCodePoint);
   const index = new Map(classes.map((n, k) => [n, k]));
   const images: RunDatasetImage[] = [];
   for (const v of videos) {

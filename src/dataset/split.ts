@@ -83,11 +83,12 @@ export function className(trackId: number): string {
  * `track_2`). Index i of the result is class index i in every loader that numbers folders that way.
  */
 export function classOrder(trackIds: Iterable<number>): number[] {
-  return [...new Set(trackIds)].sort((a, b) => {
-    const x = className(a);
-    const y = className(b);
-    return x < y ? -1 : x > y ? 1 : 0;
-  });
+  return [...new Set(trackIds)].sort((a, b) => byCodePoint(className(a), className(b)));
+}
+
+/** Comparator of class names in code-point order, the order of Python's `sorted()` on ASCII names. */
+export function byCodePoint(x: string, y: string): number {
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 /**
