@@ -21,6 +21,7 @@ import { RunLayout } from '../src/storage/layout';
 import { videoWorkflowId } from '../src/workflows/ids';
 import { STEP_NAMES } from '../src/workflows/steps';
 import type { RunSummary, StepResultBase } from '../src/workflows/types';
+import { expectExportsAgree, expectLoadableDataset } from './helpers/datasetChecks';
 import { spawnWorkerProcess, testClient } from './helpers/temporal';
 
 const MEDIA = process.env.TEST_MEDIA_DIR;
@@ -82,7 +83,14 @@ describe.skipIf(!MEDIA)('the main job on the whole soccer clip (TEST_MEDIA_DIR)'
       rows.push({ step: `${i + 1} ${name}`, seconds: Math.round(r.durationMs / 100) / 10, ...r.liveness, loopMaxMs: r.eventLoopDelayMs?.max });
       expect(r.liveness?.maxHeartbeatGapMs).toBeLessThan(15_000);
     }
-    console.log(`soccer.e2e: ${JSON.stringify(v.counts)}`);
+    // The dataset loads as ML tools read it: one class list in every split, no empty folder, data.yaml and
+    // classes.txt match the folders, every manifest row resolves, the CSV/JSONL agree, and the MOT/COCO
+    // exports agree with detections.json.
+    const video = layout.video(v.videoGuid);
+    const manifest = await expectLoadableDataset(store, video, 2);
+    await expectExportsAgree(store, video);
+    expect(manifest.classes!.every((c) => c.train > 0 && c.val > 0)).toBe(true);
+    console.log(`soccer.e2e: ${JSON.stringify(v.counts)}, ${manifest.classes!.length} classes, ${manifest.excludedTracks!.length} tracks left out`);
     console.table(rows);
   }, 3_600_000);
 });
