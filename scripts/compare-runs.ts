@@ -24,6 +24,7 @@ const VOLATILE_KEYS = new Set([
   'finishedAt',
   'updatedAt',
   'durationMs',
+  'inferenceMs',
   'io',
   'eventLoopDelayMs',
   'liveness',

@@ -152,10 +152,14 @@ export function createDetectActivities(deps: ActivityDeps) {
           dropReasons = { ...checkpoint.state.dropReasons };
         }
         let saved: DetectCheckpointRef | undefined = checkpoint?.state;
+        // Model time of this attempt (onnxruntime `session.run` only, every pass of every frame it detected):
+        // the figure the end-to-end wall time is compared with (bench/scale.ts).
+        let inferenceMs = 0;
         for (const frameId of ids.slice(frames.length)) {
           const { frame, result: r } = await tracking.track(detector, await files.readFrame(video.frame(frameId)), frameId);
           for (const d of r.dropped) dropReasons[d.reason] = (dropReasons[d.reason] ?? 0) + 1;
           if (r.detectStats.tiled) tiledFrames++;
+          inferenceMs += r.timings.inferenceMs;
           frames.push(frame);
           count += r.tracked.length;
           // Every DETECT_CHUNK_FRAMES frames: the new frames go to GCS as a chunk, and the heartbeat carries the
@@ -199,6 +203,7 @@ export function createDetectActivities(deps: ActivityDeps) {
             trackBuffer: tracking.trackBuffer,
             pitchFilter: tracking.frameOptions.pitch !== null,
             resumedFromFrame,
+            inferenceMs: Math.round(inferenceMs),
             teams: teams && teamCounts(teams),
           },
         };
