@@ -26,6 +26,7 @@ export const UNIT_TESTS = [
   'test/runCache.test.ts',
   'test/sources.test.ts',
   'test/split.test.ts',
+  'test/stitch.test.ts',
   'test/classList.test.ts',
   'test/tables.test.ts',
   'test/exports.test.ts',
