@@ -12,12 +12,26 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
-import type { IdentityRole } from '../src/dataset/identity/groundTruth';
+import type { IdentityGroundTruth, IdentityRole } from '../src/dataset/identity/groundTruth';
 import { evaluateIdentity, visibleStretches, type CropSplit, type IdentityReport, type PredictedLabel, type StretchReport } from '../src/dataset/identity/metrics';
-import { detectionsFileSchema, manifestSchema } from '../src/storage/artifacts';
+import { detectionsFileSchema, manifestSchema, type FrameDetections } from '../src/storage/artifacts';
 import type { Detector } from '../src/vision/detection/detector';
 import { detailText, stretchText, summaryTable } from './identity/format';
-import { defaultOptions, fixtureNames, hasTracklets, loadFixture, predictedFrames, prepareVideo, realDetector, splitOfRun, trackFrames, type StoredFrame } from './identity/replay';
+import { planSegments, stitchSegments } from '../src/vision/tracking/stitch';
+import {
+  defaultOptions,
+  fixtureNames,
+  hasTracklets,
+  loadFixture,
+  predictedFrames,
+  prepareVideo,
+  realDetector,
+  splitOfRun,
+  trackFrames,
+  type PipelineOptions,
+  type PreparedVideo,
+  type StoredFrame,
+} from './identity/replay';
 
 /** Where the fixtures' videos are: vtest.avi from Debian's opencv-doc, the soccer clip under TEST_MEDIA_DIR. */
 function knownSource(name: string): string | undefined {
@@ -69,10 +83,28 @@ const program = new Command()
   .option('--teams <file>', 'predicted team/role per class (JSON: a detections.json with teams, or {"<track_id>": {team, role}}), for team accuracy')
   .option('--write-detections <dir>', 'write the tracked frames of each video as {dir}/{name}.detections.json (frames, tracklets, teams)')
   .option('--options <json>', 'pipeline options to try instead of the defaults, as a run takes them (e.g. \'{"tracker":{"joins":{"margin":0.05}}}\')', '{}')
+  .option('--segment-seconds <s>', 'also track in time segments of this length, each on its own, stitched on their overlaps (src/vision/tracking/stitch.ts), and report that next to the whole-video tracking')
+  .option('--overlap-seconds <s>', 'overlap of neighbouring segments, seconds', '2')
   .option('--from-start', 'track from the first sampled frame of the video (default: from the first annotated frame)')
   .option('--work <dir>', 'cache folder', '.data/identity-eval')
   .option('--json <file>', 'also write the full reports as JSON')
   .option('--details <n>', 'lines of detail per list', '15');
+
+/**
+ * The tracking of `range` done in time segments (`planSegments`), each tracked on its own by `trackFrames`
+ * as a segment's activity would, then stitched (`stitchSegments`), and its identity report against `gt`.
+ */
+async function segmented(video: PreparedVideo, detector: Detector, options: PipelineOptions, range: { from: number; to: number }, gt: IdentityGroundTruth, seconds: number, overlap: number) {
+  const plan = planSegments(range.to - range.from + 1, Math.round(seconds * video.fps), Math.round(overlap * video.fps));
+  const parts: FrameDetections[][] = [];
+  for (const seg of plan) parts.push((await trackFrames(video, detector, options, { from: range.from + seg.from, to: range.from + seg.to })).detections);
+  const stitched = stitchSegments(parts);
+  const frames = predictedFrames(stitched.frames);
+  const name = `${video.name} (${plan.length} segments of ${seconds} s)`;
+  const links = stitched.links.map((l) => `${l.segment}:${l.localTrackId}->${l.trackId}`).join(' ');
+  console.log(`${name}: cuts at frames ${stitched.cuts.slice(1).join(', ')}; ${stitched.links.length} tracks continued (${links || 'none'})`);
+  return { name, report: evaluateIdentity(gt, frames, { splitOf: splitOfRun(frames, options, video.fps) }) };
+}
 
 async function main(): Promise<void> {
   const o = program.parse().opts<{
@@ -84,6 +116,8 @@ async function main(): Promise<void> {
     teams?: string;
     writeDetections?: string;
     fromStart?: boolean;
+    segmentSeconds?: string;
+    overlapSeconds: string;
     options: string;
     work: string;
     json?: string;
@@ -137,6 +171,7 @@ async function main(): Promise<void> {
     const stretches = visibleStretches(gt, Math.round(options.tracker.joins.maxGapSeconds * video.fps));
     reports.push({ name, report: evaluateIdentity(gt, run.frames, { classLabels: teams ?? (run.teams && teamLabelsOf({ teams: run.teams })), splitOf }), stretches });
     if (hasTracklets(run.detections)) reports.push({ name: `${name} (tracklets)`, report: evaluateIdentity(gt, predictedFrames(run.detections, 'tracklet')) });
+    if (o.segmentSeconds) reports.push(await segmented(video, detector, options, { from, to }, gt, Number(o.segmentSeconds), Number(o.overlapSeconds)));
     if (o.writeDetections) {
       await mkdir(o.writeDetections, { recursive: true });
       await writeFile(path.join(o.writeDetections, `${name}.detections.json`), JSON.stringify({ frames: run.detections, tracklets: run.tracklets, ...(run.teams ? { teams: run.teams } : {}) }));
