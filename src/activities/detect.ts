@@ -155,8 +155,20 @@ export function createDetectActivities(deps: ActivityDeps) {
         // Model time of this attempt (onnxruntime `session.run` only, every pass of every frame it detected):
         // the figure the end-to-end wall time is compared with (bench/scale.ts).
         let inferenceMs = 0;
-        for (const frameId of ids.slice(frames.length)) {
-          const { frame, result: r } = await tracking.track(detector, await files.readFrame(video.frame(frameId)), frameId);
+        // The next frame is read and decoded (sharp, on libuv's thread pool) while this frame's model runs on
+        // the event loop, so the JPEG decode of each read (RunFiles.readFrame) overlaps inference.
+        const todo = ids.slice(frames.length);
+        const readAhead = (i: number) => {
+          if (i >= todo.length) return undefined;
+          const p = files.readFrame(video.frame(todo[i]));
+          p.catch(() => undefined); // awaited below; a read left behind by an early exit must not go unhandled
+          return p;
+        };
+        let next = readAhead(0);
+        for (const [i, frameId] of todo.entries()) {
+          const image = await next!;
+          next = readAhead(i + 1);
+          const { frame, result: r } = await tracking.track(detector, image, frameId);
           for (const d of r.dropped) dropReasons[d.reason] = (dropReasons[d.reason] ?? 0) + 1;
           if (r.detectStats.tiled) tiledFrames++;
           inferenceMs += r.timings.inferenceMs;

@@ -20,8 +20,8 @@ import { currentLiveness, reportProgress } from './liveness';
 import { explainLocalFault, workerFolders } from './localDisk';
 import { activityAttempt, activityTaskQueue, heartbeat } from './temporal';
 
-/** The stored frames of every step: JPEGs decoded to RGB24 ({@link decodeImage}), cached at their pixel size. */
-export const RGB_FRAME_CODEC: FrameCodec<RgbFrame> = { decode: decodeImage, bytes: (f) => f.rgb.length };
+/** The stored frames of every step: JPEGs (as cached and stored) decoded to RGB24 ({@link decodeImage}). */
+export const RGB_FRAME_CODEC: FrameCodec<RgbFrame> = { decode: decodeImage };
 
 /** What step bodies get: the run's artifacts as decoded RGB frames, JSON and files. */
 export type StepFiles = RunFiles<RgbFrame>;

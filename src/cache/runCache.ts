@@ -1,7 +1,7 @@
 /**
  * The worker-local run cache (docs/ARCHITECTURE.md "How data flows for one video": large data in memory, always persisted to GCS):
  * one per worker process, shared by every activity of that process, holding the large artifacts that
- * consecutive steps of a video hand to each other: decoded frames, the imported video file, detections,
+ * consecutive steps of a video hand to each other: frame JPEGs, the imported video file, detections,
  * crop JPEGs, background-removed crops and augmented copies.
  *
  * - Keys are `{tenantId}/{runGuid}/{videoGuid}/{artifact}`, so tenants, runs and videos never see each
