@@ -78,11 +78,18 @@ export class RunFiles<F> {
 
   /** Reads an object: from the cache, else downloaded from GCS (then cached). @throws on a GCS 404. */
   async read(objectName: string): Promise<Buffer> {
+    return this.cached(objectName) ?? this.download(objectName);
+  }
+
+  /** An object's bytes from the cache (counted as a hit), or undefined. Synchronous. */
+  private cached(objectName: string): Buffer | undefined {
     const cached = this.cache.get<Buffer>(this.key(`obj:${objectName}`));
-    if (cached) {
-      this.hit(cached.length);
-      return cached;
-    }
+    if (cached) this.hit(cached.length);
+    return cached;
+  }
+
+  /** Downloads an object from GCS and caches it (a miss). @throws on a GCS 404. */
+  private async download(objectName: string): Promise<Buffer> {
     this.io.cacheMisses++;
     this.io.artifactDownloads++;
     const buf = await this.store.get(objectName);
@@ -153,8 +160,11 @@ export class RunFiles<F> {
    * little with video length, for one JPEG decode per read (3.5-5 ms on one core; README "Scaling one long
    * video"). Both paths decode the very bytes that were uploaded, so they give the same pixels.
    */
-  async readFrame(objectName: string): Promise<F> {
-    return this.options.codec.decode(await this.read(objectName));
+  readFrame(objectName: string): Promise<F> {
+    // On a hit the decode starts in this call, not a microtask later: a caller that reads ahead and then
+    // runs blocking work (step 5's inference) gets the decode done meanwhile on sharp's threads.
+    const cached = this.cached(objectName);
+    return cached ? this.options.codec.decode(cached) : this.download(objectName).then((b) => this.options.codec.decode(b));
   }
 
   /** Uploads a frame's JPEG (unless already stored: {@link loadPriorOutputs}), then caches the JPEG. */
