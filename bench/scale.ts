@@ -30,6 +30,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { Command } from 'commander';
+import type { workerMemory } from '../src/activities/runStep';
 import { startRun } from '../src/cli/client';
 import { loadConfig, PROJECT_ROOT } from '../src/config';
 import { startStack, stopStack, type StackOptions } from '../src/stack';
@@ -79,6 +80,8 @@ interface RunFigures {
   peakRssMiB: number[];
   /** Seconds per step, in step order. */
   steps: Record<string, number>;
+  /** The worker's memory at each step's end (`workerMemory`, src/activities/runStep.ts), as printed. */
+  memory: Record<string, string>;
 }
 
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
@@ -139,13 +142,16 @@ async function main(): Promise<void> {
       const v = summary.videos[0];
       const layout = new RunLayout(tenantId, summary.runGuid);
       const steps: Record<string, number> = {};
+      const memory: Record<string, string> = {};
       let modelMs = 0;
       for (const [i, name] of STEP_NAMES.entries()) {
-        const r = (await store.getJson<{ videos: Record<string, StepResultBase & { inferenceMs?: number }> }>(layout.stepResult(i + 1)))!.videos[v.videoGuid];
+        type Recorded = StepResultBase & { inferenceMs?: number; memory?: ReturnType<typeof workerMemory> };
+        const r = (await store.getJson<{ videos: Record<string, Recorded> }>(layout.stepResult(i + 1)))!.videos[v.videoGuid];
         steps[name] = round(r.durationMs / 1000);
+        if (r.memory) memory[name] = `${Math.round(r.memory.rss)}/${Math.round(r.memory.heapUsed)}/${Math.round(r.memory.arrayBuffers)}/${Math.round(r.memory.peakRss)}`;
         if (name === 'detectPlayers') modelMs = r.inferenceMs ?? Number.NaN;
       }
-      return { label, workers, sampledFrames: v.counts.frames ?? 0, wallS: round(wallS), modelS: round(modelMs / 1000), overhead: round(wallS / (modelMs / 1000), 2), peakRssMiB: peaks, steps };
+      return { label, workers, sampledFrames: v.counts.frames ?? 0, wallS: round(wallS), modelS: round(modelMs / 1000), overhead: round(wallS / (modelMs / 1000), 2), peakRssMiB: peaks, steps, memory };
     } finally {
       for (const p of procs) p.child.kill('SIGTERM');
       await Promise.all(procs.map((p) => p.exited));
@@ -157,7 +163,11 @@ async function main(): Promise<void> {
       `  ${r.label}: ${r.workers} worker(s), ${r.sampledFrames} sampled frames, wall ${r.wallS} s, model ${r.modelS} s, wall/model ${r.overhead}x, ` +
         `peak RSS ${r.peakRssMiB.map((m) => `${m} MiB`).join(' / ')}\n    steps (s): ${Object.entries(r.steps)
           .map(([k, s]) => `${k} ${s}`)
-          .join(', ')}`,
+          .join(', ')}` +
+          // With several workers the steps may have run on different processes.
+          `\n    memory at each step's end, MiB (RSS / V8 heap used / array buffers / peak RSS so far): ${Object.entries(r.memory)
+            .map(([k, m]) => `${k} ${m}`)
+            .join(', ')}`,
     );
   try {
     for (const source of videos) {

@@ -25,6 +25,7 @@ const VOLATILE_KEYS = new Set([
   'updatedAt',
   'durationMs',
   'inferenceMs',
+  'memory',
   'io',
   'eventLoopDelayMs',
   'liveness',

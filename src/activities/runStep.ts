@@ -78,10 +78,11 @@ export async function runStep<R extends object>(
       eventLoopDelayMs: eventLoopDelay(loop),
       liveness: liveness?.stats(),
     } as R & StepResultBase;
+    const memory = workerMemory();
     await updateArtifact(files.store, layout.stepResult(n), stepResultFileSchema, (cur) => ({
       step: n,
       name,
-      videos: { ...(cur?.videos ?? {}), [input.videoGuid]: { ...result, ...(out.details ?? {}) } },
+      videos: { ...(cur?.videos ?? {}), [input.videoGuid]: { ...result, ...(out.details ?? {}), memory } },
     }));
     await recordStepStatus(files.store, layout, input.videoGuid, name, {
       status: 'completed',
@@ -146,4 +147,16 @@ export async function recordStepStatus(store: ObjectStore, layout: RunLayout, vi
     steps[videoGuid] = { ...(steps[videoGuid] ?? {}), [step]: entry };
     return { ...info, steps, updatedAt: new Date().toISOString() };
   });
+}
+
+/**
+ * The worker process's memory when a step ends, MiB (one decimal): `rss`, V8's `heapUsed`, `external` and
+ * `arrayBuffers` (Node's `process.memoryUsage()`), and `peakRss`, the most RSS the process has had so far
+ * (`process.resourceUsage().maxRSS`, KiB on Linux). Kept in the step result file only (not in the workflow's
+ * history), so `npm run bench:scale` can say which step holds what.
+ */
+export function workerMemory(): { rss: number; heapUsed: number; external: number; arrayBuffers: number; peakRss: number } {
+  const m = process.memoryUsage();
+  const mib = (b: number) => Math.round((b / 1024 ** 2) * 10) / 10;
+  return { rss: mib(m.rss), heapUsed: mib(m.heapUsed), external: mib(m.external), arrayBuffers: mib(m.arrayBuffers), peakRss: mib(process.resourceUsage().maxRSS * 1024) };
 }
