@@ -130,16 +130,16 @@ export function stitchSegments<F extends StitchFrame>(segments: readonly (readon
     if (shared.length) {
       const found: StitchLink[] = [];
       for (const l of associate(prevById, seg, shared, options)) {
-        const trackId = prevIds.get(l.prevLocal);
-        if (trackId === undefined) continue;
+        // Every track of `prev` has an id: `prev` is the earlier segment's output, numbered below.
+        const trackId = prevIds.get(l.prevLocal)!;
         ids.set(l.local, trackId);
         found.push({ segment: s, trackId, localTrackId: l.local, score: l.score, frames: l.frames });
       }
       links.push(...found.sort((x, y) => x.trackId - y.trackId));
     }
-    // The earlier segment's frames before the cut, then this one's from the cut.
-    const keepPrev = prev.filter((f) => f.frame_id < cut && f.frame_id > (frames.length ? frames[frames.length - 1].frame_id : -1));
-    for (const f of keepPrev) frames.push(relabel(f, prevIds));
+    // The earlier segment's frames before the cut (all after what is already out: `prev` starts at its own
+    // cut), then this one's from the cut.
+    for (const f of prev) if (f.frame_id < cut) frames.push(relabel(f, prevIds));
     const mine = seg.filter((f) => f.frame_id >= cut);
     const order = firstBoxes(mine);
     for (const local of order) if (!ids.has(local)) ids.set(local, nextId++);
@@ -147,7 +147,7 @@ export function stitchSegments<F extends StitchFrame>(segments: readonly (readon
     prevIds = ids;
     prev = mine;
   }
-  for (const f of prev) if (!frames.length || f.frame_id > frames[frames.length - 1].frame_id) frames.push(relabel(f, prevIds));
+  for (const f of prev) frames.push(relabel(f, prevIds));
   return { frames, links, cuts };
 }
 
@@ -188,14 +188,14 @@ function associate(
 ): { prevLocal: number; local: number; score: number; frames: number }[] {
   const segById = new Map(seg.map((f) => [f.frame_id, f]));
   const sum = new Map<string, { iou: number; both: number }>();
-  const present = new Map<string, number>(); // frames where track a (earlier, 'p:') or b (later, 'n:') has a box
-  const rows = new Set<number>();
-  const cols = new Set<number>();
+  // Shared frames where each earlier (rows) and later (columns) track has a box.
+  const seenPrev = new Map<number, number>();
+  const seenNext = new Map<number, number>();
   for (const id of shared) {
     const a = prevById.get(id)!.detections;
     const b = segById.get(id)!.detections;
-    for (const d of a) rows.add(d.track_id);
-    for (const d of b) cols.add(d.track_id);
+    for (const d of a) seenPrev.set(d.track_id, (seenPrev.get(d.track_id) ?? 0) + 1);
+    for (const d of b) seenNext.set(d.track_id, (seenNext.get(d.track_id) ?? 0) + 1);
     for (const p of a) {
       for (const n of b) {
         const key = `${p.track_id}:${n.track_id}`;
@@ -205,16 +205,14 @@ function associate(
         sum.set(key, e);
       }
     }
-    for (const d of a) present.set(`p:${d.track_id}`, (present.get(`p:${d.track_id}`) ?? 0) + 1);
-    for (const d of b) present.set(`n:${d.track_id}`, (present.get(`n:${d.track_id}`) ?? 0) + 1);
   }
-  const R = [...rows].sort((a, b) => a - b);
-  const C = [...cols].sort((a, b) => a - b);
+  const R = [...seenPrev.keys()].sort((a, b) => a - b);
+  const C = [...seenNext.keys()].sort((a, b) => a - b);
   // Frames where either has a box = |a| + |b| - |both|.
   const scoreOf = (p: number, n: number) => {
     const e = sum.get(`${p}:${n}`);
     if (!e || e.both < o.minFrames) return 0;
-    return e.iou / (present.get(`p:${p}`)! + present.get(`n:${n}`)! - e.both);
+    return e.iou / (seenPrev.get(p)! + seenNext.get(n)! - e.both);
   };
   const cost = R.map((p) => Float64Array.from(C, (n) => 1 - scoreOf(p, n)));
   const { matches } = linearAssignment(cost, C.length, 1 - o.minScore);
