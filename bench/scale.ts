@@ -92,10 +92,11 @@ function peakRssMiB(pid: number): number {
   return m ? round(Number(m[1]) / 1024) : Number.NaN;
 }
 
-/** `source` repeated until it lasts at least `seconds` (whole repeats), via the concat demuxer, stream copy. */
-async function looped(source: string, seconds: number, dir: string): Promise<{ file: string; repeats: number }> {
-  const duration = (await probeVideo(source)).durationSec;
-  if (!(duration > 0)) throw new Error(`${source}: no duration from ffprobe`);
+/**
+ * `source` (lasting `duration` seconds) repeated until it lasts at least `seconds` (whole repeats), via the
+ * concat demuxer, stream copy.
+ */
+async function looped(source: string, duration: number, seconds: number, dir: string): Promise<{ file: string; repeats: number }> {
   const repeats = Math.max(1, Math.ceil(seconds / duration - 1e-9));
   return { file: await loopTimes(source, repeats, dir), repeats };
 }
@@ -172,9 +173,10 @@ async function main(): Promise<void> {
   try {
     for (const source of videos) {
       const duration = (await probeVideo(source)).durationSec;
+      if (!(duration > 0)) throw new Error(`${source}: no duration from ffprobe`);
       console.log(`\nvideo ${source} (${round(duration)} s), ORT threads per worker ${opts.threads}`);
       if (only.has('speedup')) {
-        const { file, repeats } = await looped(source, Number(opts.minutes) * 60, tmp);
+        const { file, repeats } = await looped(source, duration, Number(opts.minutes) * 60, tmp);
         console.log(`speed-up: input looped ${repeats}x (${round((duration * repeats) / 60)} min)`);
         const runs: RunFigures[] = [];
         for (const n of list(opts.workers).map(Number)) {
@@ -196,7 +198,7 @@ async function main(): Promise<void> {
         for (const r of runs.slice(1)) console.log(`  peak RSS ${r.label} / ${runs[0].label}: ${round(r.peakRssMiB[0] / runs[0].peakRssMiB[0], 2)}x`);
       }
       if (only.has('half') && Number(opts.halfMinutes) > 0) {
-        const { file, repeats } = await looped(source, Number(opts.halfMinutes) * 60, tmp);
+        const { file, repeats } = await looped(source, duration, Number(opts.halfMinutes) * 60, tmp);
         const r = await runOnce(`full half (${repeats}x, ${round((duration * repeats) / 60)} min)`, file, 1);
         print(r);
         const longest = Math.max(...Object.values(r.steps));
