@@ -268,6 +268,23 @@ export const optionsSchema = z
       .prefault({}),
     teams: teamsOptionsSchema,
     /**
+     * Time segments of a long video (src/vision/tracking/stitch.ts `planSegments`): when a video is longer than
+     * one segment, frame detection and tracking of each segment is its own activity that any GPU worker takes
+     * (docs/ARCHITECTURE.md "Segments"), and step 5 stitches the segments' tracks on their overlaps. Measured
+     * with `npm run eval:identity -- --segment-seconds S` (README "Identity evaluation"): identity quality is
+     * unchanged at 10 s and longer segments with a 2 s overlap, and falls below that.
+     */
+    segments: z
+      .object({
+        /** Segment length, seconds of video. A video no longer than this is tracked in one piece. */
+        seconds: z.number().min(1).max(24 * 3600).default(180),
+        /** Seconds each segment extends into the next; the stitching associates tracks on these frames. */
+        overlapSeconds: z.number().min(0).max(60).default(2),
+      })
+      .strict()
+      .refine((s) => s.overlapSeconds < s.seconds, { message: 'overlapSeconds must be less than seconds', path: ['overlapSeconds'] })
+      .prefault({}),
+    /**
      * Where a video's steps run (docs/ARCHITECTURE.md "Routing"; Temporal's worker-specific task queues
      * pattern, https://github.com/temporalio/samples-typescript/tree/main/worker-specific-task-queues).
      */

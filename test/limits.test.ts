@@ -31,7 +31,7 @@ import {
 } from '../src/validation';
 import { runWorkflowId } from '../src/workflows/ids';
 import { cancelSignal, progressQuery } from '../src/workflows/messages';
-import { MAX_PROGRESS_TEXT_LENGTH, sanitizeVideoProgress } from '../src/workflows/progress';
+import { MAX_PROGRESS_TEXT_LENGTH, sanitizeVideoProgress, stepsDoneOf } from '../src/workflows/progress';
 import type { RunStartRecord, RunSummary, VideoProgress, VideoSummary } from '../src/workflows/types';
 import { mockActivities } from './helpers/mockActivities';
 import { GARBAGE_PAYLOAD, signalRaw, testClient, withWorkers } from './helpers/temporal';
@@ -159,8 +159,18 @@ describe('videoProgress reports (pure)', () => {
       pitch: { found: false, framesPitchLike: 0, framesSampled: 16, reason: '0 of 16 sampled frames are pitch-like' },
       io,
       routing: { cpu: 'q@w1', gpu: 'q-gpu@w1', cpuWorker: 'w1', gpuWorker: 'w1', reroutes: [{ step: 'importVideo', from: 'q@w0', to: 'q', reason: 'timeout: worker w0 is gone' }] },
+      segments: { total: 8, done: 3, framesDone: 310 },
     };
     expect(sanitizeVideoProgress(JSON.parse(JSON.stringify(report)), known)).toEqual(report);
+    // Segments done count in the run's fraction as a part of step 5.
+    expect(stepsDoneOf(report)).toBeCloseTo(4 + (0.9 * 3) / 8, 10);
+    expect(stepsDoneOf({ ...report, currentStep: 'extractCrops', stepsDone: 5 })).toBe(5);
+  });
+
+  it('keeps segment progress only as whole numbers with done at most total', () => {
+    for (const segments of [{ total: 2, done: 3, framesDone: 1 }, { total: -1, done: 0, framesDone: 0 }, { total: 2, done: 1.5, framesDone: 0 }, { total: 2, done: 1 }, 'x']) {
+      expect(sanitizeVideoProgress({ ...known, segments }, known).segments).toBeUndefined();
+    }
   });
 
   it('brings a forged report to the shape and bounds of a child\'s, with the run\'s own source', () => {

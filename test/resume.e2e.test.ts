@@ -17,7 +17,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../src/activities';
 import { BACKGROUND_CHUNK, type BackgroundHeartbeat } from '../src/activities/crops';
-import { DETECT_CHUNK_FRAMES, type DetectHeartbeat } from '../src/activities/detect';
+import { DETECT_CHUNK_FRAMES, type DetectHeartbeat } from '../src/activities/detectFrames';
 import { loadConfig, type Config } from '../src/config';
 import { createObjectStore } from '../src/storage/gcs';
 import { RunLayout } from '../src/storage/layout';

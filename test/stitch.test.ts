@@ -5,6 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { BBox } from '../src/vision/detection/geometry';
+import { segmentsOf } from '../src/activities/ingest';
+import { DEFAULT_OPTIONS } from '../src/validation';
 import { planSegments, stitchSegments, type StitchFrame } from '../src/vision/tracking/stitch';
 
 /** Frames `from..to` (step `stride`) with boxes of `people`: local track id → box at frame f. */
@@ -52,8 +54,19 @@ describe('stitchSegments', () => {
     const r = stitchSegments([a, b]);
     expect(r.cuts).toEqual([0, 54]);
     expect(r.links.map((l) => [l.localTrackId, l.trackId])).toEqual([
-      [2, 1],
-      [1, 2],
+      [2, 0],
+      [1, 1],
+    ]);
+    // Each segment's own ids and the video-wide ids they became.
+    expect(r.ids.map((m) => [...m].sort((x, y) => x[0] - y[0]))).toEqual([
+      [
+        [7, 0],
+        [9, 1],
+      ],
+      [
+        [1, 1],
+        [2, 0],
+      ],
     ]);
     // One id per walker from the first frame to the last; frame ids are the source's.
     const first = idsAt(r.frames, 0);
@@ -72,7 +85,21 @@ describe('stitchSegments', () => {
     const r = stitchSegments([a, b]);
     expect(r.links).toEqual([]);
     const ids = new Set(r.frames.flatMap((f) => f.detections.map((d) => d.track_id)));
-    expect([...ids].sort()).toEqual([1, 2]);
+    expect([...ids].sort()).toEqual([0, 1]);
+    // Segment 1's map holds only its own track.
+    expect([...r.ids[1].keys()]).toEqual([4]);
+  });
+
+  it('numbers the output ids without gaps when an earlier segment’s track appears only after the cut', () => {
+    // Segment 0 sees a passer-by (local 6) only in frames 56-59, after the cut at 55; segment 1 does not.
+    const a = segment(0, 59, { 1: walker(0, 2), 6: (f) => (f >= 56 ? [600, 100, 640, 200] : undefined) });
+    const b = segment(50, 99, { 3: walker(100, 2) });
+    const r = stitchSegments([a, b]);
+    expect(r.cuts).toEqual([0, 55]);
+    const ids = [...new Set(r.frames.flatMap((f) => f.detections.map((d) => d.track_id)))].sort((x, y) => x - y);
+    expect(ids).toEqual([0, 1]);
+    expect(r.ids[0].has(6)).toBe(false);
+    expect([...r.ids[0].values(), ...r.ids[1].values()].sort()).toEqual([0, 1]);
   });
 
   it('needs minFrames shared boxes and the score over every frame either track is seen', () => {
@@ -82,7 +109,7 @@ describe('stitchSegments', () => {
     expect(stitchSegments([a, b]).links).toEqual([]);
     // Seen together on every shared frame: joined with score 1.
     const c = segment(10, 29, { 5: walker(0, 0) });
-    expect(stitchSegments([a, c]).links).toEqual([{ segment: 1, trackId: 1, localTrackId: 5, score: 1, frames: 10 }]);
+    expect(stitchSegments([a, c]).links).toEqual([{ segment: 1, trackId: 0, localTrackId: 5, score: 1, frames: 10 }]);
   });
 
   it('is deterministic and drops segment-local tracklet ids', () => {
@@ -91,12 +118,38 @@ describe('stitchSegments', () => {
     const r1 = stitchSegments(segs);
     const r2 = stitchSegments(segs.map((s) => s.map((f) => ({ ...f }))));
     expect(r1).toEqual(r2);
-    expect(new Set(r1.frames.flatMap((f) => f.detections.map((d) => d.track_id)))).toEqual(new Set([1]));
+    expect(new Set(r1.frames.flatMap((f) => f.detections.map((d) => d.track_id)))).toEqual(new Set([0]));
     expect(r1.frames.every((f) => f.detections.every((d) => !('tracklet_id' in d)))).toBe(true);
     expect(r1.frames.length).toBe(100);
   });
 
   it('rejects segments out of time order', () => {
     expect(() => stitchSegments([segment(50, 60, {}), segment(0, 10, {})])).toThrow(RangeError);
+  });
+});
+
+describe('segmentsOf (step 3 plans the segments of options.segments)', () => {
+  it('plans nothing extra for a video within one segment, and minutes-long segments with their overlap for a long one', () => {
+    // vtest.avi: 795 frames at 10 fps (79.5 s), within the default 180 s.
+    expect(segmentsOf(795, 10, DEFAULT_OPTIONS.segments)).toEqual([{ index: 0, from: 0, to: 794 }]);
+    // Ten minutes at 10 fps: 1800-frame segments, each 20 frames (2 s) into the next.
+    expect(segmentsOf(6000, 10, DEFAULT_OPTIONS.segments).map((s) => [s.from, s.to])).toEqual([
+      [0, 1819],
+      [1800, 3619],
+      [3600, 5419],
+      [5400, 5999],
+    ]);
+    // An unknown frame rate counts as 25 fps; an overlap as long as the segment is cut to one frame less.
+    expect(segmentsOf(100, 0, { seconds: 2, overlapSeconds: 1 }).map((s) => [s.from, s.to])).toEqual([
+      [0, 74],
+      [50, 99],
+    ]);
+    expect(segmentsOf(10, 1, { seconds: 2, overlapSeconds: 5 }).map((s) => [s.from, s.to])).toEqual([
+      [0, 2],
+      [2, 4],
+      [4, 6],
+      [6, 8],
+      [8, 9],
+    ]);
   });
 });

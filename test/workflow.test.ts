@@ -7,7 +7,8 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config';
 import { startRun } from '../src/cli/client';
-import { runWorkflowId } from '../src/workflows/ids';
+import { runWorkflowId, videoWorkflowId } from '../src/workflows/ids';
+import { PATCH_VIDEO_SEGMENTS } from '../src/workflows/processVideo';
 import { cancelSignal, PIPELINE_STEP, progressQuery, RUN_GUID, TENANT_ID } from '../src/workflows/messages';
 import { STEP_NAMES } from '../src/workflows/steps';
 import type { StepInput } from '../src/workflows/types';
@@ -97,6 +98,66 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
     expect(patches).not.toContain(PATCH_RUN_DATASET);
     expect(m.calls.some((c) => c.name === 'mergeRunDataset')).toBe(false);
     expect(summary.dataset).toBeUndefined();
+  });
+
+  it('fans step 5 of a long video out over its segments on the shared GPU queue, behind the video-segments patch, then stitches', async () => {
+    const m = mockActivities();
+    const tenantId = uniq();
+    const { summary, history, childHistory, taskQueue } = await withWorkers(
+      m.cpu,
+      async (taskQueue) => {
+        const run = await startRun(client, { ...loadConfig(), taskQueue }, { tenantId, videos: [{ source: '/long-segments.mp4' }] });
+        const summary = await run.handle.result();
+        const child = client.workflow.getHandle(videoWorkflowId(run.workflowId, summary.videos[0].videoGuid));
+        return { summary, history: await run.handle.fetchHistory(), childHistory: await child.fetchHistory(), taskQueue };
+      },
+      m.gpu,
+    );
+    expect(summary.status).toBe('completed');
+    expect(history.events!.length).toBeGreaterThan(0);
+    // Step 3 planned three segments: each is tracked once, on the shared GPU queue (any worker), before step 5.
+    const names = m.calls.map((c) => c.name);
+    const segs = m.calls.filter((c) => c.name === 'detectSegment');
+    expect(segs.map((c) => (c.input as { segment: { index: number } }).segment.index).sort()).toEqual([0, 1, 2]);
+    for (const c of segs) expect(c.queue).toBe(`${taskQueue}-gpu`);
+    expect(names.lastIndexOf('detectSegment')).toBeLessThan(names.indexOf('detectPlayers'));
+    expect(names.indexOf('initializeGrassMask')).toBeLessThan(names.indexOf('detectSegment'));
+    // Step 5 gets the segments to stitch and runs on the video's own GPU queue; the other steps are unchanged.
+    const detect = m.calls.find((c) => c.name === 'detectPlayers')!;
+    expect((detect.input as { segments?: unknown[] }).segments).toHaveLength(3);
+    expect(detect.queue).toBe(`${taskQueue}-gpu@${WORKER_ID}`);
+    expect(m.calls.filter((c) => STEP_NAMES.includes(c.name as never)).map((c) => c.name)).toEqual([...STEP_NAMES]);
+    // The segments' activities carry their own ids; the patch marker is recorded.
+    const scheduled = childHistory.events!.flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name === 'detectSegment' ? [e.activityTaskScheduledEventAttributes.activityId] : []));
+    expect(scheduled.sort()).toEqual(['detectSegment-0', 'detectSegment-1', 'detectSegment-2']);
+    const patches = childHistory.events!.flatMap((e) => {
+      const data = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
+      return data ? [(JSON.parse(Buffer.from(data as Uint8Array).toString('utf8')) as { id: string }).id] : [];
+    });
+    expect(patches).toContain(PATCH_VIDEO_SEGMENTS);
+    // Each segment's storage counters count in the video's: 9 steps and 3 segments.
+    expect(summary.cache.hits).toBe(2 * 12);
+    // The cache is released wherever a segment says it cached (the mock reports the queue it ran on).
+    expect(m.releases.map((r) => r.queue).sort()).toEqual([`${taskQueue}-gpu@${WORKER_ID}`, `${taskQueue}-gpu`, `${taskQueue}@${WORKER_ID}`].sort());
+  });
+
+  it('tracks a video of one segment in one piece, with no patch marker', async () => {
+    const m = mockActivities();
+    const { history } = await withWorkers(
+      m.cpu,
+      async (taskQueue) => {
+        const run = await startRun(client, { ...loadConfig(), taskQueue }, { tenantId: uniq(), videos: [{ source: '/a.mp4' }] });
+        const summary = await run.handle.result();
+        return { history: await client.workflow.getHandle(videoWorkflowId(run.workflowId, summary.videos[0].videoGuid)).fetchHistory() };
+      },
+      m.gpu,
+    );
+    expect(m.calls.some((c) => c.name === 'detectSegment')).toBe(false);
+    const patches = history.events!.flatMap((e) => {
+      const data = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
+      return data ? [(JSON.parse(Buffer.from(data as Uint8Array).toString('utf8')) as { id: string }).id] : [];
+    });
+    expect(patches).not.toContain(PATCH_VIDEO_SEGMENTS);
   });
 
   it('answers the progress query, sets search attributes, and does not run the same run twice', async () => {

@@ -10,16 +10,18 @@ import { createIngestActivities } from './ingest';
 import { createCacheActivities } from './routing';
 import { createRunActivities } from './run';
 import { createRunDatasetActivities } from './runDataset';
+import { createSegmentActivities } from './segments';
 
 export type { ActivityDeps } from './deps';
 export { createRoutingActivities, type RoutingActivities, type WorkerQueues } from './routing';
 
-/** Creates every activity (the nine steps, the run-level dataset, run bookkeeping) over `deps`. */
+/** Creates every activity (the nine steps, step 5's segments, the run-level dataset, run bookkeeping) over `deps`. */
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createRunActivities(deps),
     ...createIngestActivities(deps),
     ...createDetectActivities(deps),
+    ...createSegmentActivities(deps),
     ...createCropActivities(deps),
     ...createDatasetActivities(deps),
     ...createRunDatasetActivities(deps),

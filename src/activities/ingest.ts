@@ -7,12 +7,14 @@ import pLimit from 'p-limit';
 import type { SourcePolicy } from '../config';
 import { badMedia, invalidInput, PipelineError } from '../errors';
 import { parseSource } from '../sources';
-import type { MetadataFile } from '../storage/artifacts';
+import { metadataFileSchema, type MetadataFile } from '../storage/artifacts';
 import { sha256File } from '../util/hash';
 import { encodeJpeg } from '../vision/image/rgb';
 import { extractFrames } from '../vision/media/frames';
 import { importToMp4 } from '../vision/media/import';
 import { probeVideo } from '../vision/media/probe';
+import { planSegments, type SegmentRange } from '../vision/tracking/stitch';
+import { DEFAULT_OPTIONS, type PipelineOptions } from '../validation';
 import type { FramesResult, ImportResult, LoadResult, StepInput } from '../workflows/types';
 import type { ActivityDeps } from './deps';
 import { runStep, type StepFiles } from './runStep';
@@ -186,8 +188,22 @@ export function createIngestActivities(deps: ActivityDeps) {
         files.setLocal(FRAME_IDS_ARTIFACT, ids, ids.length * 8);
         const first = ids[0];
         const last = ids[ids.length - 1];
-        return { result: { frames: count, stride, firstFrameId: first, lastFrameId: last, prefix: video.framesPrefix } };
+        // Time segments for step 5 (docs/ARCHITECTURE.md "Segments"); options of runs older than the group: defaults.
+        const meta = await files.readJson(video.metadata, metadataFileSchema);
+        const segments = segmentsOf(last + 1, meta.fps, input.options.segments ?? DEFAULT_OPTIONS.segments);
+        return { result: { frames: count, stride, firstFrameId: first, lastFrameId: last, prefix: video.framesPrefix, segments } };
       });
     },
   };
+}
+
+/**
+ * The time segments of a video whose frames `0 .. frameCount - 1` play at `fps` (0 or unknown: 25), for
+ * `options.segments` (`planSegments`, src/vision/tracking/stitch.ts): segments of `seconds` extended by
+ * `overlapSeconds` into the next, both rounded to whole frames.
+ */
+export function segmentsOf(frameCount: number, fps: number, o: PipelineOptions['segments']): SegmentRange[] {
+  const rate = fps || 25;
+  const segmentFrames = Math.max(1, Math.round(o.seconds * rate));
+  return planSegments(frameCount, segmentFrames, Math.min(segmentFrames - 1, Math.round(o.overlapSeconds * rate)));
 }

@@ -39,12 +39,17 @@ export interface StepOutput<R> {
  * result under `videos.{videoGuid}` of `intermediate/step{N}_result.json` and the step's status and timings
  * into `.pipeline_info.json`. Any error is recorded there and rethrown classified (`toApplicationFailure`;
  * faults of the worker's cache and scratch folders as `LocalDisk`, naming the folder).
+ *
+ * With `part`, the body is one segment of the step (docs/ARCHITECTURE.md "Segments"): its result goes under
+ * `segments.{segment}` of the video's entry, and `.pipeline_info.json` gets the step's status only when the
+ * segment fails (the step itself records completion). The step's own entry keeps its segments' results.
  */
 export async function runStep<R extends object>(
   deps: ActivityDeps,
   name: StepName,
   input: StepInput,
   body: (files: StepFiles, layout: RunLayout) => Promise<StepOutput<R>>,
+  part?: { segment: number },
 ): Promise<R & StepResultBase> {
   const startedAt = new Date();
   const layout = new RunLayout(input.tenantId, input.runGuid);
@@ -79,11 +84,16 @@ export async function runStep<R extends object>(
       liveness: liveness?.stats(),
     } as R & StepResultBase;
     const memory = workerMemory();
-    await updateArtifact(files.store, layout.stepResult(n), stepResultFileSchema, (cur) => ({
-      step: n,
-      name,
-      videos: { ...(cur?.videos ?? {}), [input.videoGuid]: { ...result, ...(out.details ?? {}), memory } },
-    }));
+    await updateArtifact(files.store, layout.stepResult(n), stepResultFileSchema, (cur) => {
+      const entry = { ...result, ...(out.details ?? {}), memory };
+      const prev = cur?.videos?.[input.videoGuid];
+      const segments = (prev?.segments ?? {}) as Record<string, unknown>;
+      const video = part
+        ? { ...prev, videoGuid: input.videoGuid, segments: { ...segments, [part.segment]: entry } }
+        : { ...entry, ...(prev?.segments ? { segments } : {}) };
+      return { step: n, name, videos: { ...(cur?.videos ?? {}), [input.videoGuid]: video } };
+    });
+    if (part) return result;
     await recordStepStatus(files.store, layout, input.videoGuid, name, {
       status: 'completed',
       startedAt: result.startedAt,

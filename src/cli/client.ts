@@ -206,7 +206,9 @@ export async function followRun(run: StartedRun, cfg: Config, opts: { showProgre
       try {
         last = await run.handle.query(progressQuery);
         const sum = (k: 'frames' | 'detections' | 'tracks' | 'crops') => last!.videos.reduce((s, v) => s + (v.counts[k] ?? 0), 0);
-        const steps = [...new Set(last.videos.map((v) => v.currentStep ?? v.status))].join(',');
+        // A step fanned out over segments says how many are done (e.g. `detectPlayers 3/8 segments`).
+        const stepOf = (v: RunProgress['videos'][number]) => (v.currentStep === 'detectPlayers' && v.segments ? `detectPlayers ${v.segments.done}/${v.segments.total} segments` : (v.currentStep ?? v.status));
+        const steps = [...new Set(last.videos.map(stepOf))].join(',');
         bar?.update(Math.round(last.fraction * 100), { step: steps, frames: sum('frames'), detections: sum('detections'), tracks: sum('tracks'), crops: sum('crops') });
       } catch {
         // The query fails before the first workflow task and after the run closed; keep polling until done.

@@ -176,6 +176,24 @@ export const frameDetectionsSchema = z.object({
 export type FrameDetections = z.output<typeof frameDetectionsSchema>;
 
 /**
+ * `intermediate/segments/{videoGuid}/segment_{index}.json`: the tracking of one time segment of a video
+ * (`detectSegment`, src/activities/segments.ts), merged into `detections.json` by step 5. Frames keep their
+ * per-frame `cuts`, and `track_id` is the segment's own tracklet id.
+ */
+export const segmentFileSchema = z.object({
+  segment: z.object({ index: count, from: count, to: count }),
+  model: z.object({ name: z.string(), sha256: z.string(), executionProvider: z.string(), inputSize: count }),
+  frames: z.array(frameDetectionsSchema),
+  detections: count,
+  tiledFrames: count,
+  dropped: z.record(z.string(), count),
+  /** onnxruntime `session.run` time summed over the segment's frames (the attempt that completed), ms. */
+  inferenceMs: z.number(),
+});
+/** One segment's tracking as stored. */
+export type SegmentFile = z.output<typeof segmentFileSchema>;
+
+/**
  * Where a video's tracks come from: step 5's detector and tracker (`tracker`), or corrected tracks in MOT form
  * given with the video (`imported`: the caller's `source`, the file's sha256, its boxes on sampled frames and
  * those on other frames, which were ignored). With imported tracks `model` names no model (`none`).

@@ -165,6 +165,20 @@ export class RunLayout {
     if (!/^[A-Za-z]+$/.test(step)) throw invalidInput(`checkpoint step ${step}`, 'must be letters only');
     return `${this.checkpointPrefix(videoGuid)}${step}_${assertIndex(k, 'checkpoint chunk')}.json`;
   }
+  /**
+   * Checkpoint chunk `k` of segment `segment` of step 5 (docs/ARCHITECTURE.md "Segments"):
+   * `intermediate/checkpoints/{videoGuid}/segment_{segment}_{k}.json`.
+   */
+  segmentCheckpoint(videoGuid: string, segment: number, k: number): string {
+    return `${this.checkpointPrefix(videoGuid)}segment_${assertIndex(segment, 'segment')}_${assertIndex(k, 'checkpoint chunk')}.json`;
+  }
+  /**
+   * The tracking of segment `segment` of a video (an intermediate artifact of step 5, merged into
+   * `detections.json`): `intermediate/segments/{videoGuid}/segment_{segment}.json`.
+   */
+  segment(videoGuid: string, segment: number): string {
+    return `${this.prefix}intermediate/segments/${assertGuid(videoGuid, 'videoGuid')}/segment_${assertIndex(segment, 'segment')}.json`;
+  }
   /** Prefix of one video's checkpoint chunks. */
   checkpointPrefix(videoGuid: string): string {
     return `${this.prefix}intermediate/checkpoints/${assertGuid(videoGuid, 'videoGuid')}/`;

@@ -21,7 +21,7 @@ import { sha256File } from '../util/hash';
 import { createDetector, type Detector } from '../vision/detection/detector';
 import { resolveFfmpeg } from '../vision/media/ffmpeg';
 import { createSegmenter, type Segmenter } from '../vision/segmentation/u2netp';
-import { GPU_STEP_NAMES, gpuTaskQueueFor, workerQueueFor } from '../workflows/steps';
+import { GPU_PART_ACTIVITIES, GPU_STEP_NAMES, gpuTaskQueueFor, workerQueueFor } from '../workflows/steps';
 
 /**
  * This process's worker id: host name, pid and a random suffix (unique across restarts and hosts), the
@@ -32,6 +32,7 @@ export const WORKER_ID = `${hostname().replace(/[^A-Za-z0-9.-]/g, '-').slice(0, 
 
 // Every GPU step is an activity of the pipeline (compile-time check of the step table against the activities).
 GPU_STEP_NAMES satisfies readonly (keyof Activities)[];
+GPU_PART_ACTIVITIES satisfies readonly (keyof Activities)[];
 
 /** Which queues a worker process serves. */
 export type WorkerRole = 'cpu' | 'gpu';
@@ -251,7 +252,7 @@ export async function createPipelineWorkers(o: PipelineWorkersOptions): Promise<
 
 /** Splits `createActivities` output into the CPU and GPU roles' activities. */
 export function splitActivities(all: Record<string, unknown>): { cpu: Record<string, unknown>; gpu: Record<string, unknown> } {
-  const gpuNames = new Set<string>(GPU_STEP_NAMES);
+  const gpuNames = new Set<string>([...GPU_STEP_NAMES, ...GPU_PART_ACTIVITIES]);
   return {
     cpu: Object.fromEntries(Object.entries(all).filter(([name]) => !gpuNames.has(name))),
     gpu: Object.fromEntries(Object.entries(all).filter(([name]) => gpuNames.has(name))),

@@ -29,7 +29,7 @@ import { PIPELINE_STEP, videoProgressQuery, videoProgressSignal } from './messag
 import { DEFAULT_OPTIONS, type PipelineOptions } from '../validation';
 import { VideoRouter } from './routing';
 import { gpuTaskQueueFor, STEP_NAMES, stepNumber, stepQueue, type StepName } from './steps';
-import type { ProcessVideoInput, StepInput, StepResultBase, VideoProgress, VideoSummary } from './types';
+import type { ProcessVideoInput, SegmentProgress, SegmentRange, StepInput, StepResultBase, VideoProgress, VideoSummary } from './types';
 import type { PitchModel } from '../vision/pitch/model';
 
 /**
@@ -70,6 +70,14 @@ export const PATCH_RELEASE_OWN_QUEUES = 'release-cache-on-own-queues';
  * fails for good fails the video with a failure naming the step, its attempts and the root cause.
  */
 export const PATCH_PROBE_WORKER = 'probe-worker-on-heartbeat-timeout';
+
+/**
+ * Patch id: a video longer than one segment (step 3's `segments`, `options.segments`) has each segment's
+ * detection and tracking done by its own `detectSegment` activity on the shared GPU queue, all at once (any
+ * GPU worker takes one), before step 5 stitches them (docs/ARCHITECTURE.md "Segments"). Executions that
+ * started before this rule track the video in one piece.
+ */
+export const PATCH_VIDEO_SEGMENTS = 'video-segments';
 
 /**
  * Whether an activity failure may mean its worker is gone: the attempt's heartbeats stopped, or nobody took the
@@ -214,6 +222,45 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
     return result;
   }
 
+  /**
+   * The fan-out of step 5 over time segments: one `detectSegment` per segment, all scheduled at once on the
+   * shared GPU queue so that every GPU worker takes some, each named in the Web UI by its activity id and
+   * summary. Marks step 5 current and counts segments and frames in progress. A segment that fails for good
+   * cancels the others and fails the video with {@link stepFailure} (step 5).
+   */
+  async function trackSegments(segments: SegmentRange[], grass: PitchModel): Promise<void> {
+    progress.currentStep = 'detectPlayers';
+    upsertSearchAttributes([{ key: PIPELINE_STEP, value: 'detectPlayers' }]);
+    const counter: SegmentProgress = { total: segments.length, done: 0, framesDone: 0 };
+    progress.segments = counter;
+    await report();
+    const scope = new CancellationScope();
+    const all = scope.run(() =>
+      Promise.all(
+        segments.map(async (segment) => {
+          const opts: ActivityOptions = {
+            ...stepOptions(router.shared.gpu, routing, false),
+            activityId: `detectSegment-${segment.index}`,
+            summary: `step 5, segment ${segment.index + 1} of ${segments.length}: frames ${segment.from}-${segment.to}`,
+          };
+          const r = await proxyActivities<Activities>(opts).detectSegment({ ...base, grass, segment });
+          counter.done++;
+          counter.framesDone += r.frames;
+          addIo(progress.io!, r.io);
+          router.cached(r.cachedOn);
+          await report();
+        }),
+      ),
+    );
+    try {
+      await all;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      scope.cancel();
+      throw stepFailure('detectPlayers', stepNumber('detectPlayers'), err, STEP_MAX_ATTEMPTS);
+    }
+  }
+
   /** Best effort: drops this video's entries from every worker cache that holds some (cache TTL otherwise). */
   async function releaseCaches(): Promise<void> {
     const release = (queue: string) =>
@@ -235,7 +282,10 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
     const grassResult = await step('initializeGrassMask', (a) => a.initializeGrassMask(base));
     const grass: PitchModel = grassResult.grass;
     progress.pitch = { found: grass.pitchFound, framesPitchLike: grass.pitch?.framesPitchLike, framesSampled: grassResult.framesSampled, reason: grass.pitch?.reason };
-    const detected = await step('detectPlayers', (a) => a.detectPlayers({ ...base, grass }));
+    // A video longer than one segment: its segments are tracked apart, on every GPU worker, then stitched.
+    const segments = frames.segments && frames.segments.length > 1 && patched(PATCH_VIDEO_SEGMENTS) ? frames.segments : undefined;
+    if (segments) await trackSegments(segments, grass);
+    const detected = await step('detectPlayers', (a) => a.detectPlayers({ ...base, grass, ...(segments ? { segments } : {}) }));
     progress.counts.detections = detected.detections;
     progress.counts.tracks = detected.tracks;
     const crops = await step('extractCrops', (a) => a.extractCrops({ ...base, grass }));

@@ -11,7 +11,7 @@
  * Workflow-safe: deterministic, no Node built-ins.
  */
 import { STEP_NAMES } from './steps';
-import type { StepIo, VideoCounts, VideoPitch, VideoProgress, VideoRouting } from './types';
+import type { SegmentProgress, StepIo, VideoCounts, VideoPitch, VideoProgress, VideoRouting } from './types';
 
 /** Longest kept text of a report (pitch reason, re-route reason), characters; longer ones are truncated. */
 export const MAX_PROGRESS_TEXT_LENGTH = 300;
@@ -118,5 +118,29 @@ export function sanitizeVideoProgress(raw: unknown, known: VideoProgress): Video
   if (isRecord(p.io)) out.io = { gcsRequests: 0, bytesUploaded: 0, bytesDownloaded: 0, cacheHits: 0, cacheMisses: 0, bytesFromCache: 0, artifactDownloads: 0, uploadsSkipped: 0, ...counters(p.io, IO_KEYS) };
   const routing = routingOf(p.routing, known.routing);
   if (routing) out.routing = routing;
+  const segments = segmentsOf(p.segments);
+  if (segments) out.segments = segments;
   return out;
+}
+
+/** Segment progress of a report: integers >= 0 with `done` at most `total`; undefined for anything else. */
+function segmentsOf(raw: unknown): SegmentProgress | undefined {
+  if (!isRecord(raw)) return undefined;
+  const n = (x: unknown) => (typeof x === 'number' && Number.isSafeInteger(x) && x >= 0 ? x : undefined);
+  const total = n(raw.total);
+  const done = n(raw.done);
+  const framesDone = n(raw.framesDone);
+  if (total === undefined || done === undefined || framesDone === undefined || done > total) return undefined;
+  return { total, done, framesDone };
+}
+
+/**
+ * Steps done of a video, counting a fanned-out step 5 in part: the segments done of it, as a fraction of one
+ * step. The `progress` query's `fraction` sums this over the videos.
+ */
+export function stepsDoneOf(p: VideoProgress): number {
+  const s = p.segments;
+  if (!s || !s.total || p.currentStep !== 'detectPlayers') return p.stepsDone;
+  // The stitching that ends step 5 is not a segment: the segments make up to 90 % of the step.
+  return p.stepsDone + (0.9 * s.done) / s.total;
 }

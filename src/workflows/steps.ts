@@ -43,6 +43,12 @@ export type GpuStepName = Extract<(typeof STEPS)[number], { queue: 'gpu' }>['nam
 /** The steps that run on the GPU queue, in order. */
 export const GPU_STEP_NAMES: readonly GpuStepName[] = STEPS.filter((s): s is Extract<(typeof STEPS)[number], { queue: 'gpu' }> => s.queue === 'gpu').map((s) => s.name);
 
+/**
+ * Activities that are part of a GPU step without being a step themselves: `detectSegment` tracks one time
+ * segment of step 5 (src/activities/segments.ts). Workers serve them in the GPU role.
+ */
+export const GPU_PART_ACTIVITIES = ['detectSegment'] as const;
+
 /** Step number 1-9 of a step name. */
 export function stepNumber(name: StepName): number {
   return STEPS.findIndex((s) => s.name === name) + 1;

@@ -49,7 +49,7 @@ import {
 } from './ids';
 import { cancelSignal, PIPELINE_STEP, progressQuery, RUN_GUID, TENANT_ID, videoProgressSignal } from './messages';
 import { processVideo } from './processVideo';
-import { sanitizeVideoProgress } from './progress';
+import { sanitizeVideoProgress, stepsDoneOf } from './progress';
 import { STEP_NAMES } from './steps';
 import { summarizeRun, type SettledVideo } from './summary';
 import type { CancelRequest, RunProgress, RunStatus, RunSummary, VideoProgress } from './types';
@@ -213,7 +213,7 @@ export async function trainPipeline(rawInput: TrainPipelineInput): Promise<RunSu
   );
   setHandler(progressQuery, (): RunProgress => {
     const list = [...videoProgress.values()];
-    const done = list.reduce((s, p) => s + p.stepsDone, 0);
+    const done = list.reduce((s, p) => s + stepsDoneOf(p), 0);
     const total = list.reduce((s, p) => s + p.totalSteps, 0);
     return { runGuid, tenantId: v.tenantId, status, videos: list, fraction: total ? done / total : 0, cancelRequested: cancelRequest };
   });

@@ -99,6 +99,51 @@ export interface FramesResult extends StepResultBase {
   firstFrameId: number | null;
   lastFrameId: number | null;
   prefix: string;
+  /**
+   * The video's time segments (`options.segments`, src/vision/tracking/stitch.ts `planSegments`) in source
+   * frame indices, both ends included; one segment for a video no longer than a segment. Absent in results
+   * of older runs (the video is then tracked in one piece).
+   */
+  segments?: SegmentRange[];
+}
+
+/** A time segment of a video in source frame indices, both ends included (the stitch module's `SegmentRange`). */
+export interface SegmentRange {
+  /** 0-based position of the segment in the video. */
+  index: number;
+  from: number;
+  to: number;
+}
+
+/** Input of step 5 (`detectPlayers`): with `segments`, the segments `detectSegment` tracked, to stitch. */
+export interface DetectInput extends StepInput {
+  segments?: SegmentRange[];
+}
+
+/** Input of `detectSegment`: a step input with step 4's pitch model and the segment to track. */
+export interface SegmentInput extends StepInput {
+  segment: SegmentRange;
+}
+
+/**
+ * Result of `detectSegment` (part of step 5; recorded under `segments.{index}` of the video's entry in
+ * `intermediate/step5_result.json`). Its `name` is `detectPlayers`, the step it belongs to.
+ */
+export interface SegmentResult extends StepResultBase {
+  segment: SegmentRange;
+  /** Sampled frames of the segment. */
+  frames: number;
+  detections: number;
+  /** The segment's tracking, `intermediate/segments/{videoGuid}/segment_{index}.json`. */
+  object: string;
+}
+
+/** Fan-out progress of a video's segments (a video tracked in one piece has none). */
+export interface SegmentProgress {
+  total: number;
+  done: number;
+  /** Sampled frames of the segments done (overlap frames count in both of their segments). */
+  framesDone: number;
 }
 
 /** Result of step 4. */
@@ -202,6 +247,8 @@ export interface VideoProgress {
   io?: StepIo;
   /** Where the video's steps go (worker-specific queues or the shared ones) and re-routes after worker loss. */
   routing?: VideoRouting;
+  /** Segments of step 5 done, when the video is tracked in several (`options.segments`). */
+  segments?: SegmentProgress;
   error?: string;
 }
 

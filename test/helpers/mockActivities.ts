@@ -58,7 +58,19 @@ export function mockActivities(opts: { hold?: string; gate?: Promise<void> } = {
     recordRunEnd: async (r: RunRecord) => void records.push(r),
     importVideo: step('importVideo', () => ({ frameCount: 100 })),
     loadVideo: step('loadVideo', () => ({})),
-    extractFramesForDetections: step('extractFramesForDetections', () => ({ frames: 20 })),
+    // A source whose name contains "segments" is a long video: step 3 plans three time segments of it.
+    extractFramesForDetections: step('extractFramesForDetections', (input) =>
+      input.source.includes('segments')
+        ? {
+            frames: 60,
+            segments: [
+              { index: 0, from: 0, to: 49 },
+              { index: 1, from: 40, to: 89 },
+              { index: 2, from: 80, to: 119 },
+            ],
+          }
+        : { frames: 20 },
+    ),
     // A source whose name contains "no-pitch" gets step 4's "no pitch" result.
     initializeGrassMask: step('initializeGrassMask', (input) =>
       input.source.includes('no-pitch')
@@ -80,6 +92,10 @@ export function mockActivities(opts: { hold?: string; gate?: Promise<void> } = {
   };
   const gpu = {
     detectPlayers: step('detectPlayers', () => ({ detections: 50, tracks: 4 })),
+    detectSegment: step('detectSegment', (input) => {
+      const segment = (input as StepInput & { segment: { index: number; from: number; to: number } }).segment;
+      return { segment, frames: 25, detections: 20, object: `segment_${segment.index}.json` };
+    }),
     removeCropBackground: step('removeCropBackground', () => ({})),
   };
   return { cpu, gpu, calls, records, releases };

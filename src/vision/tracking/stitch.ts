@@ -1,9 +1,9 @@
 /**
  * Time segments of a video and the stitching of tracks tracked per segment into video-wide track ids: the
  * building blocks for tracking one long video on several workers (each segment tracked on its own, with a
- * short overlap with its neighbour). The pipeline's step 5 still tracks a video in one piece; these are
- * measured against whole-video tracking by `npm run eval:identity -- --segment-seconds S` (README "Identity
- * evaluation").
+ * short overlap with its neighbour). Step 5 uses them for a video longer than one segment
+ * (src/activities/segments.ts); they are measured against whole-video tracking by
+ * `npm run eval:identity -- --segment-seconds S` (README "Identity evaluation").
  *
  * Stitching follows the usual overlap-association practice of offline and chunked multi-object tracking
  * (associate the tracks of two windows on the frames they share by box IoU, one-to-one by minimum cost;
@@ -89,16 +89,21 @@ export interface StitchResult<F extends StitchFrame> {
   links: StitchLink[];
   /** Frame id from which each later segment's frames are taken, by segment index (segment 0: its first). */
   cuts: number[];
+  /**
+   * Per segment, by index: the video-wide id of each of its own track ids that reached the output (tracks whose
+   * boxes all lie before the segment's cut are not in it).
+   */
+  ids: ReadonlyMap<number, number>[];
 }
 
 /**
- * Stitches per-segment tracking into one video-wide tracking. Segment 0's tracks get ids 1, 2, … in the
- * order of their first box (ties by local id); at each boundary the later segment's tracks are associated
- * one-to-one with the earlier segment's on the frames both segments sampled (minimum-cost assignment of
- * `1 - score`, {@link linearAssignment}; pairs below `minScore` or `minFrames` are not joined). An
- * associated track continues the earlier track's id; any other gets the next new id, in the order of its
- * first box from the cut on. The cut is the middle shared frame, so each side keeps the half of the overlap
- * nearer its own centre, where its tracker has the most context.
+ * Stitches per-segment tracking into one video-wide tracking. At each boundary the later segment's tracks
+ * are associated one-to-one with the earlier segment's on the frames both segments sampled (minimum-cost
+ * assignment of `1 - score`, {@link linearAssignment}; pairs below `minScore` or `minFrames` are not
+ * joined). An associated track continues the earlier track's id; any other gets a new one. The cut is the
+ * middle shared frame, so each side keeps the half of the overlap nearer its own centre, where its tracker
+ * has the most context. The video-wide ids are then numbered 0, 1, … (as a tracker numbers them) in the
+ * order of each track's first box in the output (ties by id), so no id is missing.
  *
  * Deterministic: the result depends only on the segments' contents, not on the order they were made in.
  * Fields of a frame or box other than `track_id` are kept as the segment wrote them, except `tracklet_id`,
@@ -111,13 +116,15 @@ export function stitchSegments<F extends StitchFrame>(segments: readonly (readon
   const frames: F[] = [];
   const links: StitchLink[] = [];
   const cuts: number[] = [];
-  let nextId = 1;
+  const idMaps: ReadonlyMap<number, number>[] = [];
+  let nextId = 0;
   // Video-wide id of each local track of the previous segment (only tracks it outputs or hands on).
   let prevIds = new Map<number, number>();
   let prev: readonly F[] = [];
   for (const [s, seg] of segments.entries()) {
     if (seg.length === 0) {
       cuts.push(Number.NaN);
+      idMaps.push(new Map());
       continue;
     }
     const prevLast = prev.length ? prev[prev.length - 1].frame_id : -1;
@@ -143,12 +150,23 @@ export function stitchSegments<F extends StitchFrame>(segments: readonly (readon
     const mine = seg.filter((f) => f.frame_id >= cut);
     const order = firstBoxes(mine);
     for (const local of order) if (!ids.has(local)) ids.set(local, nextId++);
+    // Only tracks with a box from the cut on are output.
+    for (const local of ids.keys()) if (!order.includes(local)) ids.delete(local);
+    idMaps.push(ids);
     // Tracks that the next boundary may continue: this segment's output tracks.
     prevIds = ids;
     prev = mine;
   }
   for (const f of prev) frames.push(relabel(f, prevIds));
-  return { frames, links, cuts };
+  // Number the ids that reached the output without gaps (a track of an earlier segment seen only after the
+  // next cut has an id but no box), and drop associations whose later track did not reach it.
+  const compact = new Map(firstBoxes(frames).map((id, i) => [id, i]));
+  return {
+    frames: frames.map((f) => relabel(f, compact)),
+    links: links.filter((l) => idMaps[l.segment].has(l.localTrackId)).map((l) => ({ ...l, trackId: compact.get(l.trackId)! })),
+    cuts,
+    ids: idMaps.map((m) => new Map([...m].filter(([, id]) => compact.has(id)).map(([local, id]) => [local, compact.get(id)!]))),
+  };
 }
 
 /** Local track ids in the order of their first box (frame order, then local id). */

@@ -1,0 +1,203 @@
+/**
+ * End to end: one video tracked in time segments (docs/ARCHITECTURE.md "Segments"), with the real activities
+ * (ffmpeg, sharp, YOLOv8n), the real dev server and the GCS emulator, on 9 s of vtest.avi in segments of 3 s
+ * with a 1 s overlap (3 segments).
+ *
+ * One reference run on one in-process worker; then, each compared byte for byte with it:
+ * - two worker processes' worth of workers (in-process, each with its own run cache and own queues) on one
+ *   task queue: the stitched result does not depend on which worker tracked which segment;
+ * - the worker process tracking a segment is killed (SIGKILL): only that segment is tracked again, by
+ *   another worker, and the run completes;
+ * - the run cache off: every segment and step 5 read their inputs from GCS.
+ *
+ * All runs share one run GUID (so augmentation seeds match) under different tenant ids; JSON and HTML
+ * outputs are compared with the tenant id normalised.
+ */
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../src/activities';
+import { startRun } from '../src/cli/client';
+import { loadConfig, type Config } from '../src/config';
+import { detectionsFileSchema, segmentFileSchema, stepResultFileSchema } from '../src/storage/artifacts';
+import { createObjectStore } from '../src/storage/gcs';
+import { RunLayout } from '../src/storage/layout';
+import type { PipelineOptionsInput } from '../src/validation';
+import { createDeps, splitActivities } from '../src/workers/worker';
+import { videoWorkflowId } from '../src/workflows/ids';
+import { progressQuery } from '../src/workflows/messages';
+import type { RunSummary } from '../src/workflows/types';
+import { spawnWorkerProcess, testClient, withWorkers } from './helpers/temporal';
+
+const DATA = '/usr/share/doc/opencv-doc/examples/data';
+const tmp = mkdtempSync(path.join(tmpdir(), 'dataprep-segments-'));
+const clip = path.join(tmp, 'vtest_9s.avi');
+const configured = loadConfig();
+const cfg: Config = { ...configured, sourceRoots: [...configured.sourceRoots, tmp] };
+const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost });
+const runGuid = `segs-${Math.random().toString(36).slice(2, 8)}`;
+/**
+ * vtest.avi plays at 10 fps: 90 frames, 45 sampled (the last is frame 88, so the plan covers frames 0-88);
+ * segments of 30 frames reaching 10 into the next.
+ */
+const OPTIONS: PipelineOptionsInput = { frameStride: 2, augment: { count: 1 }, segments: { seconds: 3, overlapSeconds: 1 } };
+let client: Client;
+
+/** Real activities over their own worker folder. */
+function realDeps(name: string, over: Partial<Config> = {}) {
+  const deps = createDeps({ ...cfg, dataDir: path.join(tmp, name), ...over });
+  return { deps, ...splitActivities(createActivities(deps)) };
+}
+
+/** sha256 of every object of the video's folder (JSON, CSV and HTML with the tenant id normalised). */
+async function snapshot(tenantId: string, videoGuid: string): Promise<Record<string, string>> {
+  const prefix = new RunLayout(tenantId, runGuid).video(videoGuid).prefix;
+  const out: Record<string, string> = {};
+  for (const o of await store.list(prefix)) {
+    let data = await store.get(o.name);
+    if (/\.(json|csv|html)$/.test(o.name)) data = Buffer.from(data.toString('utf8').replaceAll(tenantId, 'TENANT'), 'utf8');
+    out[o.name.slice(prefix.length)] = createHash('sha256').update(data).digest('hex');
+  }
+  return out;
+}
+
+/** Step 5's result entry of the video in run `tenantId`, with its segments' results. */
+async function step5(tenantId: string, videoGuid: string) {
+  const file = stepResultFileSchema.parse(JSON.parse((await store.get(new RunLayout(tenantId, runGuid).stepResult(5))).toString('utf8')));
+  return file.videos[videoGuid] as Record<string, unknown> & { segments?: Record<string, { taskQueue?: string; frames: number; segment: { from: number; to: number } }> };
+}
+
+let reference: Record<string, string>;
+let videoGuid: string;
+
+beforeAll(async () => {
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', path.join(DATA, 'vtest.avi'), '-t', '9', '-c', 'copy', clip]);
+  client = await testClient();
+  const one = realDeps('one');
+  const summary = await withWorkers(
+    one.cpu,
+    async (taskQueue) => (await startRun(client, { ...cfg, taskQueue }, { tenantId: 'segone', runGuid, videos: [{ source: clip }], options: OPTIONS })).handle.result(),
+    one.gpu,
+  );
+  await one.deps.release();
+  expect(summary.status).toBe('completed');
+  videoGuid = summary.videos[0].videoGuid;
+  reference = await snapshot('segone', videoGuid);
+}, 300_000);
+
+afterAll(async () => {
+  await client?.connection.close();
+});
+
+describe('one video in time segments (real activities)', () => {
+  it('tracks each segment apart and stitches them into one detections.json over every sampled frame', async () => {
+    const layout = new RunLayout('segone', runGuid);
+    const video = layout.video(videoGuid);
+    const frameIds = (await store.list(video.framesPrefix)).map((o) => video.frameIdOf(o.name)!).sort((a, b) => a - b);
+    expect(frameIds.length).toBe(45);
+    const r = await step5('segone', videoGuid);
+    // Three segments of 30 frames, each reaching 10 frames into the next; each tracked its own sampled frames.
+    const segs = Object.values(r.segments ?? {}).sort((a, b) => a.segment.from - b.segment.from);
+    expect(segs.map((s) => [s.segment.from, s.segment.to])).toEqual([
+      [0, 39],
+      [30, 69],
+      [60, 88],
+    ]);
+    for (const s of segs) expect(s.frames).toBe(frameIds.filter((id) => id >= s.segment.from && id <= s.segment.to).length);
+    // The pieces are stored, and their frames overlap where the plan says.
+    const piece = segmentFileSchema.parse(JSON.parse((await store.get(layout.segment(videoGuid, 1))).toString('utf8')));
+    expect(piece.frames[0].frame_id).toBe(30);
+    expect(piece.frames[piece.frames.length - 1].frame_id).toBe(68);
+    // detections.json: every sampled frame once, in order; track ids numbered 0.. without gaps.
+    const det = detectionsFileSchema.parse(JSON.parse((await store.get(video.detections)).toString('utf8')));
+    expect(det.frames.map((f) => f.frame_id)).toEqual(frameIds);
+    const tracklets = [...new Set(det.frames.flatMap((f) => f.detections.map((d) => d.tracklet_id!)))].sort((a, b) => a - b);
+    expect(tracklets.length).toBeGreaterThan(5);
+    expect(tracklets).toEqual(tracklets.map((_, i) => i));
+    // People walk across the cuts between segments: some tracklet has boxes on both sides of a cut.
+    const span = new Map<number, [number, number]>();
+    for (const f of det.frames) for (const d of f.detections) span.set(d.tracklet_id!, [Math.min(span.get(d.tracklet_id!)?.[0] ?? f.frame_id, f.frame_id), f.frame_id]);
+    expect([...span.values()].some(([a, b]) => a < 30 && b > 40)).toBe(true);
+    expect([...span.values()].some(([a, b]) => a < 60 && b > 70)).toBe(true);
+    // The dataset was written from it.
+    expect(Object.keys(reference).filter((n) => n.startsWith('datasets/val/')).length).toBeGreaterThan(5);
+  });
+
+  it('gives identical outputs whichever of two workers tracks which segment', async () => {
+    const a = realDeps('two-a');
+    const b = realDeps('two-b');
+    const taskQueue = `segtwo-${Math.random().toString(36).slice(2, 8)}`;
+    const summary: RunSummary = await withWorkers(
+      b.cpu,
+      () =>
+        withWorkers(
+          a.cpu,
+          async () => (await startRun(client, { ...cfg, taskQueue }, { tenantId: 'segtwo', runGuid, videos: [{ source: clip }], options: OPTIONS })).handle.result(),
+          a.gpu,
+          { taskQueue, workerId: 'worker-a' },
+        ),
+      b.gpu,
+      { taskQueue, workerId: 'worker-b' },
+    );
+    await a.deps.release();
+    await b.deps.release();
+    expect(summary.status).toBe('completed');
+    expect(await snapshot('segtwo', videoGuid)).toEqual(reference);
+    // Each segment ran from the shared GPU queue and says which worker's cache holds it.
+    const segs = Object.values((await step5('segtwo', videoGuid)).segments ?? {});
+    expect(segs.length).toBe(3);
+    for (const s of segs) expect(s.taskQueue).toBe(`${taskQueue}-gpu`);
+  }, 300_000);
+
+  it('tracks a lost worker’s segment again on another worker, with identical outputs', async () => {
+    const taskQueue = `segkill-${Math.random().toString(36).slice(2, 8)}`;
+    const { child, exited } = await spawnWorkerProcess({ TASK_QUEUE: taskQueue, DATAPREP_DATA_DIR: path.join(tmp, 'killed'), SOURCE_ROOTS: tmp });
+    try {
+      const options = { ...OPTIONS, routing: { heartbeatTimeoutSeconds: 5, scheduleToStartSeconds: 3 } };
+      const run = await startRun(client, { ...cfg, taskQueue }, { tenantId: 'segkill', runGuid, videos: [{ source: clip }], options });
+      // The only worker has started tracking a segment: kill it.
+      const child5 = client.workflow.getHandle(videoWorkflowId(run.workflowId, videoGuid));
+      let started = false;
+      for (let i = 0; i < 1200 && !started; i++) {
+        const pending = (await child5.describe().catch(() => undefined))?.raw.pendingActivities ?? [];
+        started = pending.some((p) => p.activityType?.name === 'detectSegment' && p.lastStartedTime);
+        if (!started) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(started).toBe(true);
+      // The progress query counts the segments (asked while the worker, which also runs the workflows, lives).
+      const before = await run.handle.query(progressQuery);
+      expect(before.videos[0].segments).toMatchObject({ total: 3 });
+      expect(before.videos[0].currentStep).toBe('detectPlayers');
+      child.kill('SIGKILL');
+      await exited;
+      const rescue = realDeps('rescue');
+      const summary: RunSummary = await withWorkers(rescue.cpu, () => run.handle.result(), rescue.gpu, { taskQueue });
+      await rescue.deps.release();
+      expect(summary.status).toBe('completed');
+      expect(await snapshot('segkill', videoGuid)).toEqual(reference);
+      // Only the killed worker's segment was tracked a second time (a second attempt); the others once.
+      const attempts = (await child5.fetchHistory()).events!.flatMap((e) => (e.activityTaskStartedEventAttributes && e.activityTaskStartedEventAttributes.attempt ? [e] : []));
+      const scheduled = new Map((await child5.fetchHistory()).events!.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [[String(e.eventId), e.activityTaskScheduledEventAttributes.activityType!.name!]] : [])));
+      const segmentAttempts = attempts.filter((e) => scheduled.get(String(e.activityTaskStartedEventAttributes!.scheduledEventId)) === 'detectSegment').map((e) => e.activityTaskStartedEventAttributes!.attempt!);
+      expect(segmentAttempts.sort()).toEqual([1, 1, 2]);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  }, 300_000);
+
+  it('gives identical outputs with the run cache off', async () => {
+    const off = realDeps('off', { cacheEnabled: false });
+    const summary = await withWorkers(
+      off.cpu,
+      async (taskQueue) => (await startRun(client, { ...cfg, taskQueue }, { tenantId: 'segoff', runGuid, videos: [{ source: clip }], options: OPTIONS })).handle.result(),
+      off.gpu,
+    );
+    await off.deps.release();
+    expect(summary.status).toBe('completed');
+    expect(await snapshot('segoff', videoGuid)).toEqual(reference);
+  }, 300_000);
+});
