@@ -16,7 +16,9 @@
  * - `undecodable-signal`: while step 3 runs, a `cancel` signal whose payload has an unknown encoding and a
  *   `videoProgress` signal about no video of the run arrive; both are dropped and the run completes;
  * - `hung-step`: step 6 hangs without heartbeats on a live worker; after 8 heartbeat timeouts the worker
- *   answers the ping on its own queue, so the step fails (not re-routed) and so does the run.
+ *   answers the ping on its own queue, so the step fails (not re-routed) and so does the run;
+ * - `segmented`: a long video whose step 3 plans three time segments: three `detectSegment` activities on
+ *   the shared GPU queue, then step 5 stitches (patch `video-segments`).
  *
  * and saves the history of the run and of every child workflow it started (`processVideo` per video) as
  * `test/fixtures/histories/{RECORDING}/{scenario}.{workflowType}[.{n}].json`, listed in `manifest.json`.
@@ -212,6 +214,22 @@ async function main(): Promise<void> {
         },
         m.gpu,
         { liveness: { intervalMs: 3_600_000 } },
+      );
+      fixtures.push(...saved);
+    }
+
+    // (g) A long video: step 3 plans three segments (the mock does for a source named "…segments…").
+    {
+      const m = mockActivities();
+      const saved = await withWorkers(
+        m.cpu,
+        async (q) => {
+          const handle = await start(client, q, { tenantId: TENANT, runGuid: runGuid('segmented'), videos: [{ source: '/long-segments.mp4' }] });
+          await handle.result();
+          if (m.calls.filter((c) => c.name === 'detectSegment').length !== 3) throw new Error('segmented: expected three detectSegment calls');
+          return fetchTree(client, 'segmented', handle.workflowId, 'COMPLETED');
+        },
+        m.gpu,
       );
       fixtures.push(...saved);
     }

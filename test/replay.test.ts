@@ -21,7 +21,7 @@ import { legacyVideoWorkflowId, videoWorkflowId } from '../src/workflows/ids';
 import { bundlePipelineWorkflows, createPipelineWorkers, WORKFLOWS_PATH } from '../src/workers/worker';
 import { CURRENT_RECORDING, loadHistory, readManifest, SCENARIOS, type History, type HistoryFixture } from './fixtures/histories/fixtures';
 import { PATCH_ID } from './fixtures/changed-workflow/extraStep';
-import { PATCH_PROBE_WORKER, PATCH_RELEASE_OWN_QUEUES } from '../src/workflows/processVideo';
+import { PATCH_PROBE_WORKER, PATCH_RELEASE_OWN_QUEUES, PATCH_VIDEO_SEGMENTS } from '../src/workflows/processVideo';
 import { PATCH_RUN_DATASET } from '../src/workflows/trainPipeline';
 import { mockActivities } from './helpers/mockActivities';
 import { testClient, workflowBundle } from './helpers/temporal';
@@ -65,7 +65,7 @@ describe('recorded workflow histories', () => {
   it('cover every scenario of each recording, with the run, its processVideo children and the cancel helper', () => {
     // The older recordings (`-` ids; `:` ids before the worker ping; before the run-level dataset) are kept
     // next to the current one, which covers every scenario.
-    expect(Object.keys(manifest.recordings).sort()).toEqual(['legacy-ids', 'unambiguous-ids', 'probe-worker', CURRENT_RECORDING].sort());
+    expect(Object.keys(manifest.recordings).sort()).toEqual(['legacy-ids', 'unambiguous-ids', 'probe-worker', 'run-dataset', CURRENT_RECORDING].sort());
     expect(manifest.recordings[CURRENT_RECORDING].scenarios).toEqual([...SCENARIOS]);
     for (const [recording, { scenarios }] of Object.entries(manifest.recordings)) {
       const mine = fixtures.filter((f) => f.recording === recording);
@@ -122,6 +122,20 @@ describe('recorded workflow histories', () => {
     };
     expect(mergesOf(`${CURRENT_RECORDING}/completed.trainPipeline.json`)).toEqual({ patched: true, merges: 1 });
     expect(mergesOf('probe-worker/completed.trainPipeline.json')).toEqual({ patched: false, merges: 0 });
+    expect(mergesOf('run-dataset/completed.trainPipeline.json')).toEqual({ patched: true, merges: 1 });
+    // The segmented run of the current recording fanned step 5 out over three segments behind its patch, before
+    // step 5 itself; the one-segment videos of every recording have no such marker.
+    const segmented = loadHistory(fixtures.find((f) => f.file === `${CURRENT_RECORDING}/segmented.processVideo.json`)!).history.events!;
+    const scheduledNames = segmented.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name!] : []));
+    expect(scheduledNames.filter((n) => n === 'detectSegment')).toHaveLength(3);
+    expect(scheduledNames.lastIndexOf('detectSegment')).toBeLessThan(scheduledNames.indexOf('detectPlayers'));
+    const patchesOf = (events: typeof segmented) =>
+      events.flatMap((e) => {
+        const data = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
+        return data ? [(JSON.parse(Buffer.from(data as Uint8Array).toString('utf8')) as { id: string }).id] : [];
+      });
+    expect(patchesOf(segmented)).toContain(PATCH_VIDEO_SEGMENTS);
+    expect(patchesOf(loadHistory(fixtures.find((f) => f.file === `${CURRENT_RECORDING}/rerouted.processVideo.json`)!).history.events!)).not.toContain(PATCH_VIDEO_SEGMENTS);
     // The re-routed runs really went through a lost worker: their first step timed out on the ghost's queue.
     for (const f of fixtures.filter((x) => path.basename(x.file) === 'rerouted.processVideo.json')) {
       expect(loadHistory(f).history.events!.some((e) => e.activityTaskTimedOutEventAttributes), f.file).toBe(true);
