@@ -1,7 +1,7 @@
 /**
  * End to end: one video tracked in time segments (docs/ARCHITECTURE.md "Segments"), with the real activities
- * (ffmpeg, sharp, YOLOv8n), the real dev server and the GCS emulator, on 9 s of vtest.avi in segments of 3 s
- * with a 1 s overlap (3 segments).
+ * (ffmpeg, sharp, YOLOv8n), the real dev server and the GCS emulator, on 9 s of vtest.avi (every frame) in
+ * segments of 6 s with a 1 s overlap: two segments, the first long enough to write a checkpoint chunk.
  *
  * One reference run on one in-process worker; then, each compared byte for byte with it:
  * - two worker processes' worth of workers (in-process, each with its own run cache and own queues) on one
@@ -41,10 +41,10 @@ const cfg: Config = { ...configured, sourceRoots: [...configured.sourceRoots, tm
 const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost });
 const runGuid = `segs-${Math.random().toString(36).slice(2, 8)}`;
 /**
- * vtest.avi plays at 10 fps: 90 frames, 45 sampled (the last is frame 88, so the plan covers frames 0-88);
- * segments of 30 frames reaching 10 into the next.
+ * vtest.avi plays at 10 fps: 90 frames, all sampled; segments of 60 frames reaching 10 into the next, so the
+ * first tracks 70 frames and writes a checkpoint chunk after 50 (DETECT_CHUNK_FRAMES).
  */
-const OPTIONS: PipelineOptionsInput = { frameStride: 2, augment: { count: 1 }, segments: { seconds: 3, overlapSeconds: 1 } };
+const OPTIONS: PipelineOptionsInput = { frameStride: 1, augment: { count: 1 }, segments: { seconds: 6, overlapSeconds: 1 } };
 let client: Client;
 
 /** Real activities over their own worker folder. */
@@ -98,20 +98,21 @@ describe('one video in time segments (real activities)', () => {
     const layout = new RunLayout('segone', runGuid);
     const video = layout.video(videoGuid);
     const frameIds = (await store.list(video.framesPrefix)).map((o) => video.frameIdOf(o.name)!).sort((a, b) => a - b);
-    expect(frameIds.length).toBe(45);
+    expect(frameIds.length).toBe(90);
     const r = await step5('segone', videoGuid);
-    // Three segments of 30 frames, each reaching 10 frames into the next; each tracked its own sampled frames.
+    // Two segments: 60 frames reaching 10 into the next, then the rest; each tracked its own sampled frames.
     const segs = Object.values(r.segments ?? {}).sort((a, b) => a.segment.from - b.segment.from);
     expect(segs.map((s) => [s.segment.from, s.segment.to])).toEqual([
-      [0, 39],
-      [30, 69],
-      [60, 88],
+      [0, 69],
+      [60, 89],
     ]);
     for (const s of segs) expect(s.frames).toBe(frameIds.filter((id) => id >= s.segment.from && id <= s.segment.to).length);
     // The pieces are stored, and their frames overlap where the plan says.
     const piece = segmentFileSchema.parse(JSON.parse((await store.get(layout.segment(videoGuid, 1))).toString('utf8')));
-    expect(piece.frames[0].frame_id).toBe(30);
-    expect(piece.frames[piece.frames.length - 1].frame_id).toBe(68);
+    expect(piece.frames[0].frame_id).toBe(60);
+    expect(piece.frames[piece.frames.length - 1].frame_id).toBe(89);
+    // The first segment's checkpoint chunk (after 50 frames) was deleted with the others once it completed.
+    expect(await store.list(layout.checkpointPrefix(videoGuid))).toEqual([]);
     // detections.json: every sampled frame once, in order; track ids numbered 0.. without gaps.
     const det = detectionsFileSchema.parse(JSON.parse((await store.get(video.detections)).toString('utf8')));
     expect(det.frames.map((f) => f.frame_id)).toEqual(frameIds);
@@ -121,7 +122,6 @@ describe('one video in time segments (real activities)', () => {
     // People walk across the cuts between segments: some tracklet has boxes on both sides of a cut.
     const span = new Map<number, [number, number]>();
     for (const f of det.frames) for (const d of f.detections) span.set(d.tracklet_id!, [Math.min(span.get(d.tracklet_id!)?.[0] ?? f.frame_id, f.frame_id), f.frame_id]);
-    expect([...span.values()].some(([a, b]) => a < 30 && b > 40)).toBe(true);
     expect([...span.values()].some(([a, b]) => a < 60 && b > 70)).toBe(true);
     // The dataset was written from it.
     expect(Object.keys(reference).filter((n) => n.startsWith('datasets/val/')).length).toBeGreaterThan(5);
@@ -149,7 +149,7 @@ describe('one video in time segments (real activities)', () => {
     expect(await snapshot('segtwo', videoGuid)).toEqual(reference);
     // Each segment ran from the shared GPU queue and says which worker's cache holds it.
     const segs = Object.values((await step5('segtwo', videoGuid)).segments ?? {});
-    expect(segs.length).toBe(3);
+    expect(segs.length).toBe(2);
     for (const s of segs) expect(s.taskQueue).toBe(`${taskQueue}-gpu`);
   }, 300_000);
 
@@ -170,7 +170,7 @@ describe('one video in time segments (real activities)', () => {
       expect(started).toBe(true);
       // The progress query counts the segments (asked while the worker, which also runs the workflows, lives).
       const before = await run.handle.query(progressQuery);
-      expect(before.videos[0].segments).toMatchObject({ total: 3 });
+      expect(before.videos[0].segments).toMatchObject({ total: 2 });
       expect(before.videos[0].currentStep).toBe('detectPlayers');
       child.kill('SIGKILL');
       await exited;
@@ -183,7 +183,7 @@ describe('one video in time segments (real activities)', () => {
       const attempts = (await child5.fetchHistory()).events!.flatMap((e) => (e.activityTaskStartedEventAttributes && e.activityTaskStartedEventAttributes.attempt ? [e] : []));
       const scheduled = new Map((await child5.fetchHistory()).events!.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [[String(e.eventId), e.activityTaskScheduledEventAttributes.activityType!.name!]] : [])));
       const segmentAttempts = attempts.filter((e) => scheduled.get(String(e.activityTaskStartedEventAttributes!.scheduledEventId)) === 'detectSegment').map((e) => e.activityTaskStartedEventAttributes!.attempt!);
-      expect(segmentAttempts.sort()).toEqual([1, 1, 2]);
+      expect(segmentAttempts.sort()).toEqual([1, 2]);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }

@@ -21,7 +21,7 @@ export function createSegmentActivities(deps: ActivityDeps) {
      * Part of step 5: detection and tracking of the sampled frames of one time segment (`input.segment`,
      * source frame indices, both ends included) with a fresh tracker, exactly as step 5 tracks a whole video
      * (`trackSampledFrames`, ./detect.ts: read-ahead, checkpoint chunks under
-     * `intermediate/checkpoints/{videoGuid}/segment_{index}_{k}.json`, resume after a lost worker). Writes
+     * `intermediate/checkpoints/{videoGuid}/segment_{index}/detect_{k}.json`, resume after a lost worker). Writes
      * `intermediate/segments/{videoGuid}/segment_{index}.json` (frames with the segment's own tracklet ids and
      * their cuts) and records its result under `segments.{index}` of step 5's result.
      * @throws PipelineError(InvalidInput) for a segment outside the video's sampled frames
@@ -51,7 +51,7 @@ export function createSegmentActivities(deps: ActivityDeps) {
             inferenceMs: Math.round(t.inferenceMs),
           };
           await files.writeJson(object, file);
-          if (t.saved) await files.store.deletePrefix(`${layout.checkpointPrefix(input.videoGuid)}segment_${seg.index}_`);
+          if (t.saved) await files.store.deletePrefix(layout.segmentCheckpointPrefix(input.videoGuid, seg.index));
           return {
             result: { segment: file.segment, frames: ids.length, detections: t.count, object },
             details: { dropped: t.dropReasons, tiledFrames: t.tiledFrames, resumedFromFrame: t.resumedFromFrame, inferenceMs: file.inferenceMs },

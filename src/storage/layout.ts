@@ -167,10 +167,14 @@ export class RunLayout {
   }
   /**
    * Checkpoint chunk `k` of segment `segment` of step 5 (docs/ARCHITECTURE.md "Segments"):
-   * `intermediate/checkpoints/{videoGuid}/segment_{segment}_{k}.json`.
+   * `intermediate/checkpoints/{videoGuid}/segment_{segment}/detect_{k}.json`.
    */
   segmentCheckpoint(videoGuid: string, segment: number, k: number): string {
-    return `${this.checkpointPrefix(videoGuid)}segment_${assertIndex(segment, 'segment')}_${assertIndex(k, 'checkpoint chunk')}.json`;
+    return `${this.segmentCheckpointPrefix(videoGuid, segment)}detect_${assertIndex(k, 'checkpoint chunk')}.json`;
+  }
+  /** Prefix of the checkpoint chunks of one segment of step 5 (deleted when the segment completes). */
+  segmentCheckpointPrefix(videoGuid: string, segment: number): string {
+    return `${this.checkpointPrefix(videoGuid)}segment_${assertIndex(segment, 'segment')}/`;
   }
   /**
    * The tracking of segment `segment` of a video (an intermediate artifact of step 5, merged into
