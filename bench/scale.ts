@@ -50,9 +50,10 @@ const o = new Command('bench:scale')
   .option('--threads <t>', 'onnxruntime intra-op threads per worker process', '1')
   .option('--half-minutes <m>', 'length of the full-half run, minutes (0: skip)', '45')
   .option('--only <list>', 'figures to make: speedup, memory, half', 'speedup,memory,half')
+  .option('--segment-seconds <s>', 'options.segments.seconds of every run (default: the pipeline default, 180 s)')
   .option('--keep-stack', 'leave the benchmark stack running')
   .parse();
-const opts = o.opts<{ minutes: string; lengths: string; workers: string; threads: string; halfMinutes: string; only: string; keepStack?: boolean }>();
+const opts = o.opts<{ minutes: string; lengths: string; workers: string; threads: string; halfMinutes: string; only: string; keepStack?: boolean; segmentSeconds?: string }>();
 const videos = o.processedArgs[0] as string[];
 const only = new Set(list(opts.only));
 
@@ -126,6 +127,8 @@ async function main(): Promise<void> {
   const client = new Client({ connection, namespace: STACK.namespace });
   const store = createObjectStore({ bucket: STACK.bucket, emulatorHost: env.STORAGE_EMULATOR_HOST });
 
+  const runOptions = opts.segmentSeconds ? { options: { segments: { seconds: Number(opts.segmentSeconds) } } } : {};
+
   /** Runs `video` through the whole pipeline with `workers` worker processes on a fresh task queue. */
   async function runOnce(label: string, video: string, workers: number): Promise<RunFigures> {
     const taskQueue = `scale-${Math.random().toString(36).slice(2, 8)}`;
@@ -135,7 +138,7 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     let peaks: number[] = [];
     try {
-      const run = await startRun(client, { ...configured, temporalAddress: env.TEMPORAL_ADDRESS, bucket: STACK.bucket, storageEmulatorHost: env.STORAGE_EMULATOR_HOST, sourceRoots: env.SOURCE_ROOTS.split(':'), taskQueue }, { tenantId, runGuid: `scale-${taskQueue}`, videos: [{ source: video }] });
+      const run = await startRun(client, { ...configured, temporalAddress: env.TEMPORAL_ADDRESS, bucket: STACK.bucket, storageEmulatorHost: env.STORAGE_EMULATOR_HOST, sourceRoots: env.SOURCE_ROOTS.split(':'), taskQueue }, { tenantId, runGuid: `scale-${taskQueue}`, videos: [{ source: video }], ...runOptions });
       const summary = await run.handle.result();
       if (summary.status !== 'completed') throw new Error(`${label}: run ended ${summary.status}`);
       const wallS = (performance.now() - t0) / 1000;
@@ -151,6 +154,12 @@ async function main(): Promise<void> {
         steps[name] = round(r.durationMs / 1000);
         if (r.memory) memory[name] = `${Math.round(r.memory.rss)}/${Math.round(r.memory.heapUsed)}/${Math.round(r.memory.arrayBuffers)}/${Math.round(r.memory.peakRss)}`;
         if (name === 'detectPlayers') modelMs = r.inferenceMs ?? Number.NaN;
+        // Step 5 in segments: the fan-out's span (first segment start to last segment end) before the stitching.
+        const segs = Object.values((r as Recorded & { segments?: Record<string, StepResultBase> }).segments ?? {});
+        if (name === 'detectPlayers' && segs.length) {
+          const span = Math.max(...segs.map((x) => Date.parse(x.finishedAt))) - Math.min(...segs.map((x) => Date.parse(x.startedAt)));
+          steps[`detectSegment x${segs.length}`] = round(span / 1000);
+        }
       }
       return { label, workers, sampledFrames: v.counts.frames ?? 0, wallS: round(wallS), modelS: round(modelMs / 1000), overhead: round(wallS / (modelMs / 1000), 2), peakRssMiB: peaks, steps, memory };
     } finally {

@@ -141,6 +141,28 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
     expect(m.releases.map((r) => r.queue).sort()).toEqual([`${taskQueue}-gpu@${WORKER_ID}`, `${taskQueue}-gpu`, `${taskQueue}@${WORKER_ID}`].sort());
   });
 
+  it('cancels a run while its segments are being tracked: the running segment stops, no other step starts', async () => {
+    const m = mockActivities({ hold: 'detectSegment', gate: new Promise(() => undefined) });
+    await withWorkers(
+      m.cpu,
+      async (taskQueue) => {
+        const run = await startRun(client, { ...loadConfig(), taskQueue }, { tenantId: uniq(), videos: [{ source: '/long-segments.mp4' }] });
+        for (let i = 0; i < 100 && !m.calls.some((c) => c.name === 'detectSegment'); i++) await new Promise((r) => setTimeout(r, 100));
+        const p = await run.handle.query(progressQuery);
+        expect(p.videos[0].segments).toEqual({ total: 3, done: 0, framesDone: 0 });
+        expect(p.videos[0].currentStep).toBe('detectPlayers');
+        const t0 = Date.now();
+        await client.workflow.getHandle(run.workflowId).signal(cancelSignal, { reason: 'operator request', by: 'test' });
+        const err = await run.handle.result().catch((e: unknown) => e);
+        expect(Date.now() - t0).toBeLessThan(10_000);
+        expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      },
+      m.gpu,
+    );
+    expect(m.records.at(-1)!.status).toBe('cancelled');
+    expect(m.calls.some((c) => c.name === 'detectPlayers' || c.name === 'extractCrops')).toBe(false);
+  });
+
   it('tracks a video of one segment in one piece, with no patch marker', async () => {
     const m = mockActivities();
     const { history } = await withWorkers(
