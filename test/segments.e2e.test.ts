@@ -107,6 +107,11 @@ describe('one video in time segments (real activities)', () => {
       [60, 89],
     ]);
     for (const s of segs) expect(s.frames).toBe(frameIds.filter((id) => id >= s.segment.from && id <= s.segment.to).length);
+    // Step 5's own entry says where it cut between the segments and how many tracks it continued.
+    const stitch = r.stitch as { segments: number; cuts: number[]; links: number };
+    expect(stitch.segments).toBe(2);
+    expect(stitch.cuts).toEqual([0, 65]);
+    expect(stitch.links).toBeGreaterThan(0);
     // The pieces are stored, and their frames overlap where the plan says.
     const piece = segmentFileSchema.parse(JSON.parse((await store.get(layout.segment(videoGuid, 1))).toString('utf8')));
     expect(piece.frames[0].frame_id).toBe(60);

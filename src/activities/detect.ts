@@ -75,7 +75,8 @@ export function createDetectActivities(deps: ActivityDeps) {
           const st = await stitchedSegments(files, layout, input.videoGuid, input.segments);
           tracked = st;
           tracking = new VideoTracking(opts, videoInfo);
-          extra = { segments: { count: input.segments.length, cuts: st.cuts, links: st.links.length, cutsDropped: st.cutsDropped } };
+          // `stitch`, not `segments`: the step's entry keeps its segments' own results under `segments` (runStep).
+          extra = { stitch: { segments: input.segments.length, cuts: st.cuts, links: st.links.length, cutsDropped: st.cutsDropped } };
         } else {
           const ids = await listFrameIds(files, video);
           const t = await trackSampledFrames(deps, files, input, opts, ids, meta.fps, (k) => layout.checkpoint(input.videoGuid, 'detect', k));
