@@ -153,10 +153,11 @@ async function main(): Promise<void> {
         const r = (await store.getJson<{ videos: Record<string, Recorded> }>(layout.stepResult(i + 1)))!.videos[v.videoGuid];
         steps[name] = round(r.durationMs / 1000);
         if (r.memory) memory[name] = `${Math.round(r.memory.rss)}/${Math.round(r.memory.heapUsed)}/${Math.round(r.memory.arrayBuffers)}/${Math.round(r.memory.peakRss)}`;
-        if (name === 'detectPlayers') modelMs = r.inferenceMs ?? Number.NaN;
+        if (name !== 'detectPlayers') continue;
+        modelMs = r.inferenceMs ?? Number.NaN;
         // Step 5 in segments: the fan-out's span (first segment start to last segment end) before the stitching.
         const segs = Object.values((r as Recorded & { segments?: Record<string, StepResultBase> }).segments ?? {});
-        if (name === 'detectPlayers' && segs.length) {
+        if (segs.length) {
           const span = Math.max(...segs.map((x) => Date.parse(x.finishedAt))) - Math.min(...segs.map((x) => Date.parse(x.startedAt)));
           steps[`detectSegment x${segs.length}`] = round(span / 1000);
         }

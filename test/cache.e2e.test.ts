@@ -12,7 +12,6 @@
  * All runs share one run GUID (so augmentation seeds match) under different tenant ids; JSON and HTML
  * outputs are compared with the tenant id normalised.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -28,6 +27,7 @@ import type { PipelineOptionsInput } from '../src/validation';
 import { createDeps, splitActivities } from '../src/workers/worker';
 import { progressQuery } from '../src/workflows/messages';
 import type { RunSummary } from '../src/workflows/types';
+import { videoSnapshot } from './helpers/snapshot';
 import { spawnWorkerProcess, testClient, withWorkers } from './helpers/temporal';
 
 const DATA = '/usr/share/doc/opencv-doc/examples/data';
@@ -78,19 +78,9 @@ async function runWith(d: ReturnType<typeof realDeps>, tenantId: string, options
   );
 }
 
-/**
- * sha256 of every object of the video's folder, by relative name; JSON and HTML with the tenant id replaced
- * by a placeholder (the only byte that differs by design between two runs of one run GUID).
- */
-async function snapshot(tenantId: string, videoGuid: string): Promise<Record<string, string>> {
-  const prefix = new RunLayout(tenantId, runGuid).video(videoGuid).prefix;
-  const out: Record<string, string> = {};
-  for (const o of await store.list(prefix)) {
-    let data = await store.get(o.name);
-    if (/\.(json|csv|html)$/.test(o.name)) data = Buffer.from(data.toString('utf8').replaceAll(tenantId, 'TENANT'), 'utf8');
-    out[o.name.slice(prefix.length)] = createHash('sha256').update(data).digest('hex');
-  }
-  return out;
+/** {@link videoSnapshot} of the clip's video in run `tenantId` of this test's run GUID. */
+function snapshot(tenantId: string, videoGuid: string): Promise<Record<string, string>> {
+  return videoSnapshot(store, tenantId, runGuid, videoGuid);
 }
 
 let reference: Record<string, string>;

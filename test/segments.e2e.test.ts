@@ -13,7 +13,6 @@
  * All runs share one run GUID (so augmentation seeds match) under different tenant ids; JSON and HTML
  * outputs are compared with the tenant id normalised.
  */
-import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,6 +30,7 @@ import { createDeps, splitActivities } from '../src/workers/worker';
 import { videoWorkflowId } from '../src/workflows/ids';
 import { progressQuery } from '../src/workflows/messages';
 import type { RunSummary } from '../src/workflows/types';
+import { videoSnapshot } from './helpers/snapshot';
 import { spawnWorkerProcess, testClient, withWorkers } from './helpers/temporal';
 
 const DATA = '/usr/share/doc/opencv-doc/examples/data';
@@ -53,16 +53,21 @@ function realDeps(name: string, over: Partial<Config> = {}) {
   return { deps, ...splitActivities(createActivities(deps)) };
 }
 
-/** sha256 of every object of the video's folder (JSON, CSV and HTML with the tenant id normalised). */
-async function snapshot(tenantId: string, videoGuid: string): Promise<Record<string, string>> {
-  const prefix = new RunLayout(tenantId, runGuid).video(videoGuid).prefix;
-  const out: Record<string, string> = {};
-  for (const o of await store.list(prefix)) {
-    let data = await store.get(o.name);
-    if (/\.(json|csv|html)$/.test(o.name)) data = Buffer.from(data.toString('utf8').replaceAll(tenantId, 'TENANT'), 'utf8');
-    out[o.name.slice(prefix.length)] = createHash('sha256').update(data).digest('hex');
-  }
-  return out;
+/** Starts the clip under `tenantId` on `taskQueue` and waits for the run's summary. */
+async function runClip(taskQueue: string, tenantId: string): Promise<RunSummary> {
+  return (await startRun(client, { ...cfg, taskQueue }, { tenantId, runGuid, videos: [{ source: clip }], options: OPTIONS })).handle.result();
+}
+
+/** Runs the clip under `tenantId` on in-process workers over `d` alone, then releases `d`. */
+async function runOn(d: ReturnType<typeof realDeps>, tenantId: string): Promise<RunSummary> {
+  const summary = await withWorkers(d.cpu, (taskQueue) => runClip(taskQueue, tenantId), d.gpu);
+  await d.deps.release();
+  return summary;
+}
+
+/** {@link videoSnapshot} of the clip's video in run `tenantId` of this test's run GUID. */
+function snapshot(tenantId: string, videoGuid: string): Promise<Record<string, string>> {
+  return videoSnapshot(store, tenantId, runGuid, videoGuid);
 }
 
 /** Step 5's result entry of the video in run `tenantId`, with its segments' results. */
@@ -77,13 +82,7 @@ let videoGuid: string;
 beforeAll(async () => {
   execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', path.join(DATA, 'vtest.avi'), '-t', '9', '-c', 'copy', clip]);
   client = await testClient();
-  const one = realDeps('one');
-  const summary = await withWorkers(
-    one.cpu,
-    async (taskQueue) => (await startRun(client, { ...cfg, taskQueue }, { tenantId: 'segone', runGuid, videos: [{ source: clip }], options: OPTIONS })).handle.result(),
-    one.gpu,
-  );
-  await one.deps.release();
+  const summary = await runOn(realDeps('one'), 'segone');
   expect(summary.status).toBe('completed');
   videoGuid = summary.videos[0].videoGuid;
   reference = await snapshot('segone', videoGuid);
@@ -141,7 +140,7 @@ describe('one video in time segments (real activities)', () => {
       () =>
         withWorkers(
           a.cpu,
-          async () => (await startRun(client, { ...cfg, taskQueue }, { tenantId: 'segtwo', runGuid, videos: [{ source: clip }], options: OPTIONS })).handle.result(),
+          () => runClip(taskQueue, 'segtwo'),
           a.gpu,
           { taskQueue, workerId: 'worker-a' },
         ),
@@ -185,8 +184,9 @@ describe('one video in time segments (real activities)', () => {
       expect(summary.status).toBe('completed');
       expect(await snapshot('segkill', videoGuid)).toEqual(reference);
       // Only the killed worker's segment was tracked a second time (a second attempt); the others once.
-      const attempts = (await child5.fetchHistory()).events!.flatMap((e) => (e.activityTaskStartedEventAttributes && e.activityTaskStartedEventAttributes.attempt ? [e] : []));
-      const scheduled = new Map((await child5.fetchHistory()).events!.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [[String(e.eventId), e.activityTaskScheduledEventAttributes.activityType!.name!]] : [])));
+      const events = (await child5.fetchHistory()).events!;
+      const attempts = events.flatMap((e) => (e.activityTaskStartedEventAttributes && e.activityTaskStartedEventAttributes.attempt ? [e] : []));
+      const scheduled = new Map(events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [[String(e.eventId), e.activityTaskScheduledEventAttributes.activityType!.name!]] : [])));
       const segmentAttempts = attempts.filter((e) => scheduled.get(String(e.activityTaskStartedEventAttributes!.scheduledEventId)) === 'detectSegment').map((e) => e.activityTaskStartedEventAttributes!.attempt!);
       expect(segmentAttempts.sort()).toEqual([1, 2]);
     } finally {
@@ -195,13 +195,7 @@ describe('one video in time segments (real activities)', () => {
   }, 300_000);
 
   it('gives identical outputs with the run cache off', async () => {
-    const off = realDeps('off', { cacheEnabled: false });
-    const summary = await withWorkers(
-      off.cpu,
-      async (taskQueue) => (await startRun(client, { ...cfg, taskQueue }, { tenantId: 'segoff', runGuid, videos: [{ source: clip }], options: OPTIONS })).handle.result(),
-      off.gpu,
-    );
-    await off.deps.release();
+    const summary = await runOn(realDeps('off', { cacheEnabled: false }), 'segoff');
     expect(summary.status).toBe('completed');
     expect(await snapshot('segoff', videoGuid)).toEqual(reference);
   }, 300_000);

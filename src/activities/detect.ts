@@ -7,7 +7,7 @@ import path from 'node:path';
 import { tracksFromMot } from '../dataset/exports';
 import { invalidInput } from '../errors';
 import { sha256 } from '../util/hash';
-import { metadataFileSchema, type DetectionsFile, type FrameDetections, type TeamsFile } from '../storage/artifacts';
+import { metadataFileSchema, type DetectionsFile, type DetectorModel, type FrameDetections, type TeamsFile } from '../storage/artifacts';
 import type { VideoLayout } from '../storage/layout';
 import type { RgbFrame } from '../vision/image/rgb';
 import { fitPitchModel } from '../vision/pitch/fit';
@@ -68,7 +68,7 @@ export function createDetectActivities(deps: ActivityDeps) {
         if (input.tracks) return importTracks(deps, files, video, input, input.tracks, opts);
         const meta = await files.readJson(video.metadata, metadataFileSchema);
         const videoInfo = { fps: meta.fps, grass: input.grass };
-        let tracked: { model: DetectionsFile['model']; frames: FrameDetections[]; count: number; tiledFrames: number; dropReasons: Record<string, number>; inferenceMs: number };
+        let tracked: { model: DetectorModel; frames: FrameDetections[]; count: number; tiledFrames: number; dropReasons: Record<string, number>; inferenceMs: number };
         let extra: Record<string, unknown>;
         let tracking: VideoTracking;
         if (input.segments && input.segments.length > 1) {
@@ -80,8 +80,7 @@ export function createDetectActivities(deps: ActivityDeps) {
         } else {
           const ids = await listFrameIds(files, video);
           const t = await trackSampledFrames(deps, files, input, opts, ids, meta.fps, (k) => layout.checkpoint(input.videoGuid, 'detect', k));
-          const d = t.detector;
-          tracked = { ...t, model: { name: d.modelName, sha256: d.modelSha256, executionProvider: d.executionProvider, inputSize: d.inputSize } };
+          tracked = t;
           tracking = t.tracking;
           extra = { resumedFromFrame: t.resumedFromFrame };
           if (t.saved) await files.store.deletePrefix(layout.checkpointPrefix(input.videoGuid));

@@ -4,7 +4,7 @@
  * heartbeats, and its checkpoint chunks (docs/ARCHITECTURE.md "Resuming a step").
  */
 import { badMedia } from '../errors';
-import { frameDetectionsSchema, type FrameDetections } from '../storage/artifacts';
+import { frameDetectionsSchema, type DetectorModel, type FrameDetections } from '../storage/artifacts';
 import { readChunks, writeChunk, type ChunkRef } from '../storage/checkpoints';
 import { RunLayout, type VideoLayout } from '../storage/layout';
 import { DEFAULT_OPTIONS } from '../validation';
@@ -85,7 +85,8 @@ async function loadDetectCheckpoint(files: StepFiles, ref: DetectCheckpointRef |
 
 /** What {@link trackSampledFrames} returns: the tracked frames (tracklet ids, cuts per frame) and the counters. */
 export interface TrackedRange {
-  detector: Awaited<ReturnType<ActivityDeps['getDetector']>>;
+  /** The detector that ran, as `detections.json` and the segment files record it. */
+  model: DetectorModel;
   tracking: VideoTracking;
   frames: FrameDetections[];
   /** Tracked boxes. */
@@ -159,7 +160,8 @@ export async function trackSampledFrames(deps: ActivityDeps, files: StepFiles, i
     // Inference blocks the event loop for each pass; heartbeat (and notice cancellation) per frame.
     heartbeat({ framesDone: frames.length, detections: count, checkpoint: saved } satisfies DetectHeartbeat);
   }
-  return { detector, tracking, frames, count, tiledFrames, dropReasons, inferenceMs, resumedFromFrame, saved };
+  const model = { name: detector.modelName, sha256: detector.modelSha256, executionProvider: detector.executionProvider, inputSize: detector.inputSize };
+  return { model, tracking, frames, count, tiledFrames, dropReasons, inferenceMs, resumedFromFrame, saved };
 }
 
 /** Step 5's options, with the option groups older runs lack filled by the defaults. */

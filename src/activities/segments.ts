@@ -20,7 +20,7 @@ export function createSegmentActivities(deps: ActivityDeps) {
     /**
      * Part of step 5: detection and tracking of the sampled frames of one time segment (`input.segment`,
      * source frame indices, both ends included) with a fresh tracker, exactly as step 5 tracks a whole video
-     * (`trackSampledFrames`, ./detect.ts: read-ahead, checkpoint chunks under
+     * (`trackSampledFrames`, ./detectFrames.ts: read-ahead, checkpoint chunks under
      * `intermediate/checkpoints/{videoGuid}/segment_{index}/detect_{k}.json`, resume after a lost worker). Writes
      * `intermediate/segments/{videoGuid}/segment_{index}.json` (frames with the segment's own tracklet ids and
      * their cuts) and records its result under `segments.{index}` of step 5's result.
@@ -43,7 +43,7 @@ export function createSegmentActivities(deps: ActivityDeps) {
           const object = layout.segment(input.videoGuid, seg.index);
           const file: SegmentFile = {
             segment: { index: seg.index, from: seg.from, to: seg.to },
-            model: { name: t.detector.modelName, sha256: t.detector.modelSha256, executionProvider: t.detector.executionProvider, inputSize: t.detector.inputSize },
+            model: t.model,
             frames: t.frames,
             detections: t.count,
             tiledFrames: t.tiledFrames,

@@ -175,6 +175,11 @@ export const frameDetectionsSchema = z.object({
 /** One sampled frame's entry of `detections.json`. */
 export type FrameDetections = z.output<typeof frameDetectionsSchema>;
 
+/** The detector a step-5 result was made with: model file name, its sha256, execution provider, input side (px). */
+export const detectorModelSchema = z.object({ name: z.string(), sha256: z.string(), executionProvider: z.string(), inputSize: count });
+/** The detector of a step-5 result. */
+export type DetectorModel = z.output<typeof detectorModelSchema>;
+
 /**
  * `intermediate/segments/{videoGuid}/segment_{index}.json`: the tracking of one time segment of a video
  * (`detectSegment`, src/activities/segments.ts), merged into `detections.json` by step 5. Frames keep their
@@ -182,7 +187,7 @@ export type FrameDetections = z.output<typeof frameDetectionsSchema>;
  */
 export const segmentFileSchema = z.object({
   segment: z.object({ index: count, from: count, to: count }),
-  model: z.object({ name: z.string(), sha256: z.string(), executionProvider: z.string(), inputSize: count }),
+  model: detectorModelSchema,
   frames: z.array(frameDetectionsSchema),
   detections: count,
   tiledFrames: count,
@@ -208,7 +213,7 @@ export const tracksOriginSchema = z.object({
 
 /** `detections.json` (step 5): per sampled frame, the tracked boxes; with the model, thresholds and tracker. */
 export const detectionsFileSchema = z.object({
-  model: z.object({ name: z.string(), sha256: z.string(), executionProvider: z.string(), inputSize: count }),
+  model: detectorModelSchema,
   thresholds: z.object({ confidence: z.number(), iou: z.number(), classes: z.array(count), tiles: z.string(), tileSize: count, tileOverlap: z.number() }),
   tracker: z.object({
     type: z.literal('bytetrack'),
