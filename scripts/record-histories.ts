@@ -18,7 +18,9 @@
  * - `hung-step`: step 6 hangs without heartbeats on a live worker; after 8 heartbeat timeouts the worker
  *   answers the ping on its own queue, so the step fails (not re-routed) and so does the run;
  * - `segmented`: a long video whose step 3 plans three time segments: three `detectSegment` activities on
- *   the shared GPU queue, then step 5 stitches (patch `video-segments`).
+ *   the shared GPU queue, then step 5 stitches (patch `video-segments`);
+ * - `batched`: a video whose step 6 plans three class batches: three `augmentBatch` activities on the shared
+ *   CPU queue, then step 8 counts and step 9 copies (patch `class-batches`).
  *
  * and saves the history of the run and of every child workflow it started (`processVideo` per video) as
  * `test/fixtures/histories/{RECORDING}/{scenario}.{workflowType}[.{n}].json`, listed in `manifest.json`.
@@ -228,6 +230,22 @@ async function main(): Promise<void> {
           await handle.result();
           if (m.calls.filter((c) => c.name === 'detectSegment').length !== 3) throw new Error('segmented: expected three detectSegment calls');
           return fetchTree(client, 'segmented', handle.workflowId, 'COMPLETED');
+        },
+        m.gpu,
+      );
+      fixtures.push(...saved);
+    }
+
+    // (h) Many crops: step 6 plans three class batches (the mock does for a source named "…batches…").
+    {
+      const m = mockActivities();
+      const saved = await withWorkers(
+        m.cpu,
+        async (q) => {
+          const handle = await start(client, q, { tenantId: TENANT, runGuid: runGuid('batched'), videos: [{ source: '/many-batches.mp4' }] });
+          await handle.result();
+          if (m.calls.filter((c) => c.name === 'augmentBatch').length !== 3) throw new Error('batched: expected three augmentBatch calls');
+          return fetchTree(client, 'batched', handle.workflowId, 'COMPLETED');
         },
         m.gpu,
       );

@@ -19,9 +19,9 @@ import { loadConfig } from '../src/config';
 import { startRun } from '../src/cli/client';
 import { legacyVideoWorkflowId, videoWorkflowId } from '../src/workflows/ids';
 import { bundlePipelineWorkflows, createPipelineWorkers, WORKFLOWS_PATH } from '../src/workers/worker';
-import { CURRENT_RECORDING, loadHistory, readManifest, SCENARIOS, type History, type HistoryFixture } from './fixtures/histories/fixtures';
+import { CURRENT_RECORDING, loadHistory, patchIds, readManifest, SCENARIOS, type History, type HistoryFixture } from './fixtures/histories/fixtures';
 import { PATCH_ID } from './fixtures/changed-workflow/extraStep';
-import { PATCH_PROBE_WORKER, PATCH_RELEASE_OWN_QUEUES, PATCH_VIDEO_SEGMENTS } from '../src/workflows/processVideo';
+import { PATCH_CLASS_BATCHES, PATCH_PROBE_WORKER, PATCH_RELEASE_OWN_QUEUES, PATCH_VIDEO_SEGMENTS } from '../src/workflows/processVideo';
 import { PATCH_RUN_DATASET } from '../src/workflows/trainPipeline';
 import { mockActivities } from './helpers/mockActivities';
 import { testClient, workflowBundle } from './helpers/temporal';
@@ -65,7 +65,7 @@ describe('recorded workflow histories', () => {
   it('cover every scenario of each recording, with the run, its processVideo children and the cancel helper', () => {
     // The older recordings (`-` ids; `:` ids before the worker ping; before the run-level dataset) are kept
     // next to the current one, which covers every scenario.
-    expect(Object.keys(manifest.recordings).sort()).toEqual(['legacy-ids', 'unambiguous-ids', 'probe-worker', 'run-dataset', CURRENT_RECORDING].sort());
+    expect(Object.keys(manifest.recordings).sort()).toEqual(['legacy-ids', 'unambiguous-ids', 'probe-worker', 'run-dataset', 'video-segments', CURRENT_RECORDING].sort());
     expect(manifest.recordings[CURRENT_RECORDING].scenarios).toEqual([...SCENARIOS]);
     for (const [recording, { scenarios }] of Object.entries(manifest.recordings)) {
       const mine = fixtures.filter((f) => f.recording === recording);
@@ -101,11 +101,7 @@ describe('recorded workflow histories', () => {
     const hung = fixtures.find((f) => f.file === `${CURRENT_RECORDING}/hung-step.processVideo.json`)!;
     expect(hung.status).toBe('FAILED');
     const hungEvents = loadHistory(hung).history.events!;
-    const patchIds = hungEvents.flatMap((e) => {
-      const data = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
-      return data ? [(JSON.parse(Buffer.from(data as Uint8Array).toString('utf8')) as { id: string }).id] : [];
-    });
-    expect(patchIds).toContain(PATCH_PROBE_WORKER);
+    expect(patchIds({ events: hungEvents })).toContain(PATCH_PROBE_WORKER);
     expect(hungEvents.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'pingWorker')).toHaveLength(1);
     expect(hungEvents.some((e) => e.activityTaskCompletedEventAttributes)).toBe(true);
     const hungFailure = hungEvents.find((e) => e.workflowExecutionFailedEventAttributes)!.workflowExecutionFailedEventAttributes!.failure!;
@@ -114,11 +110,7 @@ describe('recorded workflow histories', () => {
     // same scenario of the previous recording did not, and replays without it.
     const mergesOf = (file: string) => {
       const events = loadHistory(fixtures.find((f) => f.file === file)!).history.events!;
-      const patches = events.flatMap((e) => {
-        const data = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
-        return data ? [(JSON.parse(Buffer.from(data as Uint8Array).toString('utf8')) as { id: string }).id] : [];
-      });
-      return { patched: patches.includes(PATCH_RUN_DATASET), merges: events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'mergeRunDataset').length };
+      return { patched: patchIds({ events }).includes(PATCH_RUN_DATASET), merges: events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'mergeRunDataset').length };
     };
     expect(mergesOf(`${CURRENT_RECORDING}/completed.trainPipeline.json`)).toEqual({ patched: true, merges: 1 });
     expect(mergesOf('probe-worker/completed.trainPipeline.json')).toEqual({ patched: false, merges: 0 });
@@ -129,13 +121,18 @@ describe('recorded workflow histories', () => {
     const scheduledNames = segmented.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name!] : []));
     expect(scheduledNames.filter((n) => n === 'detectSegment')).toHaveLength(3);
     expect(scheduledNames.lastIndexOf('detectSegment')).toBeLessThan(scheduledNames.indexOf('detectPlayers'));
-    const patchesOf = (events: typeof segmented) =>
-      events.flatMap((e) => {
-        const data = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
-        return data ? [(JSON.parse(Buffer.from(data as Uint8Array).toString('utf8')) as { id: string }).id] : [];
-      });
+    const patchesOf = (events: typeof segmented) => patchIds({ events });
     expect(patchesOf(segmented)).toContain(PATCH_VIDEO_SEGMENTS);
     expect(patchesOf(loadHistory(fixtures.find((f) => f.file === `${CURRENT_RECORDING}/rerouted.processVideo.json`)!).history.events!)).not.toContain(PATCH_VIDEO_SEGMENTS);
+    // The batched run of the current recording fanned step 8 out over three class batches behind its patch,
+    // after step 7 and before step 8 itself; the one-batch videos have no such marker.
+    const batched = loadHistory(fixtures.find((f) => f.file === `${CURRENT_RECORDING}/batched.processVideo.json`)!).history.events!;
+    const batchedNames = batched.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name!] : []));
+    expect(batchedNames.filter((n) => n === 'augmentBatch')).toHaveLength(3);
+    expect(batchedNames.indexOf('removeCropBackground')).toBeLessThan(batchedNames.indexOf('augmentBatch'));
+    expect(batchedNames.lastIndexOf('augmentBatch')).toBeLessThan(batchedNames.indexOf('augmentCrops'));
+    expect(patchesOf(batched)).toContain(PATCH_CLASS_BATCHES);
+    expect(patchesOf(segmented)).not.toContain(PATCH_CLASS_BATCHES);
     // The re-routed runs really went through a lost worker: their first step timed out on the ghost's queue.
     for (const f of fixtures.filter((x) => path.basename(x.file) === 'rerouted.processVideo.json')) {
       expect(loadHistory(f).history.events!.some((e) => e.activityTaskTimedOutEventAttributes), f.file).toBe(true);

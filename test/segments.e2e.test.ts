@@ -5,7 +5,9 @@
  *
  * One reference run on one in-process worker; then, each compared byte for byte with it:
  * - two worker processes' worth of workers (in-process, each with its own run cache and own queues) on one
- *   task queue: the stitched result does not depend on which worker tracked which segment;
+ *   task queue, with step 8 also fanned out over class batches of about 100 crops (docs/ARCHITECTURE.md
+ *   "Class batches"): the result does not depend on which worker tracked which segment or augmented which
+ *   batch, and batches give the dataset that one piece gives;
  * - the worker process tracking a segment is killed (SIGKILL): only that segment is tracked again, by
  *   another worker, and the run completes;
  * - the run cache off: every segment and step 5 read their inputs from GCS.
@@ -53,9 +55,12 @@ function realDeps(name: string, over: Partial<Config> = {}) {
   return { deps, ...splitActivities(createActivities(deps)) };
 }
 
-/** Starts the clip under `tenantId` on `taskQueue` and waits for the run's summary. */
-async function runClip(taskQueue: string, tenantId: string): Promise<RunSummary> {
-  return (await startRun(client, { ...cfg, taskQueue }, { tenantId, runGuid, videos: [{ source: clip }], options: OPTIONS })).handle.result();
+/** Class batches of about 100 crops (the clip has several hundred): step 8 fans out over several. */
+const BATCHES: PipelineOptionsInput = { batches: { crops: 100 } };
+
+/** Starts the clip under `tenantId` on `taskQueue` (with `extra` options) and waits for the run's summary. */
+async function runClip(taskQueue: string, tenantId: string, extra: PipelineOptionsInput = {}): Promise<RunSummary> {
+  return (await startRun(client, { ...cfg, taskQueue }, { tenantId, runGuid, videos: [{ source: clip }], options: { ...OPTIONS, ...extra } })).handle.result();
 }
 
 /** Runs the clip under `tenantId` on in-process workers over `d` alone, then releases `d`. */
@@ -131,7 +136,7 @@ describe('one video in time segments (real activities)', () => {
     expect(Object.keys(reference).filter((n) => n.startsWith('datasets/val/')).length).toBeGreaterThan(5);
   });
 
-  it('gives identical outputs whichever of two workers tracks which segment', async () => {
+  it('gives identical outputs whichever of two workers tracks which segment and augments which class batch', async () => {
     const a = realDeps('two-a');
     const b = realDeps('two-b');
     const taskQueue = `segtwo-${Math.random().toString(36).slice(2, 8)}`;
@@ -140,7 +145,7 @@ describe('one video in time segments (real activities)', () => {
       () =>
         withWorkers(
           a.cpu,
-          () => runClip(taskQueue, 'segtwo'),
+          () => runClip(taskQueue, 'segtwo', BATCHES),
           a.gpu,
           { taskQueue, workerId: 'worker-a' },
         ),
@@ -155,6 +160,19 @@ describe('one video in time segments (real activities)', () => {
     const segs = Object.values((await step5('segtwo', videoGuid)).segments ?? {});
     expect(segs.length).toBe(2);
     for (const s of segs) expect(s.taskQueue).toBe(`${taskQueue}-gpu`);
+    // Step 8 was augmented in class batches from the shared CPU queue, which cover every class once; step 9
+    // copied their copies into the dataset (identical to the reference's, made in one piece) and deleted them.
+    const layout = new RunLayout('segtwo', runGuid);
+    const step8 = stepResultFileSchema.parse(JSON.parse((await store.get(layout.stepResult(8))).toString('utf8'))).videos[videoGuid] as unknown as { augmented: number; batches?: Record<string, { taskQueue?: string; augmented: number; batch: { from: number; to: number; crops: number } }> };
+    const batches = Object.values(step8.batches ?? {}).sort((x, y) => x.batch.from - y.batch.from);
+    expect(batches.length).toBeGreaterThan(2);
+    for (const x of batches) expect(x.taskQueue).toBe(taskQueue);
+    for (let i = 1; i < batches.length; i++) expect(batches[i].batch.from).toBeGreaterThan(batches[i - 1].batch.to);
+    const augmentedInDataset = Object.keys(reference).filter((n) => /^datasets\/train(_aug)?\/.*_aug\d+\.jpg$/.test(n)).length;
+    expect(augmentedInDataset).toBeGreaterThan(0);
+    expect(batches.reduce((n, x) => n + x.augmented, 0)).toBe(augmentedInDataset);
+    expect(step8.augmented).toBe(augmentedInDataset);
+    expect(await store.list(layout.augmentedPrefix(videoGuid))).toEqual([]);
   }, 300_000);
 
   it('tracks a lost worker’s segment again on another worker, with identical outputs', async () => {

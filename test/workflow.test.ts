@@ -8,12 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config';
 import { startRun } from '../src/cli/client';
 import { runWorkflowId, videoWorkflowId } from '../src/workflows/ids';
-import { PATCH_VIDEO_SEGMENTS } from '../src/workflows/processVideo';
+import { PATCH_CLASS_BATCHES, PATCH_VIDEO_SEGMENTS } from '../src/workflows/processVideo';
 import { cancelSignal, PIPELINE_STEP, progressQuery, RUN_GUID, TENANT_ID } from '../src/workflows/messages';
 import { STEP_NAMES } from '../src/workflows/steps';
 import type { StepInput } from '../src/workflows/types';
 import { WORKER_ID } from '../src/workers/worker';
 import { PATCH_RUN_DATASET, PATCH_VIDEO_TRACKS } from '../src/workflows/trainPipeline';
+import { patchIds } from './fixtures/histories/fixtures';
 import { mockActivities } from './helpers/mockActivities';
 import { testClient, withWorkers } from './helpers/temporal';
 
@@ -90,10 +91,7 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
     );
     expect(summary.status).toBe('completed');
     expect(m.calls.filter((c) => STEP_NAMES.includes(c.name as never)).map((c) => (c.input as StepInput).tracks)).toEqual(STEP_NAMES.map(() => 'gs://bkt/t/mot.txt'));
-    const patches = history.events!.flatMap((e) => {
-      const data = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
-      return data ? [(JSON.parse(Buffer.from(data as Uint8Array).toString('utf8')) as { id: string }).id] : [];
-    });
+    const patches = patchIds(history);
     expect(patches).toContain(PATCH_VIDEO_TRACKS);
     expect(patches).not.toContain(PATCH_RUN_DATASET);
     expect(m.calls.some((c) => c.name === 'mergeRunDataset')).toBe(false);
@@ -130,10 +128,7 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
     // The segments' activities carry their own ids; the patch marker is recorded.
     const scheduled = childHistory.events!.flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name === 'detectSegment' ? [e.activityTaskScheduledEventAttributes.activityId] : []));
     expect(scheduled.sort()).toEqual(['detectSegment-0', 'detectSegment-1', 'detectSegment-2']);
-    const patches = childHistory.events!.flatMap((e) => {
-      const data = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
-      return data ? [(JSON.parse(Buffer.from(data as Uint8Array).toString('utf8')) as { id: string }).id] : [];
-    });
+    const patches = patchIds(childHistory);
     expect(patches).toContain(PATCH_VIDEO_SEGMENTS);
     // Each segment's storage counters count in the video's: 9 steps and 3 segments.
     expect(summary.cache.hits).toBe(2 * 12);
@@ -141,29 +136,7 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
     expect(m.releases.map((r) => r.queue).sort()).toEqual([`${taskQueue}-gpu@${WORKER_ID}`, `${taskQueue}-gpu`, `${taskQueue}@${WORKER_ID}`].sort());
   });
 
-  it('cancels a run while its segments are being tracked: the running segment stops, no other step starts', async () => {
-    const m = mockActivities({ hold: 'detectSegment', gate: new Promise(() => undefined) });
-    await withWorkers(
-      m.cpu,
-      async (taskQueue) => {
-        const run = await startRun(client, { ...loadConfig(), taskQueue }, { tenantId: uniq(), videos: [{ source: '/long-segments.mp4' }] });
-        for (let i = 0; i < 100 && !m.calls.some((c) => c.name === 'detectSegment'); i++) await new Promise((r) => setTimeout(r, 100));
-        const p = await run.handle.query(progressQuery);
-        expect(p.videos[0].segments).toEqual({ total: 3, done: 0, framesDone: 0 });
-        expect(p.videos[0].currentStep).toBe('detectPlayers');
-        const t0 = Date.now();
-        await client.workflow.getHandle(run.workflowId).signal(cancelSignal, { reason: 'operator request', by: 'test' });
-        const err = await run.handle.result().catch((e: unknown) => e);
-        expect(Date.now() - t0).toBeLessThan(10_000);
-        expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
-      },
-      m.gpu,
-    );
-    expect(m.records.at(-1)!.status).toBe('cancelled');
-    expect(m.calls.some((c) => c.name === 'detectPlayers' || c.name === 'extractCrops')).toBe(false);
-  });
-
-  it('tracks a video of one segment in one piece, with no patch marker', async () => {
+  it('tracks and augments a video of one segment and one class batch in one piece, with no patch marker', async () => {
     const m = mockActivities();
     const { history } = await withWorkers(
       m.cpu,
@@ -175,11 +148,70 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
       m.gpu,
     );
     expect(m.calls.some((c) => c.name === 'detectSegment')).toBe(false);
-    const patches = history.events!.flatMap((e) => {
-      const data = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
-      return data ? [(JSON.parse(Buffer.from(data as Uint8Array).toString('utf8')) as { id: string }).id] : [];
-    });
+    const patches = patchIds(history);
     expect(patches).not.toContain(PATCH_VIDEO_SEGMENTS);
+    // One class batch too: step 8 augments the video in one piece.
+    expect(m.calls.some((c) => c.name === 'augmentBatch')).toBe(false);
+    expect(patches).not.toContain(PATCH_CLASS_BATCHES);
+  });
+
+  it('fans step 8 of a video of many crops out over its class batches on the shared CPU queue, behind the class-batches patch', async () => {
+    const m = mockActivities();
+    const { summary, childHistory, taskQueue } = await withWorkers(
+      m.cpu,
+      async (taskQueue) => {
+        const run = await startRun(client, { ...loadConfig(), taskQueue }, { tenantId: uniq(), videos: [{ source: '/many-batches.mp4' }] });
+        const summary = await run.handle.result();
+        const child = client.workflow.getHandle(videoWorkflowId(run.workflowId, summary.videos[0].videoGuid));
+        return { summary, childHistory: await child.fetchHistory(), taskQueue };
+      },
+      m.gpu,
+    );
+    expect(summary.status).toBe('completed');
+    // Step 6 planned three batches: each is augmented once, on the shared CPU queue (any worker), after step 7.
+    const names = m.calls.map((c) => c.name);
+    const batches = m.calls.filter((c) => c.name === 'augmentBatch');
+    expect(batches.map((c) => (c.input as { batch: { index: number } }).batch.index).sort()).toEqual([0, 1, 2]);
+    for (const c of batches) expect(c.queue).toBe(taskQueue);
+    expect(names.indexOf('removeCropBackground')).toBeLessThan(names.indexOf('augmentBatch'));
+    expect(names.lastIndexOf('augmentBatch')).toBeLessThan(names.indexOf('augmentCrops'));
+    // Steps 8 and 9 get the batches (to count, and to copy from) and run on the video's own CPU queue.
+    for (const name of ['augmentCrops', 'createTrainingAndValidationSets']) {
+      const c = m.calls.find((x) => x.name === name)!;
+      expect((c.input as { batches?: unknown[] }).batches).toHaveLength(3);
+      expect(c.queue).toBe(`${taskQueue}@${WORKER_ID}`);
+    }
+    expect(m.calls.filter((c) => STEP_NAMES.includes(c.name as never)).map((c) => c.name)).toEqual([...STEP_NAMES]);
+    const scheduled = childHistory.events!.flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name === 'augmentBatch' ? [e.activityTaskScheduledEventAttributes.activityId] : []));
+    expect(scheduled.sort()).toEqual(['augmentBatch-0', 'augmentBatch-1', 'augmentBatch-2']);
+    expect(patchIds(childHistory)).toContain(PATCH_CLASS_BATCHES);
+    // Each batch's storage counters count in the video's: 9 steps and 3 batches.
+    expect(summary.cache.hits).toBe(2 * 12);
+    expect(m.releases.map((r) => r.queue).sort()).toEqual([`${taskQueue}-gpu@${WORKER_ID}`, taskQueue, `${taskQueue}@${WORKER_ID}`].sort());
+  });
+
+  it.each([
+    { part: 'detectSegment', source: '/long-segments.mp4', step: 'detectPlayers', progress: { segments: { total: 3, done: 0, framesDone: 0 } }, later: ['detectPlayers', 'extractCrops'] },
+    { part: 'augmentBatch', source: '/many-batches.mp4', step: 'augmentCrops', progress: { batches: { total: 3, done: 0 } }, later: ['augmentCrops', 'createTrainingAndValidationSets'] },
+  ] as const)('counts the parts of a fanned-out step in progress and cancels a run while a $part runs: no later step starts', async ({ part, source, step, progress, later }) => {
+    const m = mockActivities({ hold: part, gate: new Promise(() => undefined) });
+    await withWorkers(
+      m.cpu,
+      async (taskQueue) => {
+        const run = await startRun(client, { ...loadConfig(), taskQueue }, { tenantId: uniq(), videos: [{ source }] });
+        for (let i = 0; i < 100 && !m.calls.some((c) => c.name === part); i++) await new Promise((r) => setTimeout(r, 100));
+        const p = await run.handle.query(progressQuery);
+        expect(p.videos[0]).toMatchObject({ currentStep: step, ...progress });
+        const t0 = Date.now();
+        await client.workflow.getHandle(run.workflowId).signal(cancelSignal, { reason: 'operator request', by: 'test' });
+        const err = await run.handle.result().catch((e: unknown) => e);
+        expect(Date.now() - t0).toBeLessThan(10_000);
+        expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      },
+      m.gpu,
+    );
+    expect(m.records.at(-1)!.status).toBe('cancelled');
+    expect(m.calls.some((c) => (later as readonly string[]).includes(c.name))).toBe(false);
   });
 
   it('answers the progress query, sets search attributes, and does not run the same run twice', async () => {

@@ -6,12 +6,14 @@
 import pLimit from 'p-limit';
 import { z } from 'zod';
 import { applyMask, decideBackground, grassAlpha, intersectMasks, type BackgroundDecision } from '../dataset/background';
+import { planClassBatches } from '../dataset/batches';
 import { cropJpeg, padAndClamp, type Region } from '../dataset/crops';
 import { scoreCrop, selectCrops, type ScoredCrop } from '../dataset/quality';
 import { cropIndexSchema, detectionsFileSchema, type CropEntry, type CropIndex } from '../storage/artifacts';
 import { readChunks, writeChunk, type ChunkRef } from '../storage/checkpoints';
 import type { RunLayout, VideoLayout } from '../storage/layout';
 import { groupBy } from '../util/group';
+import { DEFAULT_OPTIONS } from '../validation';
 import { md5Base64 } from '../util/hash';
 import type { RgbFrame } from '../vision/image/rgb';
 import type { BackgroundResult, CropsResult, StepInput } from '../workflows/types';
@@ -83,7 +85,8 @@ export function createCropActivities(deps: ActivityDeps) {
      * frame (`offFrame`), heavily overlapped by another player's box (`occluded`), blurred (`blur`, variance
      * of the Laplacian), near-duplicate of the previous kept crop of the track (`duplicate`, dHash), and the
      * optional per-track cap (`overTrackCap`). Kept crops of a track are numbered from 0 in time order.
-     * Writes `crops/original/track_{id}/crop_{n}.jpg` and the crop index.
+     * Writes `crops/original/track_{id}/crop_{n}.jpg` and the crop index, and returns the video's class
+     * batches (`options.batches`, `planClassBatches` in src/dataset/batches.ts).
      *
      * On a retry the crops are cut again (deterministic), and only those not already stored with the same
      * bytes by an earlier attempt are uploaded.
@@ -152,9 +155,11 @@ export function createCropActivities(deps: ActivityDeps) {
         }
         await Promise.all(jobs);
         await files.writeJson(video.cropIndex, { videoGuid: input.videoGuid, rejected, crops: entries } satisfies CropIndex);
-        const tracks = new Set(entries.map((e) => e.track_id)).size;
+        const perTrackCrops = new Map<number, number>();
+        for (const e of entries) perTrackCrops.set(e.track_id, (perTrackCrops.get(e.track_id) ?? 0) + 1);
+        const batches = planClassBatches(perTrackCrops, (input.options.batches ?? DEFAULT_OPTIONS.batches).crops);
         return {
-          result: { crops: entries.length, tracks, rejected, index: video.cropIndex },
+          result: { crops: entries.length, tracks: perTrackCrops.size, rejected, index: video.cropIndex, batches },
           details: { crops: entries, filters: { minHeight, minBlurVariance, maxOcclusion, dedupMaxDistance, maxPerTrack: maxPerTrack ?? null } },
         };
       });

@@ -14,7 +14,7 @@ import { className, planSplit, type SplitPlan } from '../dataset/split';
 import { cropIndexSchema, detectionsFileSchema, metadataFileSchema, type CropEntry, type DetectionsFile, type Manifest, type ManifestImage } from '../storage/artifacts';
 import type { DatasetFolder, Split, VideoLayout } from '../storage/layout';
 import { groupBy } from '../util/group';
-import type { AugmentResult, SplitResult, StepInput } from '../workflows/types';
+import type { AugmentInput, AugmentResult, SplitResult, StepInput } from '../workflows/types';
 import { backgroundOf, IMAGE_CONCURRENCY, readCropIndex, sourceCrop } from './crops';
 import type { ActivityDeps } from './deps';
 import { runStep, type StepFiles } from './runStep';
@@ -48,15 +48,19 @@ export function createDatasetActivities(deps: ActivityDeps) {
      * planned here exactly as step 9 will apply it, so validation crops are never augmented). Copies stay in
      * this worker's run cache (step 9 uploads them into the dataset); step 9 regenerates them bit-identically
      * when it runs elsewhere or the cache is off. A retry on the same worker reuses the copies an earlier
-     * attempt left in the cache.
+     * attempt left in the cache. With `input.batches`, class batches (`augmentBatch`, ./batches.ts) made the
+     * copies in `intermediate/augmented/{videoGuid}/`; the step then only counts them.
      */
-    async augmentCrops(input: StepInput): Promise<AugmentResult> {
+    async augmentCrops(input: AugmentInput): Promise<AugmentResult> {
       return runStep(deps, 'augmentCrops', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
-        const crops = await readCropIndex(files, video);
-        const plan = await planFor(files, video, input, crops);
-        const train = crops.filter((c) => plan.assignments.get(cropKey(c.track_id, c.n)) === 'train');
+        const train = await trainCrops(files, video, input);
         const planned = train.length * augmentedCopies(input);
+        // Class batches made the copies (augmentBatch, ./batches.ts): count what they stored.
+        if (input.batches) {
+          const stored = (await files.store.list(layout.augmentedPrefix(input.videoGuid))).length;
+          return { result: { augmented: stored, sources: train.length }, details: { generatedHere: false, batches: input.batches.length, planned } };
+        }
         // With the cache off nothing would keep the copies for step 9, which makes them anyway: plan only.
         if (!files.cache.enabled) return { result: { augmented: planned, sources: train.length }, details: { generatedHere: false } };
         const limit = pLimit(IMAGE_CONCURRENCY);
@@ -87,16 +91,19 @@ export function createDatasetActivities(deps: ActivityDeps) {
      *
      * The manifest is deleted first, so a dataset being (re)written never looks complete. Images already
      * stored with the same bytes (by an earlier attempt) are not uploaded or copied again, and objects of the
-     * dataset folder that this plan does not write are deleted before the manifest is written.
+     * dataset folder that this plan does not write are deleted before the manifest is written. With
+     * `input.batches`, augmented copies are copied from the class batches' `intermediate/augmented/` (deleted
+     * once the manifest is written).
      */
-    async createTrainingAndValidationSets(input: StepInput): Promise<SplitResult> {
+    async createTrainingAndValidationSets(input: AugmentInput): Promise<SplitResult> {
       return runStep(deps, 'createTrainingAndValidationSets', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
         // A retry must never leave an old manifest next to half-rewritten images.
         await files.store.delete([video.manifest]);
         const background = backgroundOf(input);
         const sources = background.removed ? video.cropsPrefix('modified') : video.cropsPrefix('original');
-        const prior = await files.loadPriorOutputs(activityAttempt() > 1 ? [video.datasetPrefix, sources] : [video.datasetPrefix]);
+        const batched = input.batches ? [layout.augmentedPrefix(input.videoGuid)] : [];
+        const prior = await files.loadPriorOutputs([video.datasetPrefix, ...(activityAttempt() > 1 ? [sources] : []), ...batched]);
         const crops = await readCropIndex(files, video);
         const plan = await planFor(files, video, input, crops);
         const images: DatasetImage[] = [];
@@ -127,7 +134,11 @@ export function createDatasetActivities(deps: ActivityDeps) {
             const aug = planAugmentation(augmentSeed(input), augmentKey(input, c), k, input.options.augment);
             images.push({ ...imageEntry(augName), ...base, augmentation: aug });
             t.train++;
-            jobs.push(limit(() => augmentedCopy(files, video, input, c, k)).then((buf) => files.write(augName, buf, 'image/jpeg')));
+            // A class batch's copy is copied server-side; one it did not store (gone after a completed attempt
+            // of this step) is made again, bit-identical.
+            const made = layout.augmented(input.videoGuid, c.track_id, c.n, k);
+            if (input.batches && prior.has(made)) jobs.push(files.copy(made, augName));
+            else jobs.push(limit(() => augmentedCopy(files, video, input, c, k)).then((buf) => files.write(augName, buf, 'image/jpeg')));
           }
         }
         let written = 0;
@@ -177,9 +188,11 @@ export function createDatasetActivities(deps: ActivityDeps) {
           ...(detections.teams ? { teams: manifestTeams(detections.teams, Object.keys(tracks)) } : {}),
           images,
         } satisfies Manifest);
+        // The class batches' copies are in the dataset now.
+        if (input.batches) await files.store.deletePrefix(layout.augmentedPrefix(input.videoGuid));
         return {
           result: { train, val, ...(input.options.split.testFraction > 0 ? { test } : {}), classes: plan.classes.length, trainOnlyTracks: plan.trainOnlyTracks, excludedTracks: plan.excludedTracks.map((e) => e.trackId), manifest: video.manifest },
-          details: { report: video.report, gapCrops: plan.gapCrops, classesTxt: video.classesTxt, dataYaml: video.dataYaml, mot: video.motExport, coco: video.cocoExport },
+          details: { report: video.report, gapCrops: plan.gapCrops, classesTxt: video.classesTxt, dataYaml: video.dataYaml, mot: video.motExport, coco: video.cocoExport, ...(input.batches ? { batches: input.batches.length } : {}) },
         };
       });
     },
@@ -274,7 +287,7 @@ function augmentKey(input: StepInput, c: CropEntry): string {
 }
 
 /** Augmented copies made of each train crop: `augment.count`, or none with `augment.placement` `none`. */
-function augmentedCopies(input: StepInput): number {
+export function augmentedCopies(input: StepInput): number {
   return input.options.augment.placement === 'none' ? 0 : input.options.augment.count;
 }
 
@@ -292,8 +305,24 @@ async function augmentedCopy(files: StepFiles, video: VideoLayout, input: StepIn
   const artifact = `augmented/track_${c.track_id}/crop_${c.n}_aug${k}.jpg`;
   const cached = lookup ? files.getLocal<Buffer>(artifact, (b) => b.length) : undefined;
   if (cached) return cached;
-  const aug: Augmentation = planAugmentation(augmentSeed(input), augmentKey(input, c), k, input.options.augment);
-  const out = await applyAugmentation(await files.read(sourceCrop(video, c, backgroundOf(input))), aug, input.options.background.fill, input.options.jpegQuality);
+  const out = await makeAugmentedCopy(files, video, input, c, k);
   files.setLocal(artifact, out, out.length);
   return out;
+}
+
+/**
+ * Makes augmented copy `k` of crop `c` from its source crop ({@link sourceCrop}): deterministic, so every
+ * worker makes the same bytes (`planAugmentation` seeded by the run and the crop, src/dataset/augment.ts).
+ * @returns the copy as JPEG at `options.jpegQuality`.
+ */
+export async function makeAugmentedCopy(files: StepFiles, video: VideoLayout, input: StepInput, c: CropEntry, k: number): Promise<Buffer> {
+  const aug: Augmentation = planAugmentation(augmentSeed(input), augmentKey(input, c), k, input.options.augment);
+  return applyAugmentation(await files.read(sourceCrop(video, c, backgroundOf(input))), aug, input.options.background.fill, input.options.jpegQuality);
+}
+
+/** The train crops of a video, in crop index order, by the split plan that step 9 applies ({@link planFor}). */
+export async function trainCrops(files: StepFiles, video: VideoLayout, input: StepInput): Promise<CropEntry[]> {
+  const crops = await readCropIndex(files, video);
+  const plan = await planFor(files, video, input, crops);
+  return crops.filter((c) => plan.assignments.get(cropKey(c.track_id, c.n)) === 'train');
 }

@@ -2,6 +2,7 @@
  * All activities of the pipeline, created from their dependencies (the activity-factory pattern of
  * temporalio/samples-typescript): workers pass real clients, tests may pass fakes for fault injection.
  */
+import { createBatchActivities } from './batches';
 import { createCropActivities } from './crops';
 import { createDatasetActivities } from './dataset';
 import type { ActivityDeps } from './deps';
@@ -15,13 +16,14 @@ import { createSegmentActivities } from './segments';
 export type { ActivityDeps } from './deps';
 export { createRoutingActivities, type RoutingActivities, type WorkerQueues } from './routing';
 
-/** Creates every activity (the nine steps, step 5's segments, the run-level dataset, run bookkeeping) over `deps`. */
+/** Creates every activity (the nine steps, step 5's segments, step 8's class batches, the run-level dataset, run bookkeeping) over `deps`. */
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createRunActivities(deps),
     ...createIngestActivities(deps),
     ...createDetectActivities(deps),
     ...createSegmentActivities(deps),
+    ...createBatchActivities(deps),
     ...createCropActivities(deps),
     ...createDatasetActivities(deps),
     ...createRunDatasetActivities(deps),

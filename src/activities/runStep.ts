@@ -40,16 +40,17 @@ export interface StepOutput<R> {
  * into `.pipeline_info.json`. Any error is recorded there and rethrown classified (`toApplicationFailure`;
  * faults of the worker's cache and scratch folders as `LocalDisk`, naming the folder).
  *
- * With `part`, the body is one segment of the step (docs/ARCHITECTURE.md "Segments"): its result goes under
- * `segments.{segment}` of the video's entry, and `.pipeline_info.json` gets the step's status only when the
- * segment fails (the step itself records completion). The step's own entry keeps its segments' results.
+ * With `part`, the body is one part of the step ({@link StepPart}: a segment of step 5 or a class batch of
+ * step 8): its result goes under `{group}.{index}` of the video's entry, and `.pipeline_info.json` gets the
+ * step's status only when the part fails (the step itself records completion). The step's own entry keeps its
+ * parts' results.
  */
 export async function runStep<R extends object>(
   deps: ActivityDeps,
   name: StepName,
   input: StepInput,
   body: (files: StepFiles, layout: RunLayout) => Promise<StepOutput<R>>,
-  part?: { segment: number },
+  part?: StepPart,
 ): Promise<R & StepResultBase> {
   const startedAt = new Date();
   const layout = new RunLayout(input.tenantId, input.runGuid);
@@ -87,10 +88,11 @@ export async function runStep<R extends object>(
     await updateArtifact(files.store, layout.stepResult(n), stepResultFileSchema, (cur) => {
       const entry = { ...result, ...(out.details ?? {}), memory };
       const prev = cur?.videos?.[input.videoGuid];
-      const segments = (prev?.segments ?? {}) as Record<string, unknown>;
+      // The step's own entry keeps the results of its parts (segments or class batches).
+      const parts = Object.fromEntries(PART_GROUPS.filter((g) => prev?.[g]).map((g) => [g, prev![g]]));
       const video = part
-        ? { ...prev, videoGuid: input.videoGuid, segments: { ...segments, [part.segment]: entry } }
-        : { ...entry, ...(prev?.segments ? { segments } : {}) };
+        ? { ...prev, videoGuid: input.videoGuid, [part.group]: { ...((prev?.[part.group] ?? {}) as Record<string, unknown>), [part.index]: entry } }
+        : { ...entry, ...parts };
       return { step: n, name, videos: { ...(cur?.videos ?? {}), [input.videoGuid]: video } };
     });
     if (part) return result;
@@ -123,6 +125,18 @@ export async function runStep<R extends object>(
     await files.cleanup();
   }
 }
+
+/**
+ * One part of a fanned-out step: a time segment of step 5 (`segments`, docs/ARCHITECTURE.md "Segments") or a
+ * class batch of step 8 (`batches`, "Class batches"), by its 0-based index.
+ */
+export interface StepPart {
+  group: (typeof PART_GROUPS)[number];
+  index: number;
+}
+
+/** Keys under which a step's entry in `step{N}_result.json` keeps its parts' results. */
+const PART_GROUPS = ['segments', 'batches'] as const;
 
 /** Sampling interval of the per-step event-loop delay histogram (Node's `perf_hooks.monitorEventLoopDelay`). */
 const EVENT_LOOP_RESOLUTION_MS = 20;

@@ -57,7 +57,7 @@ export function createSegmentActivities(deps: ActivityDeps) {
             details: { dropped: t.dropReasons, tiledFrames: t.tiledFrames, resumedFromFrame: t.resumedFromFrame, inferenceMs: file.inferenceMs },
           };
         },
-        { segment: seg.index },
+        { group: 'segments', index: seg.index },
       );
     },
   };

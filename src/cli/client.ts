@@ -206,8 +206,13 @@ export async function followRun(run: StartedRun, cfg: Config, opts: { showProgre
       try {
         last = await run.handle.query(progressQuery);
         const sum = (k: 'frames' | 'detections' | 'tracks' | 'crops') => last!.videos.reduce((s, v) => s + (v.counts[k] ?? 0), 0);
-        // A step fanned out over segments says how many are done (e.g. `detectPlayers 3/8 segments`).
-        const stepOf = (v: RunProgress['videos'][number]) => (v.currentStep === 'detectPlayers' && v.segments ? `detectPlayers ${v.segments.done}/${v.segments.total} segments` : (v.currentStep ?? v.status));
+        // A fanned-out step says how many parts are done (e.g. `detectPlayers 3/8 segments`, `augmentCrops 1/4 batches`).
+        const stepOf = (v: RunProgress['videos'][number]) =>
+          v.currentStep === 'detectPlayers' && v.segments
+            ? `detectPlayers ${v.segments.done}/${v.segments.total} segments`
+            : v.currentStep === 'augmentCrops' && v.batches
+              ? `augmentCrops ${v.batches.done}/${v.batches.total} batches`
+              : (v.currentStep ?? v.status);
         const steps = [...new Set(last.videos.map(stepOf))].join(',');
         bar?.update(Math.round(last.fraction * 100), { step: steps, frames: sum('frames'), detections: sum('detections'), tracks: sum('tracks'), crops: sum('crops') });
       } catch {

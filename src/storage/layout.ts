@@ -183,6 +183,18 @@ export class RunLayout {
   segment(videoGuid: string, segment: number): string {
     return `${this.prefix}intermediate/segments/${assertGuid(videoGuid, 'videoGuid')}/segment_${assertIndex(segment, 'segment')}.json`;
   }
+  /**
+   * Augmented copy `k` of crop `n` of track `trackId`, made by a class batch of step 8 (docs/ARCHITECTURE.md
+   * "Class batches"; step 9 copies it into the dataset):
+   * `intermediate/augmented/{videoGuid}/track_{id}/crop_{n}_aug{k}.jpg`.
+   */
+  augmented(videoGuid: string, trackId: number, n: number, k: number): string {
+    return `${this.augmentedPrefix(videoGuid)}track_${assertTrackId(trackId)}/crop_${assertIndex(n, 'crop index')}_aug${assertIndex(k, 'augmented copy')}.jpg`;
+  }
+  /** Prefix of the augmented copies that class batches of step 8 made of one video (deleted by step 9). */
+  augmentedPrefix(videoGuid: string): string {
+    return `${this.prefix}intermediate/augmented/${assertGuid(videoGuid, 'videoGuid')}/`;
+  }
   /** Prefix of one video's checkpoint chunks. */
   checkpointPrefix(videoGuid: string): string {
     return `${this.prefix}intermediate/checkpoints/${assertGuid(videoGuid, 'videoGuid')}/`;

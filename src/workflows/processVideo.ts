@@ -29,7 +29,8 @@ import { PIPELINE_STEP, videoProgressQuery, videoProgressSignal } from './messag
 import { DEFAULT_OPTIONS, type PipelineOptions } from '../validation';
 import { VideoRouter } from './routing';
 import { gpuTaskQueueFor, STEP_NAMES, stepNumber, stepQueue, type StepName } from './steps';
-import type { ProcessVideoInput, SegmentProgress, SegmentRange, StepInput, StepResultBase, VideoProgress, VideoSummary } from './types';
+import type { BatchProgress, ProcessVideoInput, SegmentProgress, SegmentRange, StepInput, StepResultBase, VideoProgress, VideoSummary } from './types';
+import type { ClassBatch } from '../dataset/batches';
 import type { PitchModel } from '../vision/pitch/model';
 
 /**
@@ -78,6 +79,14 @@ export const PATCH_PROBE_WORKER = 'probe-worker-on-heartbeat-timeout';
  * started before this rule track the video in one piece.
  */
 export const PATCH_VIDEO_SEGMENTS = 'video-segments';
+
+/**
+ * Patch id: a video of more than one class batch (step 6's `batches`, `options.batches`) has each batch's
+ * augmented copies made by its own `augmentBatch` activity on the shared CPU queue, all at once (any CPU worker
+ * takes one), before step 8 counts them and step 9 copies them into the dataset (docs/ARCHITECTURE.md "Class
+ * batches"). Executions that started before this rule augment the video in one piece.
+ */
+export const PATCH_CLASS_BATCHES = 'class-batches';
 
 /**
  * Whether an activity failure may mean its worker is gone: the attempt's heartbeats stopped, or nobody took the
@@ -223,29 +232,20 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
   }
 
   /**
-   * The fan-out of step 5 over time segments: one `detectSegment` per segment, all scheduled at once on the
-   * shared GPU queue so that every GPU worker takes some, each named in the Web UI by its activity id and
-   * summary. Marks step 5 current and counts segments and frames in progress. A segment that fails for good
-   * cancels the others and fails the video with {@link stepFailure} (step 5).
+   * Runs the parts of a fanned-out step all at once on the shared queue `queue`, so that every worker serving it
+   * takes some, each named in the Web UI by its activity id and summary; marks the step current first. A part
+   * that fails for good cancels the others and fails the video with {@link stepFailure} naming the step.
    */
-  async function trackSegments(segments: SegmentRange[], grass: PitchModel): Promise<void> {
-    progress.currentStep = 'detectPlayers';
-    upsertSearchAttributes([{ key: PIPELINE_STEP, value: 'detectPlayers' }]);
-    const counter: SegmentProgress = { total: segments.length, done: 0, framesDone: 0 };
-    progress.segments = counter;
+  async function fanOut<P, R extends StepResultBase>(name: StepName, queue: string, parts: P[], named: (p: P) => { activityId: string; summary: string }, call: (a: Activities, p: P) => Promise<R>, done: (r: R) => void): Promise<void> {
+    progress.currentStep = name;
+    upsertSearchAttributes([{ key: PIPELINE_STEP, value: name }]);
     await report();
     const scope = new CancellationScope();
     const all = scope.run(() =>
       Promise.all(
-        segments.map(async (segment) => {
-          const opts: ActivityOptions = {
-            ...stepOptions(router.shared.gpu, routing, false),
-            activityId: `detectSegment-${segment.index}`,
-            summary: `step 5, segment ${segment.index + 1} of ${segments.length}: frames ${segment.from}-${segment.to}`,
-          };
-          const r = await proxyActivities<Activities>(opts).detectSegment({ ...base, grass, segment });
-          counter.done++;
-          counter.framesDone += r.frames;
+        parts.map(async (p) => {
+          const r = await call(proxyActivities<Activities>({ ...stepOptions(queue, routing, false), ...named(p) }), p);
+          done(r);
           addIo(progress.io!, r.io);
           router.cached(r.cachedOn);
           await report();
@@ -257,8 +257,45 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
     } catch (err) {
       if (isCancellation(err)) throw err;
       scope.cancel();
-      throw stepFailure('detectPlayers', stepNumber('detectPlayers'), err, STEP_MAX_ATTEMPTS);
+      throw stepFailure(name, stepNumber(name), err, STEP_MAX_ATTEMPTS);
     }
+  }
+
+  /**
+   * The fan-out of step 5 over time segments: one `detectSegment` per segment on the shared GPU queue, so that
+   * every GPU worker takes some; counts segments and frames in progress.
+   */
+  async function trackSegments(segments: SegmentRange[], grass: PitchModel): Promise<void> {
+    const counter: SegmentProgress = { total: segments.length, done: 0, framesDone: 0 };
+    progress.segments = counter;
+    await fanOut(
+      'detectPlayers',
+      router.shared.gpu,
+      segments,
+      (segment) => ({ activityId: `detectSegment-${segment.index}`, summary: `step 5, segment ${segment.index + 1} of ${segments.length}: frames ${segment.from}-${segment.to}` }),
+      (a, segment) => a.detectSegment({ ...base, grass, segment }),
+      (r) => {
+        counter.done++;
+        counter.framesDone += r.frames;
+      },
+    );
+  }
+
+  /**
+   * The fan-out of step 8 over class batches: one `augmentBatch` per batch on the shared CPU queue, so that
+   * every CPU worker takes some; counts batches in progress.
+   */
+  async function augmentBatches(batches: ClassBatch[], grass: PitchModel): Promise<void> {
+    const counter: BatchProgress = { total: batches.length, done: 0 };
+    progress.batches = counter;
+    await fanOut(
+      'augmentCrops',
+      router.shared.cpu,
+      batches,
+      (batch) => ({ activityId: `augmentBatch-${batch.index}`, summary: `step 8, class batch ${batch.index + 1} of ${batches.length}: tracks ${batch.from}-${batch.to}, ${batch.crops} crops` }),
+      (a, batch) => a.augmentBatch({ ...base, grass, batch }),
+      () => void counter.done++,
+    );
   }
 
   /** Best effort: drops this video's entries from every worker cache that holds some (cache TTL otherwise). */
@@ -291,8 +328,12 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
     const crops = await step('extractCrops', (a) => a.extractCrops({ ...base, grass }));
     progress.counts.crops = crops.crops;
     await step('removeCropBackground', (a) => a.removeCropBackground({ ...base, grass }));
-    await step('augmentCrops', (a) => a.augmentCrops({ ...base, grass }));
-    const split = await step('createTrainingAndValidationSets', (a) => a.createTrainingAndValidationSets({ ...base, grass }));
+    // A video of several class batches: their augmented copies are made on every CPU worker.
+    const batches = crops.batches && crops.batches.length > 1 && patched(PATCH_CLASS_BATCHES) ? crops.batches : undefined;
+    if (batches) await augmentBatches(batches, grass);
+    const batched = batches ? { batches } : {};
+    await step('augmentCrops', (a) => a.augmentCrops({ ...base, grass, ...batched }));
+    const split = await step('createTrainingAndValidationSets', (a) => a.createTrainingAndValidationSets({ ...base, grass, ...batched }));
     progress.counts.train = split.train;
     progress.counts.val = split.val;
     if (split.test !== undefined) progress.counts.test = split.test;

@@ -11,7 +11,7 @@
  * Workflow-safe: deterministic, no Node built-ins.
  */
 import { STEP_NAMES } from './steps';
-import type { SegmentProgress, StepIo, VideoCounts, VideoPitch, VideoProgress, VideoRouting } from './types';
+import type { BatchProgress, SegmentProgress, StepIo, VideoCounts, VideoPitch, VideoProgress, VideoRouting } from './types';
 
 /** Longest kept text of a report (pitch reason, re-route reason), characters; longer ones are truncated. */
 export const MAX_PROGRESS_TEXT_LENGTH = 300;
@@ -120,27 +120,40 @@ export function sanitizeVideoProgress(raw: unknown, known: VideoProgress): Video
   if (routing) out.routing = routing;
   const segments = segmentsOf(p.segments);
   if (segments) out.segments = segments;
+  const batches = partsOf(p.batches);
+  if (batches) out.batches = batches;
   return out;
+}
+
+/** Class batch progress of a report: integers >= 0 with `done` at most `total`; undefined for anything else. */
+function partsOf(raw: unknown): BatchProgress | undefined {
+  if (!isRecord(raw)) return undefined;
+  const total = countOf(raw.total);
+  const done = countOf(raw.done);
+  if (total === undefined || done === undefined || done > total) return undefined;
+  return { total, done };
+}
+
+/** `x` when it is a safe integer >= 0. */
+function countOf(x: unknown): number | undefined {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0 ? x : undefined;
 }
 
 /** Segment progress of a report: integers >= 0 with `done` at most `total`; undefined for anything else. */
 function segmentsOf(raw: unknown): SegmentProgress | undefined {
-  if (!isRecord(raw)) return undefined;
-  const n = (x: unknown) => (typeof x === 'number' && Number.isSafeInteger(x) && x >= 0 ? x : undefined);
-  const total = n(raw.total);
-  const done = n(raw.done);
-  const framesDone = n(raw.framesDone);
-  if (total === undefined || done === undefined || framesDone === undefined || done > total) return undefined;
-  return { total, done, framesDone };
+  const parts = partsOf(raw);
+  const framesDone = isRecord(raw) ? countOf(raw.framesDone) : undefined;
+  if (!parts || framesDone === undefined) return undefined;
+  return { ...parts, framesDone };
 }
 
 /**
- * Steps done of a video, counting a fanned-out step 5 in part: the segments done of it, as a fraction of one
- * step. The `progress` query's `fraction` sums this over the videos.
+ * Steps done of a video, counting a fanned-out step in part: the segments done of step 5, or the class batches
+ * done of step 8, as a fraction of one step. The `progress` query's `fraction` sums this over the videos.
  */
 export function stepsDoneOf(p: VideoProgress): number {
-  const s = p.segments;
-  if (!s || !s.total || p.currentStep !== 'detectPlayers') return p.stepsDone;
-  // The stitching that ends step 5 is not a segment: the segments make up to 90 % of the step.
+  const s = p.currentStep === 'detectPlayers' ? p.segments : p.currentStep === 'augmentCrops' ? p.batches : undefined;
+  if (!s || !s.total) return p.stepsDone;
+  // The stitching that ends step 5 (the counting that ends step 8) is not a part: the parts make up to 90 % of the step.
   return p.stepsDone + (0.9 * s.done) / s.total;
 }

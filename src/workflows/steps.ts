@@ -45,7 +45,8 @@ export const GPU_STEP_NAMES: readonly GpuStepName[] = STEPS.filter((s): s is Ext
 
 /**
  * Activities that are part of a GPU step without being a step themselves: `detectSegment` tracks one time
- * segment of step 5 (src/activities/segments.ts). Workers serve them in the GPU role.
+ * segment of step 5 (src/activities/segments.ts). Workers serve them in the GPU role; every other activity,
+ * `augmentBatch` (one class batch of step 8, src/activities/batches.ts) among them, in the CPU role.
  */
 export const GPU_PART_ACTIVITIES = ['detectSegment'] as const;
 

@@ -3,6 +3,7 @@
  * image bytes; Temporal rejects payloads over 2 MB; docs/ARCHITECTURE.md "Layers"). Workflow-safe: types
  * only; domain types (the pitch model) are imported from their domain as types.
  */
+import type { ClassBatch } from '../dataset/batches';
 import type { PipelineOptions } from '../validation';
 import type { PitchModel } from '../vision/pitch/model';
 import type { StepName } from './steps';
@@ -174,6 +175,41 @@ export interface CropsResult extends StepResultBase {
   rejected: Record<string, number>;
   /** Crop index object (crop file to frame_id and bbox), written next to the crops. */
   index: string;
+  /**
+   * The video's class batches (`options.batches`, src/dataset/batches.ts `planClassBatches`); one batch for a
+   * video with fewer crops than a batch. Absent in results of older runs (the video is then one batch).
+   */
+  batches?: ClassBatch[];
+}
+
+/**
+ * Input of steps 8 and 9: with `batches`, the class batches whose augmented copies `augmentBatch` made
+ * (in `intermediate/augmented/{videoGuid}/`), which step 8 counts and step 9 copies into the dataset.
+ */
+export interface AugmentInput extends StepInput {
+  batches?: ClassBatch[];
+}
+
+/** Input of `augmentBatch`: a step input with step 4's pitch model and the batch of classes to augment. */
+export interface BatchInput extends StepInput {
+  batch: ClassBatch;
+}
+
+/**
+ * Result of `augmentBatch` (part of step 8; recorded under `batches.{index}` of the video's entry in
+ * `intermediate/step8_result.json`). Its `name` is `augmentCrops`, the step it belongs to.
+ */
+export interface BatchResult extends StepResultBase {
+  batch: ClassBatch;
+  /** Augmented copies made, and the train crops they were made of. */
+  augmented: number;
+  sources: number;
+}
+
+/** Fan-out progress of a video's class batches (a video of one batch has none). */
+export interface BatchProgress {
+  total: number;
+  done: number;
 }
 
 /** Result of step 7. */
@@ -249,6 +285,8 @@ export interface VideoProgress {
   routing?: VideoRouting;
   /** Segments of step 5 done, when the video is tracked in several (`options.segments`). */
   segments?: SegmentProgress;
+  /** Class batches of step 8 done, when the video has several (`options.batches`). */
+  batches?: BatchProgress;
   error?: string;
 }
 

@@ -77,7 +77,23 @@ export function mockActivities(opts: { hold?: string; gate?: Promise<void> } = {
         ? { grass: { pitchFound: false, pitch: { framesPitchLike: 0, reason: 'mock: no grass' } }, framesSampled: 16 }
         : { grass: { pitchFound: true, pitch: { framesPitchLike: 12, reason: 'mock: grass' } }, framesSampled: 16 },
     ),
-    extractCrops: step('extractCrops', () => ({ crops: 40 })),
+    // A source whose name contains "batches" has many crops: step 6 plans three class batches of them.
+    extractCrops: step('extractCrops', (input) =>
+      input.source.includes('batches')
+        ? {
+            crops: 40,
+            batches: [
+              { index: 0, from: 0, to: 1, tracks: 2, crops: 15 },
+              { index: 1, from: 2, to: 2, tracks: 1, crops: 15 },
+              { index: 2, from: 3, to: 3, tracks: 1, crops: 10 },
+            ],
+          }
+        : { crops: 40, batches: [{ index: 0, from: 0, to: 3, tracks: 4, crops: 40 }] },
+    ),
+    augmentBatch: step('augmentBatch', (input) => {
+      const batch = (input as StepInput & { batch: { index: number; crops: number } }).batch;
+      return { batch, augmented: 2 * batch.crops, sources: batch.crops };
+    }),
     augmentCrops: step('augmentCrops', () => ({})),
     createTrainingAndValidationSets: step('createTrainingAndValidationSets', () => ({ train: 30, val: 10 })),
     mergeRunDataset: async (input: RunDatasetInput) => {
