@@ -51,9 +51,10 @@ const o = new Command('bench:scale')
   .option('--half-minutes <m>', 'length of the full-half run, minutes (0: skip)', '45')
   .option('--only <list>', 'figures to make: speedup, memory, half', 'speedup,memory,half')
   .option('--segment-seconds <s>', 'options.segments.seconds of every run (default: the pipeline default, 180 s)')
+  .option('--batch-crops <n>', 'options.batches.crops of every run (default: the pipeline default, 5000)')
   .option('--keep-stack', 'leave the benchmark stack running')
   .parse();
-const opts = o.opts<{ minutes: string; lengths: string; workers: string; threads: string; halfMinutes: string; only: string; keepStack?: boolean; segmentSeconds?: string }>();
+const opts = o.opts<{ minutes: string; lengths: string; workers: string; threads: string; halfMinutes: string; only: string; keepStack?: boolean; segmentSeconds?: string; batchCrops?: string }>();
 const videos = o.processedArgs[0] as string[];
 const only = new Set(list(opts.only));
 
@@ -127,7 +128,12 @@ async function main(): Promise<void> {
   const client = new Client({ connection, namespace: STACK.namespace });
   const store = createObjectStore({ bucket: STACK.bucket, emulatorHost: env.STORAGE_EMULATOR_HOST });
 
-  const runOptions = opts.segmentSeconds ? { options: { segments: { seconds: Number(opts.segmentSeconds) } } } : {};
+  const runOptions = {
+    options: {
+      ...(opts.segmentSeconds ? { segments: { seconds: Number(opts.segmentSeconds) } } : {}),
+      ...(opts.batchCrops ? { batches: { crops: Number(opts.batchCrops) } } : {}),
+    },
+  };
 
   /** Runs `video` through the whole pipeline with `workers` worker processes on a fresh task queue. */
   async function runOnce(label: string, video: string, workers: number): Promise<RunFigures> {
@@ -152,15 +158,17 @@ async function main(): Promise<void> {
         type Recorded = StepResultBase & { inferenceMs?: number; memory?: ReturnType<typeof workerMemory> };
         const r = (await store.getJson<{ videos: Record<string, Recorded> }>(layout.stepResult(i + 1)))!.videos[v.videoGuid];
         steps[name] = round(r.durationMs / 1000);
+        // A fanned-out step (step 5 in segments, step 8 in class batches): the span of its parts (first start to
+        // last end), before the step's own activity.
+        for (const [group, part] of [['segments', 'detectSegment'], ['batches', 'augmentBatch']] as const) {
+          const parts = Object.values((r as Recorded & Partial<Record<typeof group, Record<string, StepResultBase>>>)[group] ?? {});
+          if (!parts.length) continue;
+          const span = Math.max(...parts.map((x) => Date.parse(x.finishedAt))) - Math.min(...parts.map((x) => Date.parse(x.startedAt)));
+          steps[`${part} x${parts.length}`] = round(span / 1000);
+        }
         if (r.memory) memory[name] = `${Math.round(r.memory.rss)}/${Math.round(r.memory.heapUsed)}/${Math.round(r.memory.arrayBuffers)}/${Math.round(r.memory.peakRss)}`;
         if (name !== 'detectPlayers') continue;
         modelMs = r.inferenceMs ?? Number.NaN;
-        // Step 5 in segments: the fan-out's span (first segment start to last segment end) before the stitching.
-        const segs = Object.values((r as Recorded & { segments?: Record<string, StepResultBase> }).segments ?? {});
-        if (segs.length) {
-          const span = Math.max(...segs.map((x) => Date.parse(x.finishedAt))) - Math.min(...segs.map((x) => Date.parse(x.startedAt)));
-          steps[`detectSegment x${segs.length}`] = round(span / 1000);
-        }
       }
       return { label, workers, sampledFrames: v.counts.frames ?? 0, wallS: round(wallS), modelS: round(modelMs / 1000), overhead: round(wallS / (modelMs / 1000), 2), peakRssMiB: peaks, steps, memory };
     } finally {
