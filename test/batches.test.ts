@@ -1,33 +1,41 @@
-/** Class batches: consecutive tracks cut by crop count, never splitting a track. */
+/** Class batches: consecutive tracks cut by box count, never splitting a track. */
 import { describe, expect, it } from 'vitest';
-import { inBatch, planClassBatches } from '../src/dataset/batches';
+import { classBatchesOf, inBatch, planClassBatches } from '../src/dataset/batches';
 
 describe('planClassBatches', () => {
-  it('closes a batch once it reaches maxCrops, in ascending track id order', () => {
-    // Tracks 7, 2, 3, 9 with 4, 3, 5, 1 crops; batches close at >= 6 crops.
+  it('closes a batch once it reaches maxBoxes, in ascending track id order', () => {
+    // Tracks 7, 2, 3, 9 with 4, 3, 5, 1 boxes; batches close at >= 6 boxes.
     const batches = planClassBatches(new Map([[7, 4], [2, 3], [3, 5], [9, 1]]), 6);
     expect(batches).toEqual([
-      { index: 0, from: 2, to: 3, tracks: 2, crops: 8 },
-      { index: 1, from: 7, to: 9, tracks: 2, crops: 5 },
+      { index: 0, from: 2, to: 3, tracks: 2, boxes: 8 },
+      { index: 1, from: 7, to: 9, tracks: 2, boxes: 5 },
     ]);
   });
 
-  it('keeps a track larger than maxCrops whole, in a batch of its own', () => {
+  it('keeps a track larger than maxBoxes whole, in a batch of its own', () => {
     const batches = planClassBatches(new Map([[0, 1], [1, 50], [2, 2]]), 10);
-    expect(batches.map((b) => [b.from, b.to, b.crops])).toEqual([[0, 1, 51], [2, 2, 2]]);
+    expect(batches.map((b) => [b.from, b.to, b.boxes])).toEqual([[0, 1, 51], [2, 2, 2]]);
   });
 
-  it('gives one batch when every crop fits, none without crops, and skips empty tracks', () => {
-    expect(planClassBatches(new Map([[0, 3], [1, 0], [4, 2]]), 100)).toEqual([{ index: 0, from: 0, to: 4, tracks: 2, crops: 5 }]);
+  it('gives one batch when every box fits, none without boxes, and skips empty tracks', () => {
+    expect(planClassBatches(new Map([[0, 3], [1, 0], [4, 2]]), 100)).toEqual([{ index: 0, from: 0, to: 4, tracks: 2, boxes: 5 }]);
     expect(planClassBatches(new Map(), 5)).toEqual([]);
   });
 
-  it('covers every track with crops exactly once', () => {
+  it('covers every track with boxes exactly once', () => {
     const counts = new Map(Array.from({ length: 40 }, (_, i) => [i * 3, (i * 7) % 11] as [number, number]));
     const batches = planClassBatches(counts, 17);
     for (const [id, n] of counts) expect(batches.filter((b) => inBatch(b, id)).length).toBe(n > 0 ? 1 : batches.some((b) => inBatch(b, id)) ? 1 : 0);
-    expect(batches.reduce((s, b) => s + b.crops, 0)).toBe([...counts.values()].reduce((a, b) => a + b, 0));
-    expect(batches.slice(0, -1).every((b) => b.crops >= 17)).toBe(true);
+    expect(batches.reduce((s, b) => s + b.boxes, 0)).toBe([...counts.values()].reduce((a, b) => a + b, 0));
+    expect(batches.slice(0, -1).every((b) => b.boxes >= 17)).toBe(true);
+  });
+
+  it('counts the tracked boxes of frames per track', () => {
+    const frames = [{ detections: [{ track_id: 1 }, { track_id: 0 }] }, { detections: [{ track_id: 1 }] }, { detections: [] }, { detections: [{ track_id: 5 }] }];
+    expect(classBatchesOf(frames, 2)).toEqual([
+      { index: 0, from: 0, to: 1, tracks: 2, boxes: 3 },
+      { index: 1, from: 5, to: 5, tracks: 1, boxes: 1 },
+    ]);
   });
 
   it('rejects a non-positive batch size and negative counts', () => {

@@ -1,10 +1,10 @@
 /**
- * Class batches: a video's classes (tracks) cut into consecutive groups of about equal work, so the per-image
- * steps of a long video fan out over workers and no single activity holds a whole match's crops
- * (docs/ARCHITECTURE.md "Class batches").
+ * Class batches: a video's classes (tracks) cut into consecutive groups of about equal work (tracked boxes),
+ * so the per-image steps of a long video fan out over workers and no single activity holds a whole match's
+ * crops (docs/ARCHITECTURE.md "Class batches").
  */
 
-/** One batch of classes: the tracks with ids `from`..`to` (both included) and the crops they hold. */
+/** One batch of classes: the tracks with ids `from`..`to` (both included) and the tracked boxes they hold. */
 export interface ClassBatch {
   /** 0-based position of the batch. */
   index: number;
@@ -13,32 +13,32 @@ export interface ClassBatch {
   to: number;
   /** Tracks (classes) in the batch. */
   tracks: number;
-  /** Crops of those tracks (step 6's crop index). */
-  crops: number;
+  /** Tracked boxes of those tracks (`detections.json`): the crops step 6 may cut of them. */
+  boxes: number;
 }
 
 /**
  * Cuts tracks, in ascending id order, into consecutive batches: a batch closes once it holds at least
- * `maxCrops` crops, so every batch but the last holds `maxCrops` or more, and never splits a track (a class
+ * `maxBoxes` boxes, so every batch but the last holds `maxBoxes` or more, and never splits a track (a class
  * is made whole by one activity). Deterministic: the same counts give the same batches.
- * @param cropsPerTrack crops per track id (tracks with no crops are left out).
- * @param maxCrops crops after which a batch closes, >= 1.
- * @returns the batches in order; empty when there are no crops.
- * @throws RangeError when `maxCrops` is not a positive integer or a count is not a non-negative integer.
+ * @param boxesPerTrack tracked boxes per track id (tracks with none are left out).
+ * @param maxBoxes boxes after which a batch closes, >= 1.
+ * @returns the batches in order; empty when there are no boxes.
+ * @throws RangeError when `maxBoxes` is not a positive integer or a count is not a non-negative integer.
  */
-export function planClassBatches(cropsPerTrack: ReadonlyMap<number, number>, maxCrops: number): ClassBatch[] {
-  if (!Number.isSafeInteger(maxCrops) || maxCrops < 1) throw new RangeError(`maxCrops must be a positive integer, got ${maxCrops}`);
+export function planClassBatches(boxesPerTrack: ReadonlyMap<number, number>, maxBoxes: number): ClassBatch[] {
+  if (!Number.isSafeInteger(maxBoxes) || maxBoxes < 1) throw new RangeError(`maxBoxes must be a positive integer, got ${maxBoxes}`);
   const batches: ClassBatch[] = [];
   let open: ClassBatch | undefined;
-  for (const id of [...cropsPerTrack.keys()].sort((a, b) => a - b)) {
-    const n = cropsPerTrack.get(id)!;
-    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`crops of track ${id} must be a non-negative integer, got ${n}`);
+  for (const id of [...boxesPerTrack.keys()].sort((a, b) => a - b)) {
+    const n = boxesPerTrack.get(id)!;
+    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`boxes of track ${id} must be a non-negative integer, got ${n}`);
     if (n === 0) continue;
-    open ??= { index: batches.length, from: id, to: id, tracks: 0, crops: 0 };
+    open ??= { index: batches.length, from: id, to: id, tracks: 0, boxes: 0 };
     open.to = id;
     open.tracks++;
-    open.crops += n;
-    if (open.crops >= maxCrops) {
+    open.boxes += n;
+    if (open.boxes >= maxBoxes) {
       batches.push(open);
       open = undefined;
     }
@@ -50,4 +50,16 @@ export function planClassBatches(cropsPerTrack: ReadonlyMap<number, number>, max
 /** Whether track `trackId` belongs to `batch`. */
 export function inBatch(batch: Pick<ClassBatch, 'from' | 'to'>, trackId: number): boolean {
   return trackId >= batch.from && trackId <= batch.to;
+}
+
+/**
+ * The class batches of tracked frames: boxes counted per `track_id` over `frames`, cut by
+ * {@link planClassBatches}.
+ * @param frames sampled frames with their tracked boxes (`detections.json`'s `frames`).
+ * @param maxBoxes boxes after which a batch closes (`options.batches.boxes`).
+ */
+export function classBatchesOf(frames: readonly { detections: readonly { track_id: number }[] }[], maxBoxes: number): ClassBatch[] {
+  const perTrack = new Map<number, number>();
+  for (const f of frames) for (const d of f.detections) perTrack.set(d.track_id, (perTrack.get(d.track_id) ?? 0) + 1);
+  return planClassBatches(perTrack, maxBoxes);
 }
