@@ -51,10 +51,10 @@ const o = new Command('bench:scale')
   .option('--half-minutes <m>', 'length of the full-half run, minutes (0: skip)', '45')
   .option('--only <list>', 'figures to make: speedup, memory, half', 'speedup,memory,half')
   .option('--segment-seconds <s>', 'options.segments.seconds of every run (default: the pipeline default, 180 s)')
-  .option('--batch-crops <n>', 'options.batches.crops of every run (default: the pipeline default, 5000)')
+  .option('--batch-boxes <n>', 'options.batches.boxes of every run (default: the pipeline default, 5000)')
   .option('--keep-stack', 'leave the benchmark stack running')
   .parse();
-const opts = o.opts<{ minutes: string; lengths: string; workers: string; threads: string; halfMinutes: string; only: string; keepStack?: boolean; segmentSeconds?: string; batchCrops?: string }>();
+const opts = o.opts<{ minutes: string; lengths: string; workers: string; threads: string; halfMinutes: string; only: string; keepStack?: boolean; segmentSeconds?: string; batchBoxes?: string }>();
 const videos = o.processedArgs[0] as string[];
 const only = new Set(list(opts.only));
 
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
   const runOptions = {
     options: {
       ...(opts.segmentSeconds ? { segments: { seconds: Number(opts.segmentSeconds) } } : {}),
-      ...(opts.batchCrops ? { batches: { crops: Number(opts.batchCrops) } } : {}),
+      ...(opts.batchBoxes ? { batches: { boxes: Number(opts.batchBoxes) } } : {}),
     },
   };
 
@@ -160,7 +160,7 @@ async function main(): Promise<void> {
         steps[name] = round(r.durationMs / 1000);
         // A fanned-out step (step 5 in segments, step 8 in class batches): the span of its parts (first start to
         // last end), before the step's own activity.
-        for (const [group, part] of [['segments', 'detectSegment'], ['batches', 'augmentBatch']] as const) {
+        for (const [group, part] of [['segments', 'detectSegment'], ['batches', name === 'extractCrops' ? 'cropBatch' : name === 'removeCropBackground' ? 'backgroundBatch' : 'augmentBatch']] as const) {
           const parts = Object.values((r as Recorded & Partial<Record<typeof group, Record<string, StepResultBase>>>)[group] ?? {});
           if (!parts.length) continue;
           const span = Math.max(...parts.map((x) => Date.parse(x.finishedAt))) - Math.min(...parts.map((x) => Date.parse(x.startedAt)));

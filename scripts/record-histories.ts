@@ -19,8 +19,9 @@
  *   answers the ping on its own queue, so the step fails (not re-routed) and so does the run;
  * - `segmented`: a long video whose step 3 plans three time segments: three `detectSegment` activities on
  *   the shared GPU queue, then step 5 stitches (patch `video-segments`);
- * - `batched`: a video whose step 6 plans three class batches: three `augmentBatch` activities on the shared
- *   CPU queue, then step 8 counts and step 9 copies (patch `class-batches`).
+ * - `batched`: a video whose step 5 plans three class batches: three `cropBatch` activities on the shared CPU
+ *   queue before step 6 merges, three `backgroundBatch` on the shared GPU queue before step 7 gathers, three
+ *   `augmentBatch` before step 8 counts and step 9 copies (patch `class-batches`).
  *
  * and saves the history of the run and of every child workflow it started (`processVideo` per video) as
  * `test/fixtures/histories/{RECORDING}/{scenario}.{workflowType}[.{n}].json`, listed in `manifest.json`.
@@ -236,7 +237,7 @@ async function main(): Promise<void> {
       fixtures.push(...saved);
     }
 
-    // (h) Many crops: step 6 plans three class batches (the mock does for a source named "…batches…").
+    // (h) Many boxes: step 5 plans three class batches (the mock does for a source named "…batches…").
     {
       const m = mockActivities();
       const saved = await withWorkers(
@@ -244,7 +245,7 @@ async function main(): Promise<void> {
         async (q) => {
           const handle = await start(client, q, { tenantId: TENANT, runGuid: runGuid('batched'), videos: [{ source: '/many-batches.mp4' }] });
           await handle.result();
-          if (m.calls.filter((c) => c.name === 'augmentBatch').length !== 3) throw new Error('batched: expected three augmentBatch calls');
+          for (const part of ['cropBatch', 'backgroundBatch', 'augmentBatch']) if (m.calls.filter((c) => c.name === part).length !== 3) throw new Error(`batched: expected three ${part} calls`);
           return fetchTree(client, 'batched', handle.workflowId, 'COMPLETED');
         },
         m.gpu,

@@ -285,15 +285,15 @@ export const optionsSchema = z
       .refine((s) => s.overlapSeconds < s.seconds, { message: 'overlapSeconds must be less than seconds', path: ['overlapSeconds'] })
       .prefault({}),
     /**
-     * Class batches of a video with many crops (src/dataset/batches.ts `planClassBatches`): step 6 cuts the
-     * video's classes, in track id order, into batches of about `crops` crops; with more than one, step 8's
-     * augmentation of each batch is its own activity that any CPU worker takes (docs/ARCHITECTURE.md "Class
-     * batches"). The outputs are byte-identical to those of one batch.
+     * Class batches of a video with many tracked boxes (src/dataset/batches.ts `planClassBatches`): step 5 cuts
+     * the video's classes, in track id order, into batches of about `boxes` tracked boxes; with more than one,
+     * step 6's cropping and step 8's augmentation of each batch are activities that any CPU worker takes
+     * (docs/ARCHITECTURE.md "Class batches"). The outputs are byte-identical to those of one batch.
      */
     batches: z
       .object({
-        /** Crops after which a batch closes (a track is never split). A video with fewer crops is one batch. */
-        crops: z.number().int().min(1).max(10_000_000).default(5000),
+        /** Tracked boxes after which a batch closes (a track is never split). A video with fewer is one batch. */
+        boxes: z.number().int().min(1).max(10_000_000).default(5000),
       })
       .strict()
       .prefault({}),

@@ -173,10 +173,12 @@ describe('videoProgress reports (pure)', () => {
     }
   });
 
-  it('keeps class batch progress the same way, and counts it in the fraction of step 8 only', () => {
+  it('keeps class batch progress the same way, and counts it in the fraction of steps 6, 7 and 8 only', () => {
     const report: VideoProgress = { ...known, status: 'running', currentStep: 'augmentCrops', stepsDone: 7, batches: { total: 4, done: 1 } };
     expect(sanitizeVideoProgress(JSON.parse(JSON.stringify(report)), known)).toEqual(report);
     expect(stepsDoneOf(report)).toBeCloseTo(7 + 0.9 / 4, 10);
+    expect(stepsDoneOf({ ...report, currentStep: 'extractCrops', stepsDone: 5 })).toBeCloseTo(5 + 0.9 / 4, 10);
+    expect(stepsDoneOf({ ...report, currentStep: 'removeCropBackground', stepsDone: 6 })).toBeCloseTo(6 + 0.9 / 4, 10);
     expect(stepsDoneOf({ ...report, currentStep: 'createTrainingAndValidationSets', stepsDone: 8 })).toBe(8);
     for (const batches of [{ total: 2, done: 3 }, { total: 2 }, { total: 1.5, done: 0 }, [1, 2]]) {
       expect(sanitizeVideoProgress({ ...known, batches }, known).batches).toBeUndefined();

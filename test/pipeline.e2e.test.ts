@@ -15,6 +15,7 @@ import { prepareInput, startRun } from '../src/cli/client';
 import { loadConfig, type Config } from '../src/config';
 import type { z } from 'zod';
 import { describeBackground, NO_PITCH_REASON, type BackgroundDecision } from '../src/dataset/background';
+import { classBatchesOf } from '../src/dataset/batches';
 import { cropIndexSchema, detectionsFileSchema, manifestSchema, metadataFileSchema, parseArtifact, pipelineInfoSchema, stepResultFileSchema } from '../src/storage/artifacts';
 import { createObjectStore } from '../src/storage/gcs';
 import { RunLayout } from '../src/storage/layout';
@@ -318,7 +319,7 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     expect(JSON.stringify(step8)).toMatch(/"augmented":0/);
   }, 300_000);
 
-  it('removes backgrounds with the segmentation model, and re-running steps 6-9 gives byte-identical outputs', async () => {
+  it('removes backgrounds with the segmentation model, and re-running steps 6-9, in one piece or in class batches, gives byte-identical outputs', async () => {
     const { cpu, gpu, deps } = realActivities();
     const tenantId = uniq();
     // The heaviest per-call model work (u2netp, about 0.5 s per crop) must not starve the event loop that
@@ -352,10 +353,31 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
     const again = createActivities(createDeps({ ...cfg, dataDir: path.join(tmp, 'worker-rerun') }));
     const input = { tenantId, runGuid: summary.runGuid, videoGuid: video.videoGuid, workflowId: 'rerun', source: shortClip, options: validateInput({ tenantId, videos: [{ source: shortClip }], options: { frameStride: 10, background: { mode: 'segmentation', fill: [0, 0, 255] } } }).options };
     for (const step of ['extractCrops', 'removeCropBackground', 'augmentCrops', 'createTrainingAndValidationSets'] as const) await again[step](input);
-    const after = new Map<string, string>();
-    for (const p of prefixes) for (const o of await store.list(p)) after.set(o.name, (await store.get(o.name)).toString('base64'));
-    expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
-    for (const [name, bytes] of before) expect(after.get(name), name).toBe(bytes);
+    const snapshot = async () => {
+      const out = new Map<string, string>();
+      for (const p of prefixes) for (const o of await store.list(p)) out.set(o.name, (await store.get(o.name)).toString('base64'));
+      return out;
+    };
+    const expectUnchanged = (after: Map<string, string>) => {
+      expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+      for (const [name, bytes] of before) expect(after.get(name), name).toBe(bytes);
+    };
+    expectUnchanged(await snapshot());
+    // Steps 6-9 in class batches of 2 tracked boxes (docs/ARCHITECTURE.md "Class batches"), on another cold
+    // worker, after deleting their outputs: each batch's crops, backgrounds (the segmentation model) and
+    // augmented copies, then the steps themselves; again every output byte is the same.
+    const frames = (await store.getJson<{ frames: { detections: { track_id: number }[] }[] }>(video.detections))!.frames;
+    const batches = classBatchesOf(frames, 2);
+    expect(batches.length).toBeGreaterThan(1);
+    for (const p of prefixes) await store.deletePrefix(p);
+    const batched = createActivities(createDeps({ ...cfg, dataDir: path.join(tmp, 'worker-batched') }));
+    for (const [part, step] of [['cropBatch', 'extractCrops'], ['backgroundBatch', 'removeCropBackground'], ['augmentBatch', 'augmentCrops']] as const) {
+      for (const batch of batches) await batched[part]({ ...input, batch });
+      await batched[step]({ ...input, batches });
+    }
+    await batched.createTrainingAndValidationSets({ ...input, batches });
+    expectUnchanged(await snapshot());
+    expect(await store.list(layout.augmentedPrefix(video.videoGuid))).toEqual([]);
     await deps.release();
   }, 300_000);
 

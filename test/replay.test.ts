@@ -124,10 +124,15 @@ describe('recorded workflow histories', () => {
     const patchesOf = (events: typeof segmented) => patchIds({ events });
     expect(patchesOf(segmented)).toContain(PATCH_VIDEO_SEGMENTS);
     expect(patchesOf(loadHistory(fixtures.find((f) => f.file === `${CURRENT_RECORDING}/rerouted.processVideo.json`)!).history.events!)).not.toContain(PATCH_VIDEO_SEGMENTS);
-    // The batched run of the current recording fanned step 8 out over three class batches behind its patch,
-    // after step 7 and before step 8 itself; the one-batch videos have no such marker.
+    // The batched run of the current recording fanned steps 6, 7 and 8 out over three class batches behind its
+    // patch, each before the step itself; the one-batch videos have no such marker.
     const batched = loadHistory(fixtures.find((f) => f.file === `${CURRENT_RECORDING}/batched.processVideo.json`)!).history.events!;
     const batchedNames = batched.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name!] : []));
+    expect(batchedNames.filter((n) => n === 'cropBatch')).toHaveLength(3);
+    expect(batchedNames.indexOf('detectPlayers')).toBeLessThan(batchedNames.indexOf('cropBatch'));
+    expect(batchedNames.lastIndexOf('cropBatch')).toBeLessThan(batchedNames.indexOf('extractCrops'));
+    expect(batchedNames.filter((n) => n === 'backgroundBatch')).toHaveLength(3);
+    expect(batchedNames.lastIndexOf('backgroundBatch')).toBeLessThan(batchedNames.indexOf('removeCropBackground'));
     expect(batchedNames.filter((n) => n === 'augmentBatch')).toHaveLength(3);
     expect(batchedNames.indexOf('removeCropBackground')).toBeLessThan(batchedNames.indexOf('augmentBatch'));
     expect(batchedNames.lastIndexOf('augmentBatch')).toBeLessThan(batchedNames.indexOf('augmentCrops'));

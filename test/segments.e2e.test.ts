@@ -5,9 +5,9 @@
  *
  * One reference run on one in-process worker; then, each compared byte for byte with it:
  * - two worker processes' worth of workers (in-process, each with its own run cache and own queues) on one
- *   task queue, with step 8 also fanned out over class batches of about 100 crops (docs/ARCHITECTURE.md
- *   "Class batches"): the result does not depend on which worker tracked which segment or augmented which
- *   batch, and batches give the dataset that one piece gives;
+ *   task queue, with steps 6 and 8 also fanned out over class batches of about 150 tracked boxes
+ *   (docs/ARCHITECTURE.md "Class batches"): the result does not depend on which worker tracked which segment
+ *   or cropped and augmented which batch, and batches give the outputs that one piece gives;
  * - the worker process tracking a segment is killed (SIGKILL): only that segment is tracked again, by
  *   another worker, and the run completes;
  * - the run cache off: every segment and step 5 read their inputs from GCS.
@@ -24,7 +24,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../src/activities';
 import { startRun } from '../src/cli/client';
 import { loadConfig, type Config } from '../src/config';
-import { detectionsFileSchema, segmentFileSchema, stepResultFileSchema } from '../src/storage/artifacts';
+import { cropIndexSchema, detectionsFileSchema, segmentFileSchema, stepResultFileSchema } from '../src/storage/artifacts';
 import { createObjectStore } from '../src/storage/gcs';
 import { RunLayout } from '../src/storage/layout';
 import type { PipelineOptionsInput } from '../src/validation';
@@ -55,8 +55,8 @@ function realDeps(name: string, over: Partial<Config> = {}) {
   return { deps, ...splitActivities(createActivities(deps)) };
 }
 
-/** Class batches of about 100 crops (the clip has several hundred): step 8 fans out over several. */
-const BATCHES: PipelineOptionsInput = { batches: { crops: 100 } };
+/** Class batches of about 150 tracked boxes (the clip has several hundred): steps 6 and 8 fan out over several. */
+const BATCHES: PipelineOptionsInput = { batches: { boxes: 150 } };
 
 /** Starts the clip under `tenantId` on `taskQueue` (with `extra` options) and waits for the run's summary. */
 async function runClip(taskQueue: string, tenantId: string, extra: PipelineOptionsInput = {}): Promise<RunSummary> {
@@ -136,7 +136,7 @@ describe('one video in time segments (real activities)', () => {
     expect(Object.keys(reference).filter((n) => n.startsWith('datasets/val/')).length).toBeGreaterThan(5);
   });
 
-  it('gives identical outputs whichever of two workers tracks which segment and augments which class batch', async () => {
+  it('gives identical outputs whichever of two workers tracks which segment and crops and augments which class batch', async () => {
     const a = realDeps('two-a');
     const b = realDeps('two-b');
     const taskQueue = `segtwo-${Math.random().toString(36).slice(2, 8)}`;
@@ -160,17 +160,26 @@ describe('one video in time segments (real activities)', () => {
     const segs = Object.values((await step5('segtwo', videoGuid)).segments ?? {});
     expect(segs.length).toBe(2);
     for (const s of segs) expect(s.taskQueue).toBe(`${taskQueue}-gpu`);
-    // Step 8 was augmented in class batches from the shared CPU queue, which cover every class once; step 9
-    // copied their copies into the dataset (identical to the reference's, made in one piece) and deleted them.
+    // Steps 6 and 8 ran in class batches from the shared CPU queue, which cover every class once; step 6 merged
+    // their crops into the crop index, step 9 copied their augmented copies into the dataset (both identical to
+    // the reference's, made in one piece) and deleted the copies.
     const layout = new RunLayout('segtwo', runGuid);
-    const step8 = stepResultFileSchema.parse(JSON.parse((await store.get(layout.stepResult(8))).toString('utf8'))).videos[videoGuid] as unknown as { augmented: number; batches?: Record<string, { taskQueue?: string; augmented: number; batch: { from: number; to: number; crops: number } }> };
-    const batches = Object.values(step8.batches ?? {}).sort((x, y) => x.batch.from - y.batch.from);
+    type Part = { taskQueue?: string; crops?: number; augmented?: number; batch: { from: number; to: number; boxes: number } };
+    const partsOf = async (n: number) => {
+      const entry = stepResultFileSchema.parse(JSON.parse((await store.get(layout.stepResult(n))).toString('utf8'))).videos[videoGuid] as unknown as { augmented?: number; batches?: Record<string, Part> };
+      return { entry, parts: Object.values(entry.batches ?? {}).sort((x, y) => x.batch.from - y.batch.from) };
+    };
+    const step6 = await partsOf(6);
+    const { entry: step8, parts: batches } = await partsOf(8);
     expect(batches.length).toBeGreaterThan(2);
-    for (const x of batches) expect(x.taskQueue).toBe(taskQueue);
+    expect(step6.parts.map((x) => x.batch)).toEqual(batches.map((x) => x.batch));
+    for (const x of [...batches, ...step6.parts]) expect(x.taskQueue).toBe(taskQueue);
     for (let i = 1; i < batches.length; i++) expect(batches[i].batch.from).toBeGreaterThan(batches[i - 1].batch.to);
+    const index = cropIndexSchema.parse(JSON.parse((await store.get(layout.video(videoGuid).cropIndex)).toString('utf8')));
+    expect(step6.parts.reduce((n, x) => n + x.crops!, 0)).toBe(index.crops.length);
     const augmentedInDataset = Object.keys(reference).filter((n) => /^datasets\/train(_aug)?\/.*_aug\d+\.jpg$/.test(n)).length;
     expect(augmentedInDataset).toBeGreaterThan(0);
-    expect(batches.reduce((n, x) => n + x.augmented, 0)).toBe(augmentedInDataset);
+    expect(batches.reduce((n, x) => n + x.augmented!, 0)).toBe(augmentedInDataset);
     expect(step8.augmented).toBe(augmentedInDataset);
     expect(await store.list(layout.augmentedPrefix(videoGuid))).toEqual([]);
   }, 300_000);

@@ -136,7 +136,7 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
     expect(m.releases.map((r) => r.queue).sort()).toEqual([`${taskQueue}-gpu@${WORKER_ID}`, `${taskQueue}-gpu`, `${taskQueue}@${WORKER_ID}`].sort());
   });
 
-  it('tracks and augments a video of one segment and one class batch in one piece, with no patch marker', async () => {
+  it('tracks, crops and augments a video of one segment and one class batch in one piece, with no patch marker', async () => {
     const m = mockActivities();
     const { history } = await withWorkers(
       m.cpu,
@@ -150,12 +150,12 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
     expect(m.calls.some((c) => c.name === 'detectSegment')).toBe(false);
     const patches = patchIds(history);
     expect(patches).not.toContain(PATCH_VIDEO_SEGMENTS);
-    // One class batch too: step 8 augments the video in one piece.
-    expect(m.calls.some((c) => c.name === 'augmentBatch')).toBe(false);
+    // One class batch too: steps 6-8 crop, treat and augment the video in one piece.
+    expect(m.calls.some((c) => c.name.endsWith('Batch'))).toBe(false);
     expect(patches).not.toContain(PATCH_CLASS_BATCHES);
   });
 
-  it('fans step 8 of a video of many crops out over its class batches on the shared CPU queue, behind the class-batches patch', async () => {
+  it('fans steps 6, 7 and 8 of a video of many boxes out over its class batches on the shared queues, behind the class-batches patch', async () => {
     const m = mockActivities();
     const { summary, childHistory, taskQueue } = await withWorkers(
       m.cpu,
@@ -168,30 +168,34 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
       m.gpu,
     );
     expect(summary.status).toBe('completed');
-    // Step 6 planned three batches: each is augmented once, on the shared CPU queue (any worker), after step 7.
+    // Step 5 planned three batches: each is cropped once before step 6, treated once before step 7 and augmented
+    // once before step 8, on the step's shared queue (any worker: CPU, GPU for step 7).
     const names = m.calls.map((c) => c.name);
-    const batches = m.calls.filter((c) => c.name === 'augmentBatch');
-    expect(batches.map((c) => (c.input as { batch: { index: number } }).batch.index).sort()).toEqual([0, 1, 2]);
-    for (const c of batches) expect(c.queue).toBe(taskQueue);
-    expect(names.indexOf('removeCropBackground')).toBeLessThan(names.indexOf('augmentBatch'));
-    expect(names.lastIndexOf('augmentBatch')).toBeLessThan(names.indexOf('augmentCrops'));
-    // Steps 8 and 9 get the batches (to count, and to copy from) and run on the video's own CPU queue.
-    for (const name of ['augmentCrops', 'createTrainingAndValidationSets']) {
+    for (const [part, queue, before] of [['cropBatch', taskQueue, 'extractCrops'], ['backgroundBatch', `${taskQueue}-gpu`, 'removeCropBackground'], ['augmentBatch', taskQueue, 'augmentCrops']] as const) {
+      const calls = m.calls.filter((c) => c.name === part);
+      expect(calls.map((c) => (c.input as { batch: { index: number } }).batch.index).sort(), part).toEqual([0, 1, 2]);
+      for (const c of calls) expect(c.queue).toBe(queue);
+      expect(names.lastIndexOf(part)).toBeLessThan(names.indexOf(before));
+      expect(names.indexOf(STEP_NAMES[STEP_NAMES.indexOf(before) - 1])).toBeLessThan(names.indexOf(part));
+    }
+    // Steps 6-9 get the batches (to merge, gather, count and copy from) and run on the video's own queues.
+    for (const name of ['extractCrops', 'removeCropBackground', 'augmentCrops', 'createTrainingAndValidationSets']) {
       const c = m.calls.find((x) => x.name === name)!;
-      expect((c.input as { batches?: unknown[] }).batches).toHaveLength(3);
-      expect(c.queue).toBe(`${taskQueue}@${WORKER_ID}`);
+      expect((c.input as { batches?: unknown[] }).batches, name).toHaveLength(3);
+      expect(c.queue).toBe(name === 'removeCropBackground' ? `${taskQueue}-gpu@${WORKER_ID}` : `${taskQueue}@${WORKER_ID}`);
     }
     expect(m.calls.filter((c) => STEP_NAMES.includes(c.name as never)).map((c) => c.name)).toEqual([...STEP_NAMES]);
-    const scheduled = childHistory.events!.flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name === 'augmentBatch' ? [e.activityTaskScheduledEventAttributes.activityId] : []));
-    expect(scheduled.sort()).toEqual(['augmentBatch-0', 'augmentBatch-1', 'augmentBatch-2']);
+    const scheduled = childHistory.events!.flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name?.endsWith('Batch') ? [e.activityTaskScheduledEventAttributes.activityId] : []));
+    expect(scheduled.sort()).toEqual(['augmentBatch-0', 'augmentBatch-1', 'augmentBatch-2', 'backgroundBatch-0', 'backgroundBatch-1', 'backgroundBatch-2', 'cropBatch-0', 'cropBatch-1', 'cropBatch-2']);
     expect(patchIds(childHistory)).toContain(PATCH_CLASS_BATCHES);
-    // Each batch's storage counters count in the video's: 9 steps and 3 batches.
-    expect(summary.cache.hits).toBe(2 * 12);
-    expect(m.releases.map((r) => r.queue).sort()).toEqual([`${taskQueue}-gpu@${WORKER_ID}`, taskQueue, `${taskQueue}@${WORKER_ID}`].sort());
+    // Each batch's storage counters count in the video's: 9 steps and 3 x 3 batches.
+    expect(summary.cache.hits).toBe(2 * 18);
+    expect(m.releases.map((r) => r.queue).sort()).toEqual([`${taskQueue}-gpu@${WORKER_ID}`, `${taskQueue}-gpu`, taskQueue, `${taskQueue}@${WORKER_ID}`].sort());
   });
 
   it.each([
     { part: 'detectSegment', source: '/long-segments.mp4', step: 'detectPlayers', progress: { segments: { total: 3, done: 0, framesDone: 0 } }, later: ['detectPlayers', 'extractCrops'] },
+    { part: 'cropBatch', source: '/many-batches.mp4', step: 'extractCrops', progress: { batches: { total: 3, done: 0 } }, later: ['extractCrops', 'removeCropBackground'] },
     { part: 'augmentBatch', source: '/many-batches.mp4', step: 'augmentCrops', progress: { batches: { total: 3, done: 0 } }, later: ['augmentCrops', 'createTrainingAndValidationSets'] },
   ] as const)('counts the parts of a fanned-out step in progress and cancels a run while a $part runs: no later step starts', async ({ part, source, step, progress, later }) => {
     const m = mockActivities({ hold: part, gate: new Promise(() => undefined) });

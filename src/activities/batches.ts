@@ -1,20 +1,86 @@
 /**
- * Step 8 of a video with several class batches (docs/ARCHITECTURE.md "Class batches"): `augmentBatch` makes
- * the augmented copies of one batch of classes on any CPU worker and stores them as intermediate artifacts;
- * step 8 (`augmentCrops`, ./dataset.ts) then counts them and step 9 copies them into the dataset.
+ * Steps 6, 7 and 8 of a video with several class batches (docs/ARCHITECTURE.md "Class batches"), one batch
+ * of classes per activity on any worker of the step's kind: `cropBatch` (CPU) cuts the batch's crops and stores
+ * its part of the crop index, which step 6 (`extractCrops`, ./crops.ts) merges; `backgroundBatch` (GPU) removes
+ * the backgrounds of the batch's crops, whose records step 7 (`removeCropBackground`) gathers; `augmentBatch`
+ * (CPU) makes the batch's augmented copies as intermediate artifacts, which step 8 (`augmentCrops`,
+ * ./dataset.ts) counts and step 9 copies into the dataset.
  */
 import pLimit from 'p-limit';
 import { inBatch } from '../dataset/batches';
-import type { BatchInput, BatchResult } from '../workflows/types';
-import { IMAGE_CONCURRENCY } from './crops';
+import { detectionsFileSchema, type BackgroundBatchFile, type CropBatchFile } from '../storage/artifacts';
+import type { BackgroundBatchResult, BatchInput, BatchResult, CropBatchResult, StepResultBase } from '../workflows/types';
+import { backgroundOf, backgroundRemover, cutCrops, IMAGE_CONCURRENCY, readCropIndex } from './crops';
 import { augmentedCopies, makeAugmentedCopy, trainCrops } from './dataset';
 import type { ActivityDeps } from './deps';
-import { runStep } from './runStep';
+import type { RunLayout } from '../storage/layout';
+import type { StepName } from '../workflows/steps';
+import { runStep, type StepFiles, type StepOutput } from './runStep';
 import { activityAttempt, heartbeat } from './temporal';
 
-/** Creates `augmentBatch` over `deps`. */
+/** Runs `body` as class batch `input.batch` of step `name` (`runStep` with the part `batches.{index}`). */
+function batchPart<R extends object>(deps: ActivityDeps, name: StepName, input: BatchInput, body: (files: StepFiles, layout: RunLayout) => Promise<StepOutput<R>>) {
+  return runStep(deps, name, input, body, { group: 'batches', index: input.batch.index });
+}
+
+/** Creates `cropBatch`, `backgroundBatch` and `augmentBatch` over `deps`. */
 export function createBatchActivities(deps: ActivityDeps) {
   return {
+    /**
+     * Part of step 6: the crops of the classes of one batch (`input.batch`, track ids `from`..`to`), cut and
+     * filtered exactly as step 6 cuts a whole video's (`cutCrops`, ./crops.ts) and uploaded to
+     * `crops/original/track_{id}/crop_{n}.jpg`; the batch's entries and rejections go to
+     * `intermediate/crops/{videoGuid}/batch_{index}.json`. Its result goes under `batches.{index}` of step 6's
+     * result.
+     */
+    async cropBatch(input: BatchInput): Promise<CropBatchResult> {
+      const batch = input.batch;
+      return batchPart(deps, 'extractCrops', input, async (files, layout) => {
+        const video = layout.video(input.videoGuid);
+        const cut = await cutCrops(files, video, input, await files.readJson(video.detections, detectionsFileSchema), batch);
+        const object = layout.cropBatch(input.videoGuid, batch.index);
+        await files.writeJson(object, { videoGuid: input.videoGuid, batch, rejected: cut.rejected, crops: cut.entries } satisfies CropBatchFile);
+        return { result: { batch, crops: cut.entries.length, object }, details: { rejected: cut.rejected } };
+      });
+    },
+
+    /**
+     * Part of step 7: the background of every crop of the classes of one batch removed exactly as step 7
+     * removes a whole video's (`backgroundRemover`, ./crops.ts), uploaded to
+     * `crops/modified/track_{id}/crop_{n}.jpg`; the removed share of each crop goes to
+     * `intermediate/background/{videoGuid}/batch_{index}.json`. Nothing when the video's mode removes nothing.
+     * Its result goes under `batches.{index}` of step 7's result. Runs on the GPU queue (u2netp).
+     */
+    async backgroundBatch(input: BatchInput): Promise<BackgroundBatchResult> {
+      const batch = input.batch;
+      return batchPart(deps, 'removeCropBackground', input, async (files, layout): Promise<StepOutput<Omit<BackgroundBatchResult, keyof StepResultBase>>> => {
+        const video = layout.video(input.videoGuid);
+        const decision = backgroundOf(input);
+        const mine = (await readCropIndex(files, video)).flatMap((c, i) => (inBatch(batch, c.track_id) ? [{ c, i }] : []));
+        // Nothing to remove (step 7 stores nothing then): no part either.
+        if (!decision.removed) return { result: { batch, crops: mine.length, object: null }, details: { mode: decision.mode } };
+        if (activityAttempt() > 1) await files.loadPriorOutputs([video.cropsPrefix('modified')]);
+        const remove = await backgroundRemover(deps, input, decision);
+        const limit = pLimit(IMAGE_CONCURRENCY);
+        const records: BackgroundBatchFile['crops'] = [];
+        await Promise.all(
+          mine.map(({ c, i }) =>
+            limit(async () => remove(await files.read(c.object)))
+              // The upload runs outside the image-processing limit (the store bounds requests in flight).
+              .then(async (r) => {
+                await files.write(video.crop('modified', c.track_id, c.n), r.jpeg, 'image/jpeg');
+                records.push({ i, removed: r.removed });
+                heartbeat({ cropsDone: records.length, uploadsSkipped: files.io.uploadsSkipped });
+              }),
+          ),
+        );
+        const object = layout.backgroundBatch(input.videoGuid, batch.index);
+        records.sort((a, b) => a.i - b.i);
+        await files.writeJson(object, { videoGuid: input.videoGuid, batch, crops: records } satisfies BackgroundBatchFile);
+        return { result: { batch, crops: mine.length, object }, details: { mode: decision.mode } };
+      });
+    },
+
     /**
      * Part of step 8: the `augment.count` augmented copies of every train crop of the classes of one batch
      * (`input.batch`, track ids `from`..`to`), made exactly as step 8 makes them for a whole video
@@ -24,30 +90,24 @@ export function createBatchActivities(deps: ActivityDeps) {
      */
     async augmentBatch(input: BatchInput): Promise<BatchResult> {
       const batch = input.batch;
-      return runStep(
-        deps,
-        'augmentCrops',
-        input,
-        async (files, layout) => {
-          const video = layout.video(input.videoGuid);
-          const train = (await trainCrops(files, video, input)).filter((c) => inBatch(batch, c.track_id));
-          if (activityAttempt() > 1) await files.loadPriorOutputs([layout.augmentedPrefix(input.videoGuid)]);
-          const limit = pLimit(IMAGE_CONCURRENCY);
-          let made = 0;
-          await Promise.all(
-            train.flatMap((c) =>
-              Array.from({ length: augmentedCopies(input) }, (_, k) =>
-                limit(() => makeAugmentedCopy(files, video, input, c, k))
-                  // The upload runs outside the image-processing limit (the store bounds requests in flight).
-                  .then((buf) => files.write(layout.augmented(input.videoGuid, c.track_id, c.n, k), buf, 'image/jpeg'))
-                  .then(() => heartbeat({ augmented: ++made, uploadsSkipped: files.io.uploadsSkipped })),
-              ),
+      return batchPart(deps, 'augmentCrops', input, async (files, layout) => {
+        const video = layout.video(input.videoGuid);
+        const train = (await trainCrops(files, video, input)).filter((c) => inBatch(batch, c.track_id));
+        if (activityAttempt() > 1) await files.loadPriorOutputs([layout.augmentedPrefix(input.videoGuid)]);
+        const limit = pLimit(IMAGE_CONCURRENCY);
+        let made = 0;
+        await Promise.all(
+          train.flatMap((c) =>
+            Array.from({ length: augmentedCopies(input) }, (_, k) =>
+              limit(() => makeAugmentedCopy(files, video, input, c, k))
+                // The upload runs outside the image-processing limit (the store bounds requests in flight).
+                .then((buf) => files.write(layout.augmented(input.videoGuid, c.track_id, c.n, k), buf, 'image/jpeg'))
+                .then(() => heartbeat({ augmented: ++made, uploadsSkipped: files.io.uploadsSkipped })),
             ),
-          );
-          return { result: { batch, augmented: made, sources: train.length }, details: { uploadsSkipped: files.io.uploadsSkipped } };
-        },
-        { group: 'batches', index: batch.index },
-      );
+          ),
+        );
+        return { result: { batch, augmented: made, sources: train.length }, details: { uploadsSkipped: files.io.uploadsSkipped } };
+      });
     },
   };
 }

@@ -6,17 +6,17 @@
 import pLimit from 'p-limit';
 import { z } from 'zod';
 import { applyMask, decideBackground, grassAlpha, intersectMasks, type BackgroundDecision } from '../dataset/background';
-import { planClassBatches } from '../dataset/batches';
+import { inBatch, type ClassBatch } from '../dataset/batches';
 import { cropJpeg, padAndClamp, type Region } from '../dataset/crops';
 import { scoreCrop, selectCrops, type ScoredCrop } from '../dataset/quality';
-import { cropIndexSchema, detectionsFileSchema, type CropEntry, type CropIndex } from '../storage/artifacts';
+import { invalidInput } from '../errors';
+import { backgroundBatchFileSchema, cropBatchFileSchema, cropIndexSchema, detectionsFileSchema, type CropEntry, type CropIndex, type DetectionsFile } from '../storage/artifacts';
 import { readChunks, writeChunk, type ChunkRef } from '../storage/checkpoints';
 import type { RunLayout, VideoLayout } from '../storage/layout';
 import { groupBy } from '../util/group';
-import { DEFAULT_OPTIONS } from '../validation';
 import { md5Base64 } from '../util/hash';
 import type { RgbFrame } from '../vision/image/rgb';
-import type { BackgroundResult, CropsResult, StepInput } from '../workflows/types';
+import type { BackgroundResult, BatchedInput, CropsResult, StepInput } from '../workflows/types';
 import type { ActivityDeps } from './deps';
 import { forEachBounded } from './liveness';
 import { runStep, type StepFiles } from './runStep';
@@ -85,82 +85,25 @@ export function createCropActivities(deps: ActivityDeps) {
      * frame (`offFrame`), heavily overlapped by another player's box (`occluded`), blurred (`blur`, variance
      * of the Laplacian), near-duplicate of the previous kept crop of the track (`duplicate`, dHash), and the
      * optional per-track cap (`overTrackCap`). Kept crops of a track are numbered from 0 in time order.
-     * Writes `crops/original/track_{id}/crop_{n}.jpg` and the crop index, and returns the video's class
-     * batches (`options.batches`, `planClassBatches` in src/dataset/batches.ts).
+     * Writes `crops/original/track_{id}/crop_{n}.jpg` ({@link cutCrops}) and the crop index. With
+     * `input.batches`, class batches cut the crops already (`cropBatch`, ./batches.ts): the step merges their
+     * parts into the crop index ({@link mergedCropParts}).
      *
      * On a retry the crops are cut again (deterministic), and only those not already stored with the same
      * bytes by an earlier attempt are uploaded.
      */
-    async extractCrops(input: StepInput): Promise<CropsResult> {
+    async extractCrops(input: BatchedInput): Promise<CropsResult> {
       return runStep(deps, 'extractCrops', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
-        const { padding, minHeight, maxPerTrack, minBlurVariance, maxOcclusion, dedupMaxDistance } = input.options.crops;
-        const detections = await files.readJson(video.detections, detectionsFileSchema);
-        if (activityAttempt() > 1) await files.loadPriorOutputs([video.cropsPrefix('original')]);
-        const rejected: Record<string, number> = {};
-        const reject = (reason: string, n = 1) => void (rejected[reason] = (rejected[reason] ?? 0) + n);
-        let framesCropped = 0;
-        // 1. Candidate crops, cut in memory and scored (occlusion, blur, dHash) in the same bounded jobs, so the
-        // CPU-heavy decodes run concurrently; each finished frame counts as progress (liveness.ts).
-        type Candidate = ScoredCrop & { jpeg: Buffer; region: Region; trackBBox: [number, number, number, number] };
-        const candidates: Candidate[] = [];
-        const filters = { minBlurVariance, maxOcclusion, dedupMaxDistance };
-        await forEachBounded(detections.frames, IMAGE_CONCURRENCY, async (f) => {
-          const boxes = f.detections.map((d) => d.bbox);
-          let frame: RgbFrame | undefined;
-          for (const [i, d] of f.detections.entries()) {
-            const region = padAndClamp(d.bbox, padding, f.width, f.height);
-            if (!region) {
-              reject('offFrame');
-              continue;
-            }
-            if (region.height < minHeight) {
-              reject('tooSmall');
-              continue;
-            }
-            frame ??= await files.readFrame(video.frame(f.frame_id));
-            const jpeg = await cropJpeg(frame, region, input.options.jpegQuality);
-            const score = await scoreCrop({ bbox: d.bbox, othersInFrame: boxes.filter((_, j) => j !== i), jpeg }, filters);
-            candidates.push({ key: `${d.track_id}/${f.frame_id}`, trackId: d.track_id, frameId: f.frame_id, score, jpeg, region, trackBBox: d.bbox });
-          }
-          heartbeat({ framesCropped: ++framesCropped, frames: detections.frames.length });
-        });
-        // 2. Quality filters (deterministic: per track in frame order, over the scores).
-        const quality = selectCrops(candidates, filters);
-        for (const r of quality.rejected) reject(r.reason);
-        const byKey = new Map(candidates.map((c) => [c.key, c]));
-        const perTrack = groupBy(
-          quality.kept.map((key) => byKey.get(key)!),
-          (c) => c.trackId,
-        );
-        // 3. Optional cap, numbering, upload.
-        const entries: CropEntry[] = [];
-        const jobs: Promise<void>[] = [];
-        let written = 0;
-        for (const trackId of [...perTrack.keys()].sort((a, b) => a - b)) {
-          let list = perTrack.get(trackId)!.sort((a, b) => a.frameId - b.frameId);
-          if (maxPerTrack && list.length > maxPerTrack) {
-            const step = list.length / maxPerTrack;
-            const keep = new Set(Array.from({ length: maxPerTrack }, (_, i) => Math.floor(i * step)));
-            reject('overTrackCap', list.length - maxPerTrack);
-            list = list.filter((_, i) => keep.has(i));
-          }
-          list.forEach((c, n) => {
-            const object = video.crop('original', trackId, n);
-            const r = c.region;
-            entries.push({ track_id: trackId, n, frame_id: c.frameId, bbox: c.trackBBox, region: [r.left, r.top, r.left + r.width, r.top + r.height], object });
-            // Uploads are bounded by the store's own concurrency, not by the image-processing limit.
-            jobs.push(files.write(object, c.jpeg, 'image/jpeg').then(() => heartbeat({ cropsWritten: ++written, uploadsSkipped: files.io.uploadsSkipped })));
-          });
-        }
-        await Promise.all(jobs);
+        const { minHeight, maxPerTrack, minBlurVariance, maxOcclusion, dedupMaxDistance } = input.options.crops;
+        // Class batches cut their crops already (cropBatch, ./batches.ts): merge their parts, in track order.
+        const cut = input.batches ? await mergedCropParts(files, layout, input.videoGuid, input.batches) : await cutCrops(files, video, input, await files.readJson(video.detections, detectionsFileSchema));
+        const { entries, rejected } = cut;
         await files.writeJson(video.cropIndex, { videoGuid: input.videoGuid, rejected, crops: entries } satisfies CropIndex);
-        const perTrackCrops = new Map<number, number>();
-        for (const e of entries) perTrackCrops.set(e.track_id, (perTrackCrops.get(e.track_id) ?? 0) + 1);
-        const batches = planClassBatches(perTrackCrops, (input.options.batches ?? DEFAULT_OPTIONS.batches).crops);
+        const tracks = new Set(entries.map((e) => e.track_id)).size;
         return {
-          result: { crops: entries.length, tracks: perTrackCrops.size, rejected, index: video.cropIndex, batches },
-          details: { crops: entries, filters: { minHeight, minBlurVariance, maxOcclusion, dedupMaxDistance, maxPerTrack: maxPerTrack ?? null } },
+          result: { crops: entries.length, tracks, rejected, index: video.cropIndex },
+          details: { crops: entries, filters: { minHeight, minBlurVariance, maxOcclusion, dedupMaxDistance, maxPerTrack: maxPerTrack ?? null }, ...(input.batches ? { batches: input.batches.length } : {}) },
         };
       });
     },
@@ -175,22 +118,29 @@ export function createCropActivities(deps: ActivityDeps) {
      * from `crops/original/` (no byte-identical second copy of every crop). The result records the decision
      * (`mode`, `requestedMode`, `removed`, `reason`) as the manifest and the report do.
      *
+     * With `input.batches`, class batches removed the backgrounds already (`backgroundBatch`, ./batches.ts); the
+     * step gathers their records ({@link mergedBackgroundParts}) for its result.
+     *
      * Resumable: every {@link BACKGROUND_CHUNK} crops, their records (index, size, MD5) go to GCS as a
      * checkpoint chunk referenced from the heartbeat details; a retried attempt skips recorded crops whose
      * objects still match and makes only the rest.
      */
-    async removeCropBackground(input: StepInput): Promise<BackgroundResult> {
+    async removeCropBackground(input: BatchedInput): Promise<BackgroundResult> {
       return runStep(deps, 'removeCropBackground', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
-        const { fill } = input.options.background;
         const decision = backgroundOf(input);
         const crops = await readCropIndex(files, video);
         const recorded = { requestedMode: decision.requestedMode, removed: decision.removed, ...(decision.reason ? { reason: decision.reason } : {}) };
         // Nothing to remove: no second copy of every crop is stored; steps 8 and 9 read the originals.
         if (!decision.removed) return { result: { mode: decision.mode, crops: crops.length }, details: { ...recorded, meanRemovedFraction: 0, resumedCrops: 0 } };
         const effective = decision.mode;
-        const pitch = effective === 'grass' || effective === 'both' ? input.grass : undefined;
-        const segmenter = effective === 'segmentation' || effective === 'both' ? await deps.getSegmenter() : undefined;
+        const mean = (removed: number[]) => (crops.length ? Math.round((removed.reduce((a, b) => a + b, 0) / crops.length) * 1000) / 1000 : 0);
+        // Class batches removed the backgrounds already (backgroundBatch, ./batches.ts): gather their records.
+        if (input.batches) {
+          const removed = await mergedBackgroundParts(files, layout, input.videoGuid, input.batches, crops);
+          return { result: { mode: effective, crops: crops.length }, details: { ...recorded, meanRemovedFraction: mean(removed), resumedCrops: 0, batches: input.batches.length } };
+        }
+        const remove = await backgroundRemover(deps, input, decision);
         const limit = pLimit(IMAGE_CONCURRENCY);
         let done = 0;
         const removed = new Array<number>(crops.length).fill(0);
@@ -207,12 +157,9 @@ export function createCropActivities(deps: ActivityDeps) {
             skip.has(i)
               ? Promise.resolve()
               : limit(async () => {
-                  const original = await files.read(c.object);
-                  const grass = effective === 'grass' || effective === 'both' ? await grassAlpha(original, pitch!, GRASS_FEATHER_SIGMA) : undefined;
-                  const seg = segmenter ? await segmenter.mask(original) : undefined;
-                  const alpha = grass && seg ? intersectMasks(seg, grass) : (seg ?? grass)!;
-                  removed[i] = alpha.alpha.reduce((s, a) => s + (255 - a), 0) / (255 * alpha.alpha.length);
-                  return applyMask(original, alpha.alpha, fill, input.options.jpegQuality);
+                  const r = await remove(await files.read(c.object));
+                  removed[i] = r.removed;
+                  return r.jpeg;
                 })
                   // The upload runs outside the image-processing limit (the store bounds requests in flight).
                   .then(async (out) => {
@@ -235,17 +182,151 @@ export function createCropActivities(deps: ActivityDeps) {
         );
         await saving;
         if (checkpoint) await files.store.deletePrefix(layout.checkpointPrefix(input.videoGuid));
-        return {
-          result: { mode: effective, crops: crops.length },
-          details: {
-            ...recorded,
-            meanRemovedFraction: crops.length ? Math.round((removed.reduce((a, b) => a + b, 0) / crops.length) * 1000) / 1000 : 0,
-            resumedCrops: skip.size,
-          },
-        };
+        return { result: { mode: effective, crops: crops.length }, details: { ...recorded, meanRemovedFraction: mean(removed), resumedCrops: skip.size } };
       });
     },
   };
+}
+
+/** Crops cut from tracked boxes: index entries (ascending track id, then crop number) and rejections by reason. */
+export interface CutCrops {
+  entries: CropEntry[];
+  /** Rejected boxes per reason, keys in alphabetical order (the same bytes whether cut in one piece or in batches). */
+  rejected: Record<string, number>;
+}
+
+/**
+ * Step 6's cutting, for every track of `detections` or only the tracks of `batch`: one crop per tracked box
+ * from the full-resolution frame, padded and clamped to the frame, then the quality filters with their
+ * reasons (docs on `extractCrops`); kept crops of a track numbered from 0 in time order and uploaded to
+ * `crops/original/track_{id}/crop_{n}.jpg`. Every filter looks at one track (or at the frame's other boxes,
+ * all of which `detections` holds), so cutting by batches gives the crops of cutting in one piece. On a retry
+ * only crops not already stored with the same bytes are uploaded.
+ */
+export async function cutCrops(files: StepFiles, video: VideoLayout, input: StepInput, detections: DetectionsFile, batch?: ClassBatch): Promise<CutCrops> {
+  const { padding, minHeight, maxPerTrack, minBlurVariance, maxOcclusion, dedupMaxDistance } = input.options.crops;
+  if (activityAttempt() > 1) await files.loadPriorOutputs([video.cropsPrefix('original')]);
+  const mine = (trackId: number) => !batch || inBatch(batch, trackId);
+  const frames = detections.frames.filter((f) => f.detections.some((d) => mine(d.track_id)));
+  const rejected: Record<string, number> = {};
+  const reject = (reason: string, n = 1) => void (rejected[reason] = (rejected[reason] ?? 0) + n);
+  let framesCropped = 0;
+  // 1. Candidate crops, cut in memory and scored (occlusion, blur, dHash) in the same bounded jobs, so the
+  // CPU-heavy decodes run concurrently; each finished frame counts as progress (liveness.ts).
+  type Candidate = ScoredCrop & { jpeg: Buffer; region: Region; trackBBox: [number, number, number, number] };
+  const candidates: Candidate[] = [];
+  const filters = { minBlurVariance, maxOcclusion, dedupMaxDistance };
+  await forEachBounded(frames, IMAGE_CONCURRENCY, async (f) => {
+    const boxes = f.detections.map((d) => d.bbox);
+    let frame: RgbFrame | undefined;
+    for (const [i, d] of f.detections.entries()) {
+      if (!mine(d.track_id)) continue;
+      const region = padAndClamp(d.bbox, padding, f.width, f.height);
+      if (!region) {
+        reject('offFrame');
+        continue;
+      }
+      if (region.height < minHeight) {
+        reject('tooSmall');
+        continue;
+      }
+      frame ??= await files.readFrame(video.frame(f.frame_id));
+      const jpeg = await cropJpeg(frame, region, input.options.jpegQuality);
+      const score = await scoreCrop({ bbox: d.bbox, othersInFrame: boxes.filter((_, j) => j !== i), jpeg }, filters);
+      candidates.push({ key: `${d.track_id}/${f.frame_id}`, trackId: d.track_id, frameId: f.frame_id, score, jpeg, region, trackBBox: d.bbox });
+    }
+    heartbeat({ framesCropped: ++framesCropped, frames: frames.length });
+  });
+  // 2. Quality filters (deterministic: per track in frame order, over the scores).
+  const quality = selectCrops(candidates, filters);
+  for (const r of quality.rejected) reject(r.reason);
+  const byKey = new Map(candidates.map((c) => [c.key, c]));
+  const perTrack = groupBy(
+    quality.kept.map((key) => byKey.get(key)!),
+    (c) => c.trackId,
+  );
+  // 3. Optional cap, numbering, upload.
+  const entries: CropEntry[] = [];
+  const jobs: Promise<void>[] = [];
+  let written = 0;
+  for (const trackId of [...perTrack.keys()].sort((a, b) => a - b)) {
+    let list = perTrack.get(trackId)!.sort((a, b) => a.frameId - b.frameId);
+    if (maxPerTrack && list.length > maxPerTrack) {
+      const step = list.length / maxPerTrack;
+      const keep = new Set(Array.from({ length: maxPerTrack }, (_, i) => Math.floor(i * step)));
+      reject('overTrackCap', list.length - maxPerTrack);
+      list = list.filter((_, i) => keep.has(i));
+    }
+    list.forEach((c, n) => {
+      const object = video.crop('original', trackId, n);
+      const r = c.region;
+      entries.push({ track_id: trackId, n, frame_id: c.frameId, bbox: c.trackBBox, region: [r.left, r.top, r.left + r.width, r.top + r.height], object });
+      // Uploads are bounded by the store's own concurrency, not by the image-processing limit.
+      jobs.push(files.write(object, c.jpeg, 'image/jpeg').then(() => heartbeat({ cropsWritten: ++written, uploadsSkipped: files.io.uploadsSkipped })));
+    });
+  }
+  await Promise.all(jobs);
+  return { entries, rejected: sortedCounts(rejected) };
+}
+
+/**
+ * The crops of a video cut by class batches: each batch's part (`intermediate/crops/{videoGuid}/batch_{k}.json`,
+ * written by `cropBatch`) in batch order, so entries stay in ascending track order; rejections summed.
+ * @throws PipelineError(InvalidInput) when a part is not the batch the workflow planned.
+ */
+async function mergedCropParts(files: StepFiles, layout: RunLayout, videoGuid: string, batches: ClassBatch[]): Promise<CutCrops> {
+  const entries: CropEntry[] = [];
+  const rejected: Record<string, number> = {};
+  for (const b of batches) {
+    const part = await files.readJson(layout.cropBatch(videoGuid, b.index), cropBatchFileSchema);
+    if (part.batch.from !== b.from || part.batch.to !== b.to) throw invalidInput(`crop batch ${b.index}`, `holds tracks ${part.batch.from}-${part.batch.to}, not ${b.from}-${b.to}`);
+    entries.push(...part.crops);
+    for (const [reason, n] of Object.entries(part.rejected)) rejected[reason] = (rejected[reason] ?? 0) + n;
+  }
+  return { entries, rejected: sortedCounts(rejected) };
+}
+
+/** `counts` with its keys in alphabetical order. */
+function sortedCounts(counts: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/**
+ * Step 7's treatment of one crop for `decision` (a mode that removes something): the grass key learned in step
+ * 4 with feathered edges, u2netp's soft person mask, or the per-pixel minimum of both; the background filled
+ * with `background.fill`.
+ * @returns a function from the original crop's JPEG to the treated JPEG and the removed share of its pixels.
+ */
+export async function backgroundRemover(deps: ActivityDeps, input: StepInput, decision: BackgroundDecision): Promise<(original: Buffer) => Promise<{ jpeg: Buffer; removed: number }>> {
+  const mode = decision.mode;
+  const pitch = mode === 'grass' || mode === 'both' ? input.grass : undefined;
+  const segmenter = mode === 'segmentation' || mode === 'both' ? await deps.getSegmenter() : undefined;
+  return async (original) => {
+    const grass = pitch ? await grassAlpha(original, pitch, GRASS_FEATHER_SIGMA) : undefined;
+    const seg = segmenter ? await segmenter.mask(original) : undefined;
+    const alpha = grass && seg ? intersectMasks(seg, grass) : (seg ?? grass)!;
+    const removed = alpha.alpha.reduce((s, a) => s + (255 - a), 0) / (255 * alpha.alpha.length);
+    return { jpeg: await applyMask(original, alpha.alpha, input.options.background.fill, input.options.jpegQuality), removed };
+  };
+}
+
+/**
+ * The removed shares of every crop of a video whose backgrounds class batches removed: each batch's part
+ * (`intermediate/background/{videoGuid}/batch_{k}.json`, written by `backgroundBatch`), by crop index.
+ * @throws PipelineError(InvalidInput) when the parts do not cover every crop of the index once.
+ */
+async function mergedBackgroundParts(files: StepFiles, layout: RunLayout, videoGuid: string, batches: ClassBatch[], crops: CropEntry[]): Promise<number[]> {
+  const removed = new Array<number | undefined>(crops.length).fill(undefined);
+  for (const b of batches) {
+    const part = await files.readJson(layout.backgroundBatch(videoGuid, b.index), backgroundBatchFileSchema);
+    for (const r of part.crops) {
+      if (r.i >= crops.length || removed[r.i] !== undefined || !inBatch(b, crops[r.i].track_id)) throw invalidInput(`background batch ${b.index}`, `records crop ${r.i}, which is not one of its own`);
+      removed[r.i] = r.removed;
+    }
+  }
+  const missing = removed.findIndex((r) => r === undefined);
+  if (missing >= 0) throw invalidInput(`background batches of video ${videoGuid}`, `leave crop ${missing} (${crops[missing].object}) untreated`);
+  return removed as number[];
 }
 
 /** The background treatment of the video of `input` (one rule for steps 7, 8 and 9: `decideBackground`). */

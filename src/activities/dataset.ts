@@ -14,7 +14,7 @@ import { className, planSplit, type SplitPlan } from '../dataset/split';
 import { cropIndexSchema, detectionsFileSchema, metadataFileSchema, type CropEntry, type DetectionsFile, type Manifest, type ManifestImage } from '../storage/artifacts';
 import type { DatasetFolder, Split, VideoLayout } from '../storage/layout';
 import { groupBy } from '../util/group';
-import type { AugmentInput, AugmentResult, SplitResult, StepInput } from '../workflows/types';
+import type { BatchedInput, AugmentResult, SplitResult, StepInput } from '../workflows/types';
 import { backgroundOf, IMAGE_CONCURRENCY, readCropIndex, sourceCrop } from './crops';
 import type { ActivityDeps } from './deps';
 import { runStep, type StepFiles } from './runStep';
@@ -51,7 +51,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
      * attempt left in the cache. With `input.batches`, class batches (`augmentBatch`, ./batches.ts) made the
      * copies in `intermediate/augmented/{videoGuid}/`; the step then only counts them.
      */
-    async augmentCrops(input: AugmentInput): Promise<AugmentResult> {
+    async augmentCrops(input: BatchedInput): Promise<AugmentResult> {
       return runStep(deps, 'augmentCrops', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
         const train = await trainCrops(files, video, input);
@@ -95,7 +95,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
      * `input.batches`, augmented copies are copied from the class batches' `intermediate/augmented/` (deleted
      * once the manifest is written).
      */
-    async createTrainingAndValidationSets(input: AugmentInput): Promise<SplitResult> {
+    async createTrainingAndValidationSets(input: BatchedInput): Promise<SplitResult> {
       return runStep(deps, 'createTrainingAndValidationSets', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
         // A retry must never leave an old manifest next to half-rewritten images.

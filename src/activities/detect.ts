@@ -4,9 +4,11 @@
  */
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { classBatchesOf } from '../dataset/batches';
 import { tracksFromMot } from '../dataset/exports';
 import { invalidInput } from '../errors';
 import { sha256 } from '../util/hash';
+import { DEFAULT_OPTIONS } from '../validation';
 import { metadataFileSchema, type DetectionsFile, type DetectorModel, type FrameDetections, type TeamsFile } from '../storage/artifacts';
 import type { VideoLayout } from '../storage/layout';
 import type { RgbFrame } from '../vision/image/rgb';
@@ -109,6 +111,7 @@ export function createDetectActivities(deps: ActivityDeps) {
             model: model.name,
             modelSha256: model.sha256,
             object: video.detections,
+            batches: classBatchesOf(frames, batchBoxes(input)),
           },
           details: {
             dropped: dropReasons,
@@ -197,9 +200,14 @@ async function importTracks(
   };
   await files.writeJson(video.detections, file);
   return {
-    result: { frames: frames.length, detections: imported.boxes, tracks: imported.tracks, tracklets: imported.tracks, cuts: 0, joins: 0, model: 'none', modelSha256: '', object: video.detections },
+    result: { frames: frames.length, detections: imported.boxes, tracks: imported.tracks, tracklets: imported.tracks, cuts: 0, joins: 0, model: 'none', modelSha256: '', object: video.detections, batches: classBatchesOf(frames, batchBoxes(input)) },
     details: { tracks: origin, teams: teams && teamCounts(teams) },
   };
+}
+
+/** `options.batches.boxes` of a run (runs started before the option existed: the default). */
+function batchBoxes(input: StepInput): number {
+  return (input.options.batches ?? DEFAULT_OPTIONS.batches).boxes;
 }
 
 /** Status, reason and classes per team and role, for the step result's details. */

@@ -210,8 +210,8 @@ export async function followRun(run: StartedRun, cfg: Config, opts: { showProgre
         const stepOf = (v: RunProgress['videos'][number]) =>
           v.currentStep === 'detectPlayers' && v.segments
             ? `detectPlayers ${v.segments.done}/${v.segments.total} segments`
-            : v.currentStep === 'augmentCrops' && v.batches
-              ? `augmentCrops ${v.batches.done}/${v.batches.total} batches`
+            : (v.currentStep === 'extractCrops' || v.currentStep === 'removeCropBackground' || v.currentStep === 'augmentCrops') && v.batches
+              ? `${v.currentStep} ${v.batches.done}/${v.batches.total} batches`
               : (v.currentStep ?? v.status);
         const steps = [...new Set(last.videos.map(stepOf))].join(',');
         bar?.update(Math.round(last.fraction * 100), { step: steps, frames: sum('frames'), detections: sum('detections'), tracks: sum('tracks'), crops: sum('crops') });

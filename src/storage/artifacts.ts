@@ -47,12 +47,9 @@ export const bbox = z.tuple([z.number(), z.number(), z.number(), z.number()]);
 
 /** What ffprobe told about the imported video (`VideoMetadata` of src/vision/media/probe.ts). */
 export const videoMetadataSchema = z.object({
-  durationSec: z.number(),
-  fps: z.number(),
-  width: count,
-  height: count,
-  codedWidth: count,
-  codedHeight: count,
+  durationSec: z.number(), fps: z.number(),
+  width: count, height: count,
+  codedWidth: count, codedHeight: count,
   rotation: z.number(),
   codec: z.string(),
   pixelFormat: z.string(),
@@ -281,6 +278,15 @@ export const cropIndexSchema = z.object({
 /** The crop index. */
 export type CropIndex = z.output<typeof cropIndexSchema>;
 
+/** `intermediate/crops/{guid}/batch_{k}.json`: the crops a class batch (src/dataset/batches.ts) cut in step 6, with the batch. */
+export const cropBatchFileSchema = cropIndexSchema.extend({ batch: z.object({ index: int.min(0), from: int.min(0), to: int.min(0), tracks: int.min(0), boxes: int.min(0) }) });
+/** One class batch's crops. */
+export type CropBatchFile = z.output<typeof cropBatchFileSchema>;
+/** `intermediate/background/{guid}/batch_{k}.json`: removed share per crop (index `i` in the crop index) of a class batch in step 7. */
+export const backgroundBatchFileSchema = z.object({ videoGuid: z.string(), batch: cropBatchFileSchema.shape.batch, crops: z.array(z.object({ i: int.min(0), removed: z.number() })) });
+/** One class batch's background records. */
+export type BackgroundBatchFile = z.output<typeof backgroundBatchFileSchema>;
+
 /** One augmented copy's parameters (`Augmentation` of src/dataset/augment.ts). */
 export const augmentationSchema = z.object({
   seed: z.string(),
@@ -384,7 +390,6 @@ export const manifestSchema = z.object({
 });
 /** `datasets/manifest.json`. */
 export type Manifest = z.output<typeof manifestSchema>;
-
 
 /** Storage and cache counters of a step (`StepIo` of src/workflows/types.ts). */
 const stepIoSchema = z.object({

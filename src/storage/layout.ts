@@ -184,6 +184,20 @@ export class RunLayout {
     return `${this.prefix}intermediate/segments/${assertGuid(videoGuid, 'videoGuid')}/segment_${assertIndex(segment, 'segment')}.json`;
   }
   /**
+   * The crops that class batch `batch` of step 6 cut (docs/ARCHITECTURE.md "Class batches"; merged into the
+   * crop index): `intermediate/crops/{videoGuid}/batch_{batch}.json`.
+   */
+  cropBatch(videoGuid: string, batch: number): string {
+    return `${this.prefix}intermediate/crops/${assertGuid(videoGuid, 'videoGuid')}/batch_${assertIndex(batch, 'class batch')}.json`;
+  }
+  /**
+   * What class batch `batch` of step 7 removed of each of its crops (docs/ARCHITECTURE.md "Class batches"):
+   * `intermediate/background/{videoGuid}/batch_{batch}.json`.
+   */
+  backgroundBatch(videoGuid: string, batch: number): string {
+    return `${this.prefix}intermediate/background/${assertGuid(videoGuid, 'videoGuid')}/batch_${assertIndex(batch, 'class batch')}.json`;
+  }
+  /**
    * Augmented copy `k` of crop `n` of track `trackId`, made by a class batch of step 8 (docs/ARCHITECTURE.md
    * "Class batches"; step 9 copies it into the dataset):
    * `intermediate/augmented/{videoGuid}/track_{id}/crop_{n}_aug{k}.jpg`.

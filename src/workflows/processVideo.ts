@@ -81,10 +81,12 @@ export const PATCH_PROBE_WORKER = 'probe-worker-on-heartbeat-timeout';
 export const PATCH_VIDEO_SEGMENTS = 'video-segments';
 
 /**
- * Patch id: a video of more than one class batch (step 6's `batches`, `options.batches`) has each batch's
- * augmented copies made by its own `augmentBatch` activity on the shared CPU queue, all at once (any CPU worker
- * takes one), before step 8 counts them and step 9 copies them into the dataset (docs/ARCHITECTURE.md "Class
- * batches"). Executions that started before this rule augment the video in one piece.
+ * Patch id: a video of more than one class batch (step 5's `batches`, `options.batches`) has each batch's crops
+ * cut by its own `cropBatch` activity before step 6 merges them, each batch's backgrounds removed by its own
+ * `backgroundBatch` before step 7 gathers them, and each batch's augmented copies made by its own
+ * `augmentBatch` before step 8 counts them and step 9 copies them into the dataset; each fan-out runs all at
+ * once on the step's shared queue (CPU, GPU for step 7), so any worker of that kind takes a batch
+ * (docs/ARCHITECTURE.md "Class batches"). Executions that started before this rule run those steps in one piece.
  */
 export const PATCH_CLASS_BATCHES = 'class-batches';
 
@@ -282,18 +284,20 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
   }
 
   /**
-   * The fan-out of step 8 over class batches: one `augmentBatch` per batch on the shared CPU queue, so that
-   * every CPU worker takes some; counts batches in progress.
+   * The fan-out of a step over class batches, on the step's shared queue so that every worker of its kind takes
+   * some: step 6 (one `cropBatch` per batch, CPU), step 7 (`backgroundBatch`, GPU) or step 8 (`augmentBatch`,
+   * CPU); counts batches in progress.
    */
-  async function augmentBatches(batches: ClassBatch[], grass: PitchModel): Promise<void> {
+  async function classBatches(name: 'extractCrops' | 'removeCropBackground' | 'augmentCrops', batches: ClassBatch[], grass: PitchModel): Promise<void> {
     const counter: BatchProgress = { total: batches.length, done: 0 };
     progress.batches = counter;
-    await fanOut(
-      'augmentCrops',
-      router.shared.cpu,
+    const [activity, n] = name === 'extractCrops' ? (['cropBatch', 6] as const) : name === 'removeCropBackground' ? (['backgroundBatch', 7] as const) : (['augmentBatch', 8] as const);
+    await fanOut<ClassBatch, StepResultBase>(
+      name,
+      stepQueue(name) === 'gpu' ? router.shared.gpu : router.shared.cpu,
       batches,
-      (batch) => ({ activityId: `augmentBatch-${batch.index}`, summary: `step 8, class batch ${batch.index + 1} of ${batches.length}: tracks ${batch.from}-${batch.to}, ${batch.crops} crops` }),
-      (a, batch) => a.augmentBatch({ ...base, grass, batch }),
+      (batch) => ({ activityId: `${activity}-${batch.index}`, summary: `step ${n}, class batch ${batch.index + 1} of ${batches.length}: tracks ${batch.from}-${batch.to}, ${batch.boxes} boxes` }),
+      (a, batch) => a[activity]({ ...base, grass, batch }),
       () => void counter.done++,
     );
   }
@@ -325,13 +329,15 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
     const detected = await step('detectPlayers', (a) => a.detectPlayers({ ...base, grass, ...(segments ? { segments } : {}) }));
     progress.counts.detections = detected.detections;
     progress.counts.tracks = detected.tracks;
-    const crops = await step('extractCrops', (a) => a.extractCrops({ ...base, grass }));
-    progress.counts.crops = crops.crops;
-    await step('removeCropBackground', (a) => a.removeCropBackground({ ...base, grass }));
-    // A video of several class batches: their augmented copies are made on every CPU worker.
-    const batches = crops.batches && crops.batches.length > 1 && patched(PATCH_CLASS_BATCHES) ? crops.batches : undefined;
-    if (batches) await augmentBatches(batches, grass);
+    // A video of several class batches: their crops, backgrounds and augmented copies are made on every worker.
+    const batches = detected.batches && detected.batches.length > 1 && patched(PATCH_CLASS_BATCHES) ? detected.batches : undefined;
     const batched = batches ? { batches } : {};
+    if (batches) await classBatches('extractCrops', batches, grass);
+    const crops = await step('extractCrops', (a) => a.extractCrops({ ...base, grass, ...batched }));
+    progress.counts.crops = crops.crops;
+    if (batches) await classBatches('removeCropBackground', batches, grass);
+    await step('removeCropBackground', (a) => a.removeCropBackground({ ...base, grass, ...batched }));
+    if (batches) await classBatches('augmentCrops', batches, grass);
     await step('augmentCrops', (a) => a.augmentCrops({ ...base, grass, ...batched }));
     const split = await step('createTrainingAndValidationSets', (a) => a.createTrainingAndValidationSets({ ...base, grass, ...batched }));
     progress.counts.train = split.train;

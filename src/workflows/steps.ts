@@ -45,10 +45,11 @@ export const GPU_STEP_NAMES: readonly GpuStepName[] = STEPS.filter((s): s is Ext
 
 /**
  * Activities that are part of a GPU step without being a step themselves: `detectSegment` tracks one time
- * segment of step 5 (src/activities/segments.ts). Workers serve them in the GPU role; every other activity,
- * `augmentBatch` (one class batch of step 8, src/activities/batches.ts) among them, in the CPU role.
+ * segment of step 5 (src/activities/segments.ts), `backgroundBatch` treats one class batch of step 7
+ * (src/activities/batches.ts). Workers serve them in the GPU role; every other activity, `cropBatch` and
+ * `augmentBatch` (class batches of steps 6 and 8) among them, in the CPU role.
  */
-export const GPU_PART_ACTIVITIES = ['detectSegment'] as const;
+export const GPU_PART_ACTIVITIES = ['detectSegment', 'backgroundBatch'] as const;
 
 /** Step number 1-9 of a step name. */
 export function stepNumber(name: StepName): number {

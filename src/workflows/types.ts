@@ -166,6 +166,11 @@ export interface DetectResult extends StepResultBase {
   model: string;
   modelSha256: string;
   object: string;
+  /**
+   * The video's class batches (`options.batches`, src/dataset/batches.ts `planClassBatches`); one batch for a
+   * video with fewer tracked boxes than a batch. Absent in results of older runs (the video is then one batch).
+   */
+  batches?: ClassBatch[];
 }
 
 /** Result of step 6. */
@@ -175,24 +180,43 @@ export interface CropsResult extends StepResultBase {
   rejected: Record<string, number>;
   /** Crop index object (crop file to frame_id and bbox), written next to the crops. */
   index: string;
-  /**
-   * The video's class batches (`options.batches`, src/dataset/batches.ts `planClassBatches`); one batch for a
-   * video with fewer crops than a batch. Absent in results of older runs (the video is then one batch).
-   */
-  batches?: ClassBatch[];
 }
 
 /**
- * Input of steps 8 and 9: with `batches`, the class batches whose augmented copies `augmentBatch` made
- * (in `intermediate/augmented/{videoGuid}/`), which step 8 counts and step 9 copies into the dataset.
+ * Input of steps 6 to 9 of a video of several class batches (`batches`, from step 5): step 6 merges the
+ * crops `cropBatch` cut, step 7 gathers what `backgroundBatch` removed, step 8 counts the augmented copies `augmentBatch` made (in
+ * `intermediate/augmented/{videoGuid}/`), step 9 copies them into the dataset.
  */
-export interface AugmentInput extends StepInput {
+export interface BatchedInput extends StepInput {
   batches?: ClassBatch[];
 }
 
-/** Input of `augmentBatch`: a step input with step 4's pitch model and the batch of classes to augment. */
+/** Input of `cropBatch`, `backgroundBatch` and `augmentBatch`: a step input with step 4's pitch model and the batch of classes. */
 export interface BatchInput extends StepInput {
   batch: ClassBatch;
+}
+
+/**
+ * Result of `cropBatch` (part of step 6; recorded under `batches.{index}` of the video's entry in
+ * `intermediate/step6_result.json`). Its `name` is `extractCrops`, the step it belongs to.
+ */
+export interface CropBatchResult extends StepResultBase {
+  batch: ClassBatch;
+  crops: number;
+  /** The batch's crops, `intermediate/crops/{videoGuid}/batch_{index}.json`. */
+  object: string;
+}
+
+/**
+ * Result of `backgroundBatch` (part of step 7; recorded under `batches.{index}` of the video's entry in
+ * `intermediate/step7_result.json`). Its `name` is `removeCropBackground`, the step it belongs to.
+ */
+export interface BackgroundBatchResult extends StepResultBase {
+  batch: ClassBatch;
+  /** Crops of the batch. */
+  crops: number;
+  /** The removed share per crop, `intermediate/background/{videoGuid}/batch_{index}.json`; null when nothing is removed. */
+  object: string | null;
 }
 
 /**
@@ -285,7 +309,7 @@ export interface VideoProgress {
   routing?: VideoRouting;
   /** Segments of step 5 done, when the video is tracked in several (`options.segments`). */
   segments?: SegmentProgress;
-  /** Class batches of step 8 done, when the video has several (`options.batches`). */
+  /** Class batches done of the step now fanned out (6 or 8), when the video has several (`options.batches`). */
   batches?: BatchProgress;
   error?: string;
 }

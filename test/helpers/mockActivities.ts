@@ -77,22 +77,14 @@ export function mockActivities(opts: { hold?: string; gate?: Promise<void> } = {
         ? { grass: { pitchFound: false, pitch: { framesPitchLike: 0, reason: 'mock: no grass' } }, framesSampled: 16 }
         : { grass: { pitchFound: true, pitch: { framesPitchLike: 12, reason: 'mock: grass' } }, framesSampled: 16 },
     ),
-    // A source whose name contains "batches" has many crops: step 6 plans three class batches of them.
-    extractCrops: step('extractCrops', (input) =>
-      input.source.includes('batches')
-        ? {
-            crops: 40,
-            batches: [
-              { index: 0, from: 0, to: 1, tracks: 2, crops: 15 },
-              { index: 1, from: 2, to: 2, tracks: 1, crops: 15 },
-              { index: 2, from: 3, to: 3, tracks: 1, crops: 10 },
-            ],
-          }
-        : { crops: 40, batches: [{ index: 0, from: 0, to: 3, tracks: 4, crops: 40 }] },
-    ),
+    extractCrops: step('extractCrops', () => ({ crops: 40 })),
+    cropBatch: step('cropBatch', (input) => {
+      const batch = (input as StepInput & { batch: { index: number; boxes: number } }).batch;
+      return { batch, crops: batch.boxes - 2, object: `batch_${batch.index}.json` };
+    }),
     augmentBatch: step('augmentBatch', (input) => {
-      const batch = (input as StepInput & { batch: { index: number; crops: number } }).batch;
-      return { batch, augmented: 2 * batch.crops, sources: batch.crops };
+      const batch = (input as StepInput & { batch: { index: number; boxes: number } }).batch;
+      return { batch, augmented: 2 * batch.boxes, sources: batch.boxes };
     }),
     augmentCrops: step('augmentCrops', () => ({})),
     createTrainingAndValidationSets: step('createTrainingAndValidationSets', () => ({ train: 30, val: 10 })),
@@ -107,10 +99,25 @@ export function mockActivities(opts: { hold?: string; gate?: Promise<void> } = {
     },
   };
   const gpu = {
-    detectPlayers: step('detectPlayers', () => ({ detections: 50, tracks: 4 })),
+    // A source whose name contains "batches" has many tracked boxes: step 5 plans three class batches of them.
+    detectPlayers: step('detectPlayers', (input) => ({
+      detections: 50,
+      tracks: 4,
+      batches: input.source.includes('batches')
+        ? [
+            { index: 0, from: 0, to: 1, tracks: 2, boxes: 20 },
+            { index: 1, from: 2, to: 2, tracks: 1, boxes: 18 },
+            { index: 2, from: 3, to: 3, tracks: 1, boxes: 12 },
+          ]
+        : [{ index: 0, from: 0, to: 3, tracks: 4, boxes: 50 }],
+    })),
     detectSegment: step('detectSegment', (input) => {
       const segment = (input as StepInput & { segment: { index: number; from: number; to: number } }).segment;
       return { segment, frames: 25, detections: 20, object: `segment_${segment.index}.json` };
+    }),
+    backgroundBatch: step('backgroundBatch', (input) => {
+      const batch = (input as StepInput & { batch: { index: number; boxes: number } }).batch;
+      return { batch, crops: batch.boxes - 2, object: `background_${batch.index}.json` };
     }),
     removeCropBackground: step('removeCropBackground', () => ({})),
   };
