@@ -158,9 +158,11 @@ async function main(): Promise<void> {
         type Recorded = StepResultBase & { inferenceMs?: number; memory?: ReturnType<typeof workerMemory> };
         const r = (await store.getJson<{ videos: Record<string, Recorded> }>(layout.stepResult(i + 1)))!.videos[v.videoGuid];
         steps[name] = round(r.durationMs / 1000);
-        // A fanned-out step (step 5 in segments, step 8 in class batches): the span of its parts (first start to
-        // last end), before the step's own activity.
-        for (const [group, part] of [['segments', 'detectSegment'], ['batches', name === 'extractCrops' ? 'cropBatch' : name === 'removeCropBackground' ? 'backgroundBatch' : 'augmentBatch']] as const) {
+        // A fanned-out step (step 5 in segments, steps 6-8 in class batches): the span of its parts (first start
+        // to last end), before the step's own activity.
+        const batchPart = { extractCrops: 'cropBatch', removeCropBackground: 'backgroundBatch', augmentCrops: 'augmentBatch' }[name as string];
+        for (const [group, part] of [['segments', 'detectSegment'], ['batches', batchPart]] as const) {
+          if (!part) continue;
           const parts = Object.values((r as Recorded & Partial<Record<typeof group, Record<string, StepResultBase>>>)[group] ?? {});
           if (!parts.length) continue;
           const span = Math.max(...parts.map((x) => Date.parse(x.finishedAt))) - Math.min(...parts.map((x) => Date.parse(x.startedAt)));

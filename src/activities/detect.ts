@@ -111,7 +111,7 @@ export function createDetectActivities(deps: ActivityDeps) {
             model: model.name,
             modelSha256: model.sha256,
             object: video.detections,
-            batches: classBatchesOf(frames, batchBoxes(input)),
+            classBatches: classBatchesOf(frames, batchBoxes(input)),
           },
           details: {
             dropped: dropReasons,
@@ -200,7 +200,7 @@ async function importTracks(
   };
   await files.writeJson(video.detections, file);
   return {
-    result: { frames: frames.length, detections: imported.boxes, tracks: imported.tracks, tracklets: imported.tracks, cuts: 0, joins: 0, model: 'none', modelSha256: '', object: video.detections, batches: classBatchesOf(frames, batchBoxes(input)) },
+    result: { frames: frames.length, detections: imported.boxes, tracks: imported.tracks, tracklets: imported.tracks, cuts: 0, joins: 0, model: 'none', modelSha256: '', object: video.detections, classBatches: classBatchesOf(frames, batchBoxes(input)) },
     details: { tracks: origin, teams: teams && teamCounts(teams) },
   };
 }

@@ -81,7 +81,7 @@ export const PATCH_PROBE_WORKER = 'probe-worker-on-heartbeat-timeout';
 export const PATCH_VIDEO_SEGMENTS = 'video-segments';
 
 /**
- * Patch id: a video of more than one class batch (step 5's `batches`, `options.batches`) has each batch's crops
+ * Patch id: a video of more than one class batch (step 5's `classBatches`, `options.batches`) has each batch's crops
  * cut by its own `cropBatch` activity before step 6 merges them, each batch's backgrounds removed by its own
  * `backgroundBatch` before step 7 gathers them, and each batch's augmented copies made by its own
  * `augmentBatch` before step 8 counts them and step 9 copies them into the dataset; each fan-out runs all at
@@ -330,7 +330,7 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
     progress.counts.detections = detected.detections;
     progress.counts.tracks = detected.tracks;
     // A video of several class batches: their crops, backgrounds and augmented copies are made on every worker.
-    const batches = detected.batches && detected.batches.length > 1 && patched(PATCH_CLASS_BATCHES) ? detected.batches : undefined;
+    const batches = detected.classBatches && detected.classBatches.length > 1 && patched(PATCH_CLASS_BATCHES) ? detected.classBatches : undefined;
     const batched = batches ? { batches } : {};
     if (batches) await classBatches('extractCrops', batches, grass);
     const crops = await step('extractCrops', (a) => a.extractCrops({ ...base, grass, ...batched }));

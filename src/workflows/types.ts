@@ -170,7 +170,7 @@ export interface DetectResult extends StepResultBase {
    * The video's class batches (`options.batches`, src/dataset/batches.ts `planClassBatches`); one batch for a
    * video with fewer tracked boxes than a batch. Absent in results of older runs (the video is then one batch).
    */
-  batches?: ClassBatch[];
+  classBatches?: ClassBatch[];
 }
 
 /** Result of step 6. */

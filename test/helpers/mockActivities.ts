@@ -103,7 +103,7 @@ export function mockActivities(opts: { hold?: string; gate?: Promise<void> } = {
     detectPlayers: step('detectPlayers', (input) => ({
       detections: 50,
       tracks: 4,
-      batches: input.source.includes('batches')
+      classBatches: input.source.includes('batches')
         ? [
             { index: 0, from: 0, to: 1, tracks: 2, boxes: 20 },
             { index: 1, from: 2, to: 2, tracks: 1, boxes: 18 },
