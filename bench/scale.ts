@@ -161,7 +161,8 @@ async function main(): Promise<void> {
         // A fanned-out step (step 5 in segments, steps 6-8 in class batches): the span of its parts (first start
         // to last end), before the step's own activity.
         const batchPart = { extractCrops: 'cropBatch', removeCropBackground: 'backgroundBatch', augmentCrops: 'augmentBatch' }[name as string];
-        for (const [group, part] of [['segments', 'detectSegment'], ['batches', batchPart]] as const) {
+        // (Step 3's result also has `segments`, the plan, which is not a record of parts.)
+        for (const [group, part] of [['segments', name === 'detectPlayers' ? 'detectSegment' : undefined], ['batches', batchPart]] as const) {
           if (!part) continue;
           const parts = Object.values((r as Recorded & Partial<Record<typeof group, Record<string, StepResultBase>>>)[group] ?? {});
           if (!parts.length) continue;
