@@ -37,7 +37,7 @@ import { startStack, stopStack, type StackOptions } from '../src/stack';
 import { createObjectStore } from '../src/storage/gcs';
 import { RunLayout } from '../src/storage/layout';
 import { probeVideo } from '../src/vision/media/probe';
-import { STEP_NAMES } from '../src/workflows/steps';
+import { CLASS_BATCH_PARTS, isBatchedStep, STEP_NAMES } from '../src/workflows/steps';
 import type { StepResultBase } from '../src/workflows/types';
 import { spawnWorkerProcess } from '../test/helpers/temporal';
 
@@ -160,7 +160,7 @@ async function main(): Promise<void> {
         steps[name] = round(r.durationMs / 1000);
         // A fanned-out step (step 5 in segments, steps 6-8 in class batches): the span of its parts (first start
         // to last end), before the step's own activity.
-        const batchPart = { extractCrops: 'cropBatch', removeCropBackground: 'backgroundBatch', augmentCrops: 'augmentBatch' }[name as string];
+        const batchPart = isBatchedStep(name) ? CLASS_BATCH_PARTS[name] : undefined;
         // (Step 3's result also has `segments`, the plan, which is not a record of parts.)
         for (const [group, part] of [['segments', name === 'detectPlayers' ? 'detectSegment' : undefined], ['batches', batchPart]] as const) {
           if (!part) continue;

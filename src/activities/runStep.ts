@@ -41,7 +41,7 @@ export interface StepOutput<R> {
  * faults of the worker's cache and scratch folders as `LocalDisk`, naming the folder).
  *
  * With `part`, the body is one part of the step ({@link StepPart}: a segment of step 5 or a class batch of
- * step 8): its result goes under `{group}.{index}` of the video's entry, and `.pipeline_info.json` gets the
+ * steps 6-8): its result goes under `{group}.{index}` of the video's entry, and `.pipeline_info.json` gets the
  * step's status only when the part fails (the step itself records completion). The step's own entry keeps its
  * parts' results.
  */
@@ -128,7 +128,7 @@ export async function runStep<R extends object>(
 
 /**
  * One part of a fanned-out step: a time segment of step 5 (`segments`, docs/ARCHITECTURE.md "Segments") or a
- * class batch of step 8 (`batches`, "Class batches"), by its 0-based index.
+ * class batch of steps 6-8 (`batches`, "Class batches"), by its 0-based index.
  */
 export interface StepPart {
   group: (typeof PART_GROUPS)[number];

@@ -24,7 +24,7 @@ import { runWorkflowId } from '../workflows/ids';
 import { stageLocalSources, type StagedSource } from './uploads';
 import { progressQuery, RUN_GUID, TENANT_ID } from '../workflows/messages';
 import type { trainPipeline } from '../workflows/trainPipeline';
-import { STEP_NAMES, stepNumber } from '../workflows/steps';
+import { isBatchedStep, STEP_NAMES, stepNumber } from '../workflows/steps';
 import type { RunProgress, RunSummary, StepIo } from '../workflows/types';
 
 /** Connects a Temporal client to `cfg.temporalAddress` / `cfg.temporalNamespace`. */
@@ -210,7 +210,7 @@ export async function followRun(run: StartedRun, cfg: Config, opts: { showProgre
         const stepOf = (v: RunProgress['videos'][number]) =>
           v.currentStep === 'detectPlayers' && v.segments
             ? `detectPlayers ${v.segments.done}/${v.segments.total} segments`
-            : (v.currentStep === 'extractCrops' || v.currentStep === 'removeCropBackground' || v.currentStep === 'augmentCrops') && v.batches
+            : isBatchedStep(v.currentStep) && v.batches
               ? `${v.currentStep} ${v.batches.done}/${v.batches.total} batches`
               : (v.currentStep ?? v.status);
         const steps = [...new Set(last.videos.map(stepOf))].join(',');

@@ -28,7 +28,7 @@ import { NON_RETRYABLE_ERROR_TYPES, stepFailure } from '../errors';
 import { PIPELINE_STEP, videoProgressQuery, videoProgressSignal } from './messages';
 import { DEFAULT_OPTIONS, type PipelineOptions } from '../validation';
 import { VideoRouter } from './routing';
-import { gpuTaskQueueFor, STEP_NAMES, stepNumber, stepQueue, type StepName } from './steps';
+import { CLASS_BATCH_PARTS, gpuTaskQueueFor, STEP_NAMES, stepNumber, stepQueue, type BatchedStepName, type StepName } from './steps';
 import type { BatchProgress, ProcessVideoInput, SegmentProgress, SegmentRange, StepInput, StepResultBase, VideoProgress, VideoSummary } from './types';
 import type { ClassBatch } from '../dataset/batches';
 import type { PitchModel } from '../vision/pitch/model';
@@ -288,10 +288,11 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
    * some: step 6 (one `cropBatch` per batch, CPU), step 7 (`backgroundBatch`, GPU) or step 8 (`augmentBatch`,
    * CPU); counts batches in progress.
    */
-  async function classBatches(name: 'extractCrops' | 'removeCropBackground' | 'augmentCrops', batches: ClassBatch[], grass: PitchModel): Promise<void> {
+  async function classBatches(name: BatchedStepName, batches: ClassBatch[], grass: PitchModel): Promise<void> {
     const counter: BatchProgress = { total: batches.length, done: 0 };
     progress.batches = counter;
-    const [activity, n] = name === 'extractCrops' ? (['cropBatch', 6] as const) : name === 'removeCropBackground' ? (['backgroundBatch', 7] as const) : (['augmentBatch', 8] as const);
+    const activity = CLASS_BATCH_PARTS[name];
+    const n = stepNumber(name);
     await fanOut<ClassBatch, StepResultBase>(
       name,
       stepQueue(name) === 'gpu' ? router.shared.gpu : router.shared.cpu,

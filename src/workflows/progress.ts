@@ -10,7 +10,7 @@
  *
  * Workflow-safe: deterministic, no Node built-ins.
  */
-import { STEP_NAMES, type StepName } from './steps';
+import { isBatchedStep, STEP_NAMES } from './steps';
 import type { BatchProgress, SegmentProgress, StepIo, VideoCounts, VideoPitch, VideoProgress, VideoRouting } from './types';
 
 /** Longest kept text of a report (pitch reason, re-route reason), characters; longer ones are truncated. */
@@ -147,15 +147,12 @@ function segmentsOf(raw: unknown): SegmentProgress | undefined {
   return { ...parts, framesDone };
 }
 
-/** Steps that fan out over class batches (docs/ARCHITECTURE.md "Class batches"). */
-const BATCHED_STEPS: readonly StepName[] = ['extractCrops', 'removeCropBackground', 'augmentCrops'];
-
 /**
  * Steps done of a video, counting a fanned-out step in part: the segments done of step 5, or the class batches
  * done of step 6, 7 or 8, as a fraction of one step. The `progress` query's `fraction` sums this over the videos.
  */
 export function stepsDoneOf(p: VideoProgress): number {
-  const s = p.currentStep === 'detectPlayers' ? p.segments : p.currentStep && BATCHED_STEPS.includes(p.currentStep) ? p.batches : undefined;
+  const s = p.currentStep === 'detectPlayers' ? p.segments : isBatchedStep(p.currentStep) ? p.batches : undefined;
   if (!s || !s.total) return p.stepsDone;
   // The stitching that ends step 5 (the merge that ends steps 6-8) is not a part: the parts make up to 90 % of the step.
   return p.stepsDone + (0.9 * s.done) / s.total;

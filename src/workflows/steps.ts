@@ -44,12 +44,27 @@ export type GpuStepName = Extract<(typeof STEPS)[number], { queue: 'gpu' }>['nam
 export const GPU_STEP_NAMES: readonly GpuStepName[] = STEPS.filter((s): s is Extract<(typeof STEPS)[number], { queue: 'gpu' }> => s.queue === 'gpu').map((s) => s.name);
 
 /**
+ * The steps that fan out over class batches (docs/ARCHITECTURE.md "Class batches"), each with the activity that
+ * does one batch of it (src/activities/batches.ts): `cropBatch` (step 6), `backgroundBatch` (step 7, GPU role,
+ * so also in {@link GPU_PART_ACTIVITIES}), `augmentBatch` (step 8).
+ */
+export const CLASS_BATCH_PARTS = { extractCrops: 'cropBatch', removeCropBackground: 'backgroundBatch', augmentCrops: 'augmentBatch' } as const;
+
+/** A step that fans out over class batches. */
+export type BatchedStepName = keyof typeof CLASS_BATCH_PARTS;
+
+/** Whether `name` is a step that fans out over class batches ({@link CLASS_BATCH_PARTS}). */
+export function isBatchedStep(name: string | null | undefined): name is BatchedStepName {
+  return !!name && Object.hasOwn(CLASS_BATCH_PARTS, name);
+}
+
+/**
  * Activities that are part of a GPU step without being a step themselves: `detectSegment` tracks one time
  * segment of step 5 (src/activities/segments.ts), `backgroundBatch` treats one class batch of step 7
  * (src/activities/batches.ts). Workers serve them in the GPU role; every other activity, `cropBatch` and
  * `augmentBatch` (class batches of steps 6 and 8) among them, in the CPU role.
  */
-export const GPU_PART_ACTIVITIES = ['detectSegment', 'backgroundBatch'] as const;
+export const GPU_PART_ACTIVITIES = ['detectSegment', CLASS_BATCH_PARTS.removeCropBackground] as const;
 
 /** Step number 1-9 of a step name. */
 export function stepNumber(name: StepName): number {
