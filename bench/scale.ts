@@ -6,7 +6,7 @@
  * (https://trac.ffmpeg.org/wiki/Concatenate, stream copy, so frames are the input's frames repeated).
  *
  *   npm run bench:scale -- [VIDEO...] [--minutes M] [--lengths 1,4,8] [--workers 1,2] [--threads T]
- *                                      [--half-minutes H] [--only speedup,memory,half] [--keep-stack]
+ *                                      [--half-minutes H] [--only speedup,memory,half] [--cache-mib N] [--keep-stack]
  *
  * Figures, per video:
  *   - speed-up: the input looped to `--minutes` minutes, run with each worker count of `--workers` (one ORT
@@ -15,7 +15,8 @@
  *     (onnxruntime `session.run` over every pass of every sampled frame, summed by step 5 in the same run:
  *     `inferenceMs` of its step result), and each step's share of the wall time (where the time goes);
  *   - memory: peak RSS (`VmHWM` of /proc/PID/status) of each worker process at each multiple of the input's
- *     length in `--lengths`, and its ratio to the first;
+ *     length in `--lengths`, and its ratio to the first. The run cache is part of RSS and fills up to its bound
+ *     (`--cache-mib`) as the video grows; each step's line shows what it held;
  *   - a full half: the input looped to `--half-minutes` (0 to skip): wall time, peak RSS, and the longest step
  *     against its 2-hour start-to-close timeout.
  *
@@ -52,9 +53,10 @@ const o = new Command('bench:scale')
   .option('--only <list>', 'figures to make: speedup, memory, half', 'speedup,memory,half')
   .option('--segment-seconds <s>', 'options.segments.seconds of every run (default: the pipeline default, 180 s)')
   .option('--batch-boxes <n>', 'options.batches.boxes of every run (default: the pipeline default, 5000)')
+  .option('--cache-mib <n>', "each worker's run-cache bound, MiB (CACHE_MAX_BYTES; default the worker's own, 4096)")
   .option('--keep-stack', 'leave the benchmark stack running')
   .parse();
-const opts = o.opts<{ minutes: string; lengths: string; workers: string; threads: string; halfMinutes: string; only: string; keepStack?: boolean; segmentSeconds?: string; batchBoxes?: string }>();
+const opts = o.opts<{ minutes: string; lengths: string; workers: string; threads: string; halfMinutes: string; only: string; keepStack?: boolean; segmentSeconds?: string; batchBoxes?: string; cacheMib?: string }>();
 const videos = o.processedArgs[0] as string[];
 const only = new Set(list(opts.only));
 
@@ -123,6 +125,7 @@ async function main(): Promise<void> {
     STORAGE_EMULATOR_HOST: `http://127.0.0.1:${STACK.gcsPort}`,
     ORT_INTRA_OP_THREADS: opts.threads,
     SOURCE_ROOTS: [...configured.sourceRoots, tmp, ...videos.map((v) => path.dirname(path.resolve(v)))].join(':'),
+    ...(opts.cacheMib ? { CACHE_MAX_BYTES: String(Number(opts.cacheMib) * 1024 ** 2) } : {}),
   };
   const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
   const client = new Client({ connection, namespace: STACK.namespace });
@@ -169,7 +172,7 @@ async function main(): Promise<void> {
           const span = Math.max(...parts.map((x) => Date.parse(x.finishedAt))) - Math.min(...parts.map((x) => Date.parse(x.startedAt)));
           steps[`${part} x${parts.length}`] = round(span / 1000);
         }
-        if (r.memory) memory[name] = `${Math.round(r.memory.rss)}/${Math.round(r.memory.heapUsed)}/${Math.round(r.memory.arrayBuffers)}/${Math.round(r.memory.peakRss)}`;
+        if (r.memory) memory[name] = `${Math.round(r.memory.rss)}/${Math.round(r.memory.heapUsed)}/${Math.round(r.memory.arrayBuffers)}/${Math.round(r.memory.cache ?? 0)}/${Math.round(r.memory.peakRss)}`;
         if (name !== 'detectPlayers') continue;
         modelMs = r.inferenceMs ?? Number.NaN;
       }
@@ -187,7 +190,7 @@ async function main(): Promise<void> {
           .map(([k, s]) => `${k} ${s}`)
           .join(', ')}` +
           // With several workers the steps may have run on different processes.
-          `\n    memory at each step's end, MiB (RSS / V8 heap used / array buffers / peak RSS so far): ${Object.entries(r.memory)
+          `\n    memory at each step's end, MiB (RSS / V8 heap used / array buffers / run cache / peak RSS so far): ${Object.entries(r.memory)
             .map(([k, m]) => `${k} ${m}`)
             .join(', ')}`,
     );

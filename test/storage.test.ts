@@ -8,6 +8,9 @@ import { loadConfig } from '../src/config';
 import { isTransientError } from '../src/errors';
 import { createObjectStore } from '../src/storage/gcs';
 import { RunLayout } from '../src/storage/layout';
+import { NOT_READ_AGAIN, RunFiles } from '../src/storage/runFiles';
+import { RunCache } from '../src/cache/runCache';
+import { tmpdir } from 'node:os';
 import { startFaultyProxy, type FaultyProxy } from './helpers/faultyProxy';
 
 const cfg = loadConfig();
@@ -91,6 +94,24 @@ describe('object store', () => {
     expect(s.stats()).toMatchObject({ copies: 1, downloads: 0, bytesUploaded: 200_000 });
     expect(Buffer.compare(await store.get(`${prefix}copy-dst.bin`), data)).toBe(0);
     await expect(s.copy(`${prefix}missing.bin`, `${prefix}x.bin`)).rejects.toMatchObject({ code: 404 });
+  });
+
+  it('RunFiles caches what it writes and copies, except outputs written NOT_READ_AGAIN (stored in GCS only)', async () => {
+    const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost });
+    const cache = new RunCache({ enabled: true, maxBytes: 10 * 1024 ** 2, ttlMs: 60_000, fileDir: tmpdir() });
+    const files = new RunFiles(store.scoped(), cache, 't', 'r', 'v', tmpdir(), { codec: { decode: async (b: Buffer) => b } });
+    const [kept, uncached] = [randomBytes(1000), randomBytes(3000)];
+    await files.write(`${prefix}rf-kept.bin`, kept);
+    await files.write(`${prefix}rf-uncached.bin`, uncached, undefined, NOT_READ_AGAIN);
+    await files.copy(`${prefix}rf-kept.bin`, `${prefix}rf-copy-uncached.bin`, NOT_READ_AGAIN);
+    await files.copy(`${prefix}rf-kept.bin`, `${prefix}rf-copy-kept.bin`);
+    expect(cache.stats().bytes).toBe(2 * kept.length); // the written and the copied kept object
+    for (const [name, data] of [['rf-kept.bin', kept], ['rf-uncached.bin', uncached], ['rf-copy-uncached.bin', kept], ['rf-copy-kept.bin', kept]] as const) {
+      expect(Buffer.compare(await store.get(`${prefix}${name}`), data)).toBe(0);
+    }
+    expect(Buffer.compare(await files.read(`${prefix}rf-uncached.bin`), uncached)).toBe(0);
+    expect(files.io).toMatchObject({ cacheMisses: 1, artifactDownloads: 1 }); // it came from GCS
+    cache.clear();
   });
 
   it('updateJson skips the read after its own write, and still sees another writer', async () => {

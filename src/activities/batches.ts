@@ -14,6 +14,7 @@ import { backgroundOf, backgroundRemover, cutCrops, IMAGE_CONCURRENCY, readCropI
 import { augmentedCopies, makeAugmentedCopy, trainCrops } from './dataset';
 import type { ActivityDeps } from './deps';
 import type { RunLayout } from '../storage/layout';
+import { NOT_READ_AGAIN } from '../storage/runFiles';
 import type { StepName } from '../workflows/steps';
 import { runStep, type StepFiles, type StepOutput } from './runStep';
 import { activityAttempt, heartbeat } from './temporal';
@@ -101,7 +102,7 @@ export function createBatchActivities(deps: ActivityDeps) {
             Array.from({ length: augmentedCopies(input) }, (_, k) =>
               limit(() => makeAugmentedCopy(files, video, input, c, k))
                 // The upload runs outside the image-processing limit (the store bounds requests in flight).
-                .then((buf) => files.write(layout.augmented(input.videoGuid, c.track_id, c.n, k), buf, 'image/jpeg'))
+                .then((buf) => files.write(layout.augmented(input.videoGuid, c.track_id, c.n, k), buf, 'image/jpeg', NOT_READ_AGAIN))
                 .then(() => heartbeat({ augmented: ++made, uploadsSkipped: files.io.uploadsSkipped })),
             ),
           ),

@@ -14,6 +14,7 @@ import { className, planSplit, type SplitPlan } from '../dataset/split';
 import { cropIndexSchema, detectionsFileSchema, metadataFileSchema, type CropEntry, type DetectionsFile, type Manifest, type ManifestImage } from '../storage/artifacts';
 import type { DatasetFolder, Split, VideoLayout } from '../storage/layout';
 import { groupBy } from '../util/group';
+import { NOT_READ_AGAIN } from '../storage/runFiles';
 import type { BatchedInput, AugmentResult, SplitResult, StepInput } from '../workflows/types';
 import { backgroundOf, IMAGE_CONCURRENCY, readCropIndex, sourceCrop } from './crops';
 import type { ActivityDeps } from './deps';
@@ -127,7 +128,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
           images.push({ ...imageEntry(name), ...base, augmentation: null });
           t[split] = (t[split] ?? 0) + 1;
           // The image is the source crop itself: a server-side copy, no bytes transferred.
-          jobs.push(files.copy(source, name));
+          jobs.push(files.copy(source, name, NOT_READ_AGAIN));
           if (split !== 'train') continue;
           for (let k = 0; k < augmentedCopies(input); k++) {
             const augName = video.datasetImage(input.options.augment.placement === 'train_aug' ? 'train_aug' : 'train', c.track_id, `crop_${c.n}_aug${k}.jpg`);
@@ -137,8 +138,8 @@ export function createDatasetActivities(deps: ActivityDeps) {
             // A class batch's copy is copied server-side; one it did not store (gone after a completed attempt
             // of this step) is made again, bit-identical.
             const made = layout.augmented(input.videoGuid, c.track_id, c.n, k);
-            if (input.batches && prior.has(made)) jobs.push(files.copy(made, augName));
-            else jobs.push(limit(() => augmentedCopy(files, video, input, c, k)).then((buf) => files.write(augName, buf, 'image/jpeg')));
+            if (input.batches && prior.has(made)) jobs.push(files.copy(made, augName, NOT_READ_AGAIN));
+            else jobs.push(limit(() => augmentedCopy(files, video, input, c, k)).then((buf) => files.write(augName, buf, 'image/jpeg', NOT_READ_AGAIN)));
           }
         }
         let written = 0;

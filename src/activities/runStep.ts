@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { CancelledFailure } from '@temporalio/common';
+import type { RunCache } from '../cache/runCache';
 import { toApplicationFailure } from '../errors';
 import { pipelineInfoSchema, stepResultFileSchema, updateArtifact, type StepStatus } from '../storage/artifacts';
 import type { ObjectStore } from '../storage/gcs';
@@ -84,7 +85,7 @@ export async function runStep<R extends object>(
       eventLoopDelayMs: eventLoopDelay(loop),
       liveness: liveness?.stats(),
     } as R & StepResultBase;
-    const memory = workerMemory();
+    const memory = workerMemory(deps.cache);
     await updateArtifact(files.store, layout.stepResult(n), stepResultFileSchema, (cur) => {
       const entry = { ...result, ...(out.details ?? {}), memory };
       const prev = cur?.videos?.[input.videoGuid];
@@ -176,11 +177,13 @@ export async function recordStepStatus(store: ObjectStore, layout: RunLayout, vi
 /**
  * The worker process's memory when a step ends, MiB (one decimal): `rss`, V8's `heapUsed`, `external` and
  * `arrayBuffers` (Node's `process.memoryUsage()`), and `peakRss`, the most RSS the process has had so far
- * (`process.resourceUsage().maxRSS`, KiB on Linux). Kept in the step result file only (not in the workflow's
+ * (`process.resourceUsage().maxRSS`, KiB on Linux), and with `cache` given the bytes its entries hold now
+ * (`RunCache.stats`; part of `rss`, bounded by `CACHE_MAX_BYTES`). Kept in the step result file only (not in the workflow's
  * history), so `npm run bench:scale` can say which step holds what.
  */
-export function workerMemory(): { rss: number; heapUsed: number; external: number; arrayBuffers: number; peakRss: number } {
+export function workerMemory(cache?: RunCache): { rss: number; heapUsed: number; external: number; arrayBuffers: number; peakRss: number; cache?: number } {
   const m = process.memoryUsage();
   const mib = (b: number) => Math.round((b / 1024 ** 2) * 10) / 10;
-  return { rss: mib(m.rss), heapUsed: mib(m.heapUsed), external: mib(m.external), arrayBuffers: mib(m.arrayBuffers), peakRss: mib(process.resourceUsage().maxRSS * 1024) };
+  const held = cache ? { cache: mib(cache.stats().bytes) } : {};
+  return { rss: mib(m.rss), heapUsed: mib(m.heapUsed), external: mib(m.external), arrayBuffers: mib(m.arrayBuffers), peakRss: mib(process.resourceUsage().maxRSS * 1024), ...held };
 }

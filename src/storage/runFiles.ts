@@ -35,6 +35,12 @@ export interface RunFilesOptions<F> {
 }
 
 /**
+ * Write option for outputs that no later step of the run reads ({@link RunFiles.write}, {@link RunFiles.copy}):
+ * they go to GCS only and leave the worker's run cache to the artifacts later steps do read.
+ */
+export const NOT_READ_AGAIN = { cache: false } as const;
+
+/**
  * One activity's access to a video's artifacts: the worker's {@link RunCache} first, GCS on a miss (and the
  * value is then cached for the next step); writes go to GCS first and only then into the cache, so GCS is
  * always complete and every step also works cold, on any worker (the fallback path).
@@ -117,26 +123,31 @@ export class RunFiles<F> {
     return !!o?.md5 && o.size === buf.length && o.md5 === md5Base64(buf);
   }
 
-  /** Uploads `data` to GCS (unless already stored: {@link loadPriorOutputs}), then caches it. */
-  async write(objectName: string, data: Buffer | string, contentType?: string): Promise<void> {
+  /**
+   * Uploads `data` to GCS (unless already stored: {@link loadPriorOutputs}), then caches it unless
+   * `options.cache` is false: an output that no later step of the run reads (a dataset image, an augmented
+   * copy that step 9 copies server-side) would only evict entries that later steps do read.
+   */
+  async write(objectName: string, data: Buffer | string, contentType?: string, options: { cache?: boolean } = {}): Promise<void> {
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     if (this.isStored(objectName, buf)) this.io.uploadsSkipped++;
     else await this.store.put(objectName, buf, { contentType });
-    this.cache.set(this.key(`obj:${objectName}`), buf, buf.length);
+    if (options.cache !== false) this.cache.set(this.key(`obj:${objectName}`), buf, buf.length);
     this.progress();
   }
 
   /**
    * Copies object `from` to `to` inside the bucket (server-side: no bytes transferred), unless both are
    * listed by {@link loadPriorOutputs} with the same size and MD5. When `from` is in the cache, `to` is
-   * cached with the same bytes, so later steps find it in memory too.
+   * cached with the same bytes, so later steps find it in memory too, unless `options.cache` is false (as
+   * for {@link write}).
    */
-  async copy(from: string, to: string): Promise<void> {
+  async copy(from: string, to: string, options: { cache?: boolean } = {}): Promise<void> {
     const [src, dst] = [this.prior.get(from), this.prior.get(to)];
     if (src?.md5 && dst && src.md5 === dst.md5 && src.size === dst.size) this.io.uploadsSkipped++;
     else await this.store.copy(from, to);
     this.progress();
-    const cached = this.cache.peek<Buffer>(this.key(`obj:${from}`));
+    const cached = options.cache === false ? undefined : this.cache.peek<Buffer>(this.key(`obj:${from}`));
     if (cached) this.cache.set(this.key(`obj:${to}`), cached, cached.length);
   }
 
