@@ -24,6 +24,7 @@ export const UNIT_TESTS = [
   'test/routing.test.ts',
   'test/shotChange.test.ts',
   'test/runCache.test.ts',
+  'test/json.test.ts',
   'test/sources.test.ts',
   'test/batches.test.ts',
   'test/split.test.ts',

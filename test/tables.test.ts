@@ -1,7 +1,7 @@
 /** manifest.csv and the per-split metadata.jsonl: the manifest as tables. */
 import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
-import { CSV_COLUMNS, manifestCsv, splitMetadataJsonl, type TableImage } from '../src/dataset/tables';
+import { CSV_COLUMNS, manifestCsv, manifestCsvHeader, manifestCsvRow, splitMetadataJsonl, splitMetadataLine, tableFolder, type TableImage } from '../src/dataset/tables';
 
 const img = (over: Partial<TableImage>): TableImage => ({
   file: 'train/track_3/crop_0.jpg',
@@ -43,5 +43,17 @@ describe('manifest tables', () => {
     expect(splitMetadataJsonl(apart, 'train').trim().split('\n').map((l) => JSON.parse(l).file_name)).toEqual(['track_3/crop_0.jpg']);
     expect(JSON.parse(splitMetadataJsonl(apart, 'train_aug'))).toMatchObject({ file_name: 'track_3/crop_0_aug0.jpg', split: 'train', augmented: true });
     expect(() => splitMetadataJsonl(images, 'a/b')).toThrow(RangeError);
+  });
+
+  it('row by row (as step 9 spools them) the tables parse to the same records as written whole', () => {
+    expect(parse(manifestCsvHeader(), { columns: true })).toEqual([]);
+    expect(parse(manifestCsvHeader()).at(0)).toEqual([...CSV_COLUMNS]);
+    const spooled = manifestCsvHeader() + images.map(manifestCsvRow).join('');
+    expect(parse(spooled, { columns: true })).toEqual(parse(manifestCsv(images), { columns: true }));
+    expect(manifestCsvRow(images[1]).endsWith('\n')).toBe(true);
+    expect(images.map(tableFolder)).toEqual(['train', 'train', 'val']);
+    expect(tableFolder({ file: 'no-folder.jpg' })).toBe('');
+    const val = images.filter((i) => tableFolder(i) === 'val').map(splitMetadataLine).join('');
+    expect(val).toBe(splitMetadataJsonl(images, 'val'));
   });
 });

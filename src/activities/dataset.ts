@@ -9,14 +9,14 @@ import { cropKey } from '../dataset/crops';
 import { classMarks, renderReport, stripPicks, type ReportTrack } from '../dataset/report';
 import { classesTxt, dataYaml } from '../dataset/classList';
 import { cocoJson, motText } from '../dataset/exports';
-import { manifestCsv, splitMetadataJsonl } from '../dataset/tables';
 import { className, planSplit, type SplitPlan } from '../dataset/split';
-import { cropIndexSchema, detectionsFileSchema, metadataFileSchema, type CropEntry, type DetectionsFile, type Manifest, type ManifestImage } from '../storage/artifacts';
+import { cropIndexSchema, detectionsFileSchema, metadataFileSchema, type CropEntry, type DetectionsFile, type Manifest } from '../storage/artifacts';
 import type { DatasetFolder, Split, VideoLayout } from '../storage/layout';
 import { groupBy } from '../util/group';
 import { NOT_READ_AGAIN } from '../storage/runFiles';
 import type { BatchedInput, AugmentResult, SplitResult, StepInput } from '../workflows/types';
 import { backgroundOf, IMAGE_CONCURRENCY, readCropIndex, sourceCrop } from './crops';
+import { ImageTables, type DatasetImage } from './imageTables';
 import type { ActivityDeps } from './deps';
 import { runStep, type StepFiles } from './runStep';
 import { activityAttempt, heartbeat } from './temporal';
@@ -37,9 +37,6 @@ async function planFor(files: StepFiles, video: VideoLayout, input: StepInput, c
 
 /** Images per split of one class, and its crops left out in gaps (`test` only with a test split). */
 type TrackCounts = { train: number; val: number; test?: number; gap: number };
-
-/** A manifest image as step 9 writes it: with the fields that older manifests lack. */
-type DatasetImage = ManifestImage & Required<Pick<ManifestImage, 'file' | 'uri' | 'class_index' | 'class_name'>>;
 
 /** Creates steps 8 and 9 over `deps`. */
 export function createDatasetActivities(deps: ActivityDeps) {
@@ -94,7 +91,8 @@ export function createDatasetActivities(deps: ActivityDeps) {
      * stored with the same bytes (by an earlier attempt) are not uploaded or copied again, and objects of the
      * dataset folder that this plan does not write are deleted before the manifest is written. With
      * `input.batches`, augmented copies are copied from the class batches' `intermediate/augmented/` (deleted
-     * once the manifest is written).
+     * once the manifest is written). The manifest's images and its tables are written one image at a time to
+     * local files and uploaded from there (`ImageTables`, ./imageTables.ts), so no list of every image is held.
      */
     async createTrainingAndValidationSets(input: BatchedInput): Promise<SplitResult> {
       return runStep(deps, 'createTrainingAndValidationSets', input, async (files, layout) => {
@@ -107,88 +105,105 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const prior = await files.loadPriorOutputs([video.datasetPrefix, ...(activityAttempt() > 1 ? [sources] : []), ...batched]);
         const crops = await readCropIndex(files, video);
         const plan = await planFor(files, video, input, crops);
-        const images: DatasetImage[] = [];
+        const detections = await files.readJson(video.detections, detectionsFileSchema);
+        const teamOf = new Map((detections.teams?.classes ?? []).map((c) => [c.track_id, c]));
         const classIndex = new Map(plan.classes.map((trackId, i) => [trackId, i]));
         const imageEntry = (name: string) => ({ path: name, file: name.slice(video.datasetPrefix.length), uri: `gs://${deps.store.bucket}/${name}` });
         const tracks: Record<string, TrackCounts> = {};
+        const counts: Record<Split, number> = { train: 0, val: 0, test: 0 };
+        // Objects of an earlier dataset in this folder; what this plan writes is struck off as it is planned.
+        const leftovers = new Set([...prior.keys()].filter((n) => n.startsWith(video.datasetPrefix)));
+        // The manifest's images and their CSV and JSONL rows go to local files as each image is planned, so a
+        // long video's images are never all in memory (src/util/json.ts); uploaded once complete.
+        const tables = await ImageTables.create(files.scratchDir);
         const limit = pLimit(IMAGE_CONCURRENCY);
         const jobs: Promise<void>[] = [];
-        for (const c of crops) {
-          const assignment = plan.assignments.get(cropKey(c.track_id, c.n)) ?? 'excluded';
-          if (assignment === 'excluded') continue;
-          const t = (tracks[c.track_id] ??= input.options.split.testFraction > 0 ? { train: 0, val: 0, test: 0, gap: 0 } : { train: 0, val: 0, gap: 0 });
-          if (assignment === 'gap') {
-            t.gap++;
-            continue;
+        try {
+          const add = async (image: DatasetImage) => {
+            leftovers.delete(image.path);
+            counts[image.split as Split]++;
+            await tables.add(image, teamOf.get(image.track_id));
+          };
+          for (const c of crops) {
+            const assignment = plan.assignments.get(cropKey(c.track_id, c.n)) ?? 'excluded';
+            if (assignment === 'excluded') continue;
+            const t = (tracks[c.track_id] ??= input.options.split.testFraction > 0 ? { train: 0, val: 0, test: 0, gap: 0 } : { train: 0, val: 0, gap: 0 });
+            if (assignment === 'gap') {
+              t.gap++;
+              continue;
+            }
+            const split: Split = assignment;
+            const source = sourceCrop(video, c, background);
+            const base = { split, track_id: c.track_id, class_index: classIndex.get(c.track_id)!, class_name: className(c.track_id), frame_id: c.frame_id, bbox: c.bbox, source_crop: source, original_crop: c.object };
+            const name = video.datasetImage(split, c.track_id, `crop_${c.n}.jpg`);
+            await add({ ...imageEntry(name), ...base, augmentation: null });
+            t[split] = (t[split] ?? 0) + 1;
+            // The image is the source crop itself: a server-side copy, no bytes transferred.
+            jobs.push(files.copy(source, name, NOT_READ_AGAIN));
+            if (split !== 'train') continue;
+            for (let k = 0; k < augmentedCopies(input); k++) {
+              const augName = video.datasetImage(input.options.augment.placement === 'train_aug' ? 'train_aug' : 'train', c.track_id, `crop_${c.n}_aug${k}.jpg`);
+              const aug = planAugmentation(augmentSeed(input), augmentKey(input, c), k, input.options.augment);
+              await add({ ...imageEntry(augName), ...base, augmentation: aug });
+              t.train++;
+              // A class batch's copy is copied server-side; one it did not store (gone after a completed attempt
+              // of this step) is made again, bit-identical.
+              const made = layout.augmented(input.videoGuid, c.track_id, c.n, k);
+              if (input.batches && prior.has(made)) jobs.push(files.copy(made, augName, NOT_READ_AGAIN));
+              else jobs.push(limit(() => augmentedCopy(files, video, input, c, k)).then((buf) => files.write(augName, buf, 'image/jpeg', NOT_READ_AGAIN)));
+            }
           }
-          const split: Split = assignment;
-          const source = sourceCrop(video, c, background);
-          const base = { split, track_id: c.track_id, class_index: classIndex.get(c.track_id)!, class_name: className(c.track_id), frame_id: c.frame_id, bbox: c.bbox, source_crop: source, original_crop: c.object };
-          const name = video.datasetImage(split, c.track_id, `crop_${c.n}.jpg`);
-          images.push({ ...imageEntry(name), ...base, augmentation: null });
-          t[split] = (t[split] ?? 0) + 1;
-          // The image is the source crop itself: a server-side copy, no bytes transferred.
-          jobs.push(files.copy(source, name, NOT_READ_AGAIN));
-          if (split !== 'train') continue;
-          for (let k = 0; k < augmentedCopies(input); k++) {
-            const augName = video.datasetImage(input.options.augment.placement === 'train_aug' ? 'train_aug' : 'train', c.track_id, `crop_${c.n}_aug${k}.jpg`);
-            const aug = planAugmentation(augmentSeed(input), augmentKey(input, c), k, input.options.augment);
-            images.push({ ...imageEntry(augName), ...base, augmentation: aug });
-            t.train++;
-            // A class batch's copy is copied server-side; one it did not store (gone after a completed attempt
-            // of this step) is made again, bit-identical.
-            const made = layout.augmented(input.videoGuid, c.track_id, c.n, k);
-            if (input.batches && prior.has(made)) jobs.push(files.copy(made, augName, NOT_READ_AGAIN));
-            else jobs.push(limit(() => augmentedCopy(files, video, input, c, k)).then((buf) => files.write(augName, buf, 'image/jpeg', NOT_READ_AGAIN)));
-          }
+          let written = 0;
+          await Promise.all(jobs.map((j) => j.then(() => heartbeat({ imagesWritten: ++written, uploadsSkipped: files.io.uploadsSkipped }))));
+        } catch (err) {
+          // No copy may still be running once the attempt has failed.
+          await Promise.allSettled(jobs);
+          await tables.discard();
+          throw err;
         }
-        let written = 0;
-        await Promise.all(jobs.map((j) => j.then(() => heartbeat({ imagesWritten: ++written, uploadsSkipped: files.io.uploadsSkipped }))));
-        const train = images.filter((i) => i.split === 'train').length;
-        const val = images.filter((i) => i.split === 'val').length;
-        const test = images.filter((i) => i.split === 'test').length;
-        const detections = await files.readJson(video.detections, detectionsFileSchema);
-        await files.write(video.report, await buildReport(files, video, input, background, crops, tracks, plan, { train, val }, detections), 'text/html; charset=utf-8');
-        // Leftovers of an earlier dataset in this folder that this plan does not contain.
-        const splits: Split[] = (['train', 'val', 'test'] as const).filter((sp) => images.some((i) => i.split === sp));
-        const folders: DatasetFolder[] = [...splits, ...(images.some((i) => i.file.startsWith('train_aug/')) ? (['train_aug'] as const) : [])];
-        const planned = new Set([...images.map((i) => i.path), video.report, video.manifest, video.classesTxt, video.dataYaml, video.manifestCsv, ...folders.map((f) => video.splitMetadata(f))]);
-        await files.store.delete([...prior.keys()].filter((n) => n.startsWith(video.datasetPrefix) && !planned.has(n)));
-        // One class list for every split, beside the split folders.
-        const names = plan.classes.map(className);
-        await files.write(video.classesTxt, Buffer.from(classesTxt(names)), 'text/plain; charset=utf-8');
-        await files.write(video.dataYaml, Buffer.from(dataYaml(names, splits)), 'application/yaml; charset=utf-8');
-        // The manifest as tables: a CSV for pandas, and per split the Hugging Face ImageFolder metadata with a label column.
-        const teamOf = new Map((detections.teams?.classes ?? []).map((c) => [c.track_id, c]));
-        const rows = images.map((i) => ({ ...i, team: teamOf.get(i.track_id)?.team ?? null, role: teamOf.get(i.track_id)?.role ?? null }));
-        await files.write(video.manifestCsv, Buffer.from(manifestCsv(rows)), 'text/csv; charset=utf-8');
-        for (const f of folders) await files.write(video.splitMetadata(f), Buffer.from(splitMetadataJsonl(rows, f)), 'application/x-ndjson; charset=utf-8');
-        // Every tracked box (not only the dataset's crops) in MOT Challenge and COCO form, for CVAT or FiftyOne.
-        await files.write(video.motExport, Buffer.from(motText(detections.frames)), 'text/plain; charset=utf-8');
-        const videoRel = (name: string) => name.slice(video.prefix.length);
-        const coco = cocoJson(detections.frames, { videoGuid: input.videoGuid, fileName: (f) => videoRel(video.frame(f)), labelOf: (id) => teamOf.get(id) });
-        await files.write(video.cocoExport, Buffer.from(JSON.stringify(coco)), 'application/json');
-        await files.writeJson(video.manifest, {
-          tenantId: input.tenantId,
-          runGuid: input.runGuid,
-          videoGuid: input.videoGuid,
-          layout: 'ImageFolder',
-          splitMethod: 'per-track contiguous time blocks: the latest valFraction of each track is val; train crops within gapFrames before it are left out',
-          gapFrames: plan.gapFrames,
-          gapCrops: plan.gapCrops,
-          options: { split: input.options.split, augment: input.options.augment },
-          background: { ...background, fill: input.options.background.fill },
-          counts: { train, val, ...(input.options.split.testFraction > 0 ? { test } : {}), tracks },
-          trainOnlyTracks: plan.trainOnlyTracks,
-          tracks: detections.tracks ?? { origin: 'tracker' },
-          classes: plan.classes.map((trackId, index) => {
-            const { train: tr, val: va, test: te } = tracks[trackId];
-            return { index, name: className(trackId), track_id: trackId, train: tr, val: va, ...(te !== undefined ? { test: te } : {}) };
-          }),
-          excludedTracks: plan.excludedTracks.map((e) => ({ track_id: e.trackId, crops: e.crops, reason: e.reason })),
-          ...(detections.teams ? { teams: manifestTeams(detections.teams, Object.keys(tracks)) } : {}),
-          images,
-        } satisfies Manifest);
+        const { train, val, test } = counts;
+        try {
+          await files.write(video.report, await buildReport(files, video, input, background, crops, tracks, plan, { train, val }, detections), 'text/html; charset=utf-8');
+          const splits: Split[] = (['train', 'val', 'test'] as const).filter((sp) => counts[sp] > 0);
+          const folders: DatasetFolder[] = [...splits, ...(tables.hasFolder('train_aug') ? (['train_aug'] as const) : [])];
+          // Leftovers of an earlier dataset in this folder that this plan does not contain.
+          for (const n of [video.report, video.manifest, video.classesTxt, video.dataYaml, video.manifestCsv, ...folders.map((f) => video.splitMetadata(f))]) leftovers.delete(n);
+          await files.store.delete([...leftovers]);
+          // One class list for every split, beside the split folders.
+          const names = plan.classes.map(className);
+          await files.write(video.classesTxt, Buffer.from(classesTxt(names)), 'text/plain; charset=utf-8');
+          await files.write(video.dataYaml, Buffer.from(dataYaml(names, splits)), 'application/yaml; charset=utf-8');
+          // Every tracked box (not only the dataset's crops) in MOT Challenge and COCO form, for CVAT or FiftyOne.
+          await files.write(video.motExport, Buffer.from(motText(detections.frames)), 'text/plain; charset=utf-8');
+          const videoRel = (name: string) => name.slice(video.prefix.length);
+          const coco = cocoJson(detections.frames, { videoGuid: input.videoGuid, fileName: (f) => videoRel(video.frame(f)), labelOf: (id) => teamOf.get(id) });
+          await files.write(video.cocoExport, Buffer.from(JSON.stringify(coco)), 'application/json');
+          const manifest: Omit<Manifest, 'images'> = {
+            tenantId: input.tenantId,
+            runGuid: input.runGuid,
+            videoGuid: input.videoGuid,
+            layout: 'ImageFolder',
+            splitMethod: 'per-track contiguous time blocks: the latest valFraction of each track is val; train crops within gapFrames before it are left out',
+            gapFrames: plan.gapFrames,
+            gapCrops: plan.gapCrops,
+            options: { split: input.options.split, augment: input.options.augment },
+            background: { ...background, fill: input.options.background.fill },
+            counts: { train, val, ...(input.options.split.testFraction > 0 ? { test } : {}), tracks },
+            trainOnlyTracks: plan.trainOnlyTracks,
+            tracks: detections.tracks ?? { origin: 'tracker' },
+            classes: plan.classes.map((trackId, index) => {
+              const { train: tr, val: va, test: te } = tracks[trackId];
+              return { index, name: className(trackId), track_id: trackId, train: tr, val: va, ...(te !== undefined ? { test: te } : {}) };
+            }),
+            excludedTracks: plan.excludedTracks.map((e) => ({ track_id: e.trackId, crops: e.crops, reason: e.reason })),
+            ...(detections.teams ? { teams: manifestTeams(detections.teams, Object.keys(tracks)) } : {}),
+          };
+          // The manifest as tables (a CSV for pandas, and per split the Hugging Face ImageFolder metadata with a
+          // label column), then the manifest itself, last.
+          await tables.upload(files, video, folders, manifest);
+        } finally {
+          await tables.discard();
+        }
         // The class batches' copies are in the dataset now.
         if (input.batches) await files.store.deletePrefix(layout.augmentedPrefix(input.videoGuid));
         return {

@@ -30,33 +30,45 @@ export interface TableImage {
 /** Column order of `manifest.csv`. */
 export const CSV_COLUMNS = ['file', 'uri', 'split', 'class_index', 'class_name', 'track_id', 'frame_id', 'x1', 'y1', 'x2', 'y2', 'augmented', 'augmentation', 'team', 'role', 'source_crop'] as const;
 
+/** csv-stringify options of `manifest.csv` (RFC 4180 quoting; booleans as `true`/`false`). */
+const CSV_OPTIONS = { columns: [...CSV_COLUMNS], cast: { boolean: (v: boolean) => (v ? 'true' : 'false') } };
+
 /**
  * `manifest.csv`: a header row of {@link CSV_COLUMNS}, then one row per image in the given order (RFC 4180
  * quoting by csv-stringify). `augmented` is `true`/`false`; `augmentation` is the augmentation as JSON, empty
- * for an original crop; `team` and `role` are empty when unknown.
+ * for an original crop; `team` and `role` are empty when unknown. Equal to {@link manifestCsvHeader} followed
+ * by {@link manifestCsvRow} of each image, which step 9 writes one at a time.
  */
 export function manifestCsv(images: readonly TableImage[]): string {
-  return stringify(
-    images.map((i) => ({
-      file: i.file,
-      uri: i.uri,
-      split: i.split,
-      class_index: i.class_index,
-      class_name: i.class_name,
-      track_id: i.track_id,
-      frame_id: i.frame_id,
-      x1: i.bbox[0],
-      y1: i.bbox[1],
-      x2: i.bbox[2],
-      y2: i.bbox[3],
-      augmented: i.augmentation !== null,
-      augmentation: i.augmentation === null ? '' : JSON.stringify(i.augmentation),
-      team: i.team ?? '',
-      role: i.role ?? '',
-      source_crop: i.source_crop,
-    })),
-    { header: true, columns: [...CSV_COLUMNS], cast: { boolean: (v) => (v ? 'true' : 'false') } },
-  );
+  return manifestCsvHeader() + images.map(manifestCsvRow).join('');
+}
+
+/** The header line of `manifest.csv` ({@link CSV_COLUMNS}), ending in `\n`. */
+export function manifestCsvHeader(): string {
+  return stringify([], { ...CSV_OPTIONS, header: true });
+}
+
+/** The line of `manifest.csv` for one image ({@link manifestCsv}), ending in `\n`. */
+export function manifestCsvRow(i: TableImage): string {
+  const record = {
+    file: i.file,
+    uri: i.uri,
+    split: i.split,
+    class_index: i.class_index,
+    class_name: i.class_name,
+    track_id: i.track_id,
+    frame_id: i.frame_id,
+    x1: i.bbox[0],
+    y1: i.bbox[1],
+    x2: i.bbox[2],
+    y2: i.bbox[3],
+    augmented: i.augmentation !== null,
+    augmentation: i.augmentation === null ? '' : JSON.stringify(i.augmentation),
+    team: i.team ?? '',
+    role: i.role ?? '',
+    source_crop: i.source_crop,
+  };
+  return stringify([record], { ...CSV_OPTIONS, header: false });
 }
 
 /**
@@ -68,20 +80,30 @@ export function manifestCsv(images: readonly TableImage[]): string {
 export function splitMetadataJsonl(images: readonly TableImage[], folder: string): string {
   if (!folder || folder.includes('/')) throw new RangeError(`folder ${JSON.stringify(folder)} must be one top-level folder name`);
   return images
-    .filter((i) => i.file.startsWith(`${folder}/`))
-    .map((i) => {
-      return `${JSON.stringify({
-        file_name: i.file.slice(folder.length + 1),
-        label: i.class_index,
-        class_name: i.class_name,
-        split: i.split,
-        track_id: i.track_id,
-        frame_id: i.frame_id,
-        bbox: i.bbox,
-        augmented: i.augmentation !== null,
-        team: i.team ?? null,
-        role: i.role ?? null,
-      })}\n`;
-    })
+    .filter((i) => tableFolder(i) === folder)
+    .map((i) => splitMetadataLine(i))
     .join('');
+}
+
+/** The top-level folder of an image's `file` (a split, or `train_aug`): the metadata file it belongs in. */
+export function tableFolder(i: Pick<TableImage, 'file'>): string {
+  const k = i.file.indexOf('/');
+  return k < 0 ? '' : i.file.slice(0, k);
+}
+
+/** The line of `{folder}/metadata.jsonl` for one image ({@link splitMetadataJsonl}), its folder {@link tableFolder}; ends in `\n`. */
+export function splitMetadataLine(i: TableImage): string {
+  const folder = tableFolder(i);
+  return `${JSON.stringify({
+    file_name: i.file.slice(folder.length + 1),
+    label: i.class_index,
+    class_name: i.class_name,
+    split: i.split,
+    track_id: i.track_id,
+    frame_id: i.frame_id,
+    bbox: i.bbox,
+    augmented: i.augmentation !== null,
+    team: i.team ?? null,
+    role: i.role ?? null,
+  })}\n`;
 }

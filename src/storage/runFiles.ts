@@ -35,7 +35,8 @@ export interface RunFilesOptions<F> {
 }
 
 /**
- * Write option for outputs that no later step of the run reads ({@link RunFiles.write}, {@link RunFiles.copy}):
+ * Write option for outputs that no later step of the run reads ({@link RunFiles.write}, {@link RunFiles.copy},
+ * {@link RunFiles.writeFile}):
  * they go to GCS only and leave the worker's run cache to the artifacts later steps do read.
  */
 export const NOT_READ_AGAIN = { cache: false } as const;
@@ -186,13 +187,13 @@ export class RunFiles<F> {
   /**
    * Uploads the local file `file` to `objectName`; when the cache is on the file moves into the cache as
    * that object's local copy (copied and deleted where the cache folder is on another file system:
-   * {@link moveFile}), otherwise it is deleted.
+   * {@link moveFile}), otherwise (or with `options.cache` false, as for {@link write}) it is deleted.
    */
-  async writeFile(objectName: string, file: string, contentType?: string): Promise<void> {
+  async writeFile(objectName: string, file: string, contentType?: string, options: { cache?: boolean } = {}): Promise<void> {
     await this.store.putFile(objectName, file, { contentType });
     this.progress();
     const key = this.key(`file:${objectName}`);
-    const dest = this.cache.newFilePath(key);
+    const dest = options.cache === false ? undefined : this.cache.newFilePath(key);
     if (!dest) return void (await rm(file, { force: true }));
     const { size } = await stat(file);
     await moveFile(file, dest);

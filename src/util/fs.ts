@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
-import { copyFile, rename, rm } from 'node:fs/promises';
+import { copyFile, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
 /** The file operations {@link moveFile} uses; tests replace one to inject a fault. */
@@ -108,4 +108,54 @@ export function formatBytes(n: number): string {
     u++;
   }
   return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+/** Characters a {@link TextSpool} gathers before it writes them to its file. */
+const SPOOL_FLUSH_CHARS = 1 << 20;
+
+/**
+ * A text file written piece by piece, in order, with at most about {@link SPOOL_FLUSH_CHARS} characters held in
+ * memory: a long table (step 9's manifest and its CSV and JSONL forms) is spooled to a local file and
+ * uploaded from there, instead of being built as one string. Writes must be awaited one after another.
+ */
+export class TextSpool {
+  private parts: string[] = [];
+  private size = 0;
+  private closed = false;
+  private constructor(
+    private readonly handle: FileHandle,
+    /** The file written. */
+    readonly file: string,
+  ) {}
+
+  /** Creates (or truncates) `file`. @throws the errno error of open(2) */
+  static async create(file: string): Promise<TextSpool> {
+    return new TextSpool(await open(file, 'w'), file);
+  }
+
+  /** Appends `text` (UTF-8). @throws the errno error of write(2) (e.g. `ENOSPC`) */
+  async write(text: string): Promise<void> {
+    this.parts.push(text);
+    this.size += text.length;
+    if (this.size >= SPOOL_FLUSH_CHARS) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.parts.length === 0) return;
+    const text = this.parts.join('');
+    this.parts = [];
+    this.size = 0;
+    await this.handle.appendFile(text, 'utf8');
+  }
+
+  /** Writes what is gathered and closes the file; `abandon` closes it without writing (after a failure). Once only: later calls do nothing. */
+  async close(abandon = false): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      if (!abandon) await this.flush();
+    } finally {
+      await this.handle.close();
+    }
+  }
 }
