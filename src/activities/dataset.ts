@@ -163,7 +163,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
         }
         const { train, val, test } = counts;
         try {
-          await files.write(video.report, await buildReport(files, video, input, background, crops, tracks, plan, { train, val }, detections), 'text/html; charset=utf-8');
+          await files.write(video.report, await buildReport(files, video, input, background, crops, tracks, plan, { train, val }, detections), 'text/html; charset=utf-8', NOT_READ_AGAIN);
           const splits: Split[] = (['train', 'val', 'test'] as const).filter((sp) => counts[sp] > 0);
           const folders: DatasetFolder[] = [...splits, ...(tables.hasFolder('train_aug') ? (['train_aug'] as const) : [])];
           // Leftovers of an earlier dataset in this folder that this plan does not contain.
@@ -174,10 +174,10 @@ export function createDatasetActivities(deps: ActivityDeps) {
           await files.write(video.classesTxt, Buffer.from(classesTxt(names)), 'text/plain; charset=utf-8');
           await files.write(video.dataYaml, Buffer.from(dataYaml(names, splits)), 'application/yaml; charset=utf-8');
           // Every tracked box (not only the dataset's crops) in MOT Challenge and COCO form, for CVAT or FiftyOne.
-          await files.write(video.motExport, Buffer.from(motText(detections.frames)), 'text/plain; charset=utf-8');
+          await files.write(video.motExport, Buffer.from(motText(detections.frames)), 'text/plain; charset=utf-8', NOT_READ_AGAIN);
           const videoRel = (name: string) => name.slice(video.prefix.length);
           const coco = cocoJson(detections.frames, { videoGuid: input.videoGuid, fileName: (f) => videoRel(video.frame(f)), labelOf: (id) => teamOf.get(id) });
-          await files.write(video.cocoExport, Buffer.from(JSON.stringify(coco)), 'application/json');
+          await files.write(video.cocoExport, Buffer.from(JSON.stringify(coco)), 'application/json', NOT_READ_AGAIN);
           const manifest: Omit<Manifest, 'images'> = {
             tenantId: input.tenantId,
             runGuid: input.runGuid,
