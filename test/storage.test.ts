@@ -2,7 +2,7 @@
  * The storage module against the real GCS emulator: round trips, retries of injected transient faults,
  * classification of permanent errors, concurrent read-modify-write, and the layout's path rules.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config';
 import { isTransientError } from '../src/errors';
@@ -43,6 +43,17 @@ describe('object store', () => {
     const s = store.stats();
     expect(s.uploads).toBe(2);
     expect(s.bytesUploaded).toBe(100_000 + 13);
+  });
+
+  it('lists page by page: every object once, sorted, with its size and MD5', async () => {
+    const store = createObjectStore({ bucket: cfg.bucket, emulatorHost: cfg.storageEmulatorHost, listPageSize: 4 });
+    const blobs = Array.from({ length: 11 }, (_, i) => randomBytes(100 + i));
+    await Promise.all(blobs.map((b, i) => store.put(`${prefix}paged/o_${String(i).padStart(2, '0')}.bin`, b)));
+    const before = store.stats().requests;
+    const listed = await store.list(`${prefix}paged/`);
+    expect(store.stats().requests - before).toBe(3); // pages of 4, 4 and 3
+    expect(listed).toEqual(blobs.map((b, i) => ({ name: `${prefix}paged/o_${String(i).padStart(2, '0')}.bin`, size: b.length, md5: createHash('md5').update(b).digest('base64') })));
+    expect(await store.deletePrefix(`${prefix}paged/`)).toBe(11);
   });
 
   it.each(['503', 'reset'] as const)('retries injected transient faults (%s) and leaves identical bytes', async (mode) => {

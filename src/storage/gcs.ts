@@ -53,6 +53,26 @@ export interface ObjectStoreOptions {
   minRetryDelayMs?: number;
   /** Objects at least this large are uploaded with a resumable session (default 8 MiB). */
   resumableThreshold?: number;
+  /**
+   * Objects asked for per page of a listing (default 10,000; tests lower it). GCS returns at most 1000 per page
+   * whatever is asked (`maxResults`, https://cloud.google.com/storage/docs/json_api/v1/objects/list); the
+   * emulator returns what is asked and reads its whole listing for every page, so large pages keep its
+   * listings fast (20,000 objects: 14.7 s in pages of 1000, 0.9 s in one).
+   */
+  listPageSize?: number;
+}
+
+/**
+ * The fields a listing asks for (JSON API partial response, https://cloud.google.com/storage/docs/json_api#partial-response):
+ * what {@link ObjectInfo} keeps, and the next page's token.
+ */
+const LIST_FIELDS = 'items(name,size,md5Hash),nextPageToken';
+
+/** One item of a listing asked for with {@link LIST_FIELDS} (JSON API object resource; `size` is a decimal string). */
+interface ListedItem {
+  name: string;
+  size?: string;
+  md5Hash?: string;
 }
 
 /** Upload options. */
@@ -162,6 +182,7 @@ function buildStore(opts: ObjectStoreOptions, client: Storage, limit: LimitFunct
   const maxRetries = opts.maxRetries ?? 5;
   const minTimeout = opts.minRetryDelayMs ?? 200;
   const resumableThreshold = opts.resumableThreshold ?? 8 * 1024 * 1024;
+  const listPageSize = opts.listPageSize ?? 10_000;
   const counters = emptyStats();
   const sinks = [counters, ...parentSinks];
   /** Adds `delta` to this store's counters and to those of the stores it was scoped from. */
@@ -243,8 +264,18 @@ function buildStore(opts: ObjectStoreOptions, client: Storage, limit: LimitFunct
     },
 
     async list(prefix) {
-      const [files] = await call(() => bucket.getFiles({ prefix, autoPaginate: true }));
-      return files.map((f) => ({ name: f.name, size: Number(f.metadata.size ?? 0), md5: f.metadata.md5Hash })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      // Page by page, asking only for the fields kept. Without `fields` the library makes a File object holding
+      // every field of every listed object (about 7 KiB of heap each: 20,000 objects took 144 MiB), and one
+      // listing of a long video's augmented copies held them all at once; with `fields` it hands out the
+      // response's items as they are (`Bucket.getFiles` in @google-cloud/storage 7).
+      const out: ObjectInfo[] = [];
+      let pageToken: string | undefined;
+      do {
+        const [files, next] = await call(() => bucket.getFiles({ prefix, autoPaginate: false, maxResults: listPageSize, pageToken, fields: LIST_FIELDS }));
+        for (const f of files as unknown as ListedItem[]) out.push({ name: f.name, size: Number(f.size ?? 0), md5: f.md5Hash });
+        pageToken = (next as { pageToken?: string } | null)?.pageToken;
+      } while (pageToken);
+      return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     },
 
     async deletePrefix(prefix) {
