@@ -37,7 +37,7 @@ export class ImageTables {
     private readonly csv: TextSpool,
   ) {}
 
-  /** Starts the spools in a new folder under `scratchDir` (the activity's scratch, removed after it). */
+  /** Starts the spools in a new folder under `scratchDir` (the activity's scratch, removed after it). @throws the errno error of mkdir(2) or open(2) */
   static async create(scratchDir: string): Promise<ImageTables> {
     await mkdir(scratchDir, { recursive: true });
     const dir = await mkdtemp(path.join(scratchDir, 'tables-'));
@@ -47,7 +47,7 @@ export class ImageTables {
     return new ImageTables(dir, images, csv);
   }
 
-  /** Adds one image, in manifest order, with its class's team and role. */
+  /** Adds one image, in manifest order, with its class's team and role. @throws the errno error of a spool's write (e.g. `ENOSPC`) */
   async add(image: DatasetImage, label: ClassLabel | undefined): Promise<void> {
     await this.images.write(prettyJsonItem(image, this.count++));
     const row = { ...image, team: label?.team ?? null, role: label?.role ?? null };
@@ -66,6 +66,8 @@ export class ImageTables {
   /**
    * Uploads `manifest.csv`, the `metadata.jsonl` of each of `folders`, and last the manifest: `manifest` with
    * the added images as its last property `images`. None of them is kept in the run cache.
+   * @throws Error when one of `folders` received no image; the errno error of a local file operation; the
+   *   store's errors of an upload (Transient ones retried there first)
    */
   async upload(files: StepFiles, video: VideoLayout, folders: readonly DatasetFolder[], manifest: Omit<Manifest, 'images'>): Promise<void> {
     await this.csv.close();
