@@ -110,7 +110,6 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const classIndex = new Map(plan.classes.map((trackId, i) => [trackId, i]));
         const imageEntry = (name: string) => ({ path: name, file: name.slice(video.datasetPrefix.length), uri: `gs://${deps.store.bucket}/${name}` });
         const tracks: Record<string, TrackCounts> = {};
-        const counts: Record<Split, number> = { train: 0, val: 0, test: 0 };
         // Objects of an earlier dataset in this folder; what this plan writes is struck off as it is planned.
         const leftovers = new Set([...prior.keys()].filter((n) => n.startsWith(video.datasetPrefix)));
         // The manifest's images and their CSV and JSONL rows go to local files as each image is planned, so a
@@ -121,7 +120,6 @@ export function createDatasetActivities(deps: ActivityDeps) {
         try {
           const add = async (image: DatasetImage) => {
             leftovers.delete(image.path);
-            counts[image.split as Split]++;
             await tables.add(image, teamOf.get(image.track_id));
           };
           for (const c of crops) {
@@ -155,16 +153,11 @@ export function createDatasetActivities(deps: ActivityDeps) {
           }
           let written = 0;
           await Promise.all(jobs.map((j) => j.then(() => heartbeat({ imagesWritten: ++written, uploadsSkipped: files.io.uploadsSkipped }))));
-        } catch (err) {
-          // No copy may still be running once the attempt has failed.
-          await Promise.allSettled(jobs);
-          await tables.discard();
-          throw err;
-        }
-        const { train, val, test } = counts;
-        try {
+          // Images per split: the classes' counts summed.
+          const total = (sp: Split) => Object.values(tracks).reduce((sum, t) => sum + (t[sp] ?? 0), 0);
+          const [train, val, test] = [total('train'), total('val'), total('test')];
           await files.write(video.report, await buildReport(files, video, input, background, crops, tracks, plan, { train, val }, detections), 'text/html; charset=utf-8', NOT_READ_AGAIN);
-          const splits: Split[] = (['train', 'val', 'test'] as const).filter((sp) => counts[sp] > 0);
+          const splits: Split[] = (['train', 'val', 'test'] as const).filter((sp) => total(sp) > 0);
           const folders: DatasetFolder[] = [...splits, ...(tables.hasFolder('train_aug') ? (['train_aug'] as const) : [])];
           // Leftovers of an earlier dataset in this folder that this plan does not contain.
           for (const n of [video.report, video.manifest, video.classesTxt, video.dataYaml, video.manifestCsv, ...folders.map((f) => video.splitMetadata(f))]) leftovers.delete(n);
@@ -201,15 +194,19 @@ export function createDatasetActivities(deps: ActivityDeps) {
           // The manifest as tables (a CSV for pandas, and per split the Hugging Face ImageFolder metadata with a
           // label column), then the manifest itself, last.
           await tables.upload(files, video, folders, manifest);
+          // The class batches' copies are in the dataset now.
+          if (input.batches) await files.store.deletePrefix(layout.augmentedPrefix(input.videoGuid));
+          return {
+            result: { train, val, ...(input.options.split.testFraction > 0 ? { test } : {}), classes: plan.classes.length, trainOnlyTracks: plan.trainOnlyTracks, excludedTracks: plan.excludedTracks.map((e) => e.trackId), manifest: video.manifest },
+            details: { report: video.report, gapCrops: plan.gapCrops, classesTxt: video.classesTxt, dataYaml: video.dataYaml, mot: video.motExport, coco: video.cocoExport, ...(input.batches ? { batches: input.batches.length } : {}) },
+          };
+        } catch (err) {
+          // No copy may still be running once the attempt has failed.
+          await Promise.allSettled(jobs);
+          throw err;
         } finally {
           await tables.discard();
         }
-        // The class batches' copies are in the dataset now.
-        if (input.batches) await files.store.deletePrefix(layout.augmentedPrefix(input.videoGuid));
-        return {
-          result: { train, val, ...(input.options.split.testFraction > 0 ? { test } : {}), classes: plan.classes.length, trainOnlyTracks: plan.trainOnlyTracks, excludedTracks: plan.excludedTracks.map((e) => e.trackId), manifest: video.manifest },
-          details: { report: video.report, gapCrops: plan.gapCrops, classesTxt: video.classesTxt, dataYaml: video.dataYaml, mot: video.motExport, coco: video.cocoExport, ...(input.batches ? { batches: input.batches.length } : {}) },
-        };
       });
     },
   };

@@ -81,7 +81,7 @@ export function splitMetadataJsonl(images: readonly TableImage[], folder: string
   if (!folder || folder.includes('/')) throw new RangeError(`folder ${JSON.stringify(folder)} must be one top-level folder name`);
   return images
     .filter((i) => tableFolder(i) === folder)
-    .map((i) => splitMetadataLine(i))
+    .map(splitMetadataLine)
     .join('');
 }
 

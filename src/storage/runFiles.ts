@@ -41,6 +41,12 @@ export interface RunFilesOptions<F> {
  */
 export const NOT_READ_AGAIN = { cache: false } as const;
 
+/** Options of {@link RunFiles.write}, {@link RunFiles.copy} and {@link RunFiles.writeFile}. */
+export interface WriteOptions {
+  /** false: store in GCS only, not in the run cache ({@link NOT_READ_AGAIN}); default true. */
+  cache?: boolean;
+}
+
 /**
  * One activity's access to a video's artifacts: the worker's {@link RunCache} first, GCS on a miss (and the
  * value is then cached for the next step); writes go to GCS first and only then into the cache, so GCS is
@@ -129,7 +135,7 @@ export class RunFiles<F> {
    * `options.cache` is false: an output that no later step of the run reads (a dataset image, an augmented
    * copy that step 9 copies server-side) would only evict entries that later steps do read.
    */
-  async write(objectName: string, data: Buffer | string, contentType?: string, options: { cache?: boolean } = {}): Promise<void> {
+  async write(objectName: string, data: Buffer | string, contentType?: string, options: WriteOptions = {}): Promise<void> {
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     if (this.isStored(objectName, buf)) this.io.uploadsSkipped++;
     else await this.store.put(objectName, buf, { contentType });
@@ -143,7 +149,7 @@ export class RunFiles<F> {
    * cached with the same bytes, so later steps find it in memory too, unless `options.cache` is false (as
    * for {@link write}).
    */
-  async copy(from: string, to: string, options: { cache?: boolean } = {}): Promise<void> {
+  async copy(from: string, to: string, options: WriteOptions = {}): Promise<void> {
     const [src, dst] = [this.prior.get(from), this.prior.get(to)];
     if (src?.md5 && dst && src.md5 === dst.md5 && src.size === dst.size) this.io.uploadsSkipped++;
     else await this.store.copy(from, to);
@@ -189,7 +195,7 @@ export class RunFiles<F> {
    * that object's local copy (copied and deleted where the cache folder is on another file system:
    * {@link moveFile}), otherwise (or with `options.cache` false, as for {@link write}) it is deleted.
    */
-  async writeFile(objectName: string, file: string, contentType?: string, options: { cache?: boolean } = {}): Promise<void> {
+  async writeFile(objectName: string, file: string, contentType?: string, options: WriteOptions = {}): Promise<void> {
     await this.store.putFile(objectName, file, { contentType });
     this.progress();
     const key = this.key(`file:${objectName}`);
