@@ -25,6 +25,7 @@ export const UNIT_TESTS = [
   'test/shotChange.test.ts',
   'test/runCache.test.ts',
   'test/json.test.ts',
+  'test/window.test.ts',
   'test/sources.test.ts',
   'test/batches.test.ts',
   'test/split.test.ts',

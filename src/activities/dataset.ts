@@ -13,6 +13,7 @@ import { className, planSplit, type SplitPlan } from '../dataset/split';
 import { cropIndexSchema, detectionsFileSchema, metadataFileSchema, type CropEntry, type DetectionsFile, type Manifest } from '../storage/artifacts';
 import type { DatasetFolder, Split, VideoLayout } from '../storage/layout';
 import { groupBy } from '../util/group';
+import { JobWindow } from '../util/window';
 import { NOT_READ_AGAIN } from '../storage/runFiles';
 import type { BatchedInput, AugmentResult, SplitResult, StepInput } from '../workflows/types';
 import { backgroundOf, IMAGE_CONCURRENCY, readCropIndex, sourceCrop } from './crops';
@@ -116,7 +117,8 @@ export function createDatasetActivities(deps: ActivityDeps) {
         // long video's images are never all in memory (src/util/json.ts); uploaded once complete.
         const tables = await ImageTables.create(files.scratchDir);
         const limit = pLimit(IMAGE_CONCURRENCY);
-        const jobs: Promise<void>[] = [];
+        // Copies and uploads in flight, bounded so that a long video's ~10^5 images are never all pending at once.
+        const jobs = new JobWindow(DATASET_JOB_WINDOW, (written) => heartbeat({ imagesWritten: written, uploadsSkipped: files.io.uploadsSkipped }));
         try {
           const add = async (image: DatasetImage) => {
             leftovers.delete(image.path);
@@ -137,7 +139,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
             await add({ ...imageEntry(name), ...base, augmentation: null });
             t[split] = (t[split] ?? 0) + 1;
             // The image is the source crop itself: a server-side copy, no bytes transferred.
-            jobs.push(files.copy(source, name, NOT_READ_AGAIN));
+            await jobs.add(() => files.copy(source, name, NOT_READ_AGAIN));
             if (split !== 'train') continue;
             for (let k = 0; k < augmentedCopies(input); k++) {
               const augName = video.datasetImage(input.options.augment.placement === 'train_aug' ? 'train_aug' : 'train', c.track_id, `crop_${c.n}_aug${k}.jpg`);
@@ -147,12 +149,11 @@ export function createDatasetActivities(deps: ActivityDeps) {
               // A class batch's copy is copied server-side; one it did not store (gone after a completed attempt
               // of this step) is made again, bit-identical.
               const made = layout.augmented(input.videoGuid, c.track_id, c.n, k);
-              if (input.batches && prior.has(made)) jobs.push(files.copy(made, augName, NOT_READ_AGAIN));
-              else jobs.push(limit(() => augmentedCopy(files, video, input, c, k)).then((buf) => files.write(augName, buf, 'image/jpeg', NOT_READ_AGAIN)));
+              if (input.batches && prior.has(made)) await jobs.add(() => files.copy(made, augName, NOT_READ_AGAIN));
+              else await jobs.add(() => limit(() => augmentedCopy(files, video, input, c, k)).then((buf) => files.write(augName, buf, 'image/jpeg', NOT_READ_AGAIN)));
             }
           }
-          let written = 0;
-          await Promise.all(jobs.map((j) => j.then(() => heartbeat({ imagesWritten: ++written, uploadsSkipped: files.io.uploadsSkipped }))));
+          await jobs.settle();
           // Images per split: the classes' counts summed.
           const total = (sp: Split) => Object.values(tracks).reduce((sum, t) => sum + (t[sp] ?? 0), 0);
           const [train, val, test] = [total('train'), total('val'), total('test')];
@@ -202,7 +203,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
           };
         } catch (err) {
           // No copy may still be running once the attempt has failed.
-          await Promise.allSettled(jobs);
+          await jobs.drain();
           throw err;
         } finally {
           await tables.discard();
@@ -211,6 +212,13 @@ export function createDatasetActivities(deps: ActivityDeps) {
     },
   };
 }
+
+/**
+ * Step 9's copies and uploads unsettled at once ({@link JobWindow}): several times the store's requests in
+ * flight (8, src/storage/gcs.ts), so the store always has work queued, and small enough that the pending
+ * jobs pending stay 64 whatever the length of the video (they were every image of it at once).
+ */
+const DATASET_JOB_WINDOW = 64;
 
 /** Tracks shown in the report at most (each with its first, middle and last crop). */
 const REPORT_MAX_TRACKS = 300;
