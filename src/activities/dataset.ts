@@ -215,8 +215,8 @@ export function createDatasetActivities(deps: ActivityDeps) {
 
 /**
  * Step 9's copies and uploads unsettled at once ({@link JobWindow}): several times the store's requests in
- * flight (8, src/storage/gcs.ts), so the store always has work queued, and small enough that the pending
- * jobs pending stay 64 whatever the length of the video (they were every image of it at once).
+ * flight (8, src/storage/gcs.ts), so the store always has work queued, and a constant: the jobs pending do
+ * not grow with the length of the video.
  */
 const DATASET_JOB_WINDOW = 64;
 
