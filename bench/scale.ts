@@ -6,7 +6,8 @@
  * (https://trac.ffmpeg.org/wiki/Concatenate, stream copy, so frames are the input's frames repeated).
  *
  *   npm run bench:scale -- [VIDEO...] [--minutes M] [--lengths 1,4,8] [--workers 1,2] [--threads T]
- *                                      [--half-minutes H] [--only speedup,memory,half] [--cache-mib N] [--keep-stack]
+ *                                      [--half-minutes H] [--only speedup,memory,half] [--cache-mib N] [--heap-mib N]
+ *                                      [--keep-stack]
  *
  * Figures, per video:
  *   - speed-up: the input looped to `--minutes` minutes, run with each worker count of `--workers` (one ORT
@@ -16,7 +17,11 @@
  *     `inferenceMs` of its step result), and each step's share of the wall time (where the time goes);
  *   - memory: peak RSS (`VmHWM` of /proc/PID/status) of each worker process at each multiple of the input's
  *     length in `--lengths`, and its ratio to the first. The run cache is part of RSS and fills up to its bound
- *     (`--cache-mib`) as the video grows; each step's line shows what it held;
+ *     (`--cache-mib`) as the video grows; each step's line shows what it held. So does V8's garbage: with a
+ *     high heap limit (V8 derives it from the machine's memory: about 4 GiB on a 24 GiB machine) V8 lets its
+ *     heap grow to up to about 4 times what was live at the last full collection before it collects again
+ *     (heap-controller.cc, `MaxGrowingFactor`, https://github.com/v8/v8/blob/main/src/heap/heap-controller.cc);
+ *     `--heap-mib` sets the workers' limit (`--max-old-space-size`) as one would for a worker of bounded memory;
  *   - a full half: the input looped to `--half-minutes` (0 to skip): wall time, peak RSS, and the longest step
  *     against its 2-hour start-to-close timeout.
  *
@@ -54,9 +59,10 @@ const o = new Command('bench:scale')
   .option('--segment-seconds <s>', 'options.segments.seconds of every run (default: the pipeline default, 180 s)')
   .option('--batch-boxes <n>', 'options.batches.boxes of every run (default: the pipeline default, 5000)')
   .option('--cache-mib <n>', "each worker's run-cache bound, MiB (CACHE_MAX_BYTES; default the worker's own, 4096)")
+  .option('--heap-mib <n>', "each worker's V8 heap limit, MiB (NODE_OPTIONS=--max-old-space-size; default V8's own, from the machine's memory)")
   .option('--keep-stack', 'leave the benchmark stack running')
   .parse();
-const opts = o.opts<{ minutes: string; lengths: string; workers: string; threads: string; halfMinutes: string; only: string; keepStack?: boolean; segmentSeconds?: string; batchBoxes?: string; cacheMib?: string }>();
+const opts = o.opts<{ minutes: string; lengths: string; workers: string; threads: string; halfMinutes: string; only: string; keepStack?: boolean; segmentSeconds?: string; batchBoxes?: string; cacheMib?: string; heapMib?: string }>();
 const videos = o.processedArgs[0] as string[];
 const only = new Set(list(opts.only));
 
@@ -126,6 +132,7 @@ async function main(): Promise<void> {
     ORT_INTRA_OP_THREADS: opts.threads,
     SOURCE_ROOTS: [...configured.sourceRoots, tmp, ...videos.map((v) => path.dirname(path.resolve(v)))].join(':'),
     ...(opts.cacheMib ? { CACHE_MAX_BYTES: String(Number(opts.cacheMib) * 1024 ** 2) } : {}),
+    ...(opts.heapMib ? { NODE_OPTIONS: [process.env.NODE_OPTIONS, `--max-old-space-size=${Number(opts.heapMib)}`].filter(Boolean).join(' ') } : {}),
   };
   const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
   const client = new Client({ connection, namespace: STACK.namespace });
@@ -198,7 +205,7 @@ async function main(): Promise<void> {
     for (const source of videos) {
       const duration = (await probeVideo(source)).durationSec;
       if (!(duration > 0)) throw new Error(`${source}: no duration from ffprobe`);
-      console.log(`\nvideo ${source} (${round(duration)} s), ORT threads per worker ${opts.threads}`);
+      console.log(`\nvideo ${source} (${round(duration)} s), ORT threads per worker ${opts.threads}, run cache bound ${opts.cacheMib ? `${opts.cacheMib} MiB` : 'the default'}, V8 heap limit ${opts.heapMib ? `${opts.heapMib} MiB` : "V8's default"}`);
       if (only.has('speedup')) {
         const { file, repeats } = await looped(source, duration, Number(opts.minutes) * 60, tmp);
         console.log(`speed-up: input looped ${repeats}x (${round((duration * repeats) / 60)} min)`);
