@@ -156,9 +156,10 @@ export function createDatasetActivities(deps: ActivityDeps) {
           await jobs.settle();
           // Images per split: the classes' counts summed.
           const total = (sp: Split) => Object.values(tracks).reduce((sum, t) => sum + (t[sp] ?? 0), 0);
-          const [train, val, test] = [total('train'), total('val'), total('test')];
+          const totals: Record<Split, number> = { train: total('train'), val: total('val'), test: total('test') };
+          const { train, val, test } = totals;
           await files.write(video.report, await buildReport(files, video, input, background, crops, tracks, plan, { train, val }, detections), 'text/html; charset=utf-8', NOT_READ_AGAIN);
-          const splits: Split[] = (['train', 'val', 'test'] as const).filter((sp) => total(sp) > 0);
+          const splits: Split[] = (['train', 'val', 'test'] as const).filter((sp) => totals[sp] > 0);
           const folders: DatasetFolder[] = [...splits, ...(tables.hasFolder('train_aug') ? (['train_aug'] as const) : [])];
           // Leftovers of an earlier dataset in this folder that this plan does not contain.
           for (const n of [video.report, video.manifest, video.classesTxt, video.dataYaml, video.manifestCsv, ...folders.map((f) => video.splitMetadata(f))]) leftovers.delete(n);

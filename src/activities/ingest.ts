@@ -9,6 +9,7 @@ import { badMedia, invalidInput, PipelineError } from '../errors';
 import { parseSource } from '../sources';
 import { metadataFileSchema, type MetadataFile } from '../storage/artifacts';
 import { sha256File } from '../util/hash';
+import { JobWindow } from '../util/window';
 import { encodeJpeg } from '../vision/image/rgb';
 import { extractFrames } from '../vision/media/frames';
 import { importToMp4 } from '../vision/media/import';
@@ -162,26 +163,29 @@ export function createIngestActivities(deps: ActivityDeps) {
       return runStep(deps, 'extractFramesForDetections', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
         const { frameStride: stride, maxFrames, jpegQuality } = input.options;
-        // Uploads (and the decode for the run cache) in flight at once; the store bounds requests further.
+        // Uploads in flight at once; the store bounds requests further.
         const limit = pLimit(FRAME_UPLOAD_CONCURRENCY);
         const ids: number[] = [];
         // A retry decodes and encodes again (deterministic) but uploads only frames not already stored with
         // the same bytes by an earlier attempt.
         if (activityAttempt() > 1) await files.loadPriorOutputs([video.framesPrefix]);
         await files.withLocalFile(video.video, async (file) => {
-          const uploads: Promise<void>[] = [];
-          let failed: unknown;
-          for await (const frame of extractFrames(file, { stride, maxFrames, signal: cancellationSignal(), bins: deps.ffmpeg })) {
-            if (failed) throw failed;
-            const jpeg = await encodeJpeg(frame, jpegQuality);
-            uploads.push(limit(() => files.writeFrame(video.frame(frame.frameId), jpeg)).catch((err) => void (failed = err)));
-            ids.push(frame.frameId);
-            heartbeat({ framesDone: ids.length, lastFrameId: frame.frameId, uploadsSkipped: files.io.uploadsSkipped });
-            // Back-pressure: at most ~2 x the concurrency of encoded frames wait for upload (the queue is FIFO).
-            if (limit.pendingCount > FRAME_UPLOAD_CONCURRENCY) await uploads[uploads.length - FRAME_UPLOAD_CONCURRENCY];
+          // Back-pressure: at most 2 x the concurrency of encoded frames are uploading or waiting to (ffmpeg's
+          // pipe blocks meanwhile); the first failed upload stops the loop.
+          const uploads = new JobWindow(2 * FRAME_UPLOAD_CONCURRENCY);
+          try {
+            for await (const frame of extractFrames(file, { stride, maxFrames, signal: cancellationSignal(), bins: deps.ffmpeg })) {
+              const jpeg = await encodeJpeg(frame, jpegQuality);
+              await uploads.add(() => limit(() => files.writeFrame(video.frame(frame.frameId), jpeg)));
+              ids.push(frame.frameId);
+              heartbeat({ framesDone: ids.length, lastFrameId: frame.frameId, uploadsSkipped: files.io.uploadsSkipped });
+            }
+            await uploads.settle();
+          } catch (err) {
+            // No upload may still be running once the attempt has failed.
+            await uploads.drain();
+            throw err;
           }
-          await Promise.all(uploads);
-          if (failed) throw failed;
         });
         const count = ids.length;
         if (count === 0) throw badMedia(input.source, 'no frames could be decoded');
