@@ -80,34 +80,72 @@ export function planAugmentation(seed: string, cropName: string, k: number, p: A
   };
 }
 
-/** Applies {@link Augmentation} to a JPEG crop; output keeps the input size. Deterministic bytes. */
+/**
+ * The 2 x 2 matrix `[a, b, c, d]` (sharp `affine`, libvips `vips_affine`: x' = a x + b y, y' = c x + d y, in
+ * pixels, y down) that rotates a `w` x `h` crop by `rotateDegrees` (clockwise on screen for a positive angle,
+ * as sharp's `rotate`) and then scales the rotated image's bounding box to `round(w * scale)` x
+ * `round(h * scale)`. This is the map of the earlier two-stage geometry (sharp `rotate` onto the enlarged
+ * canvas, then `resize` with `fit: 'fill'` back to the crop's aspect) as a single resampling.
+ * @param w crop width in pixels (>= 1)
+ * @param h crop height in pixels (>= 1)
+ * @param rotateDegrees rotation in degrees
+ * @param scale zoom factor (> 0)
+ */
+export function zoomRotateMatrix(w: number, h: number, rotateDegrees: number, scale: number): [number, number, number, number] {
+  const t = (rotateDegrees * Math.PI) / 180;
+  const cos = Math.cos(t);
+  const sin = Math.sin(t);
+  // Bounding box of the rotated crop, then per-axis factors onto the zoomed size.
+  const rw = Math.abs(w * cos) + Math.abs(h * sin);
+  const rh = Math.abs(w * sin) + Math.abs(h * cos);
+  const kx = Math.max(1, Math.round(w * scale)) / rw;
+  const ky = Math.max(1, Math.round(h * scale)) / rh;
+  return [kx * cos, -kx * sin, ky * sin, ky * cos];
+}
+
+/**
+ * Applies {@link Augmentation} to a JPEG crop; the output keeps the input's size and is encoded once, as JPEG at
+ * `quality`. Deterministic bytes for the same inputs and sharp/libvips build.
+ *
+ * Two sharp pipelines with raw pixels between them, so the only lossy step is the final encode:
+ * 1. decode, mirror (`flip`), rotate and zoom as one bilinear affine resampling ({@link zoomRotateMatrix};
+ *    uncovered corners take `fill`), then brightness and saturation (sharp `modulate`; sharp applies it after
+ *    the affine, so the corners are modulated too);
+ * 2. cut (zoom in) or pad with `fill` (zoom out) about the centre back to the crop's size, per axis; the blur;
+ *    the erased rectangle in `fill`; the JPEG encode.
+ * The split follows sharp's fixed operation order (https://sharp.pixelplumbing.com/api-operation#affine: the
+ * affine comes after resizing, extraction and rotation), which allows no cut after the affine in one pipeline.
+ * @param crop JPEG (or any sharp input) of the crop
+ * @param fill RGB 0-255 of uncovered and erased pixels
+ * @param quality JPEG quality 1-100
+ * @throws sharp's error when `crop` cannot be decoded
+ */
 export async function applyAugmentation(crop: Buffer, aug: Augmentation, fill: [number, number, number], quality: number): Promise<Buffer> {
   const meta = await sharp(crop).metadata();
   const w = meta.width ?? 1;
   const h = meta.height ?? 1;
   const background = { r: fill[0], g: fill[1], b: fill[2] };
-  let img = sharp(crop).modulate({ brightness: aug.brightness, saturation: aug.saturation });
-  if (aug.flip) img = img.flop();
-  const rotated = await img.rotate(aug.rotate, { background }).toBuffer();
-  // Zoom about the centre: scale, then cut (zoom in) or pad (zoom out) back to w x h.
-  const sw = Math.max(1, Math.round(w * aug.scale));
-  const sh = Math.max(1, Math.round(h * aug.scale));
-  let out = sharp(await sharp(rotated).resize(sw, sh, { fit: 'fill' }).toBuffer());
-  if (aug.scale >= 1) {
-    out = out.extract({ left: Math.floor((sw - w) / 2), top: Math.floor((sh - h) / 2), width: w, height: h });
-  } else {
-    const dx = w - sw;
-    const dy = h - sh;
-    out = out.extend({ left: Math.floor(dx / 2), right: dx - Math.floor(dx / 2), top: Math.floor(dy / 2), bottom: dy - Math.floor(dy / 2), background });
-  }
-  let buf = await out.toBuffer();
-  if (aug.blurSigma > 0) buf = await sharp(buf).blur(Math.max(0.3, aug.blurSigma)).toBuffer();
+  let first = sharp(crop);
+  if (aug.flip) first = first.flop();
+  const { data, info } = await first
+    .affine(zoomRotateMatrix(w, h, aug.rotate, aug.scale), { background, interpolator: sharp.interpolators.bilinear })
+    .modulate({ brightness: aug.brightness, saturation: aug.saturation })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  let out = sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } });
+  // Zoom about the centre: cut each axis that came out larger, pad each that came out smaller.
+  const cw = Math.min(info.width, w);
+  const ch = Math.min(info.height, h);
+  if (cw < info.width || ch < info.height) out = out.extract({ left: Math.floor((info.width - cw) / 2), top: Math.floor((info.height - ch) / 2), width: cw, height: ch });
+  const dx = w - cw;
+  const dy = h - ch;
+  if (dx > 0 || dy > 0) out = out.extend({ left: Math.floor(dx / 2), right: dx - Math.floor(dx / 2), top: Math.floor(dy / 2), bottom: dy - Math.floor(dy / 2), background });
+  if (aug.blurSigma > 0) out = out.blur(Math.max(0.3, aug.blurSigma));
   if (aug.erase) {
     const [fx, fy, fw, fh] = aug.erase;
     const rw = Math.max(1, Math.round(fw * w));
     const rh = Math.max(1, Math.round(fh * h));
-    const patch = await sharp({ create: { width: rw, height: rh, channels: 3, background } }).png().toBuffer();
-    buf = await sharp(buf).composite([{ input: patch, left: Math.min(w - rw, Math.round(fx * w)), top: Math.min(h - rh, Math.round(fy * h)) }]).toBuffer();
+    out = out.composite([{ input: { create: { width: rw, height: rh, channels: 3, background } }, left: Math.min(w - rw, Math.round(fx * w)), top: Math.min(h - rh, Math.round(fy * h)) }]);
   }
-  return sharp(buf).jpeg({ quality, mozjpeg: false }).toBuffer();
+  return out.jpeg({ quality, mozjpeg: false }).toBuffer();
 }
