@@ -17,13 +17,15 @@
  *   `videoProgress` signal about no video of the run arrive; both are dropped and the run completes;
  * - `hung-step`: step 6 hangs without heartbeats on a live worker; after 8 heartbeat timeouts the worker
  *   answers the ping on its own queue, so the step fails (not re-routed) and so does the run;
- * - `segmented`: a long video whose step 3 plans three time segments: three `detectSegment` activities on
- *   the shared GPU queue, then step 5 stitches (patch `video-segments`);
+ * - `segmented`: a long video whose step 3 plans three time segments: three `trackSegment` child workflows,
+ *   each running its `detectSegment` activity on the shared GPU queue, then step 5 stitches (patches
+ *   `video-segments`, `segment-workflows`);
  * - `batched`: a video whose step 5 plans three class batches: three `cropBatch` activities on the shared CPU
  *   queue before step 6 merges, three `backgroundBatch` on the shared GPU queue before step 7 gathers, three
  *   `augmentBatch` before step 8 counts and step 9 copies (patch `class-batches`).
  *
- * and saves the history of the run and of every child workflow it started (`processVideo` per video) as
+ * and saves the history of the run and of every child workflow it started (`processVideo` per video, and theirs:
+ * `trackSegment` per segment) as
  * `test/fixtures/histories/{RECORDING}/{scenario}.{workflowType}[.{n}].json`, listed in `manifest.json`.
  * RECORDING defaults to `CURRENT_RECORDING` (test/fixtures/histories/fixtures.ts). Earlier histories of the
  * same recording are replaced; other recordings (older code generations) are kept.

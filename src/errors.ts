@@ -10,7 +10,7 @@
  * Classification rules follow the GCS retry guidance (https://cloud.google.com/storage/docs/retry-strategy):
  * HTTP 408, 429 and 5xx and connection-level errors are transient; every other 4xx is permanent.
  */
-import { ActivityFailure, ApplicationFailure, RetryState, TimeoutFailure, TimeoutType } from '@temporalio/common';
+import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, RetryState, TimeoutFailure, TimeoutType } from '@temporalio/common';
 
 /** Failure types that appear as `ApplicationFailure.type` in Temporal history and the Web UI. */
 export const ErrorType = {
@@ -207,7 +207,8 @@ const QUOTED_DETAILS_CHARS = 200;
  * `runStep` through {@link toApplicationFailure}) or, when the attempts ran out, is `maxAttempts`.
  * Workflow-safe (no I/O).
  *
- * @param err what the step's activity call threw (normally an `ActivityFailure`)
+ * @param err what the step's activity call threw (normally an `ActivityFailure`; a `ChildWorkflowFailure` around
+ *   one for a part run by a child workflow)
  * @returns a non-retryable `ApplicationFailure` of the root cause's type (`Timeout` for timeouts), with
  *   `err` as its cause and a {@link StepFailureInfo} as its first detail
  */
@@ -236,7 +237,8 @@ export function stepFailure(step: string, stepNumber: number, err: unknown, maxA
             ? 'did not finish within its start-to-close timeout'
             : `timed out (${root.timeoutType})`;
   }
-  const activity = err instanceof ActivityFailure ? err : undefined;
+  // A part run by a child workflow (a segment's `trackSegment`) fails with the child's failure around the activity's.
+  const activity = err instanceof ActivityFailure ? err : err instanceof ChildWorkflowFailure && err.cause instanceof ActivityFailure ? err.cause : undefined;
   if (activity?.retryState === RetryState.MAXIMUM_ATTEMPTS_REACHED) attempts = maxAttempts;
   const where = attempts !== undefined ? `on attempt ${attempts} of ${maxAttempts}` : `(attempts: ${activity?.retryState ?? 'unknown'})`;
   const info: StepFailureInfo = { step, stepNumber, attempts, maxAttempts, rootType, rootCause };

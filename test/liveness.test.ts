@@ -3,7 +3,7 @@
  * `forEachBounded`, and of the step failure that names step, attempts and root cause (src/errors.ts).
  * The same behaviour against the real dev server: test/liveness.e2e.test.ts.
  */
-import { ActivityFailure, ApplicationFailure, RetryState, TimeoutFailure, TimeoutType } from '@temporalio/common';
+import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, RetryState, TimeoutFailure, TimeoutType } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { ActivityLiveness, forEachBounded } from '../src/activities/liveness';
 import { ErrorType, PipelineError, stepFailure, toApplicationFailure } from '../src/errors';
@@ -127,6 +127,14 @@ describe('stepFailure', () => {
     const root = toApplicationFailure(new PipelineError(ErrorType.Stalled, 'activity detectPlayers', 'no progress for 300 s'), 8);
     const f = stepFailure('detectPlayers', 5, activityFailure(root, RetryState.MAXIMUM_ATTEMPTS_REACHED), 8);
     expect(f.message).toBe('step 5 detectPlayers failed on attempt 8 of 8: Stalled: activity detectPlayers: no progress for 300 s');
+  });
+
+  it('reads the attempts through the child workflow failure of a part run as a child (a segment)', () => {
+    const root = new TimeoutFailure('activity Heartbeat timeout', { framesDone: 12 }, TimeoutType.HEARTBEAT);
+    const child = new ChildWorkflowFailure('default', { workflowId: 'w:segment:1', runId: 'r' }, 'trackSegment', RetryState.NON_RETRYABLE_FAILURE, activityFailure(root, RetryState.MAXIMUM_ATTEMPTS_REACHED));
+    const f = stepFailure('detectPlayers', 5, child, 8);
+    expect(f.type).toBe(ErrorType.Timeout);
+    expect(f.message).toBe('step 5 detectPlayers failed on attempt 8 of 8: Timeout: no heartbeat within the heartbeat timeout (the worker died, or its event loop was blocked); last heartbeat details: {"framesDone":12}');
   });
 
   it('says so when the attempts are unknown', () => {

@@ -17,11 +17,11 @@ import { DeterminismViolationError } from '@temporalio/workflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config';
 import { startRun } from '../src/cli/client';
-import { legacyVideoWorkflowId, videoWorkflowId } from '../src/workflows/ids';
+import { legacyVideoWorkflowId, segmentWorkflowId, videoWorkflowId } from '../src/workflows/ids';
 import { bundlePipelineWorkflows, createPipelineWorkers, WORKFLOWS_PATH } from '../src/workers/worker';
 import { CURRENT_RECORDING, loadHistory, patchIds, readManifest, SCENARIOS, type History, type HistoryFixture } from './fixtures/histories/fixtures';
 import { PATCH_ID } from './fixtures/changed-workflow/extraStep';
-import { PATCH_CLASS_BATCHES, PATCH_PROBE_WORKER, PATCH_RELEASE_OWN_QUEUES, PATCH_VIDEO_SEGMENTS } from '../src/workflows/processVideo';
+import { PATCH_CLASS_BATCHES, PATCH_PROBE_WORKER, PATCH_RELEASE_OWN_QUEUES, PATCH_SEGMENT_WORKFLOWS, PATCH_VIDEO_SEGMENTS } from '../src/workflows/processVideo';
 import { PATCH_RUN_DATASET } from '../src/workflows/trainPipeline';
 import { mockActivities } from './helpers/mockActivities';
 import { testClient, workflowBundle } from './helpers/temporal';
@@ -65,7 +65,7 @@ describe('recorded workflow histories', () => {
   it('cover every scenario of each recording, with the run, its processVideo children and the cancel helper', () => {
     // The older recordings (`-` ids; `:` ids before the worker ping; before the run-level dataset) are kept
     // next to the current one, which covers every scenario.
-    expect(Object.keys(manifest.recordings).sort()).toEqual(['legacy-ids', 'unambiguous-ids', 'probe-worker', 'run-dataset', 'video-segments', CURRENT_RECORDING].sort());
+    expect(Object.keys(manifest.recordings).sort()).toEqual(['legacy-ids', 'unambiguous-ids', 'probe-worker', 'run-dataset', 'video-segments', 'class-batches', CURRENT_RECORDING].sort());
     expect(manifest.recordings[CURRENT_RECORDING].scenarios).toEqual([...SCENARIOS]);
     for (const [recording, { scenarios }] of Object.entries(manifest.recordings)) {
       const mine = fixtures.filter((f) => f.recording === recording);
@@ -95,6 +95,11 @@ describe('recorded workflow histories', () => {
         const videoGuid = (JSON.parse(Buffer.from(started.input!.payloads![0].data as Uint8Array).toString('utf8')) as { videoGuid: string }).videoGuid;
         expect(f.workflowId, f.file).toBe(f.recording === 'legacy-ids' ? legacyVideoWorkflowId(parent, videoGuid) : videoWorkflowId(parent, videoGuid));
       }
+      if (f.workflowType === 'trackSegment') {
+        const started = history.events![0].workflowExecutionStartedEventAttributes!;
+        const input = JSON.parse(Buffer.from(started.input!.payloads![0].data as Uint8Array).toString('utf8')) as { segment: { segment: { index: number } } };
+        expect(f.workflowId, f.file).toBe(segmentWorkflowId(started.parentWorkflowExecution!.workflowId!, input.segment.segment.index));
+      }
     }
     // The hung step went through the new path: 8 heartbeat timeouts, the patch marker, the ping answered, and the
     // video failed with step, attempts and cause.
@@ -115,14 +120,26 @@ describe('recorded workflow histories', () => {
     expect(mergesOf(`${CURRENT_RECORDING}/completed.trainPipeline.json`)).toEqual({ patched: true, merges: 1 });
     expect(mergesOf('probe-worker/completed.trainPipeline.json')).toEqual({ patched: false, merges: 0 });
     expect(mergesOf('run-dataset/completed.trainPipeline.json')).toEqual({ patched: true, merges: 1 });
-    // The segmented run of the current recording fanned step 5 out over three segments behind its patch, before
-    // step 5 itself; the one-segment videos of every recording have no such marker.
+    // The segmented run of the current recording fanned step 5 out over three segments behind its patches, each a
+    // trackSegment child that scheduled its detectSegment, all before step 5 itself; in `class-batches` the video
+    // scheduled the three activities itself. The one-segment videos of every recording have no such marker.
     const segmented = loadHistory(fixtures.find((f) => f.file === `${CURRENT_RECORDING}/segmented.processVideo.json`)!).history.events!;
-    const scheduledNames = segmented.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name!] : []));
-    expect(scheduledNames.filter((n) => n === 'detectSegment')).toHaveLength(3);
-    expect(scheduledNames.lastIndexOf('detectSegment')).toBeLessThan(scheduledNames.indexOf('detectPlayers'));
+    const commandsOf = (events: typeof segmented) =>
+      events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name!] : e.startChildWorkflowExecutionInitiatedEventAttributes ? [e.startChildWorkflowExecutionInitiatedEventAttributes.workflowType!.name!] : []));
+    const scheduledNames = commandsOf(segmented);
+    expect(scheduledNames.filter((n) => n === 'trackSegment')).toHaveLength(3);
+    expect(scheduledNames).not.toContain('detectSegment');
+    expect(scheduledNames.lastIndexOf('trackSegment')).toBeLessThan(scheduledNames.indexOf('detectPlayers'));
     const patchesOf = (events: typeof segmented) => patchIds({ events });
     expect(patchesOf(segmented)).toContain(PATCH_VIDEO_SEGMENTS);
+    expect(patchesOf(segmented)).toContain(PATCH_SEGMENT_WORKFLOWS);
+    const segmentChildren = fixtures.filter((f) => f.recording === CURRENT_RECORDING && f.workflowType === 'trackSegment');
+    expect(segmentChildren.map((f) => [f.scenario, f.status])).toEqual([['segmented', 'COMPLETED'], ['segmented', 'COMPLETED'], ['segmented', 'COMPLETED']]);
+    for (const f of segmentChildren) expect(commandsOf(loadHistory(f).history.events!), f.file).toEqual(['detectSegment']);
+    const before = loadHistory(fixtures.find((f) => f.file === 'class-batches/segmented.processVideo.json')!).history.events!;
+    expect(commandsOf(before).filter((n) => n === 'detectSegment')).toHaveLength(3);
+    expect(patchesOf(before)).toContain(PATCH_VIDEO_SEGMENTS);
+    expect(patchesOf(before)).not.toContain(PATCH_SEGMENT_WORKFLOWS);
     expect(patchesOf(loadHistory(fixtures.find((f) => f.file === `${CURRENT_RECORDING}/rerouted.processVideo.json`)!).history.events!)).not.toContain(PATCH_VIDEO_SEGMENTS);
     // The batched run of the current recording fanned steps 6, 7 and 8 out over three class batches behind its
     // patch, each before the step itself; the one-batch videos have no such marker.

@@ -7,10 +7,11 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config';
 import { startRun } from '../src/cli/client';
-import { runWorkflowId, videoWorkflowId } from '../src/workflows/ids';
-import { PATCH_CLASS_BATCHES, PATCH_VIDEO_SEGMENTS } from '../src/workflows/processVideo';
+import { runWorkflowId, segmentWorkflowId, videoWorkflowId } from '../src/workflows/ids';
+import { PATCH_CLASS_BATCHES, PATCH_SEGMENT_WORKFLOWS, PATCH_VIDEO_SEGMENTS } from '../src/workflows/processVideo';
 import { cancelSignal, PIPELINE_STEP, progressQuery, RUN_GUID, TENANT_ID } from '../src/workflows/messages';
 import { STEP_NAMES } from '../src/workflows/steps';
+import { ErrorType, PipelineError, toApplicationFailure } from '../src/errors';
 import type { StepInput } from '../src/workflows/types';
 import { WORKER_ID } from '../src/workers/worker';
 import { PATCH_RUN_DATASET, PATCH_VIDEO_TRACKS } from '../src/workflows/trainPipeline';
@@ -98,16 +99,23 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
     expect(summary.dataset).toBeUndefined();
   });
 
-  it('fans step 5 of a long video out over its segments on the shared GPU queue, behind the video-segments patch, then stitches', async () => {
+  it('fans step 5 of a long video out over its segments on the shared GPU queue, one child workflow each, behind the video-segments patch, then stitches', async () => {
     const m = mockActivities();
     const tenantId = uniq();
-    const { summary, history, childHistory, taskQueue } = await withWorkers(
+    const { summary, history, childHistory, segmentRuns, taskQueue, runGuid } = await withWorkers(
       m.cpu,
       async (taskQueue) => {
         const run = await startRun(client, { ...loadConfig(), taskQueue }, { tenantId, videos: [{ source: '/long-segments.mp4' }] });
         const summary = await run.handle.result();
-        const child = client.workflow.getHandle(videoWorkflowId(run.workflowId, summary.videos[0].videoGuid));
-        return { summary, history: await run.handle.fetchHistory(), childHistory: await child.fetchHistory(), taskQueue };
+        const videoId = videoWorkflowId(run.workflowId, summary.videos[0].videoGuid);
+        const child = client.workflow.getHandle(videoId);
+        const segmentRuns = await Promise.all(
+          [0, 1, 2].map(async (k) => {
+            const h = client.workflow.getHandle(segmentWorkflowId(videoId, k));
+            return { description: await h.describe(), history: await h.fetchHistory() };
+          }),
+        );
+        return { summary, history: await run.handle.fetchHistory(), childHistory: await child.fetchHistory(), segmentRuns, taskQueue, runGuid: run.runGuid };
       },
       m.gpu,
     );
@@ -125,15 +133,53 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
     expect((detect.input as { segments?: unknown[] }).segments).toHaveLength(3);
     expect(detect.queue).toBe(`${taskQueue}-gpu@${WORKER_ID}`);
     expect(m.calls.filter((c) => STEP_NAMES.includes(c.name as never)).map((c) => c.name)).toEqual([...STEP_NAMES]);
-    // The segments' activities carry their own ids; the patch marker is recorded.
-    const scheduled = childHistory.events!.flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name === 'detectSegment' ? [e.activityTaskScheduledEventAttributes.activityId] : []));
-    expect(scheduled.sort()).toEqual(['detectSegment-0', 'detectSegment-1', 'detectSegment-2']);
+    // Each segment is a trackSegment child of the video, with the run's search attributes and its own history,
+    // in which its activity carries its own id; the video schedules no detectSegment itself. Patch markers recorded.
+    const started = childHistory.events!.flatMap((e) => (e.startChildWorkflowExecutionInitiatedEventAttributes ? [e.startChildWorkflowExecutionInitiatedEventAttributes] : []));
+    expect(started.map((c) => c.workflowType?.name)).toEqual(['trackSegment', 'trackSegment', 'trackSegment']);
+    expect(childHistory.events!.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'detectSegment')).toBe(false);
+    for (const [k, seg] of segmentRuns.entries()) {
+      expect(seg.description.type).toBe('trackSegment');
+      expect(seg.description.status.name).toBe('COMPLETED');
+      expect(seg.description.typedSearchAttributes.get(TENANT_ID)).toBe(tenantId);
+      expect(seg.description.typedSearchAttributes.get(RUN_GUID)).toBe(runGuid);
+      expect(seg.description.typedSearchAttributes.get(PIPELINE_STEP)).toBe('completed');
+      const scheduled = seg.history.events!.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes] : []));
+      expect(scheduled.map((a) => [a.activityType?.name, a.activityId, a.taskQueue?.name])).toEqual([['detectSegment', `detectSegment-${k}`, `${taskQueue}-gpu`]]);
+    }
     const patches = patchIds(childHistory);
     expect(patches).toContain(PATCH_VIDEO_SEGMENTS);
+    expect(patches).toContain(PATCH_SEGMENT_WORKFLOWS);
     // Each segment's storage counters count in the video's: 9 steps and 3 segments.
     expect(summary.cache.hits).toBe(2 * 12);
     // The cache is released wherever a segment says it cached (the mock reports the queue it ran on).
     expect(m.releases.map((r) => r.queue).sort()).toEqual([`${taskQueue}-gpu@${WORKER_ID}`, `${taskQueue}-gpu`, `${taskQueue}@${WORKER_ID}`].sort());
+  });
+
+  it('fails the video naming step 5, the attempt and the cause when a segment child fails for good; no later step runs', async () => {
+    const m = mockActivities();
+    const detectSegment = m.gpu.detectSegment;
+    m.gpu.detectSegment = async (input) => {
+      const { segment } = input as StepInput & { segment: { index: number } };
+      if (segment.index === 1) throw toApplicationFailure(new PipelineError(ErrorType.BadMedia, `segment ${segment.index}`, 'undecodable frames'), 1);
+      return detectSegment(input);
+    };
+    const { err, videoHistory, segment } = await withWorkers(
+      m.cpu,
+      async (taskQueue) => {
+        const run = await startRun(client, { ...loadConfig(), taskQueue }, { tenantId: uniq(), videos: [{ source: '/long-segments.mp4' }] });
+        const err = await run.handle.result().catch((e: unknown) => e);
+        const videoId = videoWorkflowId(run.workflowId, (await run.handle.query(progressQuery)).videos[0].videoGuid);
+        return { err, videoHistory: await client.workflow.getHandle(videoId).fetchHistory(), segment: await client.workflow.getHandle(segmentWorkflowId(videoId, 1)).describe() };
+      },
+      m.gpu,
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const failed = videoHistory.events!.find((e) => e.workflowExecutionFailedEventAttributes)!.workflowExecutionFailedEventAttributes!.failure!;
+    expect(failed.message).toBe('step 5 detectPlayers failed on attempt 1 of 8: BadMedia: segment 1: undecodable frames');
+    expect(segment.status.name).toBe('FAILED');
+    expect(m.calls.some((c) => c.name === 'detectPlayers' || c.name === 'extractCrops')).toBe(false);
+    expect(m.records.at(-1)!.status).toBe('failed');
   });
 
   it('tracks, crops and augments a video of one segment and one class batch in one piece, with no patch marker', async () => {
@@ -150,6 +196,7 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
     expect(m.calls.some((c) => c.name === 'detectSegment')).toBe(false);
     const patches = patchIds(history);
     expect(patches).not.toContain(PATCH_VIDEO_SEGMENTS);
+    expect(patches).not.toContain(PATCH_SEGMENT_WORKFLOWS);
     // One class batch too: steps 6-8 crop, treat and augment the video in one piece.
     expect(m.calls.some((c) => c.name.endsWith('Batch'))).toBe(false);
     expect(patches).not.toContain(PATCH_CLASS_BATCHES);
@@ -211,6 +258,12 @@ describe('trainPipeline workflow (mocked activities, real dev server)', () => {
         const err = await run.handle.result().catch((e: unknown) => e);
         expect(Date.now() - t0).toBeLessThan(10_000);
         expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+        if (part === 'detectSegment') {
+          // The segments' child workflows were cancelled with the run: none is left running.
+          const videoId = videoWorkflowId(run.workflowId, p.videos[0].videoGuid);
+          const states = await Promise.all([0, 1, 2].map(async (k) => (await client.workflow.getHandle(segmentWorkflowId(videoId, k)).describe()).status.name));
+          expect(states).toEqual(['CANCELLED', 'CANCELLED', 'CANCELLED']);
+        }
       },
       m.gpu,
     );

@@ -18,6 +18,7 @@ import {
   legacyVideoWorkflowId,
   parseRunWorkflowId,
   runWorkflowId,
+  segmentWorkflowId,
   videoWorkflowId,
 } from '../src/workflows/ids';
 import type { StepInput } from '../src/workflows/types';
@@ -48,6 +49,8 @@ describe('workflow id convention', () => {
     expect(() => runWorkflowId('ac:me', 'r1')).toThrow(PipelineError);
     expect(() => runWorkflowId('acme', 'r:1')).toThrow(PipelineError);
     expect(() => videoWorkflowId('train-pipeline:acme:r1', 'V1')).toThrow(PipelineError);
+    expect(segmentWorkflowId('train-pipeline:acme:r1:video:v1', 0)).toBe('train-pipeline:acme:r1:video:v1:segment:0');
+    for (const bad of [-1, 1.5, Number.NaN]) expect(() => segmentWorkflowId('train-pipeline:acme:r1:video:v1', bad)).toThrow(PipelineError);
   });
 
   it('gives different ids to the runs whose legacy ids coincided', () => {
@@ -74,9 +77,13 @@ describe('workflow id convention', () => {
         expect(parseRunWorkflowId(cancelHelperWorkflowId(id))).toBeUndefined();
         ids.add(child);
         ids.add(cancelHelperWorkflowId(id));
+        for (const k of [0, 12]) {
+          expect(parseRunWorkflowId(segmentWorkflowId(child, k))).toBeUndefined();
+          ids.add(segmentWorkflowId(child, k));
+        }
       }
     }
-    expect(ids.size).toBe(tenants.length * guids.length * 3);
+    expect(ids.size).toBe(tenants.length * guids.length * 5);
     for (const other of ['train-pipeline-acme-r1', 'train-pipeline:acme', 'train-pipeline:ac/me:r1', 'train-pipeline:acme:R1', 'other:acme:r1', '']) {
       expect(parseRunWorkflowId(other), other).toBeUndefined();
     }
@@ -90,6 +97,7 @@ describe('workflow id convention', () => {
 
   it('lets a conventional id hold only the run it names', () => {
     expect(() => assertWorkflowIdMatches('train-pipeline:acme:r1', 'acme', 'r1')).not.toThrow();
+    expect(() => assertWorkflowIdMatches('train-pipeline:acme:r3:video:v1:segment:0', 'acme', 'r3')).toThrow(/must run as train-pipeline:acme:r3$/);
     expect(() => assertWorkflowIdMatches('my-own-id', 'acme', 'r1')).not.toThrow();
     expect(() => assertWorkflowIdMatches('train-pipeline:acme:r1', 'acme-x', 'r1')).toThrow(/reserved for runs.*train-pipeline:acme-x:r1/);
     expect(() => assertWorkflowIdMatches('train-pipeline:acme:r3:video:v1', 'acme', 'r3')).toThrow(/must run as train-pipeline:acme:r3$/);

@@ -12,8 +12,9 @@
  * | `trainPipeline` | `train-pipeline:{tenantId}:{runGuid}` |
  * | `processVideo` | `train-pipeline:{tenantId}:{runGuid}:video:{videoGuid}` |
  * | `requestCancellation` | `train-pipeline:{tenantId}:{runGuid}:cancel` |
+ * | `trackSegment` | `train-pipeline:{tenantId}:{runGuid}:video:{videoGuid}:segment:{index}` |
  *
- * The three forms differ in their number of separators (2, 4, 3), so no run id equals a child id either.
+ * The four forms differ in their number of separators (2, 4, 3, 6), so no run id equals a child id either.
  * Executions started before this convention used `-` as the separator (`train-pipeline-{tenantId}-{runGuid}`,
  * `{runId}-video-{videoGuid}`, `{runId}-cancel`), which let two tenants' ids coincide (tenant `acme`, run
  * `x-r1` and tenant `acme-x`, run `r1`); the `legacy*` helpers rebuild those ids for such executions only
@@ -56,6 +57,16 @@ export function runWorkflowId(tenantId: string, runGuid: string): string {
 export function videoWorkflowId(runId: string, videoGuid: string): string {
   assertGuid(videoGuid, 'videoGuid');
   return [runId, 'video', videoGuid].join(ID_SEPARATOR);
+}
+
+/**
+ * Workflow id of the child that tracks segment `index` (0-based) of the video whose `processVideo` has workflow
+ * id `videoId`: `{videoId}:segment:{index}`.
+ * @throws PipelineError(InvalidInput) when `index` is not a non-negative integer.
+ */
+export function segmentWorkflowId(videoId: string, index: number): string {
+  if (!Number.isInteger(index) || index < 0) throw invalidInput('segment index', `${index} is not a non-negative integer`);
+  return [videoId, 'segment', String(index)].join(ID_SEPARATOR);
 }
 
 /** Workflow id of the helper child that cancels the run `runId` natively on its behalf: `{runId}:cancel`. */

@@ -3,3 +3,4 @@
  */
 export { requestCancellation, trainPipeline } from './trainPipeline';
 export { processVideo } from './processVideo';
+export { trackSegment } from './trackSegment';

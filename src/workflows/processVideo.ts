@@ -7,12 +7,14 @@
  * Deterministic workflow code: activities are imported as types only.
  */
 import {
-  ActivityCancellationType,
   ActivityFailure,
   CancellationScope,
+  ChildWorkflowCancellationType,
+  executeChild,
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  ParentClosePolicy,
   patched,
   TimeoutFailure,
   proxyActivities,
@@ -24,43 +26,20 @@ import {
 import { TimeoutType } from '@temporalio/common';
 import type { Activities, RoutingActivities } from '../activities';
 import { addIo, emptyIo } from './io';
-import { NON_RETRYABLE_ERROR_TYPES, stepFailure } from '../errors';
-import { PIPELINE_STEP, videoProgressQuery, videoProgressSignal } from './messages';
-import { DEFAULT_OPTIONS, type PipelineOptions } from '../validation';
+import { stepFailure } from '../errors';
+import { STEP_MAX_ATTEMPTS, stepOptions } from './activityOptions';
+import { PIPELINE_STEP, RUN_GUID, TENANT_ID, videoProgressQuery, videoProgressSignal } from './messages';
+import { segmentWorkflowId } from './ids';
+import { trackSegment } from './trackSegment';
+import { DEFAULT_OPTIONS } from '../validation';
 import { VideoRouter } from './routing';
 import { CLASS_BATCH_PARTS, gpuTaskQueueFor, STEP_NAMES, stepNumber, stepQueue, type BatchedStepName, type StepName } from './steps';
 import type { BatchProgress, ProcessVideoInput, SegmentProgress, SegmentRange, StepInput, StepResultBase, VideoProgress, VideoSummary } from './types';
 import type { ClassBatch } from '../dataset/batches';
 import type { PitchModel } from '../vision/pitch/model';
 
-/**
- * Activity options of a step. Heartbeats: every activity heartbeats its latest progress on a timer while it
- * makes progress (src/activities/liveness.ts), so a dead worker is noticed within `heartbeatTimeoutSeconds`
- * (default 30 s) and the step is retried (workers cap heartbeat throttling at
- * {@link https://typescript.temporal.io/api/interfaces/worker.WorkerOptions#maxheartbeatthrottleinterval | 2 s}
- * so cancellation reaches a running step within seconds). Retries back off from 1 s to 1 min; the error
- * classification in `src/errors.ts` decides what is not retried. On a worker-specific queue the step also
- * gets a schedule-to-start timeout: nobody taking it from there means the worker is gone.
- */
-function stepOptions(taskQueue: string, routing: PipelineOptions['routing'], ownQueue: boolean): ActivityOptions {
-  return {
-    taskQueue,
-    startToCloseTimeout: '2 hours',
-    heartbeatTimeout: `${routing.heartbeatTimeoutSeconds} seconds`,
-    scheduleToStartTimeout: ownQueue ? `${routing.scheduleToStartSeconds} seconds` : undefined,
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry: {
-      initialInterval: '1 second',
-      backoffCoefficient: 2,
-      maximumInterval: '1 minute',
-      maximumAttempts: STEP_MAX_ATTEMPTS,
-      nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
-    },
-  };
-}
-
-/** Attempts of a step before it fails for good (its retry policy's `maximumAttempts`). */
-export const STEP_MAX_ATTEMPTS = 8;
+/** Attempts of a step before it fails for good (see src/workflows/activityOptions.ts). */
+export { STEP_MAX_ATTEMPTS } from './activityOptions';
 
 /** Patch id: cache release also on the video's own queues and never on a lost worker's (see releaseCaches). */
 export const PATCH_RELEASE_OWN_QUEUES = 'release-cache-on-own-queues';
@@ -79,6 +58,14 @@ export const PATCH_PROBE_WORKER = 'probe-worker-on-heartbeat-timeout';
  * started before this rule track the video in one piece.
  */
 export const PATCH_VIDEO_SEGMENTS = 'video-segments';
+
+/**
+ * Patch id: each segment of step 5's fan-out (see {@link PATCH_VIDEO_SEGMENTS}) is a `trackSegment` child workflow
+ * (src/workflows/trackSegment.ts) running the `detectSegment` activity, instead of the activity scheduled by
+ * `processVideo` itself, so that the Web UI lists every segment with its own id, search attributes and history.
+ * Executions that started before this rule schedule the activities themselves.
+ */
+export const PATCH_SEGMENT_WORKFLOWS = 'segment-workflows';
 
 /**
  * Patch id: a video of more than one class batch (step 5's `classBatches`, `options.batches`) has each batch's crops
@@ -234,52 +221,80 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
   }
 
   /**
-   * Runs the parts of a fanned-out step all at once on the shared queue `queue`, so that every worker serving it
-   * takes some, each named in the Web UI by its activity id and summary; marks the step current first. A part
-   * that fails for good cancels the others and fails the video with {@link stepFailure} naming the step.
+   * Runs the parts of a fanned-out step all at once (`run` starts one part: an activity on a shared queue, so that
+   * every worker serving it takes some, or a child workflow); marks the step current first. A part that fails for
+   * good cancels the others and fails the video with {@link stepFailure} naming the step. With `settle` (child
+   * workflow parts), a failed or cancelled fan-out first waits until every part has ended, so each child closes
+   * as cancelled rather than being terminated when the video closes (the parent close policy).
    */
-  async function fanOut<P, R extends StepResultBase>(name: StepName, queue: string, parts: P[], named: (p: P) => { activityId: string; summary: string }, call: (a: Activities, p: P) => Promise<R>, done: (r: R) => void): Promise<void> {
+  async function fanOut<P, R extends StepResultBase>(name: StepName, parts: P[], run: (p: P) => Promise<R>, done: (r: R) => void, settle = false): Promise<void> {
     progress.currentStep = name;
     upsertSearchAttributes([{ key: PIPELINE_STEP, value: name }]);
     await report();
     const scope = new CancellationScope();
-    const all = scope.run(() =>
-      Promise.all(
-        parts.map(async (p) => {
-          const r = await call(proxyActivities<Activities>({ ...stepOptions(queue, routing, false), ...named(p) }), p);
-          done(r);
-          addIo(progress.io!, r.io);
-          router.cached(r.cachedOn);
-          await report();
-        }),
-      ),
-    );
+    let running: Promise<void>[] = [];
+    const all = scope.run(() => {
+      running = parts.map(async (p) => {
+        const r = await run(p);
+        done(r);
+        addIo(progress.io!, r.io);
+        router.cached(r.cachedOn);
+        await report();
+      });
+      return Promise.all(running);
+    });
     try {
       await all;
     } catch (err) {
+      if (!isCancellation(err)) scope.cancel();
+      if (settle) await CancellationScope.nonCancellable(() => Promise.allSettled(running));
       if (isCancellation(err)) throw err;
-      scope.cancel();
       throw stepFailure(name, stepNumber(name), err, STEP_MAX_ATTEMPTS);
     }
   }
 
+  /** `run` of {@link fanOut} for activity parts: `call` on shared queue `queue`, named in the Web UI by `named`. */
+  function activityParts<P, R>(queue: string, named: (p: P) => { activityId: string; summary: string }, call: (a: Activities, p: P) => Promise<R>): (p: P) => Promise<R> {
+    return (p) => call(proxyActivities<Activities>({ ...stepOptions(queue, routing, false), ...named(p) }), p);
+  }
+
   /**
-   * The fan-out of step 5 over time segments: one `detectSegment` per segment on the shared GPU queue, so that
-   * every GPU worker takes some; counts segments and frames in progress.
+   * The fan-out of step 5 over time segments, on the shared GPU queue so that every GPU worker takes some; counts
+   * segments and frames in progress. Each segment is a `trackSegment` child workflow (its own id, search
+   * attributes and history in the Web UI) running `detectSegment`; executions that started before
+   * {@link PATCH_SEGMENT_WORKFLOWS} schedule the `detectSegment` activities themselves.
    */
   async function trackSegments(segments: SegmentRange[], grass: PitchModel): Promise<void> {
     const counter: SegmentProgress = { total: segments.length, done: 0, framesDone: 0 };
     progress.segments = counter;
+    const gpu = router.shared.gpu;
+    const asChildren = patched(PATCH_SEGMENT_WORKFLOWS);
     await fanOut(
       'detectPlayers',
-      router.shared.gpu,
       segments,
-      (segment) => ({ activityId: `detectSegment-${segment.index}`, summary: `step 5, segment ${segment.index + 1} of ${segments.length}: frames ${segment.from}-${segment.to}` }),
-      (a, segment) => a.detectSegment({ ...base, grass, segment }),
+      asChildren
+        ? (segment) =>
+            executeChild(trackSegment, {
+              workflowId: segmentWorkflowId(info.workflowId, segment.index),
+              cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+              parentClosePolicy: ParentClosePolicy.TERMINATE,
+              staticSummary: `step 5, segment ${segment.index + 1} of ${segments.length}: frames ${segment.from}-${segment.to}`,
+              typedSearchAttributes: [
+                { key: TENANT_ID, value: input.tenantId },
+                { key: RUN_GUID, value: input.runGuid },
+              ],
+              args: [{ segment: { ...base, grass, segment }, taskQueue: gpu, segments: segments.length, routing }],
+            })
+        : activityParts(
+            gpu,
+            (segment) => ({ activityId: `detectSegment-${segment.index}`, summary: `step 5, segment ${segment.index + 1} of ${segments.length}: frames ${segment.from}-${segment.to}` }),
+            (a, segment) => a.detectSegment({ ...base, grass, segment }),
+          ),
       (r) => {
         counter.done++;
         counter.framesDone += r.frames;
       },
+      asChildren,
     );
   }
 
@@ -295,10 +310,12 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
     const n = stepNumber(name);
     await fanOut<ClassBatch, StepResultBase>(
       name,
-      stepQueue(name) === 'gpu' ? router.shared.gpu : router.shared.cpu,
       batches,
-      (batch) => ({ activityId: `${activity}-${batch.index}`, summary: `step ${n}, class batch ${batch.index + 1} of ${batches.length}: tracks ${batch.from}-${batch.to}, ${batch.boxes} boxes` }),
-      (a, batch) => a[activity]({ ...base, grass, batch }),
+      activityParts<ClassBatch, StepResultBase>(
+        stepQueue(name) === 'gpu' ? router.shared.gpu : router.shared.cpu,
+        (batch) => ({ activityId: `${activity}-${batch.index}`, summary: `step ${n}, class batch ${batch.index + 1} of ${batches.length}: tracks ${batch.from}-${batch.to}, ${batch.boxes} boxes` }),
+        (a, batch) => a[activity]({ ...base, grass, batch }),
+      ),
       () => void counter.done++,
     );
   }
