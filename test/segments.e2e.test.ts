@@ -10,6 +10,8 @@
  *   or cropped and augmented which batch, and batches give the outputs that one piece gives;
  * - the worker process tracking a segment is killed (SIGKILL): only that segment is tracked again, by
  *   another worker, and the run completes;
+ * - the worker process augmenting a class batch (step 8's fan-out) is killed: the batch is made again by another
+ *   worker, and the run completes;
  * - the run cache off: every segment and step 5 read their inputs from GCS.
  *
  * All runs share one run GUID (so augmentation seeds match) under different tenant ids; JSON and HTML
@@ -220,6 +222,40 @@ describe('one video in time segments (real activities)', () => {
         expect(events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name)).toEqual(['detectSegment']);
       }
       expect(segmentAttempts.sort()).toEqual([1, 2]);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  }, 300_000);
+
+  it('makes a lost worker’s class batch again on another worker, with identical outputs', async () => {
+    const taskQueue = `batchkill-${Math.random().toString(36).slice(2, 8)}`;
+    const { child, exited } = await spawnWorkerProcess({ TASK_QUEUE: taskQueue, DATAPREP_DATA_DIR: path.join(tmp, 'batchkilled'), SOURCE_ROOTS: tmp });
+    try {
+      const options = { ...OPTIONS, ...BATCHES, routing: { heartbeatTimeoutSeconds: 5, scheduleToStartSeconds: 3 } };
+      const run = await startRun(client, { ...cfg, taskQueue }, { tenantId: 'batchkill', runGuid, videos: [{ source: clip }], options });
+      // The only worker has started augmenting a class batch (step 8's fan-out): kill it mid-batch.
+      const video = client.workflow.getHandle(videoWorkflowId(run.workflowId, videoGuid));
+      let started = false;
+      for (let i = 0; i < 2400 && !started; i++) {
+        const pending = (await video.describe().catch(() => undefined))?.raw.pendingActivities ?? [];
+        started = pending.some((p) => p.activityType?.name === 'augmentBatch' && p.lastStartedTime);
+        if (!started) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(started).toBe(true);
+      child.kill('SIGKILL');
+      await exited;
+      const rescue = realDeps('batchrescue');
+      const summary: RunSummary = await withWorkers(rescue.cpu, () => run.handle.result(), rescue.gpu, { taskQueue });
+      await rescue.deps.release();
+      expect(summary.status).toBe('completed');
+      expect(await snapshot('batchkill', videoGuid)).toEqual(reference);
+      // At least one batch was made a second time, on the rescuing worker; every batch completed.
+      const events = (await video.fetchHistory()).events!;
+      const scheduled = new Map(events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [[String(e.eventId), e.activityTaskScheduledEventAttributes.activityType!.name!]] : [])));
+      const batchAttempts = events.flatMap((e) => (e.activityTaskStartedEventAttributes && scheduled.get(String(e.activityTaskStartedEventAttributes.scheduledEventId)) === 'augmentBatch' ? [e.activityTaskStartedEventAttributes.attempt!] : []));
+      expect(batchAttempts.length).toBeGreaterThan(1);
+      expect(Math.max(...batchAttempts)).toBeGreaterThan(1);
+      expect(events.filter((e) => e.activityTaskCompletedEventAttributes && scheduled.get(String(e.activityTaskCompletedEventAttributes.scheduledEventId)) === 'augmentBatch')).toHaveLength(batchAttempts.length);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
