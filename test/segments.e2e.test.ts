@@ -35,7 +35,7 @@ import { segmentWorkflowId, videoWorkflowId } from '../src/workflows/ids';
 import { progressQuery } from '../src/workflows/messages';
 import type { RunSummary } from '../src/workflows/types';
 import { videoSnapshot } from './helpers/snapshot';
-import { spawnWorkerProcess, testClient, withWorkers } from './helpers/temporal';
+import { spawnWorkerProcess, testClient, waitForActivity, withWorkers } from './helpers/temporal';
 
 const DATA = '/usr/share/doc/opencv-doc/examples/data';
 const tmp = mkdtempSync(path.join(tmpdir(), 'dataprep-segments-'));
@@ -193,16 +193,8 @@ describe('one video in time segments (real activities)', () => {
       const options = { ...OPTIONS, routing: { heartbeatTimeoutSeconds: 5, scheduleToStartSeconds: 3 } };
       const run = await startRun(client, { ...cfg, taskQueue }, { tenantId: 'segkill', runGuid, videos: [{ source: clip }], options });
       // The only worker has started tracking a segment (in the segment's trackSegment child): kill it.
-      const segmentRuns = [0, 1].map((k) => client.workflow.getHandle(segmentWorkflowId(videoWorkflowId(run.workflowId, videoGuid), k)));
-      let started = false;
-      for (let i = 0; i < 1200 && !started; i++) {
-        for (const h of segmentRuns) {
-          const pending = (await h.describe().catch(() => undefined))?.raw.pendingActivities ?? [];
-          started ||= pending.some((p) => p.activityType?.name === 'detectSegment' && p.lastStartedTime);
-        }
-        if (!started) await new Promise((r) => setTimeout(r, 50));
-      }
-      expect(started).toBe(true);
+      const segmentIds = [0, 1].map((k) => segmentWorkflowId(videoWorkflowId(run.workflowId, videoGuid), k));
+      await waitForActivity(client, segmentIds, 'detectSegment');
       // The progress query counts the segments (asked while the worker, which also runs the workflows, lives).
       const before = await run.handle.query(progressQuery);
       expect(before.videos[0].segments).toMatchObject({ total: 2 });
@@ -216,8 +208,8 @@ describe('one video in time segments (real activities)', () => {
       expect(await snapshot('segkill', videoGuid)).toEqual(reference);
       // Only the killed worker's segment was tracked a second time (a second attempt); the other once.
       const segmentAttempts: number[] = [];
-      for (const h of segmentRuns) {
-        const events = (await h.fetchHistory()).events!;
+      for (const id of segmentIds) {
+        const events = (await client.workflow.getHandle(id).fetchHistory()).events!;
         for (const e of events) if (e.activityTaskStartedEventAttributes?.attempt) segmentAttempts.push(e.activityTaskStartedEventAttributes.attempt);
         expect(events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name)).toEqual(['detectSegment']);
       }
@@ -235,13 +227,7 @@ describe('one video in time segments (real activities)', () => {
       const run = await startRun(client, { ...cfg, taskQueue }, { tenantId: 'batchkill', runGuid, videos: [{ source: clip }], options });
       // The only worker has started augmenting a class batch (step 8's fan-out): kill it mid-batch.
       const video = client.workflow.getHandle(videoWorkflowId(run.workflowId, videoGuid));
-      let started = false;
-      for (let i = 0; i < 2400 && !started; i++) {
-        const pending = (await video.describe().catch(() => undefined))?.raw.pendingActivities ?? [];
-        started = pending.some((p) => p.activityType?.name === 'augmentBatch' && p.lastStartedTime);
-        if (!started) await new Promise((r) => setTimeout(r, 50));
-      }
-      expect(started).toBe(true);
+      await waitForActivity(client, video.workflowId, 'augmentBatch');
       child.kill('SIGKILL');
       await exited;
       const rescue = realDeps('batchrescue');

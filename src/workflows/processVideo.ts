@@ -30,7 +30,7 @@ import { stepFailure } from '../errors';
 import { STEP_MAX_ATTEMPTS, stepOptions } from './activityOptions';
 import { PIPELINE_STEP, RUN_GUID, TENANT_ID, videoProgressQuery, videoProgressSignal } from './messages';
 import { segmentWorkflowId } from './ids';
-import { trackSegment } from './trackSegment';
+import { segmentSummary, trackSegment } from './trackSegment';
 import { DEFAULT_OPTIONS } from '../validation';
 import { VideoRouter } from './routing';
 import { CLASS_BATCH_PARTS, gpuTaskQueueFor, STEP_NAMES, stepNumber, stepQueue, type BatchedStepName, type StepName } from './steps';
@@ -278,7 +278,7 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
               workflowId: segmentWorkflowId(info.workflowId, segment.index),
               cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
               parentClosePolicy: ParentClosePolicy.TERMINATE,
-              staticSummary: `step 5, segment ${segment.index + 1} of ${segments.length}: frames ${segment.from}-${segment.to}`,
+              staticSummary: segmentSummary(segment, segments.length),
               typedSearchAttributes: [
                 { key: TENANT_ID, value: input.tenantId },
                 { key: RUN_GUID, value: input.runGuid },
@@ -287,7 +287,7 @@ export async function processVideo(input: ProcessVideoInput): Promise<VideoSumma
             })
         : activityParts(
             gpu,
-            (segment) => ({ activityId: `detectSegment-${segment.index}`, summary: `step 5, segment ${segment.index + 1} of ${segments.length}: frames ${segment.from}-${segment.to}` }),
+            (segment) => ({ activityId: `detectSegment-${segment.index}`, summary: segmentSummary(segment, segments.length) }),
             (a, segment) => a.detectSegment({ ...base, grass, segment }),
           ),
       (r) => {

@@ -11,7 +11,7 @@ import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { stepOptions } from './activityOptions';
 import { PIPELINE_STEP } from './messages';
-import type { SegmentInput, SegmentResult } from './types';
+import type { SegmentInput, SegmentRange, SegmentResult } from './types';
 import type { PipelineOptions } from '../validation';
 
 /** Input of {@link trackSegment}: the activity's input and where to run it. */
@@ -24,6 +24,14 @@ export interface TrackSegmentInput {
   segments: number;
   /** The run's routing options (heartbeat timeout). */
   routing: PipelineOptions['routing'];
+}
+
+/**
+ * The Web UI summary of segment `segment` of `total`, for the child and for its activity:
+ * `step 5, segment k of n: frames a-b`.
+ */
+export function segmentSummary(segment: SegmentRange, total: number): string {
+  return `step 5, segment ${segment.index + 1} of ${total}: frames ${segment.from}-${segment.to}`;
 }
 
 /** `PipelineStep` of a segment while its activity runs. */
@@ -41,7 +49,7 @@ export async function trackSegment(input: TrackSegmentInput): Promise<SegmentRes
   const acts = proxyActivities<Activities>({
     ...stepOptions(input.taskQueue, input.routing, false),
     activityId: `detectSegment-${segment.index}`,
-    summary: `step 5, segment ${segment.index + 1} of ${input.segments}: frames ${segment.from}-${segment.to}`,
+    summary: segmentSummary(segment, input.segments),
   });
   const result = await acts.detectSegment(input.segment);
   upsertSearchAttributes([{ key: PIPELINE_STEP, value: 'completed' }]);

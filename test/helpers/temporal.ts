@@ -93,22 +93,29 @@ export async function spawnWorkerProcess(env: Record<string, string>): Promise<{
 }
 
 /**
- * Waits until workflow `workflowId` has `activity` running with heartbeat details (decoded from JSON) that
- * pass `ready`, polling `describe` every 100 ms.
+ * Waits until one of `workflowIds` has `activity` running: started on a worker (`ready` absent), or with heartbeat
+ * details (decoded from JSON) that pass `ready`. Polls `describe` of each every 50 ms.
  * @throws Error after `timeoutMs`
  */
-export async function waitForActivity<D>(client: Client, workflowId: string, activity: string, ready: (details: D) => boolean, timeoutMs = 120_000): Promise<void> {
-  const handle = client.workflow.getHandle(workflowId);
+export async function waitForActivity<D>(client: Client, workflowIds: string | readonly string[], activity: string, ready?: (details: D) => boolean, timeoutMs = 120_000): Promise<void> {
+  const handles = (typeof workflowIds === 'string' ? [workflowIds] : workflowIds).map((id) => client.workflow.getHandle(id));
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const desc = await handle.describe().catch(() => undefined);
-    for (const p of desc?.raw.pendingActivities ?? []) {
-      if (p.activityType?.name !== activity || !p.heartbeatDetails?.payloads?.length) continue;
-      if (ready(JSON.parse(Buffer.from(p.heartbeatDetails.payloads[0].data as Uint8Array).toString('utf8')) as D)) return;
+    for (const handle of handles) {
+      const desc = await handle.describe().catch(() => undefined);
+      for (const p of desc?.raw.pendingActivities ?? []) {
+        if (p.activityType?.name !== activity) continue;
+        if (!ready) {
+          if (p.lastStartedTime) return;
+          continue;
+        }
+        if (!p.heartbeatDetails?.payloads?.length) continue;
+        if (ready(JSON.parse(Buffer.from(p.heartbeatDetails.payloads[0].data as Uint8Array).toString('utf8')) as D)) return;
+      }
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`timed out waiting for ${activity} of ${workflowId}`);
+  throw new Error(`timed out waiting for ${activity} of ${[workflowIds].flat().join(', ')}`);
 }
 
 /**
