@@ -179,7 +179,7 @@ async function main(): Promise<void> {
           const span = Math.max(...parts.map((x) => Date.parse(x.finishedAt))) - Math.min(...parts.map((x) => Date.parse(x.startedAt)));
           steps[`${part} x${parts.length}`] = round(span / 1000);
         }
-        if (r.memory) memory[name] = `${Math.round(r.memory.rss)}/${Math.round(r.memory.heapUsed)}/${Math.round(r.memory.arrayBuffers)}/${Math.round(r.memory.cache ?? 0)}/${Math.round(r.memory.peakRss)}`;
+        if (r.memory) memory[name] = `${Math.round(r.memory.rss)}/${Math.round(r.memory.heapTotal)}/${Math.round(r.memory.heapUsed)}/${Math.round(r.memory.external)}/${Math.round(r.memory.arrayBuffers)}/${Math.round(r.memory.cache ?? 0)}/${Math.round(r.memory.peakRss)}`;
         if (name !== 'detectPlayers') continue;
         modelMs = r.inferenceMs ?? Number.NaN;
       }
@@ -197,7 +197,7 @@ async function main(): Promise<void> {
           .map(([k, s]) => `${k} ${s}`)
           .join(', ')}` +
           // With several workers the steps may have run on different processes.
-          `\n    memory at each step's end, MiB (RSS / V8 heap used / array buffers / run cache / peak RSS so far): ${Object.entries(r.memory)
+          `\n    memory at each step's end, MiB (RSS / V8 heap committed / V8 heap used / external / array buffers / run cache / peak RSS so far): ${Object.entries(r.memory)
             .map(([k, m]) => `${k} ${m}`)
             .join(', ')}`,
     );

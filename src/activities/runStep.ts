@@ -4,6 +4,7 @@
  * and its status and timing in `.pipeline_info.json`, and classifies failures (src/errors.ts).
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { CancelledFailure } from '@temporalio/common';
@@ -174,16 +175,33 @@ export async function recordStepStatus(store: ObjectStore, layout: RunLayout, vi
   });
 }
 
+let malloc: 'jemalloc' | 'glibc' | 'unknown' | undefined;
+
 /**
- * The worker process's memory when a step ends, MiB (one decimal): `rss`, V8's `heapUsed`, `external` and
- * `arrayBuffers` (Node's `process.memoryUsage()`), and `peakRss`, the most RSS the process has had so far
+ * The malloc this process runs with: `jemalloc` when libjemalloc is mapped into it (scripts/worker.sh preloads
+ * it when installed), else `glibc`; `unknown` where `/proc/self/maps` cannot be read (not Linux). Read once.
+ */
+export function mallocInUse(): 'jemalloc' | 'glibc' | 'unknown' {
+  if (malloc === undefined) {
+    try {
+      malloc = readFileSync('/proc/self/maps', 'utf8').includes('libjemalloc') ? 'jemalloc' : 'glibc';
+    } catch {
+      malloc = 'unknown';
+    }
+  }
+  return malloc;
+}
+
+/**
+ * The worker process's memory when a step ends, MiB (one decimal): `rss`, V8's `heapTotal` (committed) and
+ * `heapUsed`, `external` and `arrayBuffers` (Node's `process.memoryUsage()`), and `peakRss`, the most RSS the process has had so far
  * (`process.resourceUsage().maxRSS`, KiB on Linux), and with `cache` given the bytes its entries hold now
- * (`RunCache.stats`; part of `rss`, bounded by `CACHE_MAX_BYTES`). Kept in the step result file only (not in the workflow's
+ * (`RunCache.stats`; part of `rss`, bounded by `CACHE_MAX_BYTES`), and the allocator ({@link mallocInUse}). Kept in the step result file only (not in the workflow's
  * history), so `npm run bench:scale` can say which step holds what.
  */
-export function workerMemory(cache?: RunCache): { rss: number; heapUsed: number; external: number; arrayBuffers: number; peakRss: number; cache?: number } {
+export function workerMemory(cache?: RunCache): { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number; peakRss: number; cache?: number; malloc: string } {
   const m = process.memoryUsage();
   const mib = (b: number) => Math.round((b / 1024 ** 2) * 10) / 10;
   const held = cache ? { cache: mib(cache.stats().bytes) } : {};
-  return { rss: mib(m.rss), heapUsed: mib(m.heapUsed), external: mib(m.external), arrayBuffers: mib(m.arrayBuffers), peakRss: mib(process.resourceUsage().maxRSS * 1024), ...held };
+  return { rss: mib(m.rss), heapTotal: mib(m.heapTotal), heapUsed: mib(m.heapUsed), external: mib(m.external), arrayBuffers: mib(m.arrayBuffers), peakRss: mib(process.resourceUsage().maxRSS * 1024), ...held, malloc: mallocInUse() };
 }

@@ -28,6 +28,7 @@ import {
   describePortOwner,
   isPortFree,
   isRecordAlive,
+  recordExes,
   readPidFile,
   removePidFile,
   spawnDetached,
@@ -225,7 +226,7 @@ export async function stopStack(opts: StackOptions): Promise<ServiceStatus[]> {
       const url = urls(opts)[def.name];
       const rec = await readPidFile(p.pid(def.name));
       if (!rec) return { name: def.name, state: 'stopped', detail: 'was not running', url };
-      const how = isRecordAlive(rec) ? await stopProcess(rec.pid, def.stopGraceMs, rec.command[0]) : 'gone';
+      const how = isRecordAlive(rec) ? await stopProcess(rec.pid, def.stopGraceMs, recordExes(rec)) : 'gone';
       await removePidFile(p.pid(def.name));
       const detail = how === 'gone' ? 'was not running (stale pid file removed)' : how === 'killed' ? 'killed (SIGKILL after grace time)' : 'stopped';
       return { name: def.name, state: 'stopped', pid: rec.pid, detail, url };

@@ -42,6 +42,11 @@ export interface PidRecord {
   /** Absolute path of its log file. */
   logFile?: string;
   /**
+   * The program `command` execs into, when it is a launcher (the worker: scripts/worker.sh execs node); a live
+   * process may show either as argv[0].
+   */
+  exe?: string;
+  /**
    * Workers only: the value of every configuration variable (`CONFIG_ENV_VARS` of src/config.ts) the process
    * was started with; unset ones are absent. A restarted worker keeps them (see `workerConfig` in ./index).
    */
@@ -73,9 +78,10 @@ export async function removePidFile(file: string): Promise<void> {
 
 /**
  * Whether process `pid` exists and is not a zombie. `expectedExe`, when given, must match the basename of
- * the process's argv[0] (read from /proc) so that a recycled pid is not mistaken for our process.
+ * the process's argv[0] (read from /proc) so that a recycled pid is not mistaken for our process; with several,
+ * any of them.
  */
-export function isAlive(pid: number, expectedExe?: string): boolean {
+export function isAlive(pid: number, expectedExe?: string | readonly string[]): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
@@ -89,7 +95,8 @@ export function isAlive(pid: number, expectedExe?: string): boolean {
     if (state === 'Z' || state === 'X') return false;
     if (expectedExe) {
       const argv0 = readFileSync(`${procDir}/cmdline`, 'utf8').split('\0')[0] ?? '';
-      if (path.basename(argv0) !== path.basename(expectedExe)) return false;
+      const names = (typeof expectedExe === 'string' ? [expectedExe] : expectedExe).map((e) => path.basename(e));
+      if (!names.includes(path.basename(argv0))) return false;
     }
   } catch {
     return false;
@@ -97,9 +104,14 @@ export function isAlive(pid: number, expectedExe?: string): boolean {
   return true;
 }
 
+/** The programs a live process of `rec` shows as argv[0]: its command's, and the one that execs into. */
+export function recordExes(rec: PidRecord): string[] {
+  return rec.exe ? [rec.command[0], rec.exe] : [rec.command[0]];
+}
+
 /** Whether the process recorded in `rec` is still running (pid alive and argv[0] matching). */
 export function isRecordAlive(rec: PidRecord): boolean {
-  return isAlive(rec.pid, rec.command[0]);
+  return isAlive(rec.pid, recordExes(rec));
 }
 
 /** Log files larger than this are moved to `<log>.1` when the service is started again. */
@@ -164,7 +176,7 @@ export async function spawnDetached(params: {
  * Stops process group `pid`: SIGTERM, waits up to `graceMs`, then SIGKILL and waits up to 5 s more.
  * @returns 'terminated' | 'killed' | 'gone' (it was not running).
  */
-export async function stopProcess(pid: number, graceMs: number, expectedExe?: string): Promise<'terminated' | 'killed' | 'gone'> {
+export async function stopProcess(pid: number, graceMs: number, expectedExe?: string | readonly string[]): Promise<'terminated' | 'killed' | 'gone'> {
   if (!isAlive(pid, expectedExe)) return 'gone';
   const signal = (sig: NodeJS.Signals) => {
     try {

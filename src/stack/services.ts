@@ -29,7 +29,7 @@ export interface StackOptions {
   namespace: string;
   /** Whether startStack also runs the worker process. */
   withWorker: boolean;
-  /** argv of the worker; default `[node, --import, tsx, <root>/src/workers/main.ts]`. */
+  /** argv of the worker; default `[bash, scripts/worker.sh, <root>/src/workers/main.ts]` (the launcher of this repository). */
   workerCommand?: string[];
   /** Extra environment for the worker (on top of process.env and the stack's own addresses). */
   workerEnv?: Record<string, string>;
@@ -363,7 +363,8 @@ export function serviceDefs(opts: StackOptions): ServiceDef[] {
       if (opts.workerCommand) return opts.workerCommand;
       const entry = path.join(rootDir, 'src', 'workers', 'main.ts');
       if (!existsSync(entry)) throw new StackError('worker', `worker entry point ${entry} does not exist (use --no-worker)`);
-      return [process.execPath, '--import', 'tsx', entry];
+      // scripts/worker.sh picks the allocator (jemalloc when installed) and execs node, so the pid is node's.
+      return ['bash', path.join(PROJECT_ROOT, 'scripts', 'worker.sh'), entry];
     },
     env: async (prev) => {
       const c = workerConfig(opts, prev?.config);
@@ -371,13 +372,13 @@ export function serviceDefs(opts: StackOptions): ServiceDef[] {
         c.kept.length ? `configuration kept from the previous worker: ${c.kept.map((n) => `${n}=${c.config[n]}`).join(' ')}` : '',
         c.changed.length ? `configuration changed: ${c.changed.join(', ')}` : '',
       ].filter(Boolean).join('; ');
-      return { env: { ...process.env, ...c.config, ...opts.workerEnv }, record: { config: c.config }, note: note || undefined };
+      return { env: { ...process.env, DATAPREP_NODE: process.execPath, ...c.config, ...opts.workerEnv }, record: { config: c.config }, note: note || undefined };
     },
     // Alive is all a status check can tell about a worker without talking to it.
     health: async () => ({ ok: true, detail: 'alive' }),
     startTimeoutMs: opts.workerReadyTimeoutMs ?? 20_000,
     stopGraceMs: opts.workerStopGraceMs ?? 45_000,
-    extra: async () => ({ codeVersion: await computeCodeVersion(rootDir) }),
+    extra: async () => ({ codeVersion: await computeCodeVersion(rootDir), ...(opts.workerCommand ? {} : { exe: process.execPath }) }),
     restartReason: async (rec) => {
       const current = await computeCodeVersion(rootDir);
       if (rec.codeVersion !== current) return `code changed (version ${rec.codeVersion?.slice(0, 12) ?? 'none'} → ${current.slice(0, 12)})`;

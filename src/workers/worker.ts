@@ -12,6 +12,7 @@ import type { Duration } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, type LogLevel, type WorkflowBundle, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import pino from 'pino';
 import { createActivities, createRoutingActivities, type Activities, type ActivityDeps, type WorkerQueues } from '../activities';
+import { mallocInUse } from '../activities/runStep';
 import { createLivenessInterceptor, DEFAULT_STALL_MS, LIVENESS_INTERVAL_MS, type LivenessOptions } from '../activities/liveness';
 import { RunCache, removeOrphanedCacheFiles } from '../cache/runCache';
 import { loadConfig, PROJECT_ROOT, sourcePolicyOf, type Config } from '../config';
@@ -282,7 +283,7 @@ export async function runWorkers(roles: WorkerRole[], cfg: Config = loadConfig()
     liveness: { stallMs: cfg.activityStallMs },
   });
   log.info(
-    { roles, taskQueue: cfg.taskQueue, gpuTaskQueue: cfg.gpuTaskQueue, ownQueues: queues, cache: { enabled: deps.cache.enabled, maxBytes: deps.cache.maxBytes }, address: cfg.temporalAddress, pid: process.pid },
+    { roles, taskQueue: cfg.taskQueue, gpuTaskQueue: cfg.gpuTaskQueue, ownQueues: queues, cache: { enabled: deps.cache.enabled, maxBytes: deps.cache.maxBytes }, malloc: mallocInUse(), address: cfg.temporalAddress, pid: process.pid },
     WORKER_READY_MESSAGE,
   );
   try {

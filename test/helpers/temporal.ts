@@ -70,14 +70,15 @@ export async function withWorkers<T>(
 
 /**
  * Starts a worker process (`npm run worker`'s entry point) with `env` on top of this process's environment
- * and resolves once it logs that its workers are ready. It runs as `node --import tsx`, not the tsx CLI,
- * which would run the worker in a grandchild that a SIGKILL of the child misses.
+ * and resolves once it logs that its workers are ready. scripts/worker.sh execs `node --import tsx` (not the
+ * tsx CLI, which would run the worker in a grandchild that a SIGKILL of the child misses).
  * @throws Error with the tail of its log when it exits or does not get ready within 60 s
  */
 export async function spawnWorkerProcess(env: Record<string, string>): Promise<{ child: ChildProcess; exited: Promise<void> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/workers/main.ts'], {
+  // scripts/worker.sh, as `npm run worker` and the stack start it (it execs node: `child` is the worker itself).
+  const child = spawn('bash', ['scripts/worker.sh', 'src/workers/main.ts'], {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, DATAPREP_NODE: process.execPath, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
