@@ -174,6 +174,7 @@ describe('aux stack (own ports and data dir)', () => {
     expect(byName(await stackStatus(aux)).worker.detail).toMatch(/outdated: code changed/);
     const after = byName(await startStack(aux));
     expect(after.worker.pid).not.toBe(before.worker.pid);
+    expect(isAlive(before.worker.pid!), 'the outdated worker is stopped, not left running').toBe(false);
     expect(after.worker.detail).toMatch(/restarted: code changed/);
     expect(after.temporal.pid).toBe(before.temporal.pid);
   });

@@ -188,7 +188,7 @@ export async function startStack(opts: StackOptions): Promise<ServiceStatus[]> {
       }
       const reason = def.restartReason && record ? await def.restartReason(record) : undefined;
       if (reason) {
-        await stopProcess(record!.pid, def.stopGraceMs, record!.command[0]);
+        await stopProcess(record!.pid, def.stopGraceMs, recordExes(record!));
         await removePidFile(p.pid(def.name));
         return startOne(def, opts, `restarted: ${reason}`, record);
       }
