@@ -125,8 +125,9 @@ else
 fi
 
 # jemalloc for the workers (scripts/worker.sh): optional, so a missing one is a note, not an error.
-JEMALLOC="/usr/lib/$(uname -m)-linux-gnu/libjemalloc.so.2"
-if [ ! -f "$JEMALLOC" ] && [ ! -f /usr/lib/libjemalloc.so.2 ] && [ ! -f /usr/lib64/libjemalloc.so.2 ]; then
+# shellcheck source=scripts/jemalloc.sh
+. "$ROOT/scripts/jemalloc.sh"
+if ! jemalloc_path >/dev/null; then
   if is_root && command -v apt-get >/dev/null 2>&1; then
     apt_install libjemalloc2 "jemalloc (the workers' malloc, scripts/worker.sh)"
   else

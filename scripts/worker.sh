@@ -18,16 +18,14 @@
 # The working directory is kept (tsx is resolved from it).
 set -euo pipefail
 
-ENTRY="${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/src/workers/main.ts}"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/jemalloc.sh
+. "$HERE/jemalloc.sh"
+ENTRY="${1:-$HERE/../src/workers/main.ts}"
 case "${DATAPREP_MALLOC:-jemalloc}" in
   jemalloc)
-    if [ -z "${LD_PRELOAD:-}" ]; then
-      for lib in "/usr/lib/$(uname -m)-linux-gnu/libjemalloc.so.2" /usr/lib/libjemalloc.so.2 /usr/lib64/libjemalloc.so.2; do
-        if [ -f "$lib" ]; then
-          export LD_PRELOAD="$lib"
-          break
-        fi
-      done
+    if [ -z "${LD_PRELOAD:-}" ] && lib="$(jemalloc_path)"; then
+      export LD_PRELOAD="$lib"
     fi
     ;;
   glibc) ;;

@@ -8,7 +8,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { createReadStream, createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -284,14 +284,15 @@ describe('aux stack (own ports and data dir)', () => {
 
 describe('scripts/worker.sh (the launcher of every worker process)', () => {
   const launcher = path.join(PROJECT_ROOT, 'scripts', 'worker.sh');
-  const jemallocInstalled = [`/usr/lib/${os.arch() === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/libjemalloc.so.2`, '/usr/lib/libjemalloc.so.2', '/usr/lib64/libjemalloc.so.2'].some((f) => existsSync(f));
+  // The same lookup as the launcher's (scripts/jemalloc.sh).
+  const jemallocInstalled = spawnSync('bash', ['-c', `. ${JSON.stringify(path.join(PROJECT_ROOT, 'scripts', 'jemalloc.sh'))} && jemalloc_path`]).status === 0;
   let entry: string;
   beforeAll(async () => {
     const dir = path.join(PROJECT_ROOT, '.data', 'test-launcher');
     await mkdir(dir, { recursive: true });
     entry = path.join(dir, 'entry.ts');
-    // Reports what the worker's own check (`mallocInUse`) sees, and the pid, from inside the launched process.
-    await writeFile(entry, `import { mallocInUse } from ${JSON.stringify(path.join(PROJECT_ROOT, 'src', 'activities', 'runStep.ts'))};\nconsole.log(JSON.stringify({ malloc: mallocInUse(), pid: process.pid }));\n`);
+    // Reports what the worker's own check (`mallocInUse`) sees from inside the launched process.
+    await writeFile(entry, `import { mallocInUse } from ${JSON.stringify(path.join(PROJECT_ROOT, 'src', 'activities', 'runStep.ts'))};\nconsole.log(JSON.stringify({ malloc: mallocInUse() }));\n`);
   });
   const launch = (env: Record<string, string>) => {
     const r = spawnSync('bash', [launcher, entry], { cwd: PROJECT_ROOT, env: { ...process.env, LD_PRELOAD: '', DATAPREP_NODE: process.execPath, ...env }, encoding: 'utf8', timeout: 60_000 });

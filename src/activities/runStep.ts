@@ -175,13 +175,16 @@ export async function recordStepStatus(store: ObjectStore, layout: RunLayout, vi
   });
 }
 
-let malloc: 'jemalloc' | 'glibc' | 'unknown' | undefined;
+/** The malloc a process runs with ({@link mallocInUse}). */
+export type MallocName = 'jemalloc' | 'glibc' | 'unknown';
+
+let malloc: MallocName | undefined;
 
 /**
  * The malloc this process runs with: `jemalloc` when libjemalloc is mapped into it (scripts/worker.sh preloads
  * it when installed), else `glibc`; `unknown` where `/proc/self/maps` cannot be read (not Linux). Read once.
  */
-export function mallocInUse(): 'jemalloc' | 'glibc' | 'unknown' {
+export function mallocInUse(): MallocName {
   if (malloc === undefined) {
     try {
       malloc = readFileSync('/proc/self/maps', 'utf8').includes('libjemalloc') ? 'jemalloc' : 'glibc';
@@ -199,7 +202,7 @@ export function mallocInUse(): 'jemalloc' | 'glibc' | 'unknown' {
  * (`RunCache.stats`; part of `rss`, bounded by `CACHE_MAX_BYTES`), and the allocator ({@link mallocInUse}). Kept in the step result file only (not in the workflow's
  * history), so `npm run bench:scale` can say which step holds what.
  */
-export function workerMemory(cache?: RunCache): { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number; peakRss: number; cache?: number; malloc: string } {
+export function workerMemory(cache?: RunCache): { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number; peakRss: number; cache?: number; malloc: MallocName } {
   const m = process.memoryUsage();
   const mib = (b: number) => Math.round((b / 1024 ** 2) * 10) / 10;
   const held = cache ? { cache: mib(cache.stats().bytes) } : {};
