@@ -72,6 +72,23 @@ async function runOn(d: ReturnType<typeof realDeps>, tenantId: string): Promise<
   return summary;
 }
 
+/** Routing of the worker-kill tests: short timeouts, so a dead worker is noticed quickly (defaults 30 s and 60 s). */
+const KILL_ROUTING: PipelineOptionsInput = { routing: { heartbeatTimeoutSeconds: 5, scheduleToStartSeconds: 3 } };
+
+/**
+ * Kills `worker` (SIGKILL) and finishes the run of `handle` on `taskQueue` with in-process workers over fresh
+ * real activities (`realDeps(name)`, an empty run cache).
+ * @returns the run's summary
+ */
+async function killAndRescue(worker: Awaited<ReturnType<typeof spawnWorkerProcess>>, handle: { result(): Promise<RunSummary> }, taskQueue: string, name: string): Promise<RunSummary> {
+  worker.child.kill('SIGKILL');
+  await worker.exited;
+  const rescue = realDeps(name);
+  const summary: RunSummary = await withWorkers(rescue.cpu, () => handle.result(), rescue.gpu, { taskQueue });
+  await rescue.deps.release();
+  return summary;
+}
+
 /** {@link videoSnapshot} of the clip's video in run `tenantId` of this test's run GUID. */
 function snapshot(tenantId: string, videoGuid: string): Promise<Record<string, string>> {
   return videoSnapshot(store, tenantId, runGuid, videoGuid);
@@ -188,9 +205,9 @@ describe('one video in time segments (real activities)', () => {
 
   it('tracks a lost worker’s segment again on another worker, with identical outputs', async () => {
     const taskQueue = `segkill-${Math.random().toString(36).slice(2, 8)}`;
-    const { child, exited } = await spawnWorkerProcess({ TASK_QUEUE: taskQueue, DATAPREP_DATA_DIR: path.join(tmp, 'killed'), SOURCE_ROOTS: tmp });
+    const worker = await spawnWorkerProcess({ TASK_QUEUE: taskQueue, DATAPREP_DATA_DIR: path.join(tmp, 'killed'), SOURCE_ROOTS: tmp });
     try {
-      const options = { ...OPTIONS, routing: { heartbeatTimeoutSeconds: 5, scheduleToStartSeconds: 3 } };
+      const options = { ...OPTIONS, ...KILL_ROUTING };
       const run = await startRun(client, { ...cfg, taskQueue }, { tenantId: 'segkill', runGuid, videos: [{ source: clip }], options });
       // The only worker has started tracking a segment (in the segment's trackSegment child): kill it.
       const segmentIds = [0, 1].map((k) => segmentWorkflowId(videoWorkflowId(run.workflowId, videoGuid), k));
@@ -199,11 +216,7 @@ describe('one video in time segments (real activities)', () => {
       const before = await run.handle.query(progressQuery);
       expect(before.videos[0].segments).toMatchObject({ total: 2 });
       expect(before.videos[0].currentStep).toBe('detectPlayers');
-      child.kill('SIGKILL');
-      await exited;
-      const rescue = realDeps('rescue');
-      const summary: RunSummary = await withWorkers(rescue.cpu, () => run.handle.result(), rescue.gpu, { taskQueue });
-      await rescue.deps.release();
+      const summary = await killAndRescue(worker, run.handle, taskQueue, 'rescue');
       expect(summary.status).toBe('completed');
       expect(await snapshot('segkill', videoGuid)).toEqual(reference);
       // Only the killed worker's segment was tracked a second time (a second attempt); the other once.
@@ -215,24 +228,20 @@ describe('one video in time segments (real activities)', () => {
       }
       expect(segmentAttempts.sort()).toEqual([1, 2]);
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
+      if (worker.child.exitCode === null) worker.child.kill('SIGKILL');
     }
   }, 300_000);
 
   it('makes a lost worker’s class batch again on another worker, with identical outputs', async () => {
     const taskQueue = `batchkill-${Math.random().toString(36).slice(2, 8)}`;
-    const { child, exited } = await spawnWorkerProcess({ TASK_QUEUE: taskQueue, DATAPREP_DATA_DIR: path.join(tmp, 'batchkilled'), SOURCE_ROOTS: tmp });
+    const worker = await spawnWorkerProcess({ TASK_QUEUE: taskQueue, DATAPREP_DATA_DIR: path.join(tmp, 'batchkilled'), SOURCE_ROOTS: tmp });
     try {
-      const options = { ...OPTIONS, ...BATCHES, routing: { heartbeatTimeoutSeconds: 5, scheduleToStartSeconds: 3 } };
+      const options = { ...OPTIONS, ...BATCHES, ...KILL_ROUTING };
       const run = await startRun(client, { ...cfg, taskQueue }, { tenantId: 'batchkill', runGuid, videos: [{ source: clip }], options });
       // The only worker has started augmenting a class batch (step 8's fan-out): kill it mid-batch.
       const video = client.workflow.getHandle(videoWorkflowId(run.workflowId, videoGuid));
       await waitForActivity(client, video.workflowId, 'augmentBatch');
-      child.kill('SIGKILL');
-      await exited;
-      const rescue = realDeps('batchrescue');
-      const summary: RunSummary = await withWorkers(rescue.cpu, () => run.handle.result(), rescue.gpu, { taskQueue });
-      await rescue.deps.release();
+      const summary = await killAndRescue(worker, run.handle, taskQueue, 'batchrescue');
       expect(summary.status).toBe('completed');
       expect(await snapshot('batchkill', videoGuid)).toEqual(reference);
       // At least one batch was made a second time, on the rescuing worker; every batch completed.
@@ -243,7 +252,7 @@ describe('one video in time segments (real activities)', () => {
       expect(Math.max(...batchAttempts)).toBeGreaterThan(1);
       expect(events.filter((e) => e.activityTaskCompletedEventAttributes && scheduled.get(String(e.activityTaskCompletedEventAttributes.scheduledEventId)) === 'augmentBatch')).toHaveLength(batchAttempts.length);
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
+      if (worker.child.exitCode === null) worker.child.kill('SIGKILL');
     }
   }, 300_000);
 
