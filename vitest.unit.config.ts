@@ -26,6 +26,7 @@ export const UNIT_TESTS = [
   'test/runCache.test.ts',
   'test/json.test.ts',
   'test/window.test.ts',
+  'test/imageWork.test.ts',
   'test/sources.test.ts',
   'test/batches.test.ts',
   'test/split.test.ts',

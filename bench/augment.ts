@@ -13,7 +13,7 @@ import { Command } from 'commander';
 import pLimit from 'p-limit';
 import sharp from 'sharp';
 import { loadConfig } from '../src/config';
-import { IMAGE_CONCURRENCY } from '../src/activities/crops';
+import { IMAGE_CONCURRENCY } from '../src/activities/imageWork';
 import { applyAugmentation, planAugmentation } from '../src/dataset/augment';
 import { cropJpeg, padAndClamp } from '../src/dataset/crops';
 import { createDetector } from '../src/vision/detection/detector';

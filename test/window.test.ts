@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { JobWindow } from '../src/util/window';
+import { forEachInWindow, JobWindow } from '../src/util/window';
 
 /** A job that resolves (or rejects) when its `release` is called. */
 function gate() {
@@ -92,5 +92,53 @@ describe('JobWindow', () => {
   it('rejects a size that is not a positive integer', () => {
     expect(() => new JobWindow(0)).toThrow(RangeError);
     expect(() => new JobWindow(1.5)).toThrow(RangeError);
+  });
+});
+
+describe('forEachInWindow', () => {
+  it('reads the items one at a time as the window frees, and returns the number of jobs run', async () => {
+    let pulled = 0;
+    let finished = 0;
+    let mostAhead = 0;
+    function* items() {
+      for (let i = 0; i < 25; i++) {
+        pulled++;
+        mostAhead = Math.max(mostAhead, pulled - finished);
+        yield i;
+      }
+    }
+    const seen: number[] = [];
+    const n = await forEachInWindow(items(), 4, async (i) => {
+      await new Promise((r) => setTimeout(r, (i * 3) % 4));
+      seen.push(i);
+      finished++;
+    });
+    expect(n).toBe(25);
+    expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => i));
+    // At most the window's jobs unsettled, plus the item being added.
+    expect(mostAhead).toBeLessThanOrEqual(5);
+  });
+
+  it('on a failure starts nothing more, waits for the jobs started, then throws the failure', async () => {
+    const boom = new Error('upload failed');
+    const slow = gate();
+    let slowDone = false;
+    const started: number[] = [];
+    const run = forEachInWindow([0, 1, 2, 3, 4, 5], 2, async (i) => {
+      started.push(i);
+      if (i === 0) return slow.done.then(() => void (slowDone = true));
+      if (i === 1) throw boom;
+      return undefined;
+    });
+    let settled = false;
+    void run.catch(() => (settled = true));
+    await tick();
+    await tick();
+    // The failure is known, but the slow job still runs: the caller is not told yet.
+    expect(settled).toBe(false);
+    slow.release();
+    await expect(run).rejects.toBe(boom);
+    expect(slowDone).toBe(true);
+    expect(started).toEqual([0, 1]);
   });
 });

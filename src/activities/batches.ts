@@ -6,16 +6,17 @@
  * (CPU) makes the batch's augmented copies as intermediate artifacts, which step 8 (`augmentCrops`,
  * ./dataset.ts) counts and step 9 copies into the dataset.
  */
-import pLimit from 'p-limit';
 import { inBatch } from '../dataset/batches';
 import { detectionsFileSchema, type BackgroundBatchFile, type CropBatchFile } from '../storage/artifacts';
 import type { BackgroundBatchResult, BatchInput, BatchResult, CropBatchResult, StepResultBase } from '../workflows/types';
-import { backgroundOf, backgroundRemover, cutCrops, IMAGE_CONCURRENCY, readCropIndex } from './crops';
+import { backgroundOf, backgroundRemover, cutCrops, readCropIndex } from './crops';
 import { augmentedCopies, makeAugmentedCopy, trainCrops } from './dataset';
 import type { ActivityDeps } from './deps';
 import type { RunLayout } from '../storage/layout';
 import { NOT_READ_AGAIN } from '../storage/runFiles';
+import { forEachInWindow } from '../util/window';
 import type { StepName } from '../workflows/steps';
+import { IMAGE_JOB_WINDOW } from './imageWork';
 import { runStep, type StepFiles, type StepOutput } from './runStep';
 import { activityAttempt, heartbeat } from './temporal';
 
@@ -62,19 +63,15 @@ export function createBatchActivities(deps: ActivityDeps) {
         if (!decision.removed) return { result: { batch, crops: mine.length, object: null }, details: { mode: decision.mode } };
         if (activityAttempt() > 1) await files.loadPriorOutputs([video.cropsPrefix('modified')]);
         const remove = await backgroundRemover(deps, input, decision);
-        const limit = pLimit(IMAGE_CONCURRENCY);
         const records: BackgroundBatchFile['crops'] = [];
-        await Promise.all(
-          mine.map(({ c, i }) =>
-            limit(async () => remove(await files.read(c.object)))
-              // The upload runs outside the image-processing limit (the store bounds requests in flight).
-              .then(async (r) => {
-                await files.write(video.crop('modified', c.track_id, c.n), r.jpeg, 'image/jpeg');
-                records.push({ i, removed: r.removed });
-                heartbeat({ cropsDone: records.length, uploadsSkipped: files.io.uploadsSkipped });
-              }),
-          ),
-        );
+        // A bounded window of crops at a time, each treated in one of the process's image slots (./imageWork.ts);
+        // the upload follows outside the slot (the store bounds requests in flight).
+        await forEachInWindow(mine, IMAGE_JOB_WINDOW, async ({ c, i }) => {
+          const r = await remove(await files.read(c.object));
+          await files.write(video.crop('modified', c.track_id, c.n), r.jpeg, 'image/jpeg');
+          records.push({ i, removed: r.removed });
+          heartbeat({ cropsDone: records.length, uploadsSkipped: files.io.uploadsSkipped });
+        });
         const object = layout.backgroundBatch(input.videoGuid, batch.index);
         records.sort((a, b) => a.i - b.i);
         await files.writeJson(object, { videoGuid: input.videoGuid, batch, crops: records } satisfies BackgroundBatchFile);
@@ -95,17 +92,15 @@ export function createBatchActivities(deps: ActivityDeps) {
         const video = layout.video(input.videoGuid);
         const train = (await trainCrops(files, video, input)).filter((c) => inBatch(batch, c.track_id));
         if (activityAttempt() > 1) await files.loadPriorOutputs([layout.augmentedPrefix(input.videoGuid)]);
-        const limit = pLimit(IMAGE_CONCURRENCY);
-        let made = 0;
-        await Promise.all(
-          train.flatMap((c) =>
-            Array.from({ length: augmentedCopies(input) }, (_, k) =>
-              limit(() => makeAugmentedCopy(files, video, input, c, k))
-                // The upload runs outside the image-processing limit (the store bounds requests in flight).
-                .then((buf) => files.write(layout.augmented(input.videoGuid, c.track_id, c.n, k), buf, 'image/jpeg', NOT_READ_AGAIN))
-                .then(() => heartbeat({ augmented: ++made, uploadsSkipped: files.io.uploadsSkipped })),
-            ),
-          ),
+        const copies = augmentedCopies(input);
+        const jobs = train.flatMap((c) => Array.from({ length: copies }, (_, k) => ({ c, k })));
+        // A bounded window of copies at a time, each made in one of the process's image slots (makeAugmentedCopy)
+        // and uploaded outside it (the store bounds requests in flight).
+        const made = await forEachInWindow(
+          jobs,
+          IMAGE_JOB_WINDOW,
+          async ({ c, k }) => files.write(layout.augmented(input.videoGuid, c.track_id, c.n, k), await makeAugmentedCopy(files, video, input, c, k), 'image/jpeg', NOT_READ_AGAIN),
+          (n) => heartbeat({ augmented: n, uploadsSkipped: files.io.uploadsSkipped }),
         );
         return { result: { batch, augmented: made, sources: train.length }, details: { uploadsSkipped: files.io.uploadsSkipped } };
       });

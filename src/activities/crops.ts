@@ -3,7 +3,6 @@
  * "The nine steps". Also what steps 8 and 9 (./dataset.ts) share with them: the crop index and the source
  * crop of a dataset image.
  */
-import pLimit from 'p-limit';
 import { z } from 'zod';
 import { applyMask, decideBackground, grassAlpha, intersectMasks, type BackgroundDecision } from '../dataset/background';
 import { inBatch, type ClassBatch } from '../dataset/batches';
@@ -14,22 +13,18 @@ import { backgroundBatchFileSchema, cropBatchFileSchema, cropIndexSchema, detect
 import { readChunks, writeChunk, type ChunkRef } from '../storage/checkpoints';
 import type { RunLayout, VideoLayout } from '../storage/layout';
 import { groupBy } from '../util/group';
+import { forEachInWindow } from '../util/window';
 import { md5Base64 } from '../util/hash';
 import type { RgbFrame } from '../vision/image/rgb';
 import type { BackgroundResult, BatchedInput, CropsResult, StepInput } from '../workflows/types';
 import type { ActivityDeps } from './deps';
+import { IMAGE_CONCURRENCY, IMAGE_JOB_WINDOW, imageSlot } from './imageWork';
 import { forEachBounded } from './liveness';
 import { runStep, type StepFiles } from './runStep';
 import { activityAttempt, heartbeat, previousHeartbeat } from './temporal';
 
 /** Gaussian sigma (pixels) that feathers the grass key's edge, so players do not get jagged outlines. */
 const GRASS_FEATHER_SIGMA = 0.8;
-
-/**
- * Images processed at once by sharp: about its thread-pool size (many parallel sharp pipelines grow memory;
- * `forEachBounded` in src/activities/liveness.ts).
- */
-export const IMAGE_CONCURRENCY = 4;
 
 /** The crop index of a video (step 6), validated. */
 export async function readCropIndex(files: StepFiles, video: VideoLayout): Promise<CropEntry[]> {
@@ -141,7 +136,6 @@ export function createCropActivities(deps: ActivityDeps) {
           return { result: { mode: effective, crops: crops.length }, details: { ...recorded, meanRemovedFraction: mean(removed), resumedCrops: 0, batches: input.batches.length } };
         }
         const remove = await backgroundRemover(deps, input, decision);
-        const limit = pLimit(IMAGE_CONCURRENCY);
         let done = 0;
         const removed = new Array<number>(crops.length).fill(0);
         // Resume: crops an earlier attempt recorded (checkpoint chunks) and whose object in GCS still has
@@ -152,34 +146,26 @@ export function createCropActivities(deps: ActivityDeps) {
         // New chunks extend a checkpoint that still holds; otherwise they start a new one.
         let checkpoint = skip.size > 0 ? previous : undefined;
         let saving: Promise<void> = Promise.resolve();
-        await Promise.all(
-          crops.map((c, i) =>
-            skip.has(i)
-              ? Promise.resolve()
-              : limit(async () => {
-                  const r = await remove(await files.read(c.object));
-                  removed[i] = r.removed;
-                  return r.jpeg;
-                })
-                  // The upload runs outside the image-processing limit (the store bounds requests in flight).
-                  .then(async (out) => {
-                    const name = video.crop('modified', c.track_id, c.n);
-                    await files.write(name, out, 'image/jpeg');
-                    records.push({ i, size: out.length, md5: md5Base64(out), removed: removed[i] });
-                    // Every BACKGROUND_CHUNK crops, the records go to GCS as a checkpoint chunk (one write at a time).
-                    if (records.length >= BACKGROUND_CHUNK) {
-                      const batch = records.splice(0);
-                      saving = saving.then(async () => {
-                        const k = checkpoint?.chunks.length ?? 0;
-                        const ref = await writeChunk(files.store, layout.checkpoint(input.videoGuid, 'background', k), batch);
-                        checkpoint = { chunks: [...(checkpoint?.chunks ?? []), ref] };
-                      });
-                      await saving;
-                    }
-                  })
-                  .then(() => heartbeat({ cropsDone: ++done, skipped: skip.size, checkpoint } satisfies BackgroundHeartbeat)),
-          ),
-        );
+        const todo = crops.flatMap((c, i) => (skip.has(i) ? [] : [{ c, i }]));
+        // A bounded window of crops at a time, each treated in one of the process's image slots (./imageWork.ts).
+        await forEachInWindow(todo, IMAGE_JOB_WINDOW, async ({ c, i }) => {
+          const r = await remove(await files.read(c.object));
+          removed[i] = r.removed;
+          const name = video.crop('modified', c.track_id, c.n);
+          await files.write(name, r.jpeg, 'image/jpeg');
+          records.push({ i, size: r.jpeg.length, md5: md5Base64(r.jpeg), removed: r.removed });
+          // Every BACKGROUND_CHUNK crops, the records go to GCS as a checkpoint chunk (one write at a time).
+          if (records.length >= BACKGROUND_CHUNK) {
+            const batch = records.splice(0);
+            saving = saving.then(async () => {
+              const k = checkpoint?.chunks.length ?? 0;
+              const ref = await writeChunk(files.store, layout.checkpoint(input.videoGuid, 'background', k), batch);
+              checkpoint = { chunks: [...(checkpoint?.chunks ?? []), ref] };
+            });
+            await saving;
+          }
+          heartbeat({ cropsDone: ++done, skipped: skip.size, checkpoint } satisfies BackgroundHeartbeat);
+        });
         await saving;
         if (checkpoint) await files.store.deletePrefix(layout.checkpointPrefix(input.videoGuid));
         return { result: { mode: effective, crops: crops.length }, details: { ...recorded, meanRemovedFraction: mean(removed), resumedCrops: skip.size } };
@@ -216,7 +202,7 @@ export async function cutCrops(files: StepFiles, video: VideoLayout, input: Step
   type Candidate = ScoredCrop & { jpeg: Buffer; region: Region; trackBBox: [number, number, number, number] };
   const candidates: Candidate[] = [];
   const filters = { minBlurVariance, maxOcclusion, dedupMaxDistance };
-  await forEachBounded(frames, IMAGE_CONCURRENCY, async (f) => {
+  const cutFrame = async (f: DetectionsFile['frames'][number]) => {
     const boxes = f.detections.map((d) => d.bbox);
     let frame: RgbFrame | undefined;
     for (const [i, d] of f.detections.entries()) {
@@ -236,7 +222,9 @@ export async function cutCrops(files: StepFiles, video: VideoLayout, input: Step
       candidates.push({ key: `${d.track_id}/${f.frame_id}`, trackId: d.track_id, frameId: f.frame_id, score, jpeg, region, trackBBox: d.bbox });
     }
     heartbeat({ framesCropped: ++framesCropped, frames: frames.length });
-  });
+  };
+  // Each frame's decode, cuts and scores take one of the process's image slots (./imageWork.ts).
+  await forEachBounded(frames, IMAGE_CONCURRENCY, (f) => imageSlot(() => cutFrame(f)));
   // 2. Quality filters (deterministic: per track in frame order, over the scores).
   const quality = selectCrops(candidates, filters);
   for (const r of quality.rejected) reject(r.reason);
@@ -261,7 +249,7 @@ export async function cutCrops(files: StepFiles, video: VideoLayout, input: Step
       const object = video.crop('original', trackId, n);
       const r = c.region;
       entries.push({ track_id: trackId, n, frame_id: c.frameId, bbox: c.trackBBox, region: [r.left, r.top, r.left + r.width, r.top + r.height], object });
-      // Uploads are bounded by the store's own concurrency, not by the image-processing limit.
+      // Uploads are bounded by the store's own concurrency, not by the image slots.
       jobs.push(files.write(object, c.jpeg, 'image/jpeg').then(() => heartbeat({ cropsWritten: ++written, uploadsSkipped: files.io.uploadsSkipped })));
     });
   }
@@ -295,19 +283,21 @@ function sortedCounts(counts: Record<string, number>): Record<string, number> {
  * Step 7's treatment of one crop for `decision` (a mode that removes something): the grass key learned in step
  * 4 with feathered edges, u2netp's soft person mask, or the per-pixel minimum of both; the background filled
  * with `background.fill`.
- * @returns a function from the original crop's JPEG to the treated JPEG and the removed share of its pixels.
+ * @returns a function from the original crop's JPEG to the treated JPEG and the removed share of its pixels; each
+ *   call runs in one of the process's image slots (`imageSlot`, ./imageWork.ts), so a caller must not hold one.
  */
 export async function backgroundRemover(deps: ActivityDeps, input: StepInput, decision: BackgroundDecision): Promise<(original: Buffer) => Promise<{ jpeg: Buffer; removed: number }>> {
   const mode = decision.mode;
   const pitch = mode === 'grass' || mode === 'both' ? input.grass : undefined;
   const segmenter = mode === 'segmentation' || mode === 'both' ? await deps.getSegmenter() : undefined;
-  return async (original) => {
+  // One of the process's image slots per crop (./imageWork.ts): callers must not hold one already.
+  return (original) => imageSlot(async () => {
     const grass = pitch ? await grassAlpha(original, pitch, GRASS_FEATHER_SIGMA) : undefined;
     const seg = segmenter ? await segmenter.mask(original) : undefined;
     const alpha = grass && seg ? intersectMasks(seg, grass) : (seg ?? grass)!;
     const removed = alpha.alpha.reduce((s, a) => s + (255 - a), 0) / (255 * alpha.alpha.length);
     return { jpeg: await applyMask(original, alpha.alpha, input.options.background.fill, input.options.jpegQuality), removed };
-  };
+  });
 }
 
 /**

@@ -2,7 +2,6 @@
  * Steps 8 and 9: `augmentCrops` and `createTrainingAndValidationSets` (CPU queue), and the report of step 9;
  * docs/ARCHITECTURE.md "The nine steps".
  */
-import pLimit from 'p-limit';
 import { applyAugmentation, planAugmentation, type Augmentation } from '../dataset/augment';
 import { describeBackground, type BackgroundDecision } from '../dataset/background';
 import { cropKey } from '../dataset/crops';
@@ -13,10 +12,11 @@ import { className, planSplit, type SplitPlan } from '../dataset/split';
 import { cropIndexSchema, detectionsFileSchema, metadataFileSchema, type CropEntry, type DetectionsFile, type Manifest } from '../storage/artifacts';
 import type { DatasetFolder, Split, VideoLayout } from '../storage/layout';
 import { groupBy } from '../util/group';
-import { JobWindow } from '../util/window';
+import { forEachInWindow, JobWindow } from '../util/window';
 import { NOT_READ_AGAIN } from '../storage/runFiles';
 import type { BatchedInput, AugmentResult, SplitResult, StepInput } from '../workflows/types';
-import { backgroundOf, IMAGE_CONCURRENCY, readCropIndex, sourceCrop } from './crops';
+import { backgroundOf, readCropIndex, sourceCrop } from './crops';
+import { IMAGE_JOB_WINDOW, imageSlot } from './imageWork';
 import { ImageTables, type DatasetImage } from './imageTables';
 import type { ActivityDeps } from './deps';
 import { runStep, type StepFiles } from './runStep';
@@ -62,19 +62,11 @@ export function createDatasetActivities(deps: ActivityDeps) {
         }
         // With the cache off nothing would keep the copies for step 9, which makes them anyway: plan only.
         if (!files.cache.enabled) return { result: { augmented: planned, sources: train.length }, details: { generatedHere: false } };
-        const limit = pLimit(IMAGE_CONCURRENCY);
         const retry = activityAttempt() > 1;
-        let made = 0;
-        await Promise.all(
-          train.flatMap((c) =>
-            Array.from({ length: augmentedCopies(input) }, (_, k) =>
-              limit(async () => {
-                await augmentedCopy(files, video, input, c, k, retry);
-                heartbeat({ augmented: ++made });
-              }),
-            ),
-          ),
-        );
+        const copies = augmentedCopies(input);
+        const jobs = train.flatMap((c) => Array.from({ length: copies }, (_, k) => ({ c, k })));
+        // A bounded window of copies at a time, each made in one of the process's image slots (makeAugmentedCopy).
+        const made = await forEachInWindow(jobs, IMAGE_JOB_WINDOW, ({ c, k }) => augmentedCopy(files, video, input, c, k, retry), (n) => heartbeat({ augmented: n }));
         return { result: { augmented: made, sources: train.length }, details: { generatedHere: true } };
       });
     },
@@ -116,7 +108,6 @@ export function createDatasetActivities(deps: ActivityDeps) {
         // The manifest's images and their CSV and JSONL rows go to local files as each image is planned, so a
         // long video's images are never all in memory (src/util/json.ts); uploaded once complete.
         const tables = await ImageTables.create(files.scratchDir);
-        const limit = pLimit(IMAGE_CONCURRENCY);
         // Copies and uploads in flight, bounded so that a long video's ~10^5 images are never all pending at once.
         const jobs = new JobWindow(DATASET_JOB_WINDOW, (written) => heartbeat({ imagesWritten: written, uploadsSkipped: files.io.uploadsSkipped }));
         try {
@@ -150,7 +141,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
               // of this step) is made again, bit-identical.
               const made = layout.augmented(input.videoGuid, c.track_id, c.n, k);
               if (input.batches && prior.has(made)) await jobs.add(() => files.copy(made, augName, NOT_READ_AGAIN));
-              else await jobs.add(() => limit(() => augmentedCopy(files, video, input, c, k)).then((buf) => files.write(augName, buf, 'image/jpeg', NOT_READ_AGAIN)));
+              else await jobs.add(() => augmentedCopy(files, video, input, c, k).then((buf) => files.write(augName, buf, 'image/jpeg', NOT_READ_AGAIN)));
             }
           }
           await jobs.settle();
@@ -335,11 +326,15 @@ async function augmentedCopy(files: StepFiles, video: VideoLayout, input: StepIn
 /**
  * Makes augmented copy `k` of crop `c` from its source crop ({@link sourceCrop}): deterministic, so every
  * worker makes the same bytes (`planAugmentation` seeded by the run and the crop, src/dataset/augment.ts).
+ * The transform runs in one of the process's image slots (`imageSlot`, ./imageWork.ts), so a caller must not
+ * hold one already.
  * @returns the copy as JPEG at `options.jpegQuality`.
  */
 export async function makeAugmentedCopy(files: StepFiles, video: VideoLayout, input: StepInput, c: CropEntry, k: number): Promise<Buffer> {
   const aug: Augmentation = planAugmentation(augmentSeed(input), augmentKey(input, c), k, input.options.augment);
-  return applyAugmentation(await files.read(sourceCrop(video, c, backgroundOf(input))), aug, input.options.background.fill, input.options.jpegQuality);
+  const source = await files.read(sourceCrop(video, c, backgroundOf(input)));
+  // The transform takes one of the process's image slots (./imageWork.ts); the read does not.
+  return imageSlot(() => applyAugmentation(source, aug, input.options.background.fill, input.options.jpegQuality));
 }
 
 /** The train crops of a video, in crop index order, by the split plan that step 9 applies ({@link planFor}). */

@@ -58,3 +58,26 @@ export class JobWindow {
     return this.done;
   }
 }
+
+/**
+ * Runs `job` for each of `items`, in order, with at most `size` unsettled at once ({@link JobWindow}), and
+ * waits for all of them: the items are read one at a time as the window frees, so neither their jobs nor
+ * their results pile up however many items there are.
+ *
+ * @param onDone called after each job that fulfils, with the number fulfilled so far (progress, heartbeats)
+ * @returns the number of jobs run
+ * @throws the first failure of any job, once every job already started has settled (none start after it);
+ *   RangeError when `size` is not a positive integer
+ */
+export async function forEachInWindow<T>(items: Iterable<T>, size: number, job: (item: T) => Promise<unknown>, onDone?: (done: number) => void): Promise<number> {
+  const window = new JobWindow(size, onDone);
+  try {
+    for (const item of items) await window.add(() => job(item));
+    await window.settle();
+    return window.fulfilled;
+  } catch (err) {
+    // No job may still be running once the caller sees the failure.
+    await window.drain();
+    throw err;
+  }
+}
