@@ -60,6 +60,13 @@ afterAll(async () => {
 
 const uniq = () => `e2e${Math.random().toString(36).slice(2, 8)}`;
 
+/** The most elements of any array anywhere in `value` (parsed JSON). */
+function longestArray(value: unknown): number {
+  if (Array.isArray(value)) return Math.max(value.length, ...value.map(longestArray));
+  if (value && typeof value === 'object') return Math.max(0, ...Object.values(value).map(longestArray));
+  return 0;
+}
+
 /**
  * Runs `trainPipeline` on `videos` with the real activities on this process's workers, under a fresh tenant,
  * and returns the run summary (checked `completed`) with its tenant and layout.
@@ -95,7 +102,16 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
       expect(parseArtifact(schema, name, raw), name).toEqual(raw);
     }
     parseArtifact(pipelineInfoSchema, layout.pipelineInfo, await store.getJson(layout.pipelineInfo));
-    for (let n = 1; n <= 9; n++) parseArtifact(stepResultFileSchema, layout.stepResult(n), await store.getJson(layout.stepResult(n)));
+    const cropCount = (await store.getJson<{ crops: unknown[] }>(video.cropIndex))!.crops.length;
+    expect(cropCount).toBeGreaterThan(10);
+    for (let n = 1; n <= 9; n++) {
+      parseArtifact(stepResultFileSchema, layout.stepResult(n), await store.getJson(layout.stepResult(n)));
+      // A step result is a small summary (SPEC section 4), whatever the video's length: no per-crop or
+      // per-box list (the crop index and detections.json hold those, once).
+      const raw = await store.get(layout.stepResult(n));
+      expect(raw.length, `step ${n} result`).toBeLessThan(32 * 1024);
+      expect(longestArray(JSON.parse(raw.toString('utf8'))), `step ${n} result`).toBeLessThan(cropCount);
+    }
 
     // Run-level records.
     expect(names).toContain('.pipeline_info.json');

@@ -98,7 +98,8 @@ export function createCropActivities(deps: ActivityDeps) {
         const tracks = new Set(entries.map((e) => e.track_id)).size;
         return {
           result: { crops: entries.length, tracks, rejected, index: video.cropIndex },
-          details: { crops: entries, filters: { minHeight, minBlurVariance, maxOcclusion, dedupMaxDistance, maxPerTrack: maxPerTrack ?? null }, ...(input.batches ? { batches: input.batches.length } : {}) },
+          // The crop index itself is stored once, at `index`; a step result stays a small summary (SPEC section 4).
+          details: { filters: { minHeight, minBlurVariance, maxOcclusion, dedupMaxDistance, maxPerTrack: maxPerTrack ?? null }, ...(input.batches ? { batches: input.batches.length } : {}) },
         };
       });
     },
