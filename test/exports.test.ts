@@ -1,6 +1,6 @@
 /** MOT Challenge and COCO exports of tracked boxes. */
 import { describe, expect, it } from 'vitest';
-import { cocoJson, motText, tracksFromMot, type ExportFrame } from '../src/dataset/exports';
+import { cocoJson, cocoJsonChunks, motChunks, motText, tracksFromMot, type ExportFrame } from '../src/dataset/exports';
 import { parseMotGroundTruth } from '../src/dataset/identity/groundTruth';
 
 const frames: ExportFrame[] = [
@@ -64,5 +64,24 @@ describe('detection exports', () => {
     expect(t.notSampled).toBe(1);
     expect(() => tracksFromMot('5,1,0,0,5,5\n', 'fixed.txt', [0, 2])).toThrow(/fixed\.txt.*no box lies on one of the video's 2 sampled frames.*1 boxes are on other frames/);
     expect(() => tracksFromMot('1,1,0,0,5\n', 'fixed.txt', [0])).toThrow(/fixed\.txt:1/);
+  });
+
+  it('writes MOT and COCO piece by piece to exactly the bytes of the whole export', () => {
+    const o = { videoGuid: 'v1', fileName: (f: number) => `selected_frames/frame_${f}.jpg`, labelOf: (id: number) => (id === 3 ? { team: 'A', role: 'player' } : undefined) };
+    // Frames out of order, a frame with no box between two with boxes, boxes out of track order.
+    const many: ExportFrame[] = [
+      ...frames,
+      { frame_id: 2, width: 64, height: 48, detections: [] },
+      { frame_id: 40, width: 64, height: 48, detections: [{ track_id: 9, bbox: [1.5, 2, 3.25, 4.75], score: 0.5 }, { track_id: 3, bbox: [0, 0, 1, 1], score: 1 }] },
+    ];
+    for (const f of [many, frames, []]) {
+      expect([...motChunks(f)].join('')).toBe(motText(f));
+      const pieces = [...cocoJsonChunks(f, o)];
+      expect(pieces.join('')).toBe(JSON.stringify(cocoJson(f, o)));
+      expect(JSON.parse(pieces.join(''))).toEqual(cocoJson(f, o));
+    }
+    // One piece per image and per frame with boxes, not one string.
+    expect([...cocoJsonChunks(many, o)].length).toBeGreaterThanOrEqual(many.length + 3);
+    expect([...motChunks(many)].length).toBe(many.filter((f) => f.detections.length > 0).length);
   });
 });

@@ -113,6 +113,14 @@ describe('trainPipeline end to end (real activities, dev server, GCS emulator)',
       expect(longestArray(JSON.parse(raw.toString('utf8'))), `step ${n} result`).toBeLessThan(cropCount);
     }
 
+    // The exports hold every tracked box: MOT one line each; COCO one annotation each, on one image per sampled frame.
+    const tracked = (await store.getJson<{ frames: { detections: unknown[] }[] }>(video.detections))!.frames;
+    const boxes = tracked.reduce((n, f) => n + f.detections.length, 0);
+    expect(boxes).toBeGreaterThan(0);
+    const coco = JSON.parse((await store.get(video.cocoExport)).toString('utf8')) as { images: unknown[]; annotations: unknown[] };
+    expect([coco.images.length, coco.annotations.length]).toEqual([tracked.length, boxes]);
+    expect((await store.get(video.motExport)).toString('utf8').split('\n').filter(Boolean)).toHaveLength(boxes);
+
     // Run-level records.
     expect(names).toContain('.pipeline_info.json');
     for (let n = 1; n <= 9; n++) expect(names).toContain(`intermediate/step${n}_result.json`);

@@ -2,15 +2,19 @@
  * Steps 8 and 9: `augmentCrops` and `createTrainingAndValidationSets` (CPU queue), and the report of step 9;
  * docs/ARCHITECTURE.md "The nine steps".
  */
+import { randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { applyAugmentation, planAugmentation, type Augmentation } from '../dataset/augment';
 import { describeBackground, type BackgroundDecision } from '../dataset/background';
 import { cropKey } from '../dataset/crops';
 import { classMarks, renderReport, stripPicks, type ReportTrack } from '../dataset/report';
 import { classesTxt, dataYaml } from '../dataset/classList';
-import { cocoJson, motText } from '../dataset/exports';
+import { cocoJsonChunks, motChunks } from '../dataset/exports';
 import { className, planSplit, type SplitPlan } from '../dataset/split';
-import { cropIndexSchema, detectionsFileSchema, metadataFileSchema, type CropEntry, type DetectionsFile, type Manifest } from '../storage/artifacts';
+import { cropIndexSchema, detectionsFileSchema, metadataFileSchema, type CropEntry, type CropIndex, type DetectionsFile, type Manifest } from '../storage/artifacts';
 import type { DatasetFolder, Split, VideoLayout } from '../storage/layout';
+import { TextSpool } from '../util/fs';
 import { groupBy } from '../util/group';
 import { forEachInWindow, JobWindow } from '../util/window';
 import { NOT_READ_AGAIN } from '../storage/runFiles';
@@ -96,7 +100,8 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const sources = background.removed ? video.cropsPrefix('modified') : video.cropsPrefix('original');
         const batched = input.batches ? [layout.augmentedPrefix(input.videoGuid)] : [];
         const prior = await files.loadPriorOutputs([video.datasetPrefix, ...(activityAttempt() > 1 ? [sources] : []), ...batched]);
-        const crops = await readCropIndex(files, video);
+        // The crop index is read once: its crops for the plan, its rejections for the report.
+        const { crops, rejected } = await files.readJson(video.cropIndex, cropIndexSchema);
         const plan = await planFor(files, video, input, crops);
         const detections = await files.readJson(video.detections, detectionsFileSchema);
         const teamOf = new Map((detections.teams?.classes ?? []).map((c) => [c.track_id, c]));
@@ -149,7 +154,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
           const total = (sp: Split) => Object.values(tracks).reduce((sum, t) => sum + (t[sp] ?? 0), 0);
           const totals: Record<Split, number> = { train: total('train'), val: total('val'), test: total('test') };
           const { train, val, test } = totals;
-          await files.write(video.report, await buildReport(files, video, input, background, crops, tracks, plan, { train, val }, detections), 'text/html; charset=utf-8', NOT_READ_AGAIN);
+          await files.write(video.report, await buildReport(files, video, input, background, { crops, rejected }, tracks, plan, { train, val }, detections), 'text/html; charset=utf-8', NOT_READ_AGAIN);
           const splits: Split[] = (['train', 'val', 'test'] as const).filter((sp) => totals[sp] > 0);
           const folders: DatasetFolder[] = [...splits, ...(tables.hasFolder('train_aug') ? (['train_aug'] as const) : [])];
           // Leftovers of an earlier dataset in this folder that this plan does not contain.
@@ -160,10 +165,11 @@ export function createDatasetActivities(deps: ActivityDeps) {
           await files.write(video.classesTxt, Buffer.from(classesTxt(names)), 'text/plain; charset=utf-8');
           await files.write(video.dataYaml, Buffer.from(dataYaml(names, splits)), 'application/yaml; charset=utf-8');
           // Every tracked box (not only the dataset's crops) in MOT Challenge and COCO form, for CVAT or FiftyOne.
-          await files.write(video.motExport, Buffer.from(motText(detections.frames)), 'text/plain; charset=utf-8', NOT_READ_AGAIN);
+          // Spooled to a local file piece by piece and uploaded from there, so neither is ever one string.
+          await writeSpooled(files, video.motExport, motChunks(detections.frames), 'text/plain; charset=utf-8');
           const videoRel = (name: string) => name.slice(video.prefix.length);
-          const coco = cocoJson(detections.frames, { videoGuid: input.videoGuid, fileName: (f) => videoRel(video.frame(f)), labelOf: (id) => teamOf.get(id) });
-          await files.write(video.cocoExport, Buffer.from(JSON.stringify(coco)), 'application/json', NOT_READ_AGAIN);
+          const coco = cocoJsonChunks(detections.frames, { videoGuid: input.videoGuid, fileName: (f) => videoRel(video.frame(f)), labelOf: (id) => teamOf.get(id) });
+          await writeSpooled(files, video.cocoExport, coco, 'application/json');
           const manifest: Omit<Manifest, 'images'> = {
             tenantId: input.tenantId,
             runGuid: input.runGuid,
@@ -229,7 +235,7 @@ async function buildReport(
   video: VideoLayout,
   input: StepInput,
   background: BackgroundDecision,
-  crops: CropEntry[],
+  { crops, rejected }: Pick<CropIndex, 'crops' | 'rejected'>,
   tracks: Record<string, TrackCounts>,
   plan: SplitPlan,
   counts: { train: number; val: number },
@@ -237,7 +243,6 @@ async function buildReport(
 ): Promise<string> {
   const dropped: Record<string, number> = {};
   for (const f of detections.frames) for (const d of f.dropped ?? []) dropped[d.reason] = (dropped[d.reason] ?? 0) + 1;
-  const { rejected } = await files.readJson(video.cropIndex, cropIndexSchema);
   const byTrack = groupBy(crops, (c) => c.track_id);
   const teamOf = new Map((detections.teams?.classes ?? []).map((c) => [c.track_id, c]));
   // Tracklet cuts and joins, when step 5 recorded them (`tracklets`, and each box's `tracklet_id`).
@@ -290,6 +295,25 @@ async function buildReport(
   });
 }
 
+
+/**
+ * Writes `chunks` in order to a file in the call's scratch folder (`TextSpool`, src/util/fs.ts: about 1 MiB
+ * held at a time), then uploads the file as `objectName`; the file is removed by the upload or with the
+ * scratch folder.
+ * @throws the errno error of a local write (e.g. `ENOSPC`); the store's errors of the upload
+ */
+async function writeSpooled(files: StepFiles, objectName: string, chunks: Iterable<string>, contentType: string): Promise<void> {
+  await mkdir(files.scratchDir, { recursive: true });
+  const spool = await TextSpool.create(path.join(files.scratchDir, `spool-${randomUUID()}`));
+  try {
+    for (const chunk of chunks) await spool.write(chunk);
+    await spool.close();
+  } catch (err) {
+    await spool.close(true);
+    throw err;
+  }
+  await files.writeFile(objectName, spool.file, contentType, NOT_READ_AGAIN);
+}
 
 /**
  * The crop's identity in augmentation seeds: video GUID, track id and crop number, not its storage path, so

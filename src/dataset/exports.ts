@@ -51,14 +51,22 @@ export const SIZE_DECIMALS = 4;
  * Numbers are written in their shortest round-trip form (JavaScript `String(number)`), sizes by {@link size}.
  */
 export function motText(frames: readonly ExportFrame[]): string {
-  const lines: string[] = [];
+  return [...motChunks(frames)].join('');
+}
+
+/**
+ * {@link motText} piece by piece: one string per frame that has boxes (its lines), in frame order, so a long
+ * video's export can be written to a file without building it whole. Joined, the pieces are `motText(frames)`.
+ */
+export function* motChunks(frames: readonly ExportFrame[]): Generator<string> {
   for (const f of [...frames].sort((a, b) => a.frame_id - b.frame_id)) {
+    let text = '';
     for (const d of [...f.detections].sort((a, b) => a.track_id - b.track_id)) {
       const [x1, y1, x2, y2] = d.bbox;
-      lines.push(`${f.frame_id + 1},${d.track_id + 1},${x1},${y1},${size(x1, x2)},${size(y1, y2)},${d.score},-1,-1,-1`);
+      text += `${f.frame_id + 1},${d.track_id + 1},${x1},${y1},${size(x1, x2)},${size(y1, y2)},${d.score},-1,-1,-1\n`;
     }
+    if (text) yield text;
   }
-  return lines.map((l) => `${l}\n`).join('');
 }
 
 /** COCO category id of a person (COCO's own id for "person"). */
@@ -82,24 +90,69 @@ export interface CocoExport {
   categories: { id: number; name: string; supercategory: string }[];
 }
 
+/** What {@link cocoJson} and {@link cocoJsonChunks} take beside the frames. */
+export interface CocoOptions {
+  videoGuid: string;
+  /** The image's file name as the consumer will find it (e.g. `selected_frames/frame_{id}.jpg`). */
+  fileName: (frameId: number) => string;
+  /** Team and role of a track, when known. */
+  labelOf?: (trackId: number) => { team: string | null; role: string | null } | undefined;
+}
+
 /**
  * COCO JSON of `frames`: image id = `frame_id` + 1 (COCO ids are positive), annotation ids 1, 2, ... in
  * frame order, then track order.
- * @param fileName the image's file name as the consumer will find it (e.g. `selected_frames/frame_{id}.jpg`)
- * @param labelOf team and role of a track, when known
  */
-export function cocoJson(
-  frames: readonly ExportFrame[],
-  o: { videoGuid: string; fileName: (frameId: number) => string; labelOf?: (trackId: number) => { team: string | null; role: string | null } | undefined },
-): CocoExport {
+export function cocoJson(frames: readonly ExportFrame[], o: CocoOptions): CocoExport {
   const sorted = [...frames].sort((a, b) => a.frame_id - b.frame_id);
-  const annotations: CocoExport['annotations'] = [];
+  return {
+    info: cocoInfo(o),
+    images: sorted.map((f) => cocoImage(f, o)),
+    annotations: [...cocoAnnotations(sorted, o)].flat(),
+    categories: COCO_CATEGORIES,
+  };
+}
+
+/**
+ * `JSON.stringify(cocoJson(frames, o))` piece by piece (one piece per image, and per frame for its
+ * annotations), so a long video's export can be written to a file without building it whole. Joined, the
+ * pieces are exactly those bytes (test/exports.test.ts).
+ */
+export function* cocoJsonChunks(frames: readonly ExportFrame[], o: CocoOptions): Generator<string> {
+  const sorted = [...frames].sort((a, b) => a.frame_id - b.frame_id);
+  yield `{"info":${JSON.stringify(cocoInfo(o))},"images":[`;
+  for (const [i, f] of sorted.entries()) yield (i ? ',' : '') + JSON.stringify(cocoImage(f, o));
+  yield '],"annotations":[';
+  let first = true;
+  for (const list of cocoAnnotations(sorted, o)) {
+    if (list.length === 0) continue;
+    yield (first ? '' : ',') + list.map((a) => JSON.stringify(a)).join(',');
+    first = false;
+  }
+  yield `],"categories":${JSON.stringify(COCO_CATEGORIES)}}`;
+}
+
+/** The export's one category (COCO's "person"). */
+const COCO_CATEGORIES: CocoExport['categories'] = [{ id: COCO_PERSON_CATEGORY, name: 'person', supercategory: 'person' }];
+
+function cocoInfo(o: CocoOptions): CocoExport['info'] {
+  return { description: 'DataPrep Pipeline tracked players', video_guid: o.videoGuid };
+}
+
+function cocoImage(f: ExportFrame, o: CocoOptions): CocoExport['images'][number] {
+  return { id: f.frame_id + 1, file_name: o.fileName(f.frame_id), width: f.width, height: f.height, frame_id: f.frame_id };
+}
+
+/** The annotations of each of `sorted` (ascending frame ids), a list per frame, numbered on from 1 across frames. */
+function* cocoAnnotations(sorted: readonly ExportFrame[], o: CocoOptions): Generator<CocoExport['annotations']> {
+  let id = 0;
   for (const f of sorted) {
+    const list: CocoExport['annotations'] = [];
     for (const d of [...f.detections].sort((a, b) => a.track_id - b.track_id)) {
       const [x1, y1, x2, y2] = d.bbox;
       const label = o.labelOf?.(d.track_id);
-      annotations.push({
-        id: annotations.length + 1,
+      list.push({
+        id: ++id,
         image_id: f.frame_id + 1,
         category_id: COCO_PERSON_CATEGORY,
         bbox: [x1, y1, size(x1, x2), size(y1, y2)],
@@ -110,13 +163,8 @@ export function cocoJson(
         attributes: { track_id: d.track_id, team: label?.team ?? null, role: label?.role ?? null },
       });
     }
+    yield list;
   }
-  return {
-    info: { description: 'DataPrep Pipeline tracked players', video_guid: o.videoGuid },
-    images: sorted.map((f) => ({ id: f.frame_id + 1, file_name: o.fileName(f.frame_id), width: f.width, height: f.height, frame_id: f.frame_id })),
-    annotations,
-    categories: [{ id: COCO_PERSON_CATEGORY, name: 'person', supercategory: 'person' }],
-  };
 }
 
 /** A box of an imported MOT file, on a sampled frame. */
