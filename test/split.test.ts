@@ -26,6 +26,19 @@ describe('planSplit', () => {
     expect(train.length + val.length + gap.length).toBe(50);
   });
 
+  it('decides each track from its own crops: planning a subset of whole tracks gives those crops the same assignments', () => {
+    // Class batches plan their own tracks only (augmentBatch, src/activities/batches.ts) and must agree with
+    // step 9's plan of the whole video, with and without a test block, with short and unsplittable tracks.
+    const crops = [...track(0, 50), ...track(1, 3, 7), ...track(2, 12, 100, 5), ...track(3, 6, 40, 4), ...track(4, 30, 5, 3)];
+    for (const o of [opts, { ...opts, testFraction: 0.1, minCropsPerClass: 4 }, { ...opts, unsplittable: 'train' as const }]) {
+      const whole = planSplit(crops, o);
+      for (const ids of [[0, 1], [2], [3, 4], [1, 3]]) {
+        const part = planSplit(crops.filter((c) => ids.includes(c.trackId)), o);
+        for (const c of crops.filter((x) => ids.includes(x.trackId))) expect(part.assignments.get(cropKey(c.trackId, c.n))).toBe(whole.assignments.get(cropKey(c.trackId, c.n)));
+      }
+    }
+  });
+
   it('never splits frame by frame: val is one contiguous run of a track', () => {
     const crops = [...track(0, 30, 0, 3), ...track(1, 12, 100, 5)];
     const plan = planSplit(crops, opts);

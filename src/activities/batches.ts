@@ -9,7 +9,7 @@
 import { inBatch } from '../dataset/batches';
 import { detectionsFileSchema, type BackgroundBatchFile, type CropBatchFile } from '../storage/artifacts';
 import type { BackgroundBatchResult, BatchInput, BatchResult, CropBatchResult, StepResultBase } from '../workflows/types';
-import { backgroundOf, backgroundRemover, cutCrops, readCropIndex } from './crops';
+import { backgroundOf, backgroundRemover, cutCrops, readCropIndex, readCropPart } from './crops';
 import { augmentedCopies, makeAugmentedCopy, trainCrops } from './dataset';
 import type { ActivityDeps } from './deps';
 import type { RunLayout } from '../storage/layout';
@@ -83,14 +83,17 @@ export function createBatchActivities(deps: ActivityDeps) {
      * Part of step 8: the `augment.count` augmented copies of every train crop of the classes of one batch
      * (`input.batch`, track ids `from`..`to`), made exactly as step 8 makes them for a whole video
      * (`makeAugmentedCopy`, ./dataset.ts), written to
-     * `intermediate/augmented/{videoGuid}/track_{id}/crop_{n}_aug{k}.jpg`. Its result goes under
-     * `batches.{index}` of step 8's result. A retry uploads only copies not already stored with the same bytes.
+     * `intermediate/augmented/{videoGuid}/track_{id}/crop_{n}_aug{k}.jpg`. It reads the batch's own part of the
+     * crop index (`readCropPart`, ./crops.ts), not the whole index. Its result goes under `batches.{index}` of
+     * step 8's result. A retry uploads only copies not already stored with the same bytes.
      */
     async augmentBatch(input: BatchInput): Promise<BatchResult> {
       const batch = input.batch;
       return batchPart(deps, 'augmentCrops', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
-        const train = (await trainCrops(files, video, input)).filter((c) => inBatch(batch, c.track_id));
+        // Only this batch's part of the crop index (written by its cropBatch): the whole index would be parsed
+        // by every batch running at once, and it grows with the video.
+        const train = await trainCrops(files, video, input, (await readCropPart(files, layout, input.videoGuid, batch)).crops);
         if (activityAttempt() > 1) await files.loadPriorOutputs([layout.augmentedPrefix(input.videoGuid)]);
         const copies = augmentedCopies(input);
         const jobs = train.flatMap((c) => Array.from({ length: copies }, (_, k) => ({ c, k })));

@@ -9,7 +9,7 @@ import { inBatch, type ClassBatch } from '../dataset/batches';
 import { cropJpeg, padAndClamp, type Region } from '../dataset/crops';
 import { scoreCrop, selectCrops, type ScoredCrop } from '../dataset/quality';
 import { invalidInput } from '../errors';
-import { backgroundBatchFileSchema, cropBatchFileSchema, cropIndexSchema, detectionsFileSchema, type CropEntry, type CropIndex, type DetectionsFile } from '../storage/artifacts';
+import { backgroundBatchFileSchema, cropBatchFileSchema, cropIndexSchema, detectionsFileSchema, type CropBatchFile, type CropEntry, type CropIndex, type DetectionsFile } from '../storage/artifacts';
 import { readChunks, writeChunk, type ChunkRef } from '../storage/checkpoints';
 import type { RunLayout, VideoLayout } from '../storage/layout';
 import { groupBy } from '../util/group';
@@ -267,12 +267,22 @@ async function mergedCropParts(files: StepFiles, layout: RunLayout, videoGuid: s
   const entries: CropEntry[] = [];
   const rejected: Record<string, number> = {};
   for (const b of batches) {
-    const part = await files.readJson(layout.cropBatch(videoGuid, b.index), cropBatchFileSchema);
-    if (part.batch.from !== b.from || part.batch.to !== b.to) throw invalidInput(`crop batch ${b.index}`, `holds tracks ${part.batch.from}-${part.batch.to}, not ${b.from}-${b.to}`);
+    const part = await readCropPart(files, layout, videoGuid, b);
     entries.push(...part.crops);
     for (const [reason, n] of Object.entries(part.rejected)) rejected[reason] = (rejected[reason] ?? 0) + n;
   }
   return { entries, rejected: sortedCounts(rejected) };
+}
+
+/**
+ * Class batch `batch`'s part of a video's crop index (`intermediate/crops/{videoGuid}/batch_{k}.json`, written by
+ * `cropBatch`): its entries in the order the merged index holds them, and its rejections.
+ * @throws PipelineError(InvalidInput) when the stored part is not the batch the workflow planned
+ */
+export async function readCropPart(files: StepFiles, layout: RunLayout, videoGuid: string, batch: ClassBatch): Promise<CropBatchFile> {
+  const part = await files.readJson(layout.cropBatch(videoGuid, batch.index), cropBatchFileSchema);
+  if (part.batch.from !== batch.from || part.batch.to !== batch.to) throw invalidInput(`crop batch ${batch.index}`, `holds tracks ${part.batch.from}-${part.batch.to}, not ${batch.from}-${batch.to}`);
+  return part;
 }
 
 /** `counts` with its keys in alphabetical order. */

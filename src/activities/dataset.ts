@@ -361,9 +361,14 @@ export async function makeAugmentedCopy(files: StepFiles, video: VideoLayout, in
   return imageSlot(() => applyAugmentation(source, aug, input.options.background.fill, input.options.jpegQuality));
 }
 
-/** The train crops of a video, in crop index order, by the split plan that step 9 applies ({@link planFor}). */
-export async function trainCrops(files: StepFiles, video: VideoLayout, input: StepInput): Promise<CropEntry[]> {
-  const crops = await readCropIndex(files, video);
-  const plan = await planFor(files, video, input, crops);
-  return crops.filter((c) => plan.assignments.get(cropKey(c.track_id, c.n)) === 'train');
+/**
+ * The train crops among `crops` (by default the video's whole crop index), in their order, by the split plan
+ * that step 9 applies ({@link planFor}). The plan decides each track from that track's crops alone
+ * (`planSplit`, src/dataset/split.ts), so every crop of a subset of whole tracks (a class batch's part of the
+ * index) gets the assignment it has in the whole video's plan.
+ */
+export async function trainCrops(files: StepFiles, video: VideoLayout, input: StepInput, crops?: CropEntry[]): Promise<CropEntry[]> {
+  const list = crops ?? (await readCropIndex(files, video));
+  const plan = await planFor(files, video, input, list);
+  return list.filter((c) => plan.assignments.get(cropKey(c.track_id, c.n)) === 'train');
 }
