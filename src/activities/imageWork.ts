@@ -6,8 +6,8 @@
  * (src/config.ts; 4 by default), and a long video has enough class batches (docs/ARCHITECTURE.md "Class
  * batches") to fill them all. With a limit per activity, four batches ran four times the image pipelines of
  * one, each holding its decoded frame or crop, so a worker's memory grew with the number of batches running,
- * which grows with the video's length. The CPU does not go faster with more pipelines than sharp has threads
- * (libuv's pool: 4 by default, https://sharp.pixelplumbing.com/api-utility#concurrency).
+ * which grows with the video's length. The CPU does not go faster with many more pipelines than sharp has
+ * threads (libuv's pool: 4 by default, https://sharp.pixelplumbing.com/api-utility#concurrency).
  *
  * Each activity feeds the slots through its own bounded window of jobs (`forEachInWindow`,
  * src/util/window.ts; {@link IMAGE_JOB_WINDOW}), never all its images at once. The slots are first come,
@@ -20,17 +20,20 @@
 import pLimit from 'p-limit';
 
 /**
- * Image jobs that run at once in one worker process: about sharp's thread-pool size (many parallel sharp
- * pipelines grow memory: docs/ARCHITECTURE.md "Pitfalls").
+ * Image jobs that run at once in one worker process: twice sharp's thread pool (libuv's 4 threads), so the pool
+ * has work queued while the event loop hands a job's pixels from one sharp pipeline to the next, and few
+ * enough that the decoded images held stay a constant few MiB (many parallel sharp pipelines grow memory:
+ * docs/ARCHITECTURE.md "Pitfalls"). With 4, four class batches of vtest.avi looped 8 times augmented about
+ * 10-25 % slower than with a limit of 4 per activity (README "Scaling one long video").
  */
-export const IMAGE_CONCURRENCY = 4;
+export const IMAGE_CONCURRENCY = 8;
 
 /**
  * Image jobs one activity has unsettled at once, from waiting for a slot to the end of the upload of their
- * output: four times the slots, so the slots and the store's requests (8 per store, src/storage/gcs.ts) always
- * have work queued while the outputs waiting for upload stay a constant few.
+ * output: twice the slots, so the slots and the store's requests (8 per store, src/storage/gcs.ts) have work
+ * queued while the outputs waiting for upload stay a constant few.
  */
-export const IMAGE_JOB_WINDOW = 4 * IMAGE_CONCURRENCY;
+export const IMAGE_JOB_WINDOW = 2 * IMAGE_CONCURRENCY;
 
 const slots = pLimit(IMAGE_CONCURRENCY);
 
