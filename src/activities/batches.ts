@@ -10,7 +10,7 @@ import { inBatch } from '../dataset/batches';
 import { detectionsFileSchema, type BackgroundBatchFile, type CropBatchFile } from '../storage/artifacts';
 import type { BackgroundBatchResult, BatchInput, BatchResult, CropBatchResult, StepResultBase } from '../workflows/types';
 import { backgroundOf, backgroundRemover, cutCrops, readCropIndex, readCropPart } from './crops';
-import { augmentedCopies, makeAugmentedCopy, trainCrops } from './dataset';
+import { copyJobs, makeAugmentedCopy, trainCrops } from './dataset';
 import type { ActivityDeps } from './deps';
 import type { RunLayout } from '../storage/layout';
 import { NOT_READ_AGAIN } from '../storage/runFiles';
@@ -95,12 +95,10 @@ export function createBatchActivities(deps: ActivityDeps) {
         // by every batch running at once, and it grows with the video.
         const train = await trainCrops(files, video, input, (await readCropPart(files, layout, input.videoGuid, batch)).crops);
         if (activityAttempt() > 1) await files.loadPriorOutputs([layout.augmentedPrefix(input.videoGuid)]);
-        const copies = augmentedCopies(input);
-        const jobs = train.flatMap((c) => Array.from({ length: copies }, (_, k) => ({ c, k })));
         // A bounded window of copies at a time, each made in one of the process's image slots (makeAugmentedCopy)
         // and uploaded outside it (the store bounds requests in flight).
         const made = await forEachInWindow(
-          jobs,
+          copyJobs(train, input),
           IMAGE_JOB_WINDOW,
           async ({ c, k }) => files.write(layout.augmented(input.videoGuid, c.track_id, c.n, k), await makeAugmentedCopy(files, video, input, c, k), 'image/jpeg', NOT_READ_AGAIN),
           (n) => heartbeat({ augmented: n, uploadsSkipped: files.io.uploadsSkipped }),

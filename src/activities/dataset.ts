@@ -67,10 +67,8 @@ export function createDatasetActivities(deps: ActivityDeps) {
         // With the cache off nothing would keep the copies for step 9, which makes them anyway: plan only.
         if (!files.cache.enabled) return { result: { augmented: planned, sources: train.length }, details: { generatedHere: false } };
         const retry = activityAttempt() > 1;
-        const copies = augmentedCopies(input);
-        const jobs = train.flatMap((c) => Array.from({ length: copies }, (_, k) => ({ c, k })));
         // A bounded window of copies at a time, each made in one of the process's image slots (makeAugmentedCopy).
-        const made = await forEachInWindow(jobs, IMAGE_JOB_WINDOW, ({ c, k }) => augmentedCopy(files, video, input, c, k, retry), (n) => heartbeat({ augmented: n }));
+        const made = await forEachInWindow(copyJobs(train, input), IMAGE_JOB_WINDOW, ({ c, k }) => augmentedCopy(files, video, input, c, k, retry), (n) => heartbeat({ augmented: n }));
         return { result: { augmented: made, sources: train.length }, details: { generatedHere: true } };
       });
     },
@@ -326,6 +324,15 @@ function augmentKey(input: StepInput, c: CropEntry): string {
 /** Augmented copies made of each train crop: `augment.count`, or none with `augment.placement` `none`. */
 export function augmentedCopies(input: StepInput): number {
   return input.options.augment.placement === 'none' ? 0 : input.options.augment.count;
+}
+
+/**
+ * Each augmented copy to make of `train`: every crop with each `k` below {@link augmentedCopies}, crop by crop,
+ * generated as they are taken (a long video's copies are never one list).
+ */
+export function* copyJobs(train: readonly CropEntry[], input: StepInput): Generator<{ c: CropEntry; k: number }> {
+  const copies = augmentedCopies(input);
+  for (const c of train) for (let k = 0; k < copies; k++) yield { c, k };
 }
 
 /** Seed of the run's augmentations: `options.augment.seed`, else the run GUID. */
