@@ -1,6 +1,6 @@
 /** Class batches: consecutive tracks cut by box count, never splitting a track. */
 import { describe, expect, it } from 'vitest';
-import { classBatchesOf, inBatch, planClassBatches } from '../src/dataset/batches';
+import { classBatchesOf, framesOfBatch, inBatch, planClassBatches } from '../src/dataset/batches';
 
 describe('planClassBatches', () => {
   it('closes a batch once it reaches maxBoxes, in ascending track id order', () => {
@@ -41,5 +41,30 @@ describe('planClassBatches', () => {
   it('rejects a non-positive batch size and negative counts', () => {
     expect(() => planClassBatches(new Map([[0, 1]]), 0)).toThrow(RangeError);
     expect(() => planClassBatches(new Map([[0, -1]]), 5)).toThrow(/track 0/);
+  });
+});
+
+describe('framesOfBatch', () => {
+  // Frames 0-3: tracks {1, 4}, {4}, none, {2, 7}.
+  const frames = [
+    { frame_id: 0, detections: [{ track_id: 1 }, { track_id: 4 }] },
+    { frame_id: 2, detections: [{ track_id: 4 }] },
+    { frame_id: 4, detections: [] },
+    { frame_id: 6, detections: [{ track_id: 2 }, { track_id: 7 }] },
+  ];
+
+  it('keeps the frames holding a box of the batch, whole (boxes of other batches too), in order', () => {
+    expect(framesOfBatch(frames, { from: 0, to: 2 }).map((f) => f.frame_id)).toEqual([0, 6]);
+    expect(framesOfBatch(frames, { from: 0, to: 2 })[0]).toBe(frames[0]);
+    expect(framesOfBatch(frames, { from: 3, to: 5 }).map((f) => f.frame_id)).toEqual([0, 2]);
+    expect(framesOfBatch(frames, { from: 8, to: 9 })).toEqual([]);
+  });
+
+  it('gives every box of every batch once its frame is kept: the batches\' boxes are all the boxes', () => {
+    const batches = classBatchesOf(frames, 2);
+    expect(batches.length).toBeGreaterThan(1);
+    const mine = batches.flatMap((b) => framesOfBatch(frames, b).flatMap((f) => f.detections.filter((d) => inBatch(b, d.track_id)).map((d) => `${f.frame_id}/${d.track_id}`)));
+    const all = frames.flatMap((f) => f.detections.map((d) => `${f.frame_id}/${d.track_id}`));
+    expect(mine.sort()).toEqual(all.sort());
   });
 });

@@ -1,11 +1,11 @@
 /**
- * Unit tests of the liveness watchdog (src/activities/liveness.ts) on a controlled clock, of
- * `forEachBounded`, and of the step failure that names step, attempts and root cause (src/errors.ts).
+ * Unit tests of the liveness watchdog (src/activities/liveness.ts) on a controlled clock, and of the step
+ * failure that names step, attempts and root cause (src/errors.ts).
  * The same behaviour against the real dev server: test/liveness.e2e.test.ts.
  */
 import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, RetryState, TimeoutFailure, TimeoutType } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { ActivityLiveness, forEachBounded } from '../src/activities/liveness';
+import { ActivityLiveness } from '../src/activities/liveness';
 import { ErrorType, PipelineError, stepFailure, toApplicationFailure } from '../src/errors';
 
 /** A context that records heartbeats; `previous` plays the last attempt's heartbeat details. */
@@ -64,33 +64,6 @@ describe('ActivityLiveness', () => {
     l.tick();
     expect(s.aborted).toBe(true);
     expect(s.reason).toBeInstanceOf(PipelineError);
-  });
-});
-
-describe('forEachBounded', () => {
-  it('keeps results in input order with at most `concurrency` calls in flight', async () => {
-    let inFlight = 0;
-    let peak = 0;
-    const out = await forEachBounded([5, 1, 4, 2, 3, 0], 2, async (ms, i) => {
-      peak = Math.max(peak, ++inFlight);
-      await new Promise((r) => setTimeout(r, ms * 5));
-      inFlight--;
-      return `${i}:${ms}`;
-    });
-    expect(out).toEqual(['0:5', '1:1', '2:4', '3:2', '4:3', '5:0']);
-    expect(peak).toBe(2);
-  });
-
-  it('rejects with the first error and starts nothing after it', async () => {
-    const started: number[] = [];
-    const err = await forEachBounded([0, 1, 2, 3, 4], 1, async (i) => {
-      started.push(i);
-      if (i === 1) throw new Error('boom at 1');
-      return i;
-    }).catch((e: Error) => e);
-    expect((err as Error).message).toBe('boom at 1');
-    await new Promise((r) => setTimeout(r, 10));
-    expect(started).toEqual([0, 1]);
   });
 });
 

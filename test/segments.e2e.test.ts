@@ -26,7 +26,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../src/activities';
 import { startRun } from '../src/cli/client';
 import { loadConfig, type Config } from '../src/config';
-import { cropIndexSchema, detectionsFileSchema, segmentFileSchema, stepResultFileSchema } from '../src/storage/artifacts';
+import { framesOfBatch, inBatch } from '../src/dataset/batches';
+import { cropIndexSchema, detectionsBatchFileSchema, detectionsFileSchema, segmentFileSchema, stepResultFileSchema } from '../src/storage/artifacts';
 import { createObjectStore } from '../src/storage/gcs';
 import { RunLayout } from '../src/storage/layout';
 import type { PipelineOptionsInput } from '../src/validation';
@@ -183,7 +184,7 @@ describe('one video in time segments (real activities)', () => {
     // their crops into the crop index, step 9 copied their augmented copies into the dataset (both identical to
     // the reference's, made in one piece) and deleted the copies.
     const layout = new RunLayout('segtwo', runGuid);
-    type Part = { taskQueue?: string; crops?: number; augmented?: number; batch: { from: number; to: number; boxes: number } };
+    type Part = { taskQueue?: string; crops?: number; augmented?: number; detectionsRead?: string; batch: { index: number; from: number; to: number; boxes: number } };
     const partsOf = async (n: number) => {
       const entry = stepResultFileSchema.parse(JSON.parse((await store.get(layout.stepResult(n))).toString('utf8'))).videos[videoGuid] as unknown as { augmented?: number; batches?: Record<string, Part> };
       return { entry, parts: Object.values(entry.batches ?? {}).sort((x, y) => x.batch.from - y.batch.from) };
@@ -194,6 +195,17 @@ describe('one video in time segments (real activities)', () => {
     expect(step6.parts.map((x) => x.batch)).toEqual(batches.map((x) => x.batch));
     for (const x of [...batches, ...step6.parts]) expect(x.taskQueue).toBe(taskQueue);
     for (let i = 1; i < batches.length; i++) expect(batches[i].batch.from).toBeGreaterThan(batches[i - 1].batch.to);
+    // Each crop batch read its own part of detections.json (written by step 5), which holds exactly the frames
+    // with a box of its tracks; together the parts hold every tracked box.
+    const detections = detectionsFileSchema.parse(JSON.parse((await store.get(layout.video(videoGuid).detections)).toString('utf8')));
+    let boxesInParts = 0;
+    for (const x of step6.parts) {
+      expect(x.detectionsRead).toBe('part');
+      const part = detectionsBatchFileSchema.parse(JSON.parse((await store.get(layout.detectionsBatch(videoGuid, x.batch.index))).toString('utf8')));
+      expect(part.frames.map((f) => f.frame_id)).toEqual(framesOfBatch(detections.frames, x.batch).map((f) => f.frame_id));
+      boxesInParts += part.frames.reduce((n, f) => n + f.detections.filter((d) => inBatch(x.batch, d.track_id)).length, 0);
+    }
+    expect(boxesInParts).toBe(detections.frames.reduce((n, f) => n + f.detections.length, 0));
     const index = cropIndexSchema.parse(JSON.parse((await store.get(layout.video(videoGuid).cropIndex)).toString('utf8')));
     expect(step6.parts.reduce((n, x) => n + x.crops!, 0)).toBe(index.crops.length);
     const augmentedInDataset = Object.keys(reference).filter((n) => /^datasets\/train(_aug)?\/.*_aug\d+\.jpg$/.test(n)).length;

@@ -6,8 +6,9 @@
  * (CPU) makes the batch's augmented copies as intermediate artifacts, which step 8 (`augmentCrops`,
  * ./dataset.ts) counts and step 9 copies into the dataset.
  */
-import { inBatch } from '../dataset/batches';
-import { detectionsFileSchema, type BackgroundBatchFile, type CropBatchFile } from '../storage/artifacts';
+import { classBatchesOf, framesOfBatch, inBatch, type ClassBatch } from '../dataset/batches';
+import { invalidInput } from '../errors';
+import { detectionsBatchFileSchema, detectionsFileSchema, type BackgroundBatchFile, type CropBatchFile, type DetectionsBatchFile, type DetectionsFile } from '../storage/artifacts';
 import type { BackgroundBatchResult, BatchInput, BatchResult, CropBatchResult, StepResultBase } from '../workflows/types';
 import { backgroundOf, backgroundRemover, cutCrops, readCropIndex, readCropPart } from './crops';
 import { copyJobs, makeAugmentedCopy, trainCrops } from './dataset';
@@ -25,6 +26,39 @@ function batchPart<R extends object>(deps: ActivityDeps, name: StepName, input: 
   return runStep(deps, name, input, body, { group: 'batches', index: input.batch.index });
 }
 
+/**
+ * Writes step 5's `detections.json` and, for a video of more than one class batch, each batch's part of it
+ * (`intermediate/detections/{videoGuid}/batch_{k}.json`: the frames holding a box of the batch, each whole;
+ * `framesOfBatch`, src/dataset/batches.ts), so that a `cropBatch` reads the frames it cuts from rather than the
+ * whole video's, which grow with its length. The parts are written first.
+ * @param maxBoxes `options.batches.boxes`
+ * @returns the video's class batches (`classBatchesOf`)
+ */
+export async function writeDetections(files: StepFiles, layout: RunLayout, videoGuid: string, file: DetectionsFile, maxBoxes: number): Promise<ClassBatch[]> {
+  const batches = classBatchesOf(file.frames, maxBoxes);
+  if (batches.length > 1) {
+    for (const batch of batches) {
+      await files.writeJson(layout.detectionsBatch(videoGuid, batch.index), { videoGuid, batch, frames: framesOfBatch(file.frames, batch) } satisfies DetectionsBatchFile);
+    }
+  }
+  await files.writeJson(layout.video(videoGuid).detections, file);
+  return batches;
+}
+
+/**
+ * The frames class batch `batch` cuts its crops from: its part of `detections.json` written by step 5
+ * ({@link writeDetections}); for a run whose step 5 ran before parts existed, the whole `detections.json`
+ * (`read: 'whole'`), from which `cutCrops` keeps the same frames.
+ * @throws PipelineError(InvalidInput) when the stored part is not the batch the workflow planned
+ */
+async function batchFrames(files: StepFiles, layout: RunLayout, videoGuid: string, batch: ClassBatch): Promise<{ frames: DetectionsFile['frames']; read: 'part' | 'whole' }> {
+  const name = layout.detectionsBatch(videoGuid, batch.index);
+  if (!(await files.store.exists(name))) return { frames: (await files.readJson(layout.video(videoGuid).detections, detectionsFileSchema)).frames, read: 'whole' };
+  const part = await files.readJson(name, detectionsBatchFileSchema);
+  if (part.batch.from !== batch.from || part.batch.to !== batch.to) throw invalidInput(`detections of class batch ${batch.index}`, `hold tracks ${part.batch.from}-${part.batch.to}, not ${batch.from}-${batch.to}`);
+  return { frames: part.frames, read: 'part' };
+}
+
 /** Creates `cropBatch`, `backgroundBatch` and `augmentBatch` over `deps`. */
 export function createBatchActivities(deps: ActivityDeps) {
   return {
@@ -39,10 +73,11 @@ export function createBatchActivities(deps: ActivityDeps) {
       const batch = input.batch;
       return batchPart(deps, 'extractCrops', input, async (files, layout) => {
         const video = layout.video(input.videoGuid);
-        const cut = await cutCrops(files, video, input, await files.readJson(video.detections, detectionsFileSchema), batch);
+        const { frames, read } = await batchFrames(files, layout, input.videoGuid, batch);
+        const cut = await cutCrops(files, video, input, frames, batch);
         const object = layout.cropBatch(input.videoGuid, batch.index);
         await files.writeJson(object, { videoGuid: input.videoGuid, batch, rejected: cut.rejected, crops: cut.entries } satisfies CropBatchFile);
-        return { result: { batch, crops: cut.entries.length, object }, details: { rejected: cut.rejected } };
+        return { result: { batch, crops: cut.entries.length, object }, details: { rejected: cut.rejected, detectionsRead: read } };
       });
     },
 

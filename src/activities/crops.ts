@@ -18,13 +18,19 @@ import { md5Base64 } from '../util/hash';
 import type { RgbFrame } from '../vision/image/rgb';
 import type { BackgroundResult, BatchedInput, CropsResult, StepInput } from '../workflows/types';
 import type { ActivityDeps } from './deps';
-import { IMAGE_CONCURRENCY, IMAGE_JOB_WINDOW, imageSlot } from './imageWork';
-import { forEachBounded } from './liveness';
+import { IMAGE_JOB_WINDOW, imageSlot } from './imageWork';
 import { runStep, type StepFiles } from './runStep';
 import { activityAttempt, heartbeat, previousHeartbeat } from './temporal';
 
 /** Gaussian sigma (pixels) that feathers the grass key's edge, so players do not get jagged outlines. */
 const GRASS_FEATHER_SIGMA = 0.8;
+
+/**
+ * Crop uploads of one {@link cutCrops} call unsettled at once: four times the store's requests in flight (8,
+ * src/storage/gcs.ts), as step 3's frame uploads (src/activities/ingest.ts), so the store always has work
+ * queued while a failed attempt has few uploads to wait for.
+ */
+const CROP_UPLOAD_WINDOW = 32;
 
 /** The crop index of a video (step 6), validated. */
 export async function readCropIndex(files: StepFiles, video: VideoLayout): Promise<CropEntry[]> {
@@ -92,7 +98,7 @@ export function createCropActivities(deps: ActivityDeps) {
         const video = layout.video(input.videoGuid);
         const { minHeight, maxPerTrack, minBlurVariance, maxOcclusion, dedupMaxDistance } = input.options.crops;
         // Class batches cut their crops already (cropBatch, ./batches.ts): merge their parts, in track order.
-        const cut = input.batches ? await mergedCropParts(files, layout, input.videoGuid, input.batches) : await cutCrops(files, video, input, await files.readJson(video.detections, detectionsFileSchema));
+        const cut = input.batches ? await mergedCropParts(files, layout, input.videoGuid, input.batches) : await cutCrops(files, video, input, (await files.readJson(video.detections, detectionsFileSchema)).frames);
         const { entries, rejected } = cut;
         await files.writeJson(video.cropIndex, { videoGuid: input.videoGuid, rejected, crops: entries } satisfies CropIndex);
         const tracks = new Set(entries.map((e) => e.track_id)).size;
@@ -183,18 +189,20 @@ export interface CutCrops {
 }
 
 /**
- * Step 6's cutting, for every track of `detections` or only the tracks of `batch`: one crop per tracked box
+ * Step 6's cutting, for every track of `frames` or only the tracks of `batch`: one crop per tracked box
  * from the full-resolution frame, padded and clamped to the frame, then the quality filters with their
  * reasons (docs on `extractCrops`); kept crops of a track numbered from 0 in time order and uploaded to
  * `crops/original/track_{id}/crop_{n}.jpg`. Every filter looks at one track (or at the frame's other boxes,
- * all of which `detections` holds), so cutting by batches gives the crops of cutting in one piece. On a retry
- * only crops not already stored with the same bytes are uploaded.
+ * all of which each of `frames` holds), so cutting by batches gives the crops of cutting in one piece. On a
+ * retry only crops not already stored with the same bytes are uploaded.
+ * @param frames sampled frames with their tracked boxes: `detections.json`'s, or a batch's part of them
+ *   (`framesOfBatch`, src/dataset/batches.ts)
  */
-export async function cutCrops(files: StepFiles, video: VideoLayout, input: StepInput, detections: DetectionsFile, batch?: ClassBatch): Promise<CutCrops> {
+export async function cutCrops(files: StepFiles, video: VideoLayout, input: StepInput, frames: readonly DetectionsFile['frames'][number][], batch?: ClassBatch): Promise<CutCrops> {
   const { padding, minHeight, maxPerTrack, minBlurVariance, maxOcclusion, dedupMaxDistance } = input.options.crops;
   if (activityAttempt() > 1) await files.loadPriorOutputs([video.cropsPrefix('original')]);
   const mine = (trackId: number) => !batch || inBatch(batch, trackId);
-  const frames = detections.frames.filter((f) => f.detections.some((d) => mine(d.track_id)));
+  const todo = frames.filter((f) => f.detections.some((d) => mine(d.track_id)));
   const rejected: Record<string, number> = {};
   const reject = (reason: string, n = 1) => void (rejected[reason] = (rejected[reason] ?? 0) + n);
   let framesCropped = 0;
@@ -222,10 +230,11 @@ export async function cutCrops(files: StepFiles, video: VideoLayout, input: Step
       const score = await scoreCrop({ bbox: d.bbox, othersInFrame: boxes.filter((_, j) => j !== i), jpeg }, filters);
       candidates.push({ key: `${d.track_id}/${f.frame_id}`, trackId: d.track_id, frameId: f.frame_id, score, jpeg, region, trackBBox: d.bbox });
     }
-    heartbeat({ framesCropped: ++framesCropped, frames: frames.length });
+    heartbeat({ framesCropped: ++framesCropped, frames: todo.length });
   };
-  // Each frame's decode, cuts and scores take one of the process's image slots (./imageWork.ts).
-  await forEachBounded(frames, IMAGE_CONCURRENCY, (f) => imageSlot(() => cutFrame(f)));
+  // Each frame's decode, cuts and scores take one of the process's image slots (./imageWork.ts); on a failure
+  // (or a cancel, thrown by heartbeat) the frames already started finish before the attempt fails.
+  await forEachInWindow(todo, IMAGE_JOB_WINDOW, (f) => imageSlot(() => cutFrame(f)));
   // 2. Quality filters (deterministic: per track in frame order, over the scores).
   const quality = selectCrops(candidates, filters);
   for (const r of quality.rejected) reject(r.reason);
@@ -236,8 +245,7 @@ export async function cutCrops(files: StepFiles, video: VideoLayout, input: Step
   );
   // 3. Optional cap, numbering, upload.
   const entries: CropEntry[] = [];
-  const jobs: Promise<void>[] = [];
-  let written = 0;
+  const uploads: { object: string; jpeg: Buffer }[] = [];
   for (const trackId of [...perTrack.keys()].sort((a, b) => a - b)) {
     let list = perTrack.get(trackId)!.sort((a, b) => a.frameId - b.frameId);
     if (maxPerTrack && list.length > maxPerTrack) {
@@ -250,11 +258,11 @@ export async function cutCrops(files: StepFiles, video: VideoLayout, input: Step
       const object = video.crop('original', trackId, n);
       const r = c.region;
       entries.push({ track_id: trackId, n, frame_id: c.frameId, bbox: c.trackBBox, region: [r.left, r.top, r.left + r.width, r.top + r.height], object });
-      // Uploads are bounded by the store's own concurrency, not by the image slots.
-      jobs.push(files.write(object, c.jpeg, 'image/jpeg').then(() => heartbeat({ cropsWritten: ++written, uploadsSkipped: files.io.uploadsSkipped })));
+      uploads.push({ object, jpeg: c.jpeg });
     });
   }
-  await Promise.all(jobs);
+  // Uploads through a window (not the image slots: no image work), so none still runs once the attempt failed.
+  await forEachInWindow(uploads, CROP_UPLOAD_WINDOW, (u) => files.write(u.object, u.jpeg, 'image/jpeg'), (written) => heartbeat({ cropsWritten: written, uploadsSkipped: files.io.uploadsSkipped }));
   return { entries, rejected: sortedCounts(rejected) };
 }
 

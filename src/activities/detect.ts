@@ -4,17 +4,17 @@
  */
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { classBatchesOf } from '../dataset/batches';
 import { tracksFromMot } from '../dataset/exports';
 import { invalidInput } from '../errors';
 import { sha256 } from '../util/hash';
 import { DEFAULT_OPTIONS } from '../validation';
 import { metadataFileSchema, type DetectionsFile, type DetectorModel, type FrameDetections, type TeamsFile } from '../storage/artifacts';
-import type { VideoLayout } from '../storage/layout';
+import type { RunLayout } from '../storage/layout';
 import type { RgbFrame } from '../vision/image/rgb';
 import { fitPitchModel } from '../vision/pitch/fit';
 import { VideoTracking, videoTeams } from '../vision/videoTracking';
 import type { DetectInput, DetectResult, GrassResult, StepInput, StepResultBase } from '../workflows/types';
+import { writeDetections } from './batches';
 import type { ActivityDeps } from './deps';
 import { detectOptionsOf, listFrameIds, trackSampledFrames, type StepOptions } from './detectFrames';
 import { fetchSource } from './ingest';
@@ -67,7 +67,7 @@ export function createDetectActivities(deps: ActivityDeps) {
         const video = layout.video(input.videoGuid);
         // Runs started before an option group existed carry none (or an older one): the defaults fill it.
         const opts = detectOptionsOf(input.options);
-        if (input.tracks) return importTracks(deps, files, video, input, input.tracks, opts);
+        if (input.tracks) return importTracks(deps, files, layout, input, input.tracks, opts);
         const meta = await files.readJson(video.metadata, metadataFileSchema);
         const videoInfo = { fps: meta.fps, grass: input.grass };
         let tracked: { model: DetectorModel; frames: FrameDetections[]; count: number; tiledFrames: number; dropReasons: Record<string, number>; inferenceMs: number };
@@ -99,7 +99,7 @@ export function createDetectActivities(deps: ActivityDeps) {
           ...(teams ? { teams } : {}),
           tracks: { origin: 'tracker' },
         };
-        await files.writeJson(video.detections, file);
+        const classBatches = await writeDetections(files, layout, input.videoGuid, file, batchBoxes(input));
         return {
           result: {
             frames: frames.length,
@@ -111,7 +111,7 @@ export function createDetectActivities(deps: ActivityDeps) {
             model: model.name,
             modelSha256: model.sha256,
             object: video.detections,
-            classBatches: classBatchesOf(frames, batchBoxes(input)),
+            classBatches,
           },
           details: {
             dropped: dropReasons,
@@ -162,11 +162,12 @@ export const MAX_TRACKS_BYTES = 64 * 1024 * 1024;
 async function importTracks(
   deps: ActivityDeps,
   files: StepFiles,
-  video: VideoLayout,
+  layout: RunLayout,
   input: StepInput,
   tracks: string,
   opts: StepOptions,
 ): Promise<StepOutput<Omit<DetectResult, keyof StepResultBase>>> {
+  const video = layout.video(input.videoGuid);
   await mkdir(files.scratchDir, { recursive: true });
   const tmpDir = await mkdtemp(path.join(files.scratchDir, 'tracks-'));
   let text: string;
@@ -198,9 +199,9 @@ async function importTracks(
     ...(teams ? { teams } : {}),
     tracks: origin,
   };
-  await files.writeJson(video.detections, file);
+  const classBatches = await writeDetections(files, layout, input.videoGuid, file, batchBoxes(input));
   return {
-    result: { frames: frames.length, detections: imported.boxes, tracks: imported.tracks, tracklets: imported.tracks, cuts: 0, joins: 0, model: 'none', modelSha256: '', object: video.detections, classBatches: classBatchesOf(frames, batchBoxes(input)) },
+    result: { frames: frames.length, detections: imported.boxes, tracks: imported.tracks, tracklets: imported.tracks, cuts: 0, joins: 0, model: 'none', modelSha256: '', object: video.detections, classBatches },
     details: { tracks: origin, teams: teams && teamCounts(teams) },
   };
 }

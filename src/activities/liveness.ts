@@ -5,8 +5,8 @@
  * - sends the activity's latest progress details to the server on a timer, so a step stays alive while it
  *   makes progress even where a loop never calls `heartbeat()` itself (long CPU work between two progress
  *   reports, uploads, decodes);
- * - counts as progress every explicit `heartbeat()`, every read or write of the run's artifacts
- *   (`RunFiles`), and every item finished by {@link forEachBounded};
+ * - counts as progress every explicit `heartbeat()` (the bounded loops of image work and uploads call it per
+ *   job) and every read or write of the run's artifacts (`RunFiles`);
  * - stops heartbeating and fails the attempt with a retryable `Stalled` error naming the last progress when
  *   nothing progressed for `stallMs`, so a truly hung step still times out (on the server's heartbeat timeout
  *   if the event loop itself is blocked, since then no timer runs).
@@ -19,7 +19,6 @@
  */
 import { Context } from '@temporalio/activity';
 import type { ActivityInboundCallsInterceptor, ActivityInterceptorsFactory } from '@temporalio/worker';
-import pLimit from 'p-limit';
 import { DEFAULT_ACTIVITY_STALL_SECONDS } from '../config';
 import { ErrorType, PipelineError } from '../errors';
 
@@ -177,33 +176,4 @@ export function createLivenessInterceptor(opts: LivenessOptions): ActivityInterc
     };
     return { inbound };
   };
-}
-
-/**
- * Runs `fn` over `items` with at most `concurrency` calls in flight (`p-limit`), reporting progress to the
- * current activity after each item, and returns the results in input order. The first rejection rejects the
- * whole (items already started finish; none start after it).
- *
- * For CPU-bound per-item work done by libuv threads (sharp decodes and encodes: 4 threads by default,
- * https://sharp.pixelplumbing.com/api-utility#concurrency), a concurrency of about the thread-pool size keeps
- * every core busy without growing memory (many sharp pipelines at once grow memory on glibc: docs/ARCHITECTURE.md "Pitfalls").
- */
-export async function forEachBounded<T, R>(items: readonly T[], concurrency: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const limit = pLimit(concurrency);
-  let failed = false;
-  return Promise.all(
-    items.map((item, i) =>
-      limit(async () => {
-        if (failed) throw new Error('forEachBounded: an earlier item failed');
-        try {
-          const r = await fn(item, i);
-          reportProgress();
-          return r;
-        } catch (err) {
-          failed = true;
-          throw err;
-        }
-      }),
-    ),
-  );
 }

@@ -63,3 +63,14 @@ export function classBatchesOf(frames: readonly { detections: readonly { track_i
   for (const f of frames) for (const d of f.detections) perTrack.set(d.track_id, (perTrack.get(d.track_id) ?? 0) + 1);
   return planClassBatches(perTrack, maxBoxes);
 }
+
+/**
+ * The frames class batch `batch` cuts its crops from: those of `frames` holding at least one box of the batch's
+ * tracks, in their order, each whole (its other boxes count for occlusion: `scoreCrop`, src/dataset/quality.ts).
+ * Crops cut from these frames are those cut from all of `frames` for the batch's tracks.
+ * @param frames sampled frames with their tracked boxes (`detections.json`'s `frames`).
+ * @returns the same frame objects (not copies).
+ */
+export function framesOfBatch<F extends { detections: readonly { track_id: number }[] }>(frames: readonly F[], batch: Pick<ClassBatch, 'from' | 'to'>): F[] {
+  return frames.filter((f) => f.detections.some((d) => inBatch(batch, d.track_id)));
+}

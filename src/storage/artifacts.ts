@@ -286,6 +286,10 @@ export type CropBatchFile = z.output<typeof cropBatchFileSchema>;
 export const backgroundBatchFileSchema = z.object({ videoGuid: z.string(), batch: cropBatchFileSchema.shape.batch, crops: z.array(z.object({ i: int.min(0), removed: z.number() })) });
 /** One class batch's background records. */
 export type BackgroundBatchFile = z.output<typeof backgroundBatchFileSchema>;
+/** `intermediate/detections/{guid}/batch_{k}.json` (step 5): the frames of `detections.json` holding a box of a class batch, each whole. */
+export const detectionsBatchFileSchema = z.object({ videoGuid: z.string(), batch: cropBatchFileSchema.shape.batch, frames: detectionsFileSchema.shape.frames });
+/** One class batch's part of `detections.json`. */
+export type DetectionsBatchFile = z.output<typeof detectionsBatchFileSchema>;
 
 /** One augmented copy's parameters (`Augmentation` of src/dataset/augment.ts). */
 export const augmentationSchema = z.object({
@@ -410,8 +414,6 @@ export const stepResultFileSchema = z.looseObject({
   name: z.string(),
   videos: z.record(z.string(), z.looseObject({ videoGuid: z.string(), io: stepIoSchema.optional() })),
 });
-/** `intermediate/step{N}_result.json`. */
-export type StepResultFile = z.output<typeof stepResultFileSchema>;
 
 /** One step's entry in `steps.{videoGuid}` of `.pipeline_info.json`. */
 export const stepStatusSchema = z.looseObject({
@@ -433,8 +435,6 @@ export const pipelineInfoSchema = z.looseObject({
   status: z.enum(['running', 'completed', 'failed', 'cancelled']).optional(),
   steps: z.record(z.string(), z.record(z.string(), stepStatusSchema)).optional(),
 });
-/** `.pipeline_info.json`. */
-export type PipelineInfo = z.output<typeof pipelineInfoSchema>;
 
 /**
  * Read-modify-write of a JSON artifact (`ObjectStore.updateJson`: optimistic concurrency), the current value

@@ -184,6 +184,13 @@ export class RunLayout {
     return `${this.prefix}intermediate/segments/${assertGuid(videoGuid, 'videoGuid')}/segment_${assertIndex(segment, 'segment')}.json`;
   }
   /**
+   * The frames of `detections.json` that class batch `batch` cuts its crops from (docs/ARCHITECTURE.md "Class
+   * batches"; written by step 5, read by the batch's `cropBatch`): `intermediate/detections/{videoGuid}/batch_{batch}.json`.
+   */
+  detectionsBatch(videoGuid: string, batch: number): string {
+    return `${this.prefix}intermediate/detections/${assertGuid(videoGuid, 'videoGuid')}/batch_${assertIndex(batch, 'class batch')}.json`;
+  }
+  /**
    * The crops that class batch `batch` of step 6 cut (docs/ARCHITECTURE.md "Class batches"; merged into the
    * crop index): `intermediate/crops/{videoGuid}/batch_{batch}.json`.
    */
