@@ -6,11 +6,11 @@
  * (CPU) makes the batch's augmented copies as intermediate artifacts, which step 8 (`augmentCrops`,
  * ./dataset.ts) counts and step 9 copies into the dataset.
  */
-import { classBatchesOf, framesOfBatch, inBatch, type ClassBatch } from '../dataset/batches';
+import { classBatchesOf, framesOfBatch, type ClassBatch } from '../dataset/batches';
 import { invalidInput } from '../errors';
 import { detectionsBatchFileSchema, detectionsFileSchema, type BackgroundBatchFile, type CropBatchFile, type DetectionsBatchFile, type DetectionsFile } from '../storage/artifacts';
 import type { BackgroundBatchResult, BatchInput, BatchResult, CropBatchResult, StepResultBase } from '../workflows/types';
-import { backgroundOf, backgroundRemover, cutCrops, readCropIndex, readCropPart } from './crops';
+import { backgroundOf, backgroundRemover, cutCrops, readCropPart } from './crops';
 import { copyJobs, makeAugmentedCopy, trainCrops } from './dataset';
 import type { ActivityDeps } from './deps';
 import type { RunLayout } from '../storage/layout';
@@ -85,7 +85,9 @@ export function createBatchActivities(deps: ActivityDeps) {
      * Part of step 7: the background of every crop of the classes of one batch removed exactly as step 7
      * removes a whole video's (`backgroundRemover`, ./crops.ts), uploaded to
      * `crops/modified/track_{id}/crop_{n}.jpg`; the removed share of each crop goes to
-     * `intermediate/background/{videoGuid}/batch_{index}.json`. Nothing when the video's mode removes nothing.
+     * `intermediate/background/{videoGuid}/batch_{index}.json`, by the crop's place in the batch's part of the crop
+     * index (`readCropPart`, ./crops.ts: the batch reads that part, not the whole index). Nothing when the video's
+     * mode removes nothing.
      * Its result goes under `batches.{index}` of step 7's result. Runs on the GPU queue (u2netp).
      */
     async backgroundBatch(input: BatchInput): Promise<BackgroundBatchResult> {
@@ -93,7 +95,8 @@ export function createBatchActivities(deps: ActivityDeps) {
       return batchPart(deps, 'removeCropBackground', input, async (files, layout): Promise<StepOutput<Omit<BackgroundBatchResult, keyof StepResultBase>>> => {
         const video = layout.video(input.videoGuid);
         const decision = backgroundOf(input);
-        const mine = (await readCropIndex(files, video)).flatMap((c, i) => (inBatch(batch, c.track_id) ? [{ c, i }] : []));
+        // Only this batch's part of the crop index (written by its cropBatch), numbered by place in the part.
+        const mine = (await readCropPart(files, layout, input.videoGuid, batch)).crops.map((c, i) => ({ c, i }));
         // Nothing to remove (step 7 stores nothing then): no part either.
         if (!decision.removed) return { result: { batch, crops: mine.length, object: null }, details: { mode: decision.mode } };
         if (activityAttempt() > 1) await files.loadPriorOutputs([video.cropsPrefix('modified')]);
@@ -109,7 +112,7 @@ export function createBatchActivities(deps: ActivityDeps) {
         });
         const object = layout.backgroundBatch(input.videoGuid, batch.index);
         records.sort((a, b) => a.i - b.i);
-        await files.writeJson(object, { videoGuid: input.videoGuid, batch, crops: records } satisfies BackgroundBatchFile);
+        await files.writeJson(object, { videoGuid: input.videoGuid, batch, indexing: 'part', crops: records } satisfies BackgroundBatchFile);
         return { result: { batch, crops: mine.length, object }, details: { mode: decision.mode } };
       });
     },

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { applyMask, decideBackground, grassAlpha, intersectMasks, type BackgroundDecision } from '../dataset/background';
-import { inBatch, type ClassBatch } from '../dataset/batches';
+import { inBatch, placeBackgroundRecords, type ClassBatch } from '../dataset/batches';
 import { cropJpeg, padAndClamp, type Region } from '../dataset/crops';
 import { scoreCrop, selectCrops, type ScoredCrop } from '../dataset/quality';
 import { invalidInput } from '../errors';
@@ -321,21 +321,14 @@ export async function backgroundRemover(deps: ActivityDeps, input: StepInput, de
 
 /**
  * The removed shares of every crop of a video whose backgrounds class batches removed: each batch's part
- * (`intermediate/background/{videoGuid}/batch_{k}.json`, written by `backgroundBatch`), by crop index.
+ * (`intermediate/background/{videoGuid}/batch_{k}.json`, written by `backgroundBatch`) placed by crop index
+ * (`placeBackgroundRecords`, src/dataset/batches.ts).
  * @throws PipelineError(InvalidInput) when the parts do not cover every crop of the index once.
  */
 async function mergedBackgroundParts(files: StepFiles, layout: RunLayout, videoGuid: string, batches: ClassBatch[], crops: CropEntry[]): Promise<number[]> {
-  const removed = new Array<number | undefined>(crops.length).fill(undefined);
-  for (const b of batches) {
-    const part = await files.readJson(layout.backgroundBatch(videoGuid, b.index), backgroundBatchFileSchema);
-    for (const r of part.crops) {
-      if (r.i >= crops.length || removed[r.i] !== undefined || !inBatch(b, crops[r.i].track_id)) throw invalidInput(`background batch ${b.index}`, `records crop ${r.i}, which is not one of its own`);
-      removed[r.i] = r.removed;
-    }
-  }
-  const missing = removed.findIndex((r) => r === undefined);
-  if (missing >= 0) throw invalidInput(`background batches of video ${videoGuid}`, `leave crop ${missing} (${crops[missing].object}) untreated`);
-  return removed as number[];
+  const parts = [];
+  for (const b of batches) parts.push(await files.readJson(layout.backgroundBatch(videoGuid, b.index), backgroundBatchFileSchema));
+  return placeBackgroundRecords(crops, parts);
 }
 
 /** The background treatment of the video of `input` (one rule for steps 7, 8 and 9: `decideBackground`). */

@@ -4,6 +4,8 @@
  * crops (docs/ARCHITECTURE.md "Class batches").
  */
 
+import { invalidInput } from '../errors';
+
 /** One batch of classes: the tracks with ids `from`..`to` (both included) and the tracked boxes they hold. */
 export interface ClassBatch {
   /** 0-based position of the batch. */
@@ -73,4 +75,39 @@ export function classBatchesOf(frames: readonly { detections: readonly { track_i
  */
 export function framesOfBatch<F extends { detections: readonly { track_id: number }[] }>(frames: readonly F[], batch: Pick<ClassBatch, 'from' | 'to'>): F[] {
   return frames.filter((f) => f.detections.some((d) => inBatch(batch, d.track_id)));
+}
+
+/** One class batch's background records (`intermediate/background/{guid}/batch_{k}.json`, src/storage/artifacts.ts). */
+export interface BackgroundPart {
+  batch: Pick<ClassBatch, 'index' | 'from' | 'to'>;
+  /** `'part'`: `i` is the crop's place in its batch's crop part; absent (older runs): its place in the crop index. */
+  indexing?: 'part';
+  crops: readonly { i: number; removed: number }[];
+}
+
+/**
+ * The removed share of every crop of a video's crop index, gathered from its class batches' background records.
+ * A batch's crops are consecutive in the crop index, from its first one on (the index is its batches' crop parts
+ * in batch order), so a record numbered in its part is at that first crop's index plus `i`.
+ * @param crops the crop index's entries, in ascending track order.
+ * @param parts every batch's records.
+ * @returns removed shares in [0, 1] by crop index.
+ * @throws PipelineError(InvalidInput) naming the batch when a record is not one of its own crops or is given twice,
+ *   or naming the crop when no batch treated it.
+ */
+export function placeBackgroundRecords(crops: readonly { track_id: number }[], parts: readonly BackgroundPart[]): number[] {
+  const removed = new Array<number | undefined>(crops.length).fill(undefined);
+  for (const part of parts) {
+    const b = part.batch;
+    const first = crops.findIndex((c) => inBatch(b, c.track_id));
+    const base = part.indexing !== 'part' ? 0 : first >= 0 ? first : crops.length;
+    for (const r of part.crops) {
+      const i = base + r.i;
+      if (i >= crops.length || removed[i] !== undefined || !inBatch(b, crops[i].track_id)) throw invalidInput(`background batch ${b.index}`, `records crop ${r.i}, which is not one of its own`);
+      removed[i] = r.removed;
+    }
+  }
+  const missing = removed.findIndex((r) => r === undefined);
+  if (missing >= 0) throw invalidInput(`background batches`, `leave crop ${missing} of the crop index untreated`);
+  return removed as number[];
 }

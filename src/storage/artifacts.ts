@@ -282,8 +282,8 @@ export type CropIndex = z.output<typeof cropIndexSchema>;
 export const cropBatchFileSchema = cropIndexSchema.extend({ batch: z.object({ index: int.min(0), from: int.min(0), to: int.min(0), tracks: int.min(0), boxes: int.min(0) }) });
 /** One class batch's crops. */
 export type CropBatchFile = z.output<typeof cropBatchFileSchema>;
-/** `intermediate/background/{guid}/batch_{k}.json`: removed share per crop (index `i` in the crop index) of a class batch in step 7. */
-export const backgroundBatchFileSchema = z.object({ videoGuid: z.string(), batch: cropBatchFileSchema.shape.batch, crops: z.array(z.object({ i: int.min(0), removed: z.number() })) });
+/** `intermediate/background/{guid}/batch_{k}.json`: removed share per crop of a class batch in step 7; `i` is the crop's place in the batch's crop part with `indexing: 'part'`, else (older runs) in the crop index. */
+export const backgroundBatchFileSchema = z.object({ videoGuid: z.string(), batch: cropBatchFileSchema.shape.batch, indexing: z.literal('part').optional(), crops: z.array(z.object({ i: int.min(0), removed: z.number() })) });
 /** One class batch's background records. */
 export type BackgroundBatchFile = z.output<typeof backgroundBatchFileSchema>;
 /** `intermediate/detections/{guid}/batch_{k}.json` (step 5): the frames of `detections.json` holding a box of a class batch, each whole. */
