@@ -26,11 +26,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../src/activities';
 import { startRun } from '../src/cli/client';
 import { loadConfig, type Config } from '../src/config';
-import { framesOfBatch, inBatch } from '../src/dataset/batches';
+import { framesOfBatch, inBatch, type ClassBatch } from '../src/dataset/batches';
 import { cropIndexSchema, detectionsBatchFileSchema, detectionsFileSchema, segmentFileSchema, stepResultFileSchema } from '../src/storage/artifacts';
 import { createObjectStore } from '../src/storage/gcs';
 import { RunLayout } from '../src/storage/layout';
-import type { PipelineOptionsInput } from '../src/validation';
+import { validateInput, type PipelineOptionsInput } from '../src/validation';
 import { createDeps, splitActivities } from '../src/workers/worker';
 import { segmentWorkflowId, videoWorkflowId } from '../src/workflows/ids';
 import { progressQuery } from '../src/workflows/messages';
@@ -213,6 +213,14 @@ describe('one video in time segments (real activities)', () => {
     expect(batches.reduce((n, x) => n + x.augmented!, 0)).toBe(augmentedInDataset);
     expect(step8.augmented).toBe(augmentedInDataset);
     expect(await store.list(layout.augmentedPrefix(videoGuid))).toEqual([]);
+    // Step 9 again, as a retry after its first attempt deleted the batches' copies: each copy it finds missing
+    // is made again, bit-identical, and the dataset is unchanged.
+    const again = realDeps('two-step9');
+    const options = validateInput({ tenantId: 'segtwo', videos: [{ source: clip }], options: { ...OPTIONS, ...BATCHES } }).options;
+    const classBatches = batches.map((x) => x.batch as ClassBatch);
+    await createActivities(again.deps).createTrainingAndValidationSets({ tenantId: 'segtwo', runGuid, videoGuid, workflowId: 'step9-again', source: clip, options, batches: classBatches });
+    await again.deps.release();
+    expect(await snapshot('segtwo', videoGuid)).toEqual(reference);
   }, 300_000);
 
   it('tracks a lost worker’s segment again on another worker, with identical outputs', async () => {

@@ -53,7 +53,15 @@ describe('object store', () => {
     const listed = await store.list(`${prefix}paged/`);
     expect(store.stats().requests - before).toBe(3); // pages of 4, 4 and 3
     expect(listed).toEqual(blobs.map((b, i) => ({ name: `${prefix}paged/o_${String(i).padStart(2, '0')}.bin`, size: b.length, md5: createHash('md5').update(b).digest('base64') })));
+    // Counting and pages hold a page at a time; deleting goes page by page and leaves nothing.
+    expect(await store.count(`${prefix}paged/`)).toBe(11);
+    const pages: number[] = [];
+    for await (const page of store.listPages(`${prefix}paged/`)) pages.push(page.length);
+    expect(pages).toEqual([4, 4, 3]);
+    const deleting = store.stats().requests;
     expect(await store.deletePrefix(`${prefix}paged/`)).toBe(11);
+    expect(store.stats().requests - deleting).toBe(4 + 11); // 3 pages and the empty one, 11 deletes
+    expect(await store.count(`${prefix}paged/`)).toBe(0);
   });
 
   it.each(['503', 'reset'] as const)('retries injected transient faults (%s) and leaves identical bytes', async (mode) => {

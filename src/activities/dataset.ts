@@ -17,6 +17,7 @@ import type { DatasetFolder, Split, VideoLayout } from '../storage/layout';
 import { TextSpool } from '../util/fs';
 import { groupBy } from '../util/group';
 import { forEachInWindow, JobWindow } from '../util/window';
+import { isNotFound } from '../storage/gcs';
 import { NOT_READ_AGAIN } from '../storage/runFiles';
 import type { BatchedInput, AugmentResult, SplitResult, StepInput } from '../workflows/types';
 import { backgroundOf, readCropIndex, sourceCrop } from './crops';
@@ -61,7 +62,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const planned = train.length * augmentedCopies(input);
         // Class batches made the copies (augmentBatch, ./batches.ts): count what they stored.
         if (input.batches) {
-          const stored = (await files.store.list(layout.augmentedPrefix(input.videoGuid))).length;
+          const stored = await files.store.count(layout.augmentedPrefix(input.videoGuid));
           return { result: { augmented: stored, sources: train.length }, details: { generatedHere: false, batches: input.batches.length, planned } };
         }
         // With the cache off nothing would keep the copies for step 9, which makes them anyway: plan only.
@@ -96,8 +97,9 @@ export function createDatasetActivities(deps: ActivityDeps) {
         await files.store.delete([video.manifest]);
         const background = backgroundOf(input);
         const sources = background.removed ? video.cropsPrefix('modified') : video.cropsPrefix('original');
-        const batched = input.batches ? [layout.augmentedPrefix(input.videoGuid)] : [];
-        const prior = await files.loadPriorOutputs([video.datasetPrefix, ...(activityAttempt() > 1 ? [sources] : []), ...batched]);
+        // The class batches' copies are not listed (a long video's listing would be held whole): each is copied,
+        // and one found missing is made again.
+        const prior = await files.loadPriorOutputs([video.datasetPrefix, ...(activityAttempt() > 1 ? [sources] : [])]);
         // The crop index is read once: its crops for the plan, its rejections for the report.
         const { crops, rejected } = await files.readJson(video.cropIndex, cropIndexSchema);
         const plan = await planFor(files, video, input, crops);
@@ -140,11 +142,12 @@ export function createDatasetActivities(deps: ActivityDeps) {
               const aug = planAugmentation(augmentSeed(input), augmentKey(input, c), k, input.options.augment);
               await add({ ...imageEntry(augName), ...base, augmentation: aug });
               t.train++;
-              // A class batch's copy is copied server-side; one it did not store (gone after a completed attempt
-              // of this step) is made again, bit-identical.
+              // A class batch's copy is copied server-side; one the store does not have (gone after a completed
+              // attempt of this step) is made again, bit-identical.
+              const make = () => augmentedCopy(files, video, input, c, k).then((buf) => files.write(augName, buf, 'image/jpeg', NOT_READ_AGAIN));
               const made = layout.augmented(input.videoGuid, c.track_id, c.n, k);
-              if (input.batches && prior.has(made)) await jobs.add(() => files.copy(made, augName, NOT_READ_AGAIN));
-              else await jobs.add(() => augmentedCopy(files, video, input, c, k).then((buf) => files.write(augName, buf, 'image/jpeg', NOT_READ_AGAIN)));
+              if (input.batches) await jobs.add(() => files.copy(made, augName, NOT_READ_AGAIN).catch((err: unknown) => (isNotFound(err) ? make() : Promise.reject(err))));
+              else await jobs.add(make);
             }
           }
           await jobs.settle();

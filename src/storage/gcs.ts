@@ -100,7 +100,17 @@ export interface ObjectStore {
   copy(from: string, to: string): Promise<void>;
   /** Lists objects under `prefix`, sorted by name. */
   list(prefix: string): Promise<ObjectInfo[]>;
-  /** Deletes every object under `prefix`; returns how many. `prefix` must end in `/`. */
+  /**
+   * Lists objects under `prefix` one page (at most `listPageSize` objects) at a time, in the store's order, so a
+   * caller that needs only a page at once (counting, deleting) never holds a long video's whole listing.
+   */
+  listPages(prefix: string): AsyncGenerator<ObjectInfo[]>;
+  /** How many objects are under `prefix` (counted page by page: {@link listPages}). */
+  count(prefix: string): Promise<number>;
+  /**
+   * Deletes every object under `prefix`, a page of the listing at a time; returns how many. `prefix` must end
+   * in `/`.
+   */
   deletePrefix(prefix: string): Promise<number>;
   /** Deletes the objects `names` (missing ones are ignored); returns how many were asked for. */
   delete(names: readonly string[]): Promise<number>;
@@ -135,7 +145,8 @@ export interface ObjectStore {
 
 const emptyStats = (): StorageStats => ({ requests: 0, uploads: 0, downloads: 0, bytesUploaded: 0, bytesDownloaded: 0, retries: 0, copies: 0 });
 
-function isNotFound(err: unknown): boolean {
+/** Whether `err` is the store's answer for a missing object (`code` 404, as {@link ObjectStore.get} and `copy` throw). */
+export function isNotFound(err: unknown): boolean {
   return (err as { code?: unknown })?.code === 404;
 }
 function isPreconditionFailed(err: unknown): boolean {
@@ -263,24 +274,44 @@ function buildStore(opts: ObjectStoreOptions, client: Storage, limit: LimitFunct
       count({ copies: 1 });
     },
 
-    async list(prefix) {
+    async *listPages(prefix) {
       // Page by page, asking only for the fields kept. Without `fields` the library makes a File object holding
       // every field of every listed object (about 7 KiB of heap each: 20,000 objects took 144 MiB), and one
       // listing of a long video's augmented copies held them all at once; with `fields` it hands out the
       // response's items as they are (`Bucket.getFiles` in @google-cloud/storage 7).
-      const out: ObjectInfo[] = [];
       let pageToken: string | undefined;
       do {
         const [files, next] = await call(() => bucket.getFiles({ prefix, autoPaginate: false, maxResults: listPageSize, pageToken, fields: LIST_FIELDS }));
-        for (const f of files as unknown as ListedItem[]) out.push({ name: f.name, size: Number(f.size ?? 0), md5: f.md5Hash });
+        yield (files as unknown as ListedItem[]).map((f) => ({ name: f.name, size: Number(f.size ?? 0), md5: f.md5Hash }));
         pageToken = (next as { pageToken?: string } | null)?.pageToken;
       } while (pageToken);
+    },
+
+    async list(prefix) {
+      const out: ObjectInfo[] = [];
+      for await (const page of store.listPages(prefix)) out.push(...page);
       return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    },
+
+    async count(prefix) {
+      let n = 0;
+      for await (const page of store.listPages(prefix)) n += page.length;
+      return n;
     },
 
     async deletePrefix(prefix) {
       if (!prefix.endsWith('/')) throw new Error(`deletePrefix: prefix ${prefix} must end in "/"`);
-      return store.delete((await store.list(prefix)).map((o) => o.name));
+      // Always the first page again: a page token need not stay valid once the objects before it are gone.
+      let deleted = 0;
+      let previous: string | undefined;
+      for (;;) {
+        const page = (await store.listPages(prefix).next()).value as ObjectInfo[] | undefined;
+        if (!page?.length) return deleted;
+        // A store that lists what it has just deleted would loop here for ever.
+        if (page[0].name === previous) throw new Error(`deletePrefix: ${page[0].name} is still listed after it was deleted`);
+        previous = page[0].name;
+        deleted += await store.delete(page.map((o) => o.name));
+      }
     },
 
     async delete(names) {
