@@ -15,7 +15,6 @@ import type { RunLayout, VideoLayout } from '../storage/layout';
 import { groupBy } from '../util/group';
 import { forEachInWindow } from '../util/window';
 import { md5Base64 } from '../util/hash';
-import type { RgbFrame } from '../vision/image/rgb';
 import type { BackgroundResult, BatchedInput, CropsResult, StepInput } from '../workflows/types';
 import type { ActivityDeps } from './deps';
 import { IMAGE_JOB_WINDOW, imageSlot } from './imageWork';
@@ -213,7 +212,7 @@ export async function cutCrops(files: StepFiles, video: VideoLayout, input: Step
   const filters = { minBlurVariance, maxOcclusion, dedupMaxDistance };
   const cutFrame = async (f: DetectionsFile['frames'][number]) => {
     const boxes = f.detections.map((d) => d.bbox);
-    let frame: RgbFrame | undefined;
+    const cuts: { i: number; d: (typeof f.detections)[number]; region: Region }[] = [];
     for (const [i, d] of f.detections.entries()) {
       if (!mine(d.track_id)) continue;
       const region = padAndClamp(d.bbox, padding, f.width, f.height);
@@ -225,16 +224,26 @@ export async function cutCrops(files: StepFiles, video: VideoLayout, input: Step
         reject('tooSmall');
         continue;
       }
-      frame ??= await files.readFrame(video.frame(f.frame_id));
-      const jpeg = await cropJpeg(frame, region, input.options.jpegQuality);
-      const score = await scoreCrop({ bbox: d.bbox, othersInFrame: boxes.filter((_, j) => j !== i), jpeg }, filters);
-      candidates.push({ key: `${d.track_id}/${f.frame_id}`, trackId: d.track_id, frameId: f.frame_id, score, jpeg, region, trackBBox: d.bbox });
+      cuts.push({ i, d, region });
+    }
+    if (cuts.length > 0) {
+      // The frame's JPEG is read (downloaded on a cache miss) outside the image slot, so a slot is never held
+      // waiting for the network; its decode, cuts and scores run in one slot (./imageWork.ts).
+      const frameJpeg = await files.read(video.frame(f.frame_id));
+      await imageSlot(async () => {
+        const frame = await files.decodeFrame(frameJpeg);
+        for (const { i, d, region } of cuts) {
+          const jpeg = await cropJpeg(frame, region, input.options.jpegQuality);
+          const score = await scoreCrop({ bbox: d.bbox, othersInFrame: boxes.filter((_, j) => j !== i), jpeg }, filters);
+          candidates.push({ key: `${d.track_id}/${f.frame_id}`, trackId: d.track_id, frameId: f.frame_id, score, jpeg, region, trackBBox: d.bbox });
+        }
+      });
     }
     heartbeat({ framesCropped: ++framesCropped, frames: todo.length });
   };
-  // Each frame's decode, cuts and scores take one of the process's image slots (./imageWork.ts); on a failure
-  // (or a cancel, thrown by heartbeat) the frames already started finish before the attempt fails.
-  await forEachInWindow(todo, IMAGE_JOB_WINDOW, (f) => imageSlot(() => cutFrame(f)));
+  // A window of frames at a time; on a failure (or a cancel, thrown by heartbeat) the frames already started
+  // finish before the attempt fails.
+  await forEachInWindow(todo, IMAGE_JOB_WINDOW, cutFrame);
   // 2. Quality filters (deterministic: per track in frame order, over the scores).
   const quality = selectCrops(candidates, filters);
   for (const r of quality.rejected) reject(r.reason);

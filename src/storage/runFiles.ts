@@ -185,6 +185,14 @@ export class RunFiles<F> {
     return cached ? this.options.codec.decode(cached) : this.download(objectName).then((b) => this.options.codec.decode(b));
   }
 
+  /**
+   * Decodes a frame's JPEG as {@link readFrame} does, for a caller that read the bytes itself ({@link read}),
+   * e.g. to download outside a bound on decoding work. The same bytes give the same pixels.
+   */
+  decodeFrame(jpeg: Buffer): Promise<F> {
+    return this.options.codec.decode(jpeg);
+  }
+
   /** Uploads a frame's JPEG (unless already stored: {@link loadPriorOutputs}), then caches the JPEG. */
   async writeFrame(objectName: string, jpeg: Buffer): Promise<void> {
     await this.write(objectName, jpeg, 'image/jpeg');
