@@ -15,7 +15,8 @@
  * another's images (which would leave it without progress long enough to be taken for stalled:
  * src/activities/liveness.ts).
  *
- * A job given to {@link imageSlot} must not wait for another slot (it would deadlock once every slot waits).
+ * A job given to {@link imageSlot} must not wait for another slot (it would deadlock once every slot waits),
+ * and its input is read before it takes the slot: a download on a cache miss would hold the slot idle.
  */
 import pLimit from 'p-limit';
 
