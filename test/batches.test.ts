@@ -1,6 +1,6 @@
 /** Class batches: consecutive tracks cut by box count, never splitting a track. */
 import { describe, expect, it } from 'vitest';
-import { classBatchesOf, framesOfBatch, inBatch, placeBackgroundRecords, planClassBatches } from '../src/dataset/batches';
+import { assertPlannedBatch, classBatchesOf, framesOfBatch, inBatch, placeBackgroundRecords, planClassBatches } from '../src/dataset/batches';
 
 describe('planClassBatches', () => {
   it('closes a batch once it reaches maxBoxes, in ascending track id order', () => {
@@ -71,7 +71,7 @@ describe('framesOfBatch', () => {
 
 describe('placeBackgroundRecords', () => {
   // Crop index: tracks 0, 0, 1 (batch 0: tracks 0-1), 3, 3, 3 (batch 1: tracks 2-3, track 2 has no crop), 5 (batch 2).
-  const crops = [0, 0, 1, 3, 3, 3, 5].map((track_id) => ({ track_id }));
+  const crops = [0, 0, 1, 3, 3, 3, 5].map((track_id, i) => ({ track_id, object: `crop_${i}.jpg` }));
   const b0 = { index: 0, from: 0, to: 1 };
   const b1 = { index: 1, from: 2, to: 3 };
   const b2 = { index: 2, from: 4, to: 5 };
@@ -79,20 +79,28 @@ describe('placeBackgroundRecords', () => {
 
   it('places records numbered in their batch part at the batch\'s first crop of the index', () => {
     const parts = [part(b1, [0.4, 0.5, 0.6], 'part'), part(b0, [0.1, 0.2, 0.3], 'part'), part(b2, [0.7], 'part')];
-    expect(placeBackgroundRecords(crops, parts)).toEqual([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]);
+    expect(placeBackgroundRecords(crops, parts, 'v1')).toEqual([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]);
   });
 
   it('reads records of older runs as numbered in the crop index', () => {
     const old = { batch: b1, crops: [3, 4, 5].map((i) => ({ i, removed: i / 10 })) };
-    expect(placeBackgroundRecords(crops, [part(b0, [0, 0.1, 0.2], 'part'), old, part(b2, [0.6], 'part')])).toEqual([0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]);
+    expect(placeBackgroundRecords(crops, [part(b0, [0, 0.1, 0.2], 'part'), old, part(b2, [0.6], 'part')], 'v1')).toEqual([0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]);
   });
 
   it('names the batch of a record outside its own crops, or given twice, and a crop no batch treated', () => {
-    expect(() => placeBackgroundRecords(crops, [part(b0, [0, 0, 0, 0], 'part')])).toThrow(/background batch 0.*records crop 3/);
-    expect(() => placeBackgroundRecords(crops, [part(b2, [0, 0], 'part')])).toThrow(/background batch 2.*records crop 1/);
-    expect(() => placeBackgroundRecords(crops, [part(b0, [0, 0, 0], 'part'), part(b0, [0], 'part')])).toThrow(/records crop 0/);
-    expect(() => placeBackgroundRecords(crops, [part(b0, [0, 0, 0], 'part'), part(b2, [0], 'part')])).toThrow(/leave crop 3 /);
+    expect(() => placeBackgroundRecords(crops, [part(b0, [0, 0, 0, 0], 'part')], 'v1')).toThrow(/background batch 0.*records crop 3/);
+    expect(() => placeBackgroundRecords(crops, [part(b2, [0, 0], 'part')], 'v1')).toThrow(/background batch 2.*records crop 1/);
+    expect(() => placeBackgroundRecords(crops, [part(b0, [0, 0, 0], 'part'), part(b0, [0], 'part')], 'v1')).toThrow(/records crop 0/);
+    expect(() => placeBackgroundRecords(crops, [part(b0, [0, 0, 0], 'part'), part(b2, [0], 'part')], 'v1')).toThrow(/video v1.*leave crop 3 \(crop_3\.jpg\)/);
     // A batch none of whose tracks kept a crop has no records, and no place.
-    expect(() => placeBackgroundRecords(crops, [part({ index: 3, from: 6, to: 9 }, [0], 'part')])).toThrow(/background batch 3/);
+    expect(() => placeBackgroundRecords(crops, [part({ index: 3, from: 6, to: 9 }, [0], 'part')], 'v1')).toThrow(/background batch 3/);
+  });
+});
+
+describe('assertPlannedBatch', () => {
+  it('accepts a part of the planned batch and names a part of another one', () => {
+    expect(() => assertPlannedBatch('crop batch 1', { from: 3, to: 7 }, { from: 3, to: 7 })).not.toThrow();
+    expect(() => assertPlannedBatch('crop batch 1', { from: 3, to: 8 }, { from: 3, to: 7 })).toThrow(/crop batch 1.*holds tracks 3-8, not 3-7/);
+    expect(() => assertPlannedBatch('detections of class batch 2', { from: 2, to: 7 }, { from: 3, to: 7 })).toThrow(/detections of class batch 2.*holds tracks 2-7, not 3-7/);
   });
 });

@@ -6,13 +6,13 @@
  * (CPU) makes the batch's augmented copies as intermediate artifacts, which step 8 (`augmentCrops`,
  * ./dataset.ts) counts and step 9 copies into the dataset.
  */
-import { classBatchesOf, framesOfBatch, type ClassBatch } from '../dataset/batches';
-import { invalidInput } from '../errors';
+import { assertPlannedBatch, classBatchesOf, framesOfBatch, type ClassBatch } from '../dataset/batches';
 import { detectionsBatchFileSchema, detectionsFileSchema, type BackgroundBatchFile, type CropBatchFile, type DetectionsBatchFile, type DetectionsFile } from '../storage/artifacts';
 import type { BackgroundBatchResult, BatchInput, BatchResult, CropBatchResult, StepResultBase } from '../workflows/types';
 import { backgroundOf, backgroundRemover, cutCrops, readCropPart } from './crops';
 import { copyJobs, makeAugmentedCopy, trainCrops } from './dataset';
 import type { ActivityDeps } from './deps';
+import { isNotFound } from '../storage/gcs';
 import type { RunLayout } from '../storage/layout';
 import { NOT_READ_AGAIN } from '../storage/runFiles';
 import { forEachInWindow } from '../util/window';
@@ -47,15 +47,19 @@ export async function writeDetections(files: StepFiles, layout: RunLayout, video
 
 /**
  * The frames class batch `batch` cuts its crops from: its part of `detections.json` written by step 5
- * ({@link writeDetections}); for a run whose step 5 ran before parts existed, the whole `detections.json`
- * (`read: 'whole'`), from which `cutCrops` keeps the same frames.
+ * ({@link writeDetections}); for a run whose step 5 ran before parts existed (the store answers 404), the whole
+ * `detections.json` (`read: 'whole'`), from which `cutCrops` keeps the same frames.
  * @throws PipelineError(InvalidInput) when the stored part is not the batch the workflow planned
  */
 async function batchFrames(files: StepFiles, layout: RunLayout, videoGuid: string, batch: ClassBatch): Promise<{ frames: DetectionsFile['frames']; read: 'part' | 'whole' }> {
-  const name = layout.detectionsBatch(videoGuid, batch.index);
-  if (!(await files.store.exists(name))) return { frames: (await files.readJson(layout.video(videoGuid).detections, detectionsFileSchema)).frames, read: 'whole' };
-  const part = await files.readJson(name, detectionsBatchFileSchema);
-  if (part.batch.from !== batch.from || part.batch.to !== batch.to) throw invalidInput(`detections of class batch ${batch.index}`, `hold tracks ${part.batch.from}-${part.batch.to}, not ${batch.from}-${batch.to}`);
+  let part: DetectionsBatchFile;
+  try {
+    part = await files.readJson(layout.detectionsBatch(videoGuid, batch.index), detectionsBatchFileSchema);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    return { frames: (await files.readJson(layout.video(videoGuid).detections, detectionsFileSchema)).frames, read: 'whole' };
+  }
+  assertPlannedBatch(`detections of class batch ${batch.index}`, part.batch, batch);
   return { frames: part.frames, read: 'part' };
 }
 

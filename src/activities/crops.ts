@@ -5,10 +5,9 @@
  */
 import { z } from 'zod';
 import { applyMask, decideBackground, grassAlpha, intersectMasks, type BackgroundDecision } from '../dataset/background';
-import { inBatch, placeBackgroundRecords, type ClassBatch } from '../dataset/batches';
+import { assertPlannedBatch, framesOfBatch, inBatch, placeBackgroundRecords, type ClassBatch } from '../dataset/batches';
 import { cropJpeg, padAndClamp, type Region } from '../dataset/crops';
 import { scoreCrop, selectCrops, type ScoredCrop } from '../dataset/quality';
-import { invalidInput } from '../errors';
 import { backgroundBatchFileSchema, cropBatchFileSchema, cropIndexSchema, detectionsFileSchema, type CropBatchFile, type CropEntry, type CropIndex, type DetectionsFile } from '../storage/artifacts';
 import { readChunks, writeChunk, type ChunkRef } from '../storage/checkpoints';
 import type { RunLayout, VideoLayout } from '../storage/layout';
@@ -201,7 +200,7 @@ export async function cutCrops(files: StepFiles, video: VideoLayout, input: Step
   const { padding, minHeight, maxPerTrack, minBlurVariance, maxOcclusion, dedupMaxDistance } = input.options.crops;
   if (activityAttempt() > 1) await files.loadPriorOutputs([video.cropsPrefix('original')]);
   const mine = (trackId: number) => !batch || inBatch(batch, trackId);
-  const todo = frames.filter((f) => f.detections.some((d) => mine(d.track_id)));
+  const todo = batch ? framesOfBatch(frames, batch) : frames.filter((f) => f.detections.length > 0);
   const rejected: Record<string, number> = {};
   const reject = (reason: string, n = 1) => void (rejected[reason] = (rejected[reason] ?? 0) + n);
   let framesCropped = 0;
@@ -298,7 +297,7 @@ async function mergedCropParts(files: StepFiles, layout: RunLayout, videoGuid: s
  */
 export async function readCropPart(files: StepFiles, layout: RunLayout, videoGuid: string, batch: ClassBatch): Promise<CropBatchFile> {
   const part = await files.readJson(layout.cropBatch(videoGuid, batch.index), cropBatchFileSchema);
-  if (part.batch.from !== batch.from || part.batch.to !== batch.to) throw invalidInput(`crop batch ${batch.index}`, `holds tracks ${part.batch.from}-${part.batch.to}, not ${batch.from}-${batch.to}`);
+  assertPlannedBatch(`crop batch ${batch.index}`, part.batch, batch);
   return part;
 }
 
@@ -337,7 +336,7 @@ export async function backgroundRemover(deps: ActivityDeps, input: StepInput, de
 async function mergedBackgroundParts(files: StepFiles, layout: RunLayout, videoGuid: string, batches: ClassBatch[], crops: CropEntry[]): Promise<number[]> {
   const parts = [];
   for (const b of batches) parts.push(await files.readJson(layout.backgroundBatch(videoGuid, b.index), backgroundBatchFileSchema));
-  return placeBackgroundRecords(crops, parts);
+  return placeBackgroundRecords(crops, parts, videoGuid);
 }
 
 /** The background treatment of the video of `input` (one rule for steps 7, 8 and 9: `decideBackground`). */

@@ -67,6 +67,15 @@ export function classBatchesOf(frames: readonly { detections: readonly { track_i
 }
 
 /**
+ * Checks that a stored part of a class batch (a batch's frames, crops) is of the batch the workflow planned.
+ * @param what the part, for the error (e.g. `crop batch 3`).
+ * @throws PipelineError(InvalidInput) naming `what` and both track ranges when its first or last track differs
+ */
+export function assertPlannedBatch(what: string, stored: Pick<ClassBatch, 'from' | 'to'>, planned: Pick<ClassBatch, 'from' | 'to'>): void {
+  if (stored.from !== planned.from || stored.to !== planned.to) throw invalidInput(what, `holds tracks ${stored.from}-${stored.to}, not ${planned.from}-${planned.to}`);
+}
+
+/**
  * The frames class batch `batch` cuts its crops from: those of `frames` holding at least one box of the batch's
  * tracks, in their order, each whole (its other boxes count for occlusion: `scoreCrop`, src/dataset/quality.ts).
  * Crops cut from these frames are those cut from all of `frames` for the batch's tracks.
@@ -89,13 +98,14 @@ export interface BackgroundPart {
  * The removed share of every crop of a video's crop index, gathered from its class batches' background records.
  * A batch's crops are consecutive in the crop index, from its first one on (the index is its batches' crop parts
  * in batch order), so a record numbered in its part is at that first crop's index plus `i`.
- * @param crops the crop index's entries, in ascending track order.
+ * @param crops the crop index's entries (track and object name), in ascending track order.
  * @param parts every batch's records.
+ * @param videoGuid the video, for the errors.
  * @returns removed shares in [0, 1] by crop index.
  * @throws PipelineError(InvalidInput) naming the batch when a record is not one of its own crops or is given twice,
- *   or naming the crop when no batch treated it.
+ *   or naming the video and the crop's object when no batch treated it.
  */
-export function placeBackgroundRecords(crops: readonly { track_id: number }[], parts: readonly BackgroundPart[]): number[] {
+export function placeBackgroundRecords(crops: readonly { track_id: number; object: string }[], parts: readonly BackgroundPart[], videoGuid: string): number[] {
   const removed = new Array<number | undefined>(crops.length).fill(undefined);
   for (const part of parts) {
     const b = part.batch;
@@ -108,6 +118,6 @@ export function placeBackgroundRecords(crops: readonly { track_id: number }[], p
     }
   }
   const missing = removed.findIndex((r) => r === undefined);
-  if (missing >= 0) throw invalidInput(`background batches`, `leave crop ${missing} of the crop index untreated`);
+  if (missing >= 0) throw invalidInput(`background batches of video ${videoGuid}`, `leave crop ${missing} (${crops[missing].object}) untreated`);
   return removed as number[];
 }
